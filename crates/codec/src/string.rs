@@ -1,0 +1,170 @@
+//! [`MqttStr`]: a UTF-8 Encoded String of section 1.5.4 that shares the read
+//! buffer instead of copying out of it.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::ops::Deref;
+
+use bytes::Bytes;
+
+/// Why bytes are not an MQTT UTF-8 string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Utf8Error {
+    /// Ill-formed UTF-8, including surrogates and overlong forms
+    /// [MQTT-1.5.3-1] / [MQTT-1.5.4-1].
+    Invalid,
+    /// The string contains U+0000 [MQTT-1.5.3-2] / [MQTT-1.5.4-2].
+    Null,
+}
+
+/// An immutable string that is valid UTF-8 and contains no U+0000, backed by
+/// [`Bytes`] so that decoding a topic or client id is a reference-count bump.
+///
+/// Other control characters and non-characters are kept: the spec lets a
+/// receiver close on them but does not require it [MQTT-1.5.3-3], and a
+/// U+FEFF is never stripped [MQTT-1.5.4-3].
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct MqttStr(Bytes);
+
+impl MqttStr {
+    /// The empty string.
+    pub const fn new() -> MqttStr {
+        MqttStr(Bytes::new())
+    }
+
+    /// Validates `bytes` and wraps them without copying.
+    pub fn from_bytes(bytes: Bytes) -> Result<MqttStr, Utf8Error> {
+        validate(&bytes)?;
+        Ok(MqttStr(bytes))
+    }
+
+    /// Wraps a `'static` string, checked for U+0000.
+    pub fn from_static(s: &'static str) -> MqttStr {
+        assert!(!s.contains('\0'), "MQTT strings cannot contain U+0000");
+        MqttStr(Bytes::from_static(s.as_bytes()))
+    }
+
+    /// The string.
+    pub fn as_str(&self) -> &str {
+        // SAFETY: every constructor checks that the bytes are UTF-8 (either
+        // through `validate` or because they came from a `str`), and `Bytes`
+        // is immutable.
+        unsafe { std::str::from_utf8_unchecked(&self.0) }
+    }
+
+    /// The underlying shared bytes.
+    pub fn as_bytes(&self) -> &Bytes {
+        &self.0
+    }
+
+    /// The underlying shared bytes, by value.
+    pub fn into_bytes(self) -> Bytes {
+        self.0
+    }
+}
+
+/// Checks the rules every MQTT string obeys: well-formed UTF-8 and no U+0000.
+pub fn validate(bytes: &[u8]) -> Result<&str, Utf8Error> {
+    let s = std::str::from_utf8(bytes).map_err(|_| Utf8Error::Invalid)?;
+    if bytes.contains(&0) {
+        return Err(Utf8Error::Null);
+    }
+    Ok(s)
+}
+
+impl TryFrom<String> for MqttStr {
+    type Error = Utf8Error;
+    fn try_from(s: String) -> Result<MqttStr, Utf8Error> {
+        if s.contains('\0') {
+            return Err(Utf8Error::Null);
+        }
+        Ok(MqttStr(Bytes::from(s)))
+    }
+}
+
+impl TryFrom<&str> for MqttStr {
+    type Error = Utf8Error;
+    fn try_from(s: &str) -> Result<MqttStr, Utf8Error> {
+        if s.contains('\0') {
+            return Err(Utf8Error::Null);
+        }
+        Ok(MqttStr(Bytes::copy_from_slice(s.as_bytes())))
+    }
+}
+
+impl Deref for MqttStr {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for MqttStr {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl Borrow<str> for MqttStr {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq<str> for MqttStr {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for MqttStr {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl fmt::Debug for MqttStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for MqttStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_ill_formed_utf8() {
+        // [MQTT-1.5.3-1] / [MQTT-1.5.4-1]: a UTF-16 surrogate (U+D800) encoded
+        // as UTF-8, an overlong '/' and a lone continuation byte.
+        for bad in [&[0xED, 0xA0, 0x80][..], &[0xC0, 0xAF], &[0x80]] {
+            assert_eq!(
+                MqttStr::from_bytes(Bytes::copy_from_slice(bad)),
+                Err(Utf8Error::Invalid)
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_null() {
+        // [MQTT-1.5.3-2] / [MQTT-1.5.4-2]
+        assert_eq!(
+            MqttStr::from_bytes(Bytes::from_static(b"a\0b")),
+            Err(Utf8Error::Null)
+        );
+        assert_eq!(MqttStr::try_from("a\0"), Err(Utf8Error::Null));
+    }
+
+    #[test]
+    fn keeps_bom_and_control_characters() {
+        // [MQTT-1.5.4-3]: U+FEFF is not stripped.
+        let s = MqttStr::from_bytes(Bytes::from_static(b"\xEF\xBB\xBFa\x01")).unwrap();
+        assert_eq!(s.as_str(), "\u{FEFF}a\u{1}");
+    }
+}
