@@ -1,0 +1,196 @@
+//! Deliveries to the client: the QoS a message goes out with, packet
+//! identifiers, the in-flight window (Receive Maximum), outbound Topic
+//! Aliases, the client's Maximum Packet Size, and message expiry.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use strata_codec::{MqttStr, Packet, Publish, QoS, ReasonCode};
+
+use crate::message::Delivery;
+use crate::session::{Phase, Session};
+use crate::state::{Outbound, OutboundPhase, QueueOutcome};
+
+/// The outbound Topic Alias table of one connection. Aliases go to the
+/// first topics sent, up to the client's Topic Alias Maximum, and are kept
+/// for the connection's life [MQTT-3.1.2-26] [MQTT-3.1.2-27].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Aliases {
+    max: u16,
+    by_topic: HashMap<MqttStr, u16>,
+}
+
+impl Aliases {
+    pub(crate) fn new(max: u16) -> Aliases {
+        Aliases {
+            max,
+            by_topic: HashMap::new(),
+        }
+    }
+
+    /// The alias for `topic`, and whether it is new (the topic name must go
+    /// with it this once).
+    fn lookup(&self, topic: &MqttStr) -> Option<(u16, bool)> {
+        if self.max == 0 {
+            return None;
+        }
+        if let Some(&a) = self.by_topic.get(topic) {
+            return Some((a, false));
+        }
+        let next = self.by_topic.len() as u16 + 1;
+        (next <= self.max).then_some((next, true))
+    }
+}
+
+impl Session {
+    /// A message routed to this client.
+    pub fn handle_delivery(&mut self, now: Instant, d: Delivery) -> QueueOutcome {
+        self.now = now;
+        if d.message.is_expired(now) {
+            // [MQTT-3.3.2-5]: an expired message is not forwarded.
+            return QueueOutcome::Dropped;
+        }
+        let qos = d.effective_qos();
+        if self.phase != Phase::Connected {
+            return QueueOutcome::Dropped;
+        }
+        if qos == QoS::AtMostOnce {
+            self.send_publish(now, &d, qos, 0, false);
+            return QueueOutcome::Queued;
+        }
+        let (max_messages, max_bytes) = (
+            self.config.max_queued_messages,
+            self.config.max_queued_bytes,
+        );
+        let window = self.window();
+        let Some(state) = &mut self.state else {
+            return QueueOutcome::Dropped;
+        };
+        if !state.queue.is_empty() || state.outbound.len() >= window {
+            return state.enqueue(d, max_messages, max_bytes);
+        }
+        self.send_new(now, d, qos);
+        QueueOutcome::Queued
+    }
+
+    /// How many QoS 1 and 2 messages may be in flight: the client's Receive
+    /// Maximum in 5.0 [MQTT-3.3.4-7], the server's setting before.
+    fn window(&self) -> usize {
+        let w = if self.protocol.is_v5() {
+            self.client_receive_maximum
+        } else {
+            self.config.max_inflight
+        };
+        usize::from(w.clamp(1, u16::MAX - 1))
+    }
+
+    /// Sends queued messages while the window has room.
+    pub(crate) fn pump(&mut self, now: Instant) {
+        if self.phase != Phase::Connected {
+            return;
+        }
+        let window = self.window();
+        loop {
+            let Some(state) = &mut self.state else { return };
+            if state.outbound.len() >= window {
+                return;
+            }
+            let Some(d) = state.dequeue() else { return };
+            if d.message.is_expired(now) {
+                continue;
+            }
+            let qos = d.effective_qos();
+            self.send_new(now, d, qos);
+        }
+    }
+
+    /// Gives a QoS 1 or 2 delivery a packet id and sends it.
+    fn send_new(&mut self, now: Instant, d: Delivery, qos: QoS) {
+        let Some(state) = &mut self.state else { return };
+        let packet_id = state.next_packet_id();
+        if self.send_publish(now, &d, qos, packet_id, false)
+            && let Some(state) = &mut self.state
+        {
+            state.outbound.push_back(Outbound {
+                packet_id,
+                delivery: d,
+                qos,
+                phase: OutboundPhase::Published,
+            });
+        }
+    }
+
+    /// On a resumed session, resends every unacknowledged PUBLISH with DUP
+    /// set and every PUBREL, in their original order [MQTT-4.4.0-1]
+    /// [MQTT-4.6.0-1].
+    pub(crate) fn resend_inflight(&mut self, now: Instant) {
+        let Some(state) = self.state.take() else {
+            return;
+        };
+        for o in &state.outbound {
+            match o.phase {
+                OutboundPhase::Published => {
+                    self.send_publish(now, &o.delivery, o.qos, o.packet_id, true);
+                }
+                OutboundPhase::Released => {
+                    let rel = self.ack(o.packet_id, ReasonCode::Success);
+                    self.transmit.push_back(Packet::PubRel(rel));
+                }
+            }
+        }
+        self.state = Some(state);
+    }
+
+    /// Builds and queues a PUBLISH; returns false if it was dropped for
+    /// exceeding the client's Maximum Packet Size [MQTT-3.1.2-25].
+    fn send_publish(
+        &mut self,
+        now: Instant,
+        d: &Delivery,
+        qos: QoS,
+        packet_id: u16,
+        dup: bool,
+    ) -> bool {
+        let m = &d.message;
+        let mut publish = Publish {
+            // [MQTT-3.3.1-3]: DUP only for a resend of this very packet.
+            dup,
+            qos,
+            retain: d.retain,
+            topic: m.topic.clone(),
+            packet_id,
+            properties: Default::default(),
+            payload: m.payload.clone(),
+        };
+        let mut new_alias = None;
+        if self.protocol.is_v5() {
+            let mut props = m.properties.clone();
+            // [MQTT-3.3.2-6]: the interval left, not the one published.
+            props.message_expiry_interval = m.remaining_expiry(now);
+            props.subscription_identifiers = d.subscription_ids.clone();
+            // A resend after reconnect starts a fresh alias table, so it
+            // carries the full topic.
+            if !dup && let Some((alias, is_new)) = self.aliases.lookup(&m.topic) {
+                props.topic_alias = Some(alias);
+                if is_new {
+                    new_alias = Some(alias);
+                } else {
+                    publish.topic = MqttStr::new();
+                }
+            }
+            publish.properties = props;
+        }
+        let packet = Packet::Publish(publish);
+        let fits = packet
+            .encoded_len(self.protocol)
+            .is_ok_and(|n| n <= self.client_max_packet_size as usize);
+        if !fits {
+            return false;
+        }
+        if let Some(a) = new_alias {
+            self.aliases.by_topic.insert(m.topic.clone(), a);
+        }
+        self.transmit.push_back(packet);
+        true
+    }
+}

@@ -1,0 +1,449 @@
+//! [`Session`]: one network connection's protocol state machine.
+//!
+//! Methods fall in four groups, in the vocabulary of `quinn-proto`:
+//! - `handle_*`: input. Packets from the client ([`Session::handle_packet`]),
+//!   bytes that failed to decode ([`Session::handle_decode_error`]), messages
+//!   routed to this client ([`Session::handle_delivery`]), and the passing of
+//!   time ([`Session::handle_timeout`]).
+//! - commands: the broker's answers to events ([`Session::accept`],
+//!   [`Session::reject`], [`Session::publish_done`], [`Session::subscribe_done`],
+//!   [`Session::unsubscribe_done`]) and its own decisions
+//!   ([`Session::disconnect`]).
+//! - `poll_*`: output. [`Session::poll_event`] for what the broker must do,
+//!   [`Session::poll_transmit`] for bytes to write, [`Session::poll_timeout`]
+//!   for when to call `handle_timeout` next.
+//! - getters.
+//!
+//! Call order: after any input or command, drain `poll_event` and act on
+//! each event (the Connect event must be answered with `accept` or `reject`
+//! before more packets are handled), then `poll_transmit` and write the
+//! bytes, then re-arm the timer from `poll_timeout`. Once [`Session::is_closed`]
+//! is true, write what `poll_transmit` gives and close the connection.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use strata_codec::{
+    AckProperties, ConnAck, ConnAckProperties, Connect, DecodeError, LastWill, MqttStr, Packet,
+    PacketType, Protocol, QoS, ReasonCode, SubAck, Subscription, UnsubAck,
+};
+
+use crate::config::Config;
+use crate::message::Message;
+use crate::outbound::Aliases;
+use crate::state::SessionState;
+use crate::timer::{Timer, Timers};
+
+/// What the broker must act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A CONNECT passed the protocol checks. Answer with [`Session::accept`]
+    /// or [`Session::reject`]. An empty client id from a 5.0 client needs an
+    /// assigned one.
+    Connect(Box<Connect>),
+    /// An Application Message to route. When `packet_id` is set (QoS 1 or
+    /// 2), call [`Session::publish_done`] once it is routed (and, with a
+    /// durable store, stored): the acknowledgement waits for that.
+    Publish {
+        message: Message,
+        packet_id: Option<u16>,
+    },
+    /// Subscriptions to add. `granted` holds, per filter, the QoS to grant or
+    /// the failure code the session already determined. Answer with
+    /// [`Session::subscribe_done`].
+    Subscribe {
+        packet_id: u16,
+        subscription_id: Option<u32>,
+        filters: Vec<Subscription>,
+        granted: Vec<Result<QoS, ReasonCode>>,
+    },
+    /// Subscriptions to remove. Answer with [`Session::unsubscribe_done`].
+    Unsubscribe {
+        packet_id: u16,
+        filters: Vec<MqttStr>,
+    },
+    /// The connection is over. `will` is set when the Will Message must be
+    /// published (now, or after `delay`, unless the session resumes first)
+    /// [MQTT-3.1.2-8]. `session_expiry` is the interval in force at the end.
+    Closed {
+        reason: ReasonCode,
+        will: Option<Will>,
+        session_expiry: u32,
+    },
+}
+
+/// A Will Message to publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Will {
+    pub message: Message,
+    /// The Will Delay Interval [MQTT-3.1.3-9].
+    pub delay: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    AwaitConnect,
+    AwaitDecision,
+    Connected,
+    Closed,
+}
+
+/// One connection's protocol state. See the module docs for the call order.
+#[derive(Debug)]
+pub struct Session {
+    pub(crate) config: Arc<Config>,
+    pub(crate) phase: Phase,
+    pub(crate) protocol: Protocol,
+    pub(crate) keep_alive: u16,
+    pub(crate) timers: Timers,
+    /// The client's limits (5.0 CONNECT properties).
+    pub(crate) client_receive_maximum: u16,
+    pub(crate) client_max_packet_size: u32,
+    /// Whether the client allows Reason Strings and User Properties on
+    /// packets other than PUBLISH, CONNACK and DISCONNECT [MQTT-3.1.2-29].
+    pub(crate) problem_information: bool,
+    /// Inbound Topic Aliases: index = alias - 1.
+    pub(crate) inbound_aliases: Vec<Option<MqttStr>>,
+    pub(crate) aliases: Aliases,
+    /// Inbound QoS 1 and 2 PUBLISH packets not yet completed, for Receive
+    /// Maximum [MQTT-3.3.4-9].
+    pub(crate) inbound_unacked: u16,
+    /// Inbound QoS 2 packet ids given to the broker and not yet `publish_done`.
+    pub(crate) inbound_qos2_pending: Vec<u16>,
+    pub(crate) will: Option<LastWill>,
+    /// Session Expiry Interval in force (5.0; 3.x: 0 or `u32::MAX`).
+    pub(crate) session_expiry: u32,
+    /// The Session Expiry Interval the client asked for in CONNECT.
+    pub(crate) requested_expiry: u32,
+    pub(crate) state: Option<SessionState>,
+    pub(crate) transmit: VecDeque<Packet>,
+    pub(crate) events: VecDeque<Event>,
+    /// The latest time any input carried.
+    pub(crate) now: Instant,
+}
+
+impl Session {
+    /// A new connection at `now`, waiting for CONNECT.
+    pub fn new(config: Arc<Config>, now: Instant) -> Session {
+        let mut timers = Timers::default();
+        timers.set(Timer::Connect, now + config.connect_timeout);
+        Session {
+            config,
+            phase: Phase::AwaitConnect,
+            protocol: Protocol::V3_1_1,
+            keep_alive: 0,
+            timers,
+            client_receive_maximum: u16::MAX,
+            client_max_packet_size: u32::MAX,
+            problem_information: true,
+            inbound_aliases: Vec::new(),
+            aliases: Aliases::new(0),
+            inbound_unacked: 0,
+            inbound_qos2_pending: Vec::new(),
+            will: None,
+            session_expiry: 0,
+            requested_expiry: 0,
+            state: None,
+            transmit: VecDeque::new(),
+            events: VecDeque::new(),
+            now,
+        }
+    }
+
+    // ---- getters ----
+
+    /// The protocol version, once CONNECT arrived.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// The largest packet this connection accepts, for the decoder.
+    pub fn max_packet_size(&self) -> usize {
+        self.config.max_packet_size as usize
+    }
+
+    /// The client id, once accepted.
+    pub fn client_id(&self) -> Option<&MqttStr> {
+        self.state.as_ref().map(|s| &s.client_id)
+    }
+
+    /// True once the connection must close: write what `poll_transmit`
+    /// gives, then close it.
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+
+    /// True between `accept` and close.
+    pub fn is_connected(&self) -> bool {
+        self.phase == Phase::Connected
+    }
+
+    /// The persistent session state.
+    pub fn state(&self) -> Option<&SessionState> {
+        self.state.as_ref()
+    }
+
+    /// Takes the persistent state out when the connection is over, to keep
+    /// it for the client's next connection.
+    pub fn take_state(&mut self) -> Option<SessionState> {
+        self.state.take()
+    }
+
+    // ---- input ----
+
+    /// A packet from the client.
+    pub fn handle_packet(&mut self, now: Instant, packet: Packet) {
+        self.now = now;
+        if self.phase == Phase::Closed {
+            return;
+        }
+        if self.phase == Phase::AwaitConnect {
+            match packet {
+                Packet::Connect(c) => self.on_connect(now, c),
+                // [MQTT-3.1.0-1]: the first packet must be CONNECT.
+                _ => self.close_silently(ReasonCode::ProtocolError),
+            }
+            return;
+        }
+        if self.phase == Phase::AwaitDecision {
+            // The broker answers Connect before handing in more packets.
+            debug_assert!(false, "packet before the Connect event was answered");
+            return self.protocol_error(ReasonCode::ProtocolError);
+        }
+        self.touch(now);
+        match packet {
+            // [MQTT-3.1.0-2]: a second CONNECT is a protocol violation.
+            Packet::Connect(_) => self.protocol_error(ReasonCode::ProtocolError),
+            Packet::Publish(p) => self.on_publish(now, p),
+            Packet::PubAck(a) => self.on_puback(now, a),
+            Packet::PubRec(a) => self.on_pubrec(now, a),
+            Packet::PubRel(a) => self.on_pubrel(a),
+            Packet::PubComp(a) => self.on_pubcomp(now, a),
+            Packet::Subscribe(s) => self.on_subscribe(s),
+            Packet::Unsubscribe(u) => self.on_unsubscribe(u),
+            Packet::PingReq => self.transmit.push_back(Packet::PingResp),
+            Packet::Disconnect(d) => self.on_disconnect(d),
+            Packet::Auth(_) => {
+                // Re-authentication needs a method; none is configured, and
+                // AUTH without one in CONNECT is a Protocol Error (4.12).
+                self.protocol_error(ReasonCode::ProtocolError)
+            }
+            // Packets only a server sends.
+            Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
+                self.protocol_error(ReasonCode::ProtocolError)
+            }
+        }
+    }
+
+    /// Bytes from the client that did not decode: the spec's reaction, in
+    /// one place (section 4.13). In 5.0 a CONNACK (for a bad CONNECT) or a
+    /// DISCONNECT carries the reason code; 3.1.1 answers an unsupported
+    /// protocol level with return code 1 [MQTT-3.1.2-2] and otherwise closes
+    /// [MQTT-4.8.0-1].
+    pub fn handle_decode_error(&mut self, now: Instant, err: &DecodeError) {
+        self.now = now;
+        if self.phase == Phase::Closed {
+            return;
+        }
+        let code = err.reason_code();
+        if self.phase == Phase::AwaitConnect {
+            let is_connect = err.packet == Some(PacketType::Connect);
+            match err.protocol {
+                Some(Protocol::V5) if is_connect => {
+                    self.protocol = Protocol::V5;
+                    self.send_connack_error(code);
+                }
+                _ if is_connect && code == ReasonCode::UnsupportedProtocolVersion => {
+                    // An unknown level: answer in the 3.1.1 format, which
+                    // every version reads [MQTT-3.1.2-2].
+                    self.protocol = Protocol::V3_1_1;
+                    self.send_connack_error(code);
+                }
+                _ => self.close_silently(code),
+            }
+            return;
+        }
+        self.protocol_error(code);
+    }
+
+    /// Time passed: fire the timers due by `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        while let Some(t) = self.timers.expired(now) {
+            match t {
+                // No CONNECT in time: close without a word.
+                Timer::Connect => self.close_silently(ReasonCode::MaximumConnectTime),
+                // [MQTT-3.1.2-22] (3.1.1: [MQTT-3.1.2-24])
+                Timer::KeepAlive => self.protocol_error(ReasonCode::KeepAliveTimeout),
+            }
+        }
+    }
+
+    // ---- commands ----
+
+    /// Accepts the pending CONNECT. `state` is the resumed session (with
+    /// `session_present`) or a new one; `assigned_id` is set when the server
+    /// assigned the client id (5.0 Assigned Client Identifier).
+    pub fn accept(
+        &mut self,
+        now: Instant,
+        mut state: SessionState,
+        session_present: bool,
+        assigned_id: Option<MqttStr>,
+    ) {
+        if self.phase != Phase::AwaitDecision {
+            return;
+        }
+        self.now = now;
+        self.phase = Phase::Connected;
+        self.timers.clear(Timer::Connect);
+        state.expiry_interval = self.session_expiry;
+        let mut props = ConnAckProperties::default();
+        if self.protocol.is_v5() {
+            let c = &self.config;
+            props.assigned_client_identifier = assigned_id;
+            props.receive_maximum = Some(c.receive_maximum);
+            props.maximum_packet_size = Some(c.max_packet_size);
+            if c.topic_alias_maximum > 0 {
+                props.topic_alias_maximum = Some(c.topic_alias_maximum);
+            }
+            if c.maximum_qos != QoS::ExactlyOnce {
+                props.maximum_qos = Some(c.maximum_qos.min(QoS::AtLeastOnce));
+            }
+            if !c.retain_available {
+                props.retain_available = Some(false);
+            }
+            if !c.wildcard_subscription_available {
+                props.wildcard_subscription_available = Some(false);
+            }
+            if !c.subscription_identifiers_available {
+                props.subscription_identifiers_available = Some(false);
+            }
+            if !c.shared_subscription_available {
+                props.shared_subscription_available = Some(false);
+            }
+            if let Some(k) = c.server_keep_alive {
+                props.server_keep_alive = Some(k);
+            }
+            if self.session_expiry != self.requested_expiry {
+                props.session_expiry_interval = Some(self.session_expiry);
+            }
+        }
+        // [MQTT-3.2.2-2]/[MQTT-3.2.2-3]: Session Present only with a resumed
+        // session.
+        self.transmit.push_back(Packet::ConnAck(ConnAck {
+            session_present,
+            code: ReasonCode::Success,
+            properties: props,
+        }));
+        self.state = Some(state);
+        self.touch(now);
+        self.resend_inflight(now);
+        self.pump(now);
+    }
+
+    /// Refuses the pending CONNECT with `code` (CONNACK, then close)
+    /// [MQTT-3.2.2-7] (3.1.1: [MQTT-3.2.2-5]).
+    pub fn reject(&mut self, code: ReasonCode) {
+        if self.phase == Phase::AwaitDecision || self.phase == Phase::AwaitConnect {
+            self.send_connack_error(code);
+        }
+    }
+
+    /// The broker routed (and stored) the inbound PUBLISH `packet_id`:
+    /// acknowledge it with `reason` (5.0; 0x10 No matching subscribers, or a
+    /// failure such as 0x87 Not authorized).
+    pub fn publish_done(&mut self, packet_id: u16, qos: QoS, reason: ReasonCode) {
+        if self.phase != Phase::Connected {
+            return;
+        }
+        let ack = self.ack(packet_id, reason);
+        match qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => {
+                self.inbound_unacked = self.inbound_unacked.saturating_sub(1);
+                self.transmit.push_back(Packet::PubAck(ack));
+            }
+            QoS::ExactlyOnce => {
+                self.inbound_qos2_pending.retain(|&id| id != packet_id);
+                if reason.is_error() {
+                    // A failed PUBREC ends the flow [MQTT-4.3.3-9]: no PUBREL
+                    // will come for it.
+                    self.inbound_unacked = self.inbound_unacked.saturating_sub(1);
+                } else if let Some(s) = &mut self.state {
+                    s.inbound_qos2.insert(packet_id);
+                }
+                self.transmit.push_back(Packet::PubRec(ack));
+            }
+        }
+    }
+
+    /// The broker applied a SUBSCRIBE: send SUBACK with one code per filter.
+    pub fn subscribe_done(&mut self, packet_id: u16, codes: Vec<ReasonCode>) {
+        if self.phase != Phase::Connected {
+            return;
+        }
+        self.transmit.push_back(Packet::SubAck(SubAck {
+            packet_id,
+            properties: AckProperties::default(),
+            codes,
+        }));
+    }
+
+    /// The broker applied an UNSUBSCRIBE: send UNSUBACK.
+    pub fn unsubscribe_done(&mut self, packet_id: u16, codes: Vec<ReasonCode>) {
+        if self.phase != Phase::Connected {
+            return;
+        }
+        let codes = if self.protocol.is_v5() {
+            codes
+        } else {
+            Vec::new()
+        };
+        self.transmit.push_back(Packet::UnsubAck(UnsubAck {
+            packet_id,
+            properties: AckProperties::default(),
+            codes,
+        }));
+    }
+
+    /// The server ends the connection: DISCONNECT with `reason` in 5.0
+    /// (0x8B shutting down, 0x8E session taken over, ...), then close. The
+    /// Will Message is published, as for any close the client did not ask for.
+    pub fn disconnect(&mut self, reason: ReasonCode) {
+        if self.phase == Phase::Connected {
+            self.protocol_error(reason);
+        } else if self.phase != Phase::Closed {
+            self.close_silently(reason);
+        }
+    }
+
+    // ---- output ----
+
+    /// The next event for the broker.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Encodes every pending packet into `out`; returns how many bytes were
+    /// added. Packets larger than the client's Maximum Packet Size were
+    /// already dropped [MQTT-3.1.2-25].
+    pub fn poll_transmit(&mut self, now: Instant, out: &mut BytesMut) -> usize {
+        let start = out.len();
+        while let Some(packet) = self.transmit.pop_front() {
+            // Encoding fails only for packets the session built wrongly; a
+            // debug build says so, a release build drops the packet.
+            let r = packet.encode(self.protocol, out);
+            debug_assert!(r.is_ok(), "{r:?} for {packet:?}");
+        }
+        let _ = now;
+        out.len() - start
+    }
+
+    /// When `handle_timeout` must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+}

@@ -1,0 +1,436 @@
+//! QoS 0/1/2 both ways, packet ids, the in-flight window, resends on
+//! resume, topic aliases, size limits and expiry, on a virtual clock.
+#![allow(clippy::unwrap_used)]
+
+mod harness;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use harness::*;
+use strata_codec::*;
+use strata_session::*;
+
+fn connected(p: Protocol) -> Harness {
+    let mut h = Harness::new(Config::default());
+    h.connect(connect(p, "q"));
+    h
+}
+
+fn publish_event(events: &[Event]) -> (Message, Option<u16>) {
+    match events {
+        [Event::Publish { message, packet_id }] => (message.clone(), *packet_id),
+        other => panic!("expected one Publish event, got {other:?}"),
+    }
+}
+
+#[test]
+fn inbound_qos1_is_acknowledged_after_the_broker_is_done() {
+    let mut h = connected(Protocol::V3_1_1);
+    h.send(publish("a/b", QoS::AtLeastOnce, 7));
+    let (m, id) = publish_event(&h.take_events());
+    assert_eq!((m.topic.as_str(), id), ("a/b", Some(7)));
+    assert!(h.received().is_empty(), "no PUBACK before publish_done");
+    h.session
+        .publish_done(7, QoS::AtLeastOnce, ReasonCode::Success);
+    assert_eq!(h.received(), vec![Packet::PubAck(PubAck::new(7))]);
+}
+
+#[test]
+fn inbound_qos2_is_delivered_once() {
+    // [MQTT-4.3.3-9] [MQTT-4.3.3-10] [MQTT-4.3.3-11]
+    let mut h = connected(Protocol::V5);
+    h.send(publish("a", QoS::ExactlyOnce, 9));
+    assert_eq!(h.take_events().len(), 1);
+    h.session
+        .publish_done(9, QoS::ExactlyOnce, ReasonCode::Success);
+    assert_eq!(h.received(), vec![Packet::PubRec(PubRec::new(9))]);
+    // The client resends the PUBLISH (DUP): PUBREC again, no second event.
+    h.send(publish("a", QoS::ExactlyOnce, 9));
+    assert!(h.take_events().is_empty());
+    assert_eq!(h.received(), vec![Packet::PubRec(PubRec::new(9))]);
+    h.send(Packet::PubRel(PubRel::new(9)));
+    assert_eq!(h.received(), vec![Packet::PubComp(PubComp::new(9))]);
+    // After PUBCOMP the id is free: a new PUBLISH with it is a new message.
+    h.send(publish("a", QoS::ExactlyOnce, 9));
+    assert_eq!(h.take_events().len(), 1);
+}
+
+#[test]
+fn unknown_pubrel_gets_pubcomp_not_found() {
+    let mut h = connected(Protocol::V5);
+    h.send(Packet::PubRel(PubRel::new(3)));
+    let mut comp = PubComp::new(3);
+    comp.reason = ReasonCode::PacketIdentifierNotFound;
+    assert_eq!(h.received(), vec![Packet::PubComp(comp)]);
+}
+
+#[test]
+fn receive_maximum_is_enforced() {
+    // [MQTT-3.3.4-9]: more unacknowledged QoS>0 PUBLISH than announced.
+    let mut h = Harness::new(Config {
+        receive_maximum: 2,
+        ..Config::default()
+    });
+    h.connect(connect(Protocol::V5, "r"));
+    h.send(publish("a", QoS::AtLeastOnce, 1));
+    h.send(publish("a", QoS::AtLeastOnce, 2));
+    assert!(h.received().is_empty());
+    h.send(publish("a", QoS::AtLeastOnce, 3));
+    assert_eq!(
+        disconnect_reason(&h.received()),
+        Some(ReasonCode::ReceiveMaximumExceeded)
+    );
+}
+
+#[test]
+fn acknowledged_publishes_free_the_receive_window() {
+    let mut h = Harness::new(Config {
+        receive_maximum: 1,
+        ..Config::default()
+    });
+    h.connect(connect(Protocol::V5, "r"));
+    for id in 1..=5 {
+        h.send(publish("a", QoS::AtLeastOnce, id));
+        h.session
+            .publish_done(id, QoS::AtLeastOnce, ReasonCode::Success);
+    }
+    assert_eq!(h.received().len(), 5);
+    assert!(!h.session.is_closed());
+}
+
+#[test]
+fn inbound_topic_alias_sets_and_resolves() {
+    let mut h = connected(Protocol::V5);
+    let mut p = Publish::new(
+        MqttStr::from_static("long/topic"),
+        QoS::AtMostOnce,
+        Default::default(),
+    );
+    p.properties.topic_alias = Some(3);
+    h.send(Packet::Publish(p.clone()));
+    p.topic = MqttStr::new();
+    h.send(Packet::Publish(p));
+    let ev = h.take_events();
+    assert_eq!(ev.len(), 2);
+    for e in ev {
+        let Event::Publish { message, .. } = e else {
+            panic!()
+        };
+        assert_eq!(message.topic, "long/topic");
+        assert_eq!(message.properties.topic_alias, None);
+    }
+}
+
+#[test]
+fn bad_inbound_topic_aliases() {
+    // 0 and above the maximum: 0x94 [MQTT-3.3.2-8] [MQTT-3.3.2-9].
+    for alias in [0u16, 65] {
+        let mut h = connected(Protocol::V5);
+        let mut p = Publish::new(
+            MqttStr::from_static("t"),
+            QoS::AtMostOnce,
+            Default::default(),
+        );
+        p.properties.topic_alias = Some(alias);
+        h.send(Packet::Publish(p));
+        assert_eq!(
+            disconnect_reason(&h.received()),
+            Some(ReasonCode::TopicAliasInvalid),
+            "alias {alias}"
+        );
+    }
+    // An alias never set, with an empty topic: Protocol Error.
+    let mut h = connected(Protocol::V5);
+    let mut p = Publish::new(MqttStr::new(), QoS::AtMostOnce, Default::default());
+    p.properties.topic_alias = Some(5);
+    h.send(Packet::Publish(p));
+    assert_eq!(
+        disconnect_reason(&h.received()),
+        Some(ReasonCode::ProtocolError)
+    );
+}
+
+#[test]
+fn subscription_identifier_from_client_is_a_protocol_error() {
+    // [MQTT-3.3.4-6]
+    let mut h = connected(Protocol::V5);
+    let mut p = Publish::new(
+        MqttStr::from_static("t"),
+        QoS::AtMostOnce,
+        Default::default(),
+    );
+    p.properties.subscription_identifiers = vec![4];
+    h.send(Packet::Publish(p));
+    assert_eq!(
+        disconnect_reason(&h.received()),
+        Some(ReasonCode::ProtocolError)
+    );
+}
+
+#[test]
+fn outbound_qos_is_the_lower_of_message_and_subscription() {
+    // [MQTT-3.8.4-8]
+    let mut h = connected(Protocol::V3_1_1);
+    h.deliver("t", QoS::ExactlyOnce, QoS::AtLeastOnce);
+    h.deliver("t", QoS::AtMostOnce, QoS::ExactlyOnce);
+    let out = h.received();
+    let qos: Vec<QoS> = out
+        .iter()
+        .map(|p| match p {
+            Packet::Publish(p) => p.qos,
+            _ => panic!(),
+        })
+        .collect();
+    assert_eq!(qos, vec![QoS::AtLeastOnce, QoS::AtMostOnce]);
+}
+
+#[test]
+fn outbound_qos1_flow_and_window() {
+    // Client Receive Maximum 2: the third message waits for an ack
+    // [MQTT-3.3.4-7], then goes out in order [MQTT-4.6.0-6].
+    let mut h = Harness::new(Config::default());
+    let mut c = connect(Protocol::V5, "w");
+    c.properties.receive_maximum = Some(2);
+    h.connect(c);
+    for _ in 0..3 {
+        h.deliver("t", QoS::AtLeastOnce, QoS::AtLeastOnce);
+    }
+    let ids: Vec<u16> = h
+        .received()
+        .iter()
+        .map(|p| match p {
+            Packet::Publish(p) => p.packet_id,
+            _ => panic!(),
+        })
+        .collect();
+    assert_eq!(ids, vec![1, 2]);
+    h.send(Packet::PubAck(PubAck::new(1)));
+    let out = h.received();
+    let [Packet::Publish(p)] = out.as_slice() else {
+        panic!("{out:?}")
+    };
+    assert_eq!(p.packet_id, 3);
+    assert!(!p.dup);
+    assert_eq!(h.session.state().unwrap().inflight().count(), 2);
+}
+
+#[test]
+fn outbound_qos2_flow() {
+    let mut h = connected(Protocol::V5);
+    h.deliver("t", QoS::ExactlyOnce, QoS::ExactlyOnce);
+    let out = h.received();
+    let [Packet::Publish(p)] = out.as_slice() else {
+        panic!()
+    };
+    let id = p.packet_id;
+    h.send(Packet::PubRec(PubRec::new(id)));
+    assert_eq!(h.received(), vec![Packet::PubRel(PubRel::new(id))]);
+    h.send(Packet::PubComp(PubComp::new(id)));
+    assert_eq!(h.session.state().unwrap().inflight().count(), 0);
+}
+
+#[test]
+fn resumed_session_resends_inflight_with_dup_in_order() {
+    // [MQTT-4.4.0-1] [MQTT-3.3.1-1]
+    let mut h = Harness::new(Config::default());
+    let mut c = connect(Protocol::V5, "r");
+    c.properties.session_expiry_interval = Some(60);
+    h.connect(c.clone());
+    h.deliver("a", QoS::AtLeastOnce, QoS::AtLeastOnce);
+    h.deliver("b", QoS::ExactlyOnce, QoS::ExactlyOnce);
+    h.deliver("c", QoS::ExactlyOnce, QoS::ExactlyOnce);
+    h.received();
+    h.send(Packet::PubRec(PubRec::new(2)));
+    h.received();
+    h.session.disconnect(ReasonCode::UnspecifiedError);
+    let state = h.session.take_state().unwrap();
+
+    let mut h2 = Harness::new(Config::default());
+    h2.now = h.now;
+    c.clean_start = false;
+    h2.send(Packet::Connect(Box::new(c)));
+    h2.take_events();
+    h2.session.accept(h2.now, state, true, None);
+    let out = h2.received();
+    assert!(matches!(&out[0], Packet::ConnAck(a) if a.session_present));
+    let rest: Vec<String> = out[1..]
+        .iter()
+        .map(|p| match p {
+            Packet::Publish(p) => format!("PUBLISH {} {} dup={}", p.topic, p.packet_id, p.dup),
+            Packet::PubRel(r) => format!("PUBREL {}", r.packet_id),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        rest,
+        vec!["PUBLISH a 1 dup=true", "PUBREL 2", "PUBLISH c 3 dup=true"]
+    );
+}
+
+#[test]
+fn outbound_topic_aliases() {
+    // [MQTT-3.1.2-26] [MQTT-3.1.2-27]
+    let mut h = Harness::new(Config::default());
+    let mut c = connect(Protocol::V5, "a");
+    c.properties.topic_alias_maximum = Some(1);
+    h.connect(c);
+    h.deliver("x/y", QoS::AtMostOnce, QoS::AtMostOnce);
+    h.deliver("x/y", QoS::AtMostOnce, QoS::AtMostOnce);
+    h.deliver("other", QoS::AtMostOnce, QoS::AtMostOnce);
+    let out: Vec<(String, Option<u16>)> = h
+        .received()
+        .into_iter()
+        .map(|p| match p {
+            Packet::Publish(p) => (p.topic.to_string(), p.properties.topic_alias),
+            _ => panic!(),
+        })
+        .collect();
+    assert_eq!(
+        out,
+        vec![
+            ("x/y".into(), Some(1)),
+            ("".into(), Some(1)),
+            ("other".into(), None)
+        ]
+    );
+
+    // No Topic Alias Maximum from the client: no aliases at all.
+    let mut h = connected(Protocol::V5);
+    h.deliver("x/y", QoS::AtMostOnce, QoS::AtMostOnce);
+    let out = h.received();
+    let [Packet::Publish(p)] = out.as_slice() else {
+        panic!()
+    };
+    assert_eq!(p.properties.topic_alias, None);
+}
+
+#[test]
+fn oversize_outbound_is_dropped_as_if_sent() {
+    // [MQTT-3.1.2-24] [MQTT-3.1.2-25]
+    let mut h = Harness::new(Config::default());
+    let mut c = connect(Protocol::V5, "s");
+    c.properties.maximum_packet_size = Some(20);
+    h.connect(c);
+    let mut d = delivery(h.now, "t", QoS::AtLeastOnce, QoS::AtLeastOnce);
+    Arc::make_mut(&mut d.message).payload = bytes::Bytes::from(vec![0u8; 64]);
+    h.session.handle_delivery(h.now, d);
+    h.deliver("t", QoS::AtLeastOnce, QoS::AtLeastOnce);
+    let out = h.received();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(h.session.state().unwrap().inflight().count(), 1);
+}
+
+#[test]
+fn message_expiry_counts_down_and_drops() {
+    // [MQTT-3.3.2-5] [MQTT-3.3.2-6]
+    let mut h = connected(Protocol::V5);
+    let mut d = delivery(h.now, "t", QoS::AtMostOnce, QoS::AtMostOnce);
+    Arc::make_mut(&mut d.message)
+        .properties
+        .message_expiry_interval = Some(10);
+    h.advance(Duration::from_secs(4));
+    h.session.handle_delivery(h.now, d.clone());
+    let out = h.received();
+    let [Packet::Publish(p)] = out.as_slice() else {
+        panic!()
+    };
+    assert_eq!(p.properties.message_expiry_interval, Some(6));
+    h.advance(Duration::from_secs(6));
+    assert_eq!(h.session.handle_delivery(h.now, d), QueueOutcome::Dropped);
+    assert!(h.received().is_empty());
+}
+
+#[test]
+fn subscription_identifiers_go_out_with_the_message() {
+    // [MQTT-3.3.4-3]
+    let mut h = connected(Protocol::V5);
+    let mut d = delivery(h.now, "t", QoS::AtMostOnce, QoS::AtMostOnce);
+    d.subscription_ids = vec![2, 9];
+    h.session.handle_delivery(h.now, d);
+    let out = h.received();
+    let [Packet::Publish(p)] = out.as_slice() else {
+        panic!()
+    };
+    assert_eq!(p.properties.subscription_identifiers, vec![2, 9]);
+}
+
+#[test]
+fn queue_limits_drop_newest() {
+    let mut h = Harness::new(Config {
+        max_queued_messages: 2,
+        ..Config::default()
+    });
+    let mut c = connect(Protocol::V5, "l");
+    c.properties.receive_maximum = Some(1);
+    h.connect(c);
+    let outcomes: Vec<QueueOutcome> = (0..4)
+        .map(|_| h.deliver("t", QoS::AtLeastOnce, QoS::AtLeastOnce))
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            QueueOutcome::Queued,
+            QueueOutcome::Queued,
+            QueueOutcome::Queued,
+            QueueOutcome::Dropped
+        ]
+    );
+    assert_eq!(h.session.state().unwrap().dropped, 1);
+}
+
+#[test]
+fn subscribe_grants_at_most_the_server_maximum() {
+    let mut h = Harness::new(Config {
+        maximum_qos: QoS::AtLeastOnce,
+        shared_subscription_available: false,
+        ..Config::default()
+    });
+    h.connect(connect(Protocol::V5, "s"));
+    let sub = |f: &'static str| Subscription {
+        filter: MqttStr::from_static(f),
+        options: SubscribeOptions {
+            qos: QoS::ExactlyOnce,
+            ..Default::default()
+        },
+    };
+    h.send(Packet::Subscribe(Subscribe {
+        packet_id: 4,
+        properties: Default::default(),
+        filters: vec![sub("a/#"), sub("$share/g/b")],
+    }));
+    let ev = h.take_events();
+    let [Event::Subscribe { granted, .. }] = ev.as_slice() else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(
+        granted,
+        &vec![
+            Ok(QoS::AtLeastOnce),
+            Err(ReasonCode::SharedSubscriptionsNotSupported)
+        ]
+    );
+    h.session.subscribe_done(
+        4,
+        vec![
+            ReasonCode::GrantedQoS1,
+            ReasonCode::SharedSubscriptionsNotSupported,
+        ],
+    );
+    let out = h.received();
+    assert!(matches!(&out[..], [Packet::SubAck(a)] if a.packet_id == 4 && a.codes.len() == 2));
+}
+
+#[test]
+fn unsuback_has_no_codes_before_v5() {
+    let mut h = connected(Protocol::V3_1_1);
+    h.send(Packet::Unsubscribe(Unsubscribe {
+        packet_id: 2,
+        properties: Default::default(),
+        filters: vec![MqttStr::from_static("a")],
+    }));
+    assert_eq!(h.take_events().len(), 1);
+    h.session.unsubscribe_done(2, vec![ReasonCode::Success]);
+    let out = h.received();
+    assert!(matches!(&out[..], [Packet::UnsubAck(a)] if a.codes.is_empty()));
+}
