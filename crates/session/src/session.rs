@@ -268,6 +268,13 @@ impl Session {
         self.protocol_error(code);
     }
 
+    /// The network connection broke (end of stream, I/O error): close
+    /// without sending anything; the will is due [MQTT-3.1.2-8].
+    pub fn handle_connection_lost(&mut self, now: Instant) {
+        self.now = now;
+        self.close_silently(ReasonCode::UnspecifiedError);
+    }
+
     /// Time passed: fire the timers due by `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;

@@ -1,0 +1,308 @@
+//! Configuration in two stages: [`RawConfig`] is what the TOML file says,
+//! [`BrokerConfig`] the one validated, typed structure the broker uses.
+//! Every error names the key and says how to fix it.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use strata_codec::QoS;
+use strata_router::ShareStrategy;
+
+/// A configuration that could not be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{key} = {value}: {fix}")]
+    Invalid {
+        key: &'static str,
+        value: String,
+        fix: &'static str,
+    },
+}
+
+/// The file as written. Every key is optional; unknown keys are errors.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub listener: Vec<RawListener>,
+    #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
+    pub shared_subscriptions: RawShared,
+    #[serde(default)]
+    pub sys: RawSys,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListener {
+    pub bind: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub max_packet_size: Option<u32>,
+    pub receive_maximum: Option<u16>,
+    pub max_inflight: Option<u16>,
+    pub topic_alias_maximum: Option<u16>,
+    pub maximum_qos: Option<u8>,
+    pub retain_available: Option<bool>,
+    pub wildcard_subscription_available: Option<bool>,
+    pub subscription_identifiers_available: Option<bool>,
+    pub shared_subscription_available: Option<bool>,
+    pub server_keep_alive: Option<u16>,
+    pub max_session_expiry_secs: Option<u32>,
+    pub connect_timeout_ms: Option<u64>,
+    pub max_queued_messages: Option<usize>,
+    pub max_queued_bytes: Option<usize>,
+    pub max_connections: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawShared {
+    pub strategy: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSys {
+    pub interval_secs: Option<u64>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub listeners: Vec<SocketAddr>,
+    pub session: strata_session::Config,
+    pub share_strategy: ShareStrategy,
+    /// How often `$SYS/broker/...` is published; `None` turns it off.
+    pub sys_interval: Option<Duration>,
+    pub max_connections: usize,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> BrokerConfig {
+        BrokerConfig {
+            listeners: vec![SocketAddr::from(([127, 0, 0, 1], 1883))],
+            session: strata_session::Config::default(),
+            share_strategy: ShareStrategy::RoundRobin,
+            sys_interval: Some(Duration::from_secs(10)),
+            max_connections: 100_000,
+        }
+    }
+}
+
+impl BrokerConfig {
+    /// Reads and validates a TOML file.
+    pub fn from_file(path: &Path) -> Result<BrokerConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        BrokerConfig::from_toml(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.display().to_string(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and validates TOML text.
+    pub fn from_toml(text: &str) -> Result<BrokerConfig, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: "config".to_owned(),
+            message: e.to_string(),
+        })?;
+        raw.validate()
+    }
+}
+
+/// Session limits with a given maximum packet size and defaults otherwise
+/// (for tests and embedding).
+pub fn session_config_with_max_packet(max_packet_size: u32) -> strata_session::Config {
+    strata_session::Config {
+        max_packet_size,
+        ..strata_session::Config::default()
+    }
+}
+
+fn invalid(key: &'static str, value: impl ToString, fix: &'static str) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        value: value.to_string(),
+        fix,
+    }
+}
+
+impl RawConfig {
+    /// The second stage: check every value and build the typed structure.
+    pub fn validate(self) -> Result<BrokerConfig, ConfigError> {
+        let mut c = BrokerConfig::default();
+        if !self.listener.is_empty() {
+            c.listeners = self
+                .listener
+                .iter()
+                .map(|l| {
+                    l.bind.parse().map_err(|_| {
+                        invalid(
+                            "listener.bind",
+                            format!("{:?}", l.bind),
+                            "use HOST:PORT with a numeric address, e.g. \"127.0.0.1:1883\" or \"[::1]:1883\"",
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        let l = self.limits;
+        let s = &mut c.session;
+        if let Some(v) = l.max_packet_size {
+            if v < 64 {
+                return Err(invalid(
+                    "limits.max_packet_size",
+                    v,
+                    "use at least 64 bytes; the MQTT maximum is 268435460",
+                ));
+            }
+            s.max_packet_size = v;
+        }
+        if let Some(v) = l.receive_maximum {
+            if v == 0 {
+                return Err(invalid(
+                    "limits.receive_maximum",
+                    v,
+                    "use 1 to 65535: MQTT 5 forbids a Receive Maximum of 0",
+                ));
+            }
+            s.receive_maximum = v;
+        }
+        if let Some(v) = l.max_inflight {
+            if v == 0 {
+                return Err(invalid(
+                    "limits.max_inflight",
+                    v,
+                    "use 1 to 65534 messages in flight per client",
+                ));
+            }
+            s.max_inflight = v;
+        }
+        if let Some(v) = l.topic_alias_maximum {
+            s.topic_alias_maximum = v;
+        }
+        if let Some(v) = l.maximum_qos {
+            s.maximum_qos =
+                QoS::from_u8(v).ok_or_else(|| invalid("limits.maximum_qos", v, "use 0, 1 or 2"))?;
+        }
+        if let Some(v) = l.retain_available {
+            s.retain_available = v;
+        }
+        if let Some(v) = l.wildcard_subscription_available {
+            s.wildcard_subscription_available = v;
+        }
+        if let Some(v) = l.subscription_identifiers_available {
+            s.subscription_identifiers_available = v;
+        }
+        if let Some(v) = l.shared_subscription_available {
+            s.shared_subscription_available = v;
+        }
+        s.server_keep_alive = l.server_keep_alive;
+        if let Some(v) = l.max_session_expiry_secs {
+            s.max_session_expiry = v;
+        }
+        if let Some(v) = l.connect_timeout_ms {
+            if v == 0 {
+                return Err(invalid(
+                    "limits.connect_timeout_ms",
+                    v,
+                    "use a positive number of milliseconds, e.g. 10000",
+                ));
+            }
+            s.connect_timeout = Duration::from_millis(v);
+        }
+        if let Some(v) = l.max_queued_messages {
+            s.max_queued_messages = v;
+        }
+        if let Some(v) = l.max_queued_bytes {
+            s.max_queued_bytes = v;
+        }
+        if let Some(v) = l.max_connections {
+            if v == 0 {
+                return Err(invalid(
+                    "limits.max_connections",
+                    v,
+                    "use a positive number of connections",
+                ));
+            }
+            c.max_connections = v;
+        }
+        if let Some(name) = self.shared_subscriptions.strategy {
+            c.share_strategy = match name.as_str() {
+                "round_robin" => ShareStrategy::RoundRobin,
+                "random" => ShareStrategy::Random,
+                "sticky" => ShareStrategy::Sticky,
+                _ => {
+                    return Err(invalid(
+                        "shared_subscriptions.strategy",
+                        format!("{name:?}"),
+                        "use \"round_robin\", \"random\" or \"sticky\"",
+                    ));
+                }
+            };
+        }
+        if let Some(v) = self.sys.interval_secs {
+            c.sys_interval = (v > 0).then(|| Duration::from_secs(v));
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = BrokerConfig::from_toml("").unwrap();
+        assert_eq!(c.listeners, vec!["127.0.0.1:1883".parse().unwrap()]);
+        assert_eq!(c.session, strata_session::Config::default());
+    }
+
+    #[test]
+    fn errors_name_the_key_and_the_fix() {
+        let e = BrokerConfig::from_toml("[limits]\nmaximum_qos = 3\n").unwrap_err();
+        assert_eq!(e.to_string(), "limits.maximum_qos = 3: use 0, 1 or 2");
+        let e = BrokerConfig::from_toml("[[listener]]\nbind = \"localhost\"\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "listener.bind = \"localhost\": use HOST:PORT with a numeric address, e.g. \"127.0.0.1:1883\" or \"[::1]:1883\""
+        );
+        let e =
+            BrokerConfig::from_toml("[shared_subscriptions]\nstrategy = \"fair\"\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("shared_subscriptions.strategy = \"fair\"")
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let e = BrokerConfig::from_toml("[limits]\nmax_packet = 10\n").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("unknown field `max_packet`"), "{msg}");
+        assert!(msg.contains("max_packet_size"), "{msg}");
+    }
+
+    #[test]
+    fn reference_file_parses() {
+        let text = include_str!("../../../strata.toml");
+        BrokerConfig::from_toml(text).unwrap();
+    }
+}

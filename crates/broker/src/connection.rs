@@ -1,0 +1,414 @@
+//! One task per connection: it owns the client's [`Session`], reads and
+//! decodes every complete packet in the buffer per wake, drains the mailbox,
+//! fires timers, and writes everything the session produced with one
+//! syscall per wake.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use strata_codec::{Connect, MqttStr, QoS, ReasonCode, decode, topic};
+use strata_router::SubOptions;
+use strata_session::{Delivery, Event, Session, SessionState, Will};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::oneshot;
+
+use crate::broker::{Shared, lock};
+use crate::mailbox::Mailbox;
+use crate::registry::{Entry, Fallout};
+
+/// How long a takeover waits for the old connection to hand back its
+/// session before going ahead without it.
+const TAKEOVER_WAIT: Duration = Duration::from_secs(5);
+
+/// What the task knows once CONNECT was accepted.
+struct Attached {
+    client_id: MqttStr,
+    key: u64,
+    mailbox: Arc<Mailbox>,
+}
+
+struct Conn {
+    shared: Arc<Shared>,
+    id: u64,
+    session: Session,
+    attached: Option<Attached>,
+    /// Fires when another connection takes the session over.
+    kick: Option<oneshot::Receiver<oneshot::Sender<()>>>,
+    /// Answered once the session is back in the registry after a takeover.
+    takeover_done: Option<oneshot::Sender<()>>,
+    closed: Option<(u32, Option<Will>)>,
+    deliveries: Vec<Delivery>,
+}
+
+pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+    // Small packets must not wait for Nagle's algorithm.
+    let _ = stream.set_nodelay(true);
+    let (mut rd, mut wr) = stream.into_split();
+    let mut conn = Conn {
+        session: Session::new(shared.session_config.clone(), Instant::now()),
+        id: shared.next_id(),
+        shared,
+        attached: None,
+        kick: None,
+        takeover_done: None,
+        closed: None,
+        deliveries: Vec::new(),
+    };
+    let mut shutdown = conn.shared.shutdown.subscribe();
+    let mut rbuf = BytesMut::with_capacity(4096);
+    let mut wbuf = BytesMut::with_capacity(4096);
+    tracing::debug!(%peer, "connection");
+    loop {
+        let deadline = conn
+            .session
+            .poll_timeout()
+            .map(tokio::time::Instant::from_std);
+        let mailbox = conn.attached.as_ref().map(|a| a.mailbox.clone());
+        let mut kick = conn.kick.take();
+        tokio::select! {
+            r = rd.read_buf(&mut rbuf) => match r {
+                Ok(0) | Err(_) => conn.session.handle_connection_lost(Instant::now()),
+                Ok(n) => {
+                    conn.shared.stats.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
+                    conn.read_packets(&mut rbuf).await;
+                }
+            },
+            _ = async { match &mailbox { Some(m) => m.wait().await, None => std::future::pending().await } } => {
+                conn.drain_mailbox();
+            }
+            _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
+                conn.session.handle_timeout(Instant::now());
+            }
+            done = async { match kick.as_mut() { Some(k) => k.await.ok(), None => std::future::pending().await } } => {
+                // Another connection with this client id took over
+                // [MQTT-3.1.4-3]: 0x8E in 5.0, then close.
+                kick = None;
+                conn.takeover_done = done;
+                conn.session.disconnect(ReasonCode::SessionTakenOver);
+            }
+            _ = shutdown.changed() => conn.session.disconnect(ReasonCode::ServerShuttingDown),
+        }
+        if conn.kick.is_none() {
+            conn.kick = kick;
+        }
+        conn.process_events().await;
+        if conn.flush(&mut wr, &mut wbuf).await.is_err() {
+            conn.session.handle_connection_lost(Instant::now());
+            conn.process_events().await;
+        }
+        if conn.session.is_closed() {
+            break;
+        }
+    }
+    let _ = wr.shutdown().await;
+    conn.finish();
+}
+
+impl Conn {
+    /// Decodes and handles every complete packet in the buffer.
+    async fn read_packets(&mut self, rbuf: &mut BytesMut) {
+        loop {
+            let max = self.session.max_packet_size();
+            match decode(rbuf, self.session.protocol(), max) {
+                Ok(Some(packet)) => {
+                    self.session.handle_packet(Instant::now(), packet);
+                    // Events (CONNECT above all) are answered before the
+                    // next packet is handled.
+                    self.process_events().await;
+                    if self.session.is_closed() {
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::debug!(error = %e, "decode error");
+                    self.session.handle_decode_error(Instant::now(), &e);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn drain_mailbox(&mut self) {
+        let Some(a) = &self.attached else { return };
+        a.mailbox.drain_into(&mut self.deliveries);
+        let now = Instant::now();
+        let n = self.deliveries.len() as u64;
+        for d in self.deliveries.drain(..) {
+            self.session.handle_delivery(now, d);
+        }
+        self.shared
+            .stats
+            .messages_sent
+            .fetch_add(n, Ordering::Relaxed);
+    }
+
+    async fn flush(&mut self, wr: &mut OwnedWriteHalf, wbuf: &mut BytesMut) -> std::io::Result<()> {
+        self.session.poll_transmit(Instant::now(), wbuf);
+        if wbuf.is_empty() {
+            return Ok(());
+        }
+        let n = wbuf.len();
+        let r = wr.write_all(wbuf).await;
+        wbuf.clear();
+        self.shared
+            .stats
+            .bytes_sent
+            .fetch_add(n as u64, Ordering::Relaxed);
+        r
+    }
+
+    async fn process_events(&mut self) {
+        while let Some(ev) = self.session.poll_event() {
+            match ev {
+                Event::Connect(c) => self.on_connect(c).await,
+                Event::Publish { message, packet_id } => {
+                    self.shared
+                        .stats
+                        .messages_received
+                        .fetch_add(1, Ordering::Relaxed);
+                    let qos = message.qos;
+                    let key = self.attached.as_ref().map(|a| a.key);
+                    let n = self.shared.publish(message, key);
+                    if let Some(id) = packet_id {
+                        let reason = if n == 0 {
+                            ReasonCode::NoMatchingSubscribers
+                        } else {
+                            ReasonCode::Success
+                        };
+                        self.session.publish_done(id, qos, reason);
+                    }
+                }
+                Event::Subscribe {
+                    packet_id,
+                    subscription_id,
+                    filters,
+                    granted,
+                } => self.on_subscribe(packet_id, subscription_id, filters, granted),
+                Event::Unsubscribe { packet_id, filters } => {
+                    let Some(a) = &self.attached else { continue };
+                    let codes = {
+                        let mut router = lock(&self.shared.router);
+                        filters
+                            .iter()
+                            .map(|f| {
+                                if router.unsubscribe(a.key, f) {
+                                    ReasonCode::Success
+                                } else {
+                                    ReasonCode::NoSubscriptionExisted
+                                }
+                            })
+                            .collect()
+                    };
+                    self.session.unsubscribe_done(packet_id, codes);
+                }
+                Event::Closed {
+                    reason,
+                    will,
+                    session_expiry,
+                } => {
+                    tracing::debug!(?reason, "session closed");
+                    self.closed = Some((session_expiry, will));
+                }
+            }
+        }
+    }
+
+    fn on_subscribe(
+        &mut self,
+        packet_id: u16,
+        subscription_id: Option<u32>,
+        filters: Vec<strata_codec::Subscription>,
+        granted: Vec<Result<QoS, ReasonCode>>,
+    ) {
+        let Some(a) = &self.attached else { return };
+        let mut codes = Vec::with_capacity(filters.len());
+        let mut retained = Vec::new();
+        {
+            let mut router = lock(&self.shared.router);
+            for (f, g) in filters.iter().zip(granted) {
+                let qos = match g {
+                    Ok(q) => q,
+                    Err(code) => {
+                        codes.push(code);
+                        continue;
+                    }
+                };
+                let opts = SubOptions {
+                    qos,
+                    no_local: f.options.no_local,
+                    retain_as_published: f.options.retain_as_published,
+                    retain_handling: f.options.retain_handling,
+                    subscription_id,
+                };
+                // [MQTT-3.8.4-3]: an identical filter replaces the old one.
+                let existed = router.subscribe(a.key, &f.filter, opts);
+                codes.push(match qos {
+                    QoS::AtMostOnce => ReasonCode::Success,
+                    QoS::AtLeastOnce => ReasonCode::GrantedQoS1,
+                    QoS::ExactlyOnce => ReasonCode::GrantedQoS2,
+                });
+                // Retained messages for the new subscription [MQTT-3.3.1-9]
+                // [MQTT-3.3.1-10] [MQTT-3.3.1-11]; none for a shared one.
+                use strata_codec::packet::RetainHandling::*;
+                let send = match f.options.retain_handling {
+                    SendAlways => true,
+                    SendIfNew => !existed,
+                    DoNotSend => false,
+                };
+                let parsed = topic::parse_filter(&f.filter);
+                if send
+                    && let Ok(p) = parsed
+                    && p.share_group.is_none()
+                {
+                    let mut found = Vec::new();
+                    router.retained_matching(p.filter, &mut found);
+                    for (_, message) in found {
+                        retained.push(Delivery {
+                            message,
+                            qos,
+                            retain: true, // [MQTT-3.3.1-8]
+                            subscription_ids: subscription_id.into_iter().collect(),
+                        });
+                    }
+                }
+            }
+        }
+        self.session.subscribe_done(packet_id, codes);
+        let now = Instant::now();
+        for d in retained {
+            self.session.handle_delivery(now, d);
+        }
+    }
+
+    /// Takeover, resume or a new session, then CONNACK.
+    async fn on_connect(&mut self, c: Box<Connect>) {
+        let shared = self.shared.clone();
+        let _serial = shared.connect_lock.lock().await;
+        let assigned = c.client_id.is_empty();
+        let client_id = if assigned {
+            // Unique: the connection id never repeats in this process.
+            MqttStr::try_from(format!(
+                "{}{:x}-{:x}",
+                shared.config.session.assigned_id_prefix,
+                shared.started.elapsed().as_nanos() as u64,
+                self.id
+            ))
+            .unwrap_or_default()
+        } else {
+            c.client_id.clone()
+        };
+
+        // Take the session back from a connection that still holds it.
+        let kick = {
+            let mut reg = lock(&shared.registry);
+            let kick = reg
+                .by_client
+                .get_mut(&client_id)
+                .and_then(|e| e.conn.take());
+            if kick.is_some() {
+                // The old connection no longer counts; its release sees no
+                // owner and only parks the state.
+                reg.connected = reg.connected.saturating_sub(1);
+            }
+            kick
+        };
+        if let Some((_, kick)) = kick {
+            let (tx, rx) = oneshot::channel();
+            if kick.send(tx).is_ok() {
+                let _ = tokio::time::timeout(TAKEOVER_WAIT, rx).await;
+            }
+        }
+
+        let mut fallout = Fallout::default();
+        let (kick_tx, kick_rx) = oneshot::channel();
+        let (state, key, mailbox, present) = {
+            let mut reg = lock(&shared.registry);
+            let resumable = !c.clean_start
+                && reg
+                    .by_client
+                    .get(&client_id)
+                    .is_some_and(|e| e.offline.is_some());
+            if !resumable {
+                // [MQTT-3.1.2-4]: Clean Start discards any existing session.
+                reg.end(&client_id, &mut fallout);
+            }
+            reg.connected += 1;
+            let entry = reg.by_client.entry(client_id.clone()).or_insert_with(|| {
+                let key = shared.next_id();
+                Entry {
+                    key,
+                    mailbox: Arc::new(Mailbox::new(
+                        shared.config.session.max_queued_messages,
+                        shared.config.session.max_queued_bytes,
+                    )),
+                    conn: None,
+                    offline: None,
+                    expires_at: None,
+                    pending_will: None,
+                }
+            });
+            let state = entry.offline.take();
+            // [MQTT-3.1.3-9]: a session resumed within the Will Delay
+            // Interval cancels the pending will.
+            entry.pending_will = None;
+            entry.expires_at = None;
+            entry.conn = Some((self.id, kick_tx));
+            entry.mailbox.set_online(true);
+            let present = state.is_some();
+            (state, entry.key, entry.mailbox.clone(), present)
+        };
+        shared.settle(fallout);
+        shared
+            .mailboxes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, mailbox.clone());
+        shared.stats.clients_total.fetch_add(1, Ordering::Relaxed);
+
+        let state = state.unwrap_or_else(|| SessionState::new(client_id.clone(), 0));
+        self.session.accept(
+            Instant::now(),
+            state,
+            present,
+            assigned.then(|| client_id.clone()),
+        );
+        self.attached = Some(Attached {
+            client_id,
+            key,
+            mailbox,
+        });
+        self.kick = Some(kick_rx);
+        // Messages that arrived while offline.
+        self.drain_mailbox();
+    }
+
+    /// Hands the session back to the registry (or ends it) and publishes the
+    /// will if one is due.
+    fn finish(mut self) {
+        let Some(a) = self.attached.take() else {
+            return;
+        };
+        let (expiry, will) = self.closed.take().unwrap_or((0, None));
+        let state = self.session.take_state();
+        let mut fallout = Fallout::default();
+        lock(&self.shared.registry).release(
+            Instant::now(),
+            &a.client_id,
+            self.id,
+            state,
+            expiry,
+            will,
+            &mut fallout,
+        );
+        self.shared.settle(fallout);
+        if let Some(done) = self.takeover_done.take() {
+            let _ = done.send(());
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! `strata-broker`: the embeddable Strata MQTT broker on tokio.
+//!
+//! Modules:
+//! - [`broker`]: [`Broker`] (start, addresses, graceful shutdown), routing of
+//!   published messages into subscribers' mailboxes, the sweeper of expired
+//!   sessions and delayed wills, `$SYS` topics.
+//! - `connection` (private): one task per connection driving a
+//!   `strata_session::Session`.
+//! - `registry` (private): client id to session, connected or offline;
+//!   takeover and resume.
+//! - `mailbox` (private): the bounded queue between router and session.
+//! - [`config`]: the TOML configuration, validated in two stages.
+
+pub mod broker;
+pub mod config;
+mod connection;
+mod mailbox;
+mod registry;
+
+pub use broker::Broker;
+pub use config::{BrokerConfig, ConfigError};

@@ -1,0 +1,133 @@
+//! Who is connected, which sessions wait offline, and the mailboxes the
+//! router delivers into.
+//!
+//! Lock order: the registry lock and the router lock are never held at the
+//! same time; callers collect what must happen under one, release it, then
+//! take the other. Neither is held across an `.await`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use strata_codec::MqttStr;
+use strata_session::{Message, SessionState, Will};
+use tokio::sync::oneshot;
+
+use crate::mailbox::Mailbox;
+
+/// Asks a connected task to leave (takeover); it answers on the inner
+/// sender once its session state is back in the registry.
+pub type Kick = oneshot::Sender<oneshot::Sender<()>>;
+
+/// One client id's session.
+#[derive(Debug)]
+pub struct Entry {
+    /// The router key of this session's subscriptions.
+    pub key: u64,
+    pub mailbox: Arc<Mailbox>,
+    /// The connection that owns the session now, if any.
+    pub conn: Option<(u64, Kick)>,
+    /// The state while no connection owns it.
+    pub offline: Option<SessionState>,
+    /// When an offline session ends (Session Expiry Interval).
+    pub expires_at: Option<Instant>,
+    /// A delayed Will Message and when it is due [MQTT-3.1.3-9].
+    pub pending_will: Option<(Instant, Message)>,
+}
+
+/// What ending or expiring sessions leaves for the caller to do outside the
+/// registry lock.
+#[derive(Debug, Default)]
+pub struct Fallout {
+    /// Router keys whose subscriptions must go.
+    pub removed_keys: Vec<u64>,
+    /// Wills to publish now.
+    pub wills: Vec<Message>,
+}
+
+#[derive(Debug, Default)]
+pub struct Registry {
+    pub by_client: HashMap<MqttStr, Entry>,
+    pub connected: usize,
+}
+
+impl Registry {
+    /// Ends the session of `client_id` entirely.
+    pub fn end(&mut self, client_id: &MqttStr, fallout: &mut Fallout) -> Option<Entry> {
+        let mut e = self.by_client.remove(client_id)?;
+        fallout.removed_keys.push(e.key);
+        // [MQTT-3.1.2-8]: the will goes out when the session ends, delay or not.
+        if let Some((_, will)) = e.pending_will.take() {
+            fallout.wills.push(will);
+        }
+        Some(e)
+    }
+
+    /// A connection is over: keep its state offline until it expires, or
+    /// end the session. `conn_id` guards against a connection that was
+    /// already replaced by a takeover.
+    #[allow(clippy::too_many_arguments)]
+    pub fn release(
+        &mut self,
+        now: Instant,
+        client_id: &MqttStr,
+        conn_id: u64,
+        state: Option<SessionState>,
+        session_expiry: u32,
+        will: Option<Will>,
+        fallout: &mut Fallout,
+    ) {
+        let Some(e) = self.by_client.get_mut(client_id) else {
+            return;
+        };
+        if e.conn.as_ref().is_some_and(|(id, _)| *id != conn_id) {
+            return;
+        }
+        if e.conn.take().is_some() {
+            self.connected = self.connected.saturating_sub(1);
+        }
+        e.mailbox.set_online(false);
+        if session_expiry == 0 {
+            if let Some(w) = will {
+                fallout.wills.push(w.message);
+            }
+            self.end(client_id, fallout);
+            return;
+        }
+        let expiry = (session_expiry != u32::MAX)
+            .then(|| now + Duration::from_secs(u64::from(session_expiry)));
+        e.offline = state;
+        e.expires_at = expiry;
+        if let Some(w) = will {
+            if w.delay.is_zero() {
+                fallout.wills.push(w.message);
+            } else {
+                // [MQTT-3.1.3-9]: at the Will Delay Interval or the end of
+                // the session, whichever comes first.
+                let due = now + w.delay;
+                let due = expiry.map_or(due, |x| x.min(due));
+                e.pending_will = Some((due, w.message));
+            }
+        }
+    }
+
+    /// Ends expired sessions and takes wills that are due.
+    pub fn sweep(&mut self, now: Instant, fallout: &mut Fallout) {
+        let expired: Vec<MqttStr> = self
+            .by_client
+            .iter()
+            .filter(|(_, e)| e.conn.is_none() && e.expires_at.is_some_and(|at| at <= now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for id in expired {
+            self.end(&id, fallout);
+        }
+        for e in self.by_client.values_mut() {
+            if e.pending_will.as_ref().is_some_and(|(at, _)| *at <= now)
+                && let Some((_, w)) = e.pending_will.take()
+            {
+                fallout.wills.push(w);
+            }
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! An in-process broker on 127.0.0.1 port 0 and rumqttc clients whose
+//! event loops run in the background, with bounded waits.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use strata_broker::{Broker, BrokerConfig};
+use tokio::sync::mpsc;
+
+pub const WAIT: Duration = Duration::from_secs(5);
+
+pub async fn start(mut config: BrokerConfig) -> Broker {
+    config.listeners = vec!["127.0.0.1:0".parse().unwrap()];
+    Broker::start(config).await.unwrap()
+}
+
+pub async fn start_default() -> (Broker, SocketAddr) {
+    let b = start(BrokerConfig {
+        sys_interval: None,
+        ..BrokerConfig::default()
+    })
+    .await;
+    let addr = b.local_addrs()[0];
+    (b, addr)
+}
+
+/// A 3.1.1 client (rumqttc v4) whose incoming packets arrive on a channel.
+pub struct V4 {
+    pub client: rumqttc::AsyncClient,
+    pub rx: mpsc::UnboundedReceiver<rumqttc::Packet>,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+pub fn v4_options(addr: SocketAddr, id: &str) -> rumqttc::MqttOptions {
+    let mut o = rumqttc::MqttOptions::new(id, addr.ip().to_string(), addr.port());
+    o.set_keep_alive(Duration::from_secs(30));
+    o
+}
+
+pub async fn v4(options: rumqttc::MqttOptions) -> V4 {
+    let (client, mut el) = rumqttc::AsyncClient::new(options, 100);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        loop {
+            match el.poll().await {
+                Ok(rumqttc::Event::Incoming(p)) => {
+                    if tx.send(p).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    let mut c = V4 { client, rx, task };
+    let ack = c
+        .next_matching(|p| matches!(p, rumqttc::Packet::ConnAck(_)))
+        .await;
+    assert!(matches!(ack, rumqttc::Packet::ConnAck(_)));
+    c
+}
+
+impl V4 {
+    /// The next incoming packet for which `f` holds, within [`WAIT`].
+    pub async fn next_matching(&mut self, f: impl Fn(&rumqttc::Packet) -> bool) -> rumqttc::Packet {
+        tokio::time::timeout(WAIT, async {
+            loop {
+                let p = self.rx.recv().await.expect("event loop ended");
+                if f(&p) {
+                    return p;
+                }
+            }
+        })
+        .await
+        .expect("timed out waiting for a packet")
+    }
+
+    pub async fn next_publish(&mut self) -> rumqttc::Publish {
+        match self
+            .next_matching(|p| matches!(p, rumqttc::Packet::Publish(_)))
+            .await
+        {
+            rumqttc::Packet::Publish(p) => p,
+            _ => unreachable!(),
+        }
+    }
+
+    pub async fn subscribe(&mut self, filter: &str, qos: rumqttc::QoS) {
+        self.client.subscribe(filter, qos).await.unwrap();
+        self.next_matching(|p| matches!(p, rumqttc::Packet::SubAck(_)))
+            .await;
+    }
+
+    /// Asserts nothing arrives for `d` (used only after a positive wait
+    /// proved the path works, to check that nothing else follows).
+    pub async fn assert_silent(&mut self, d: Duration) {
+        if let Ok(Some(p)) = tokio::time::timeout(d, self.rx.recv()).await {
+            assert!(
+                !matches!(p, rumqttc::Packet::Publish(_)),
+                "unexpected {p:?}"
+            );
+        }
+    }
+}
+
+/// A 5.0 client (rumqttc v5).
+pub struct V5 {
+    pub client: rumqttc::v5::AsyncClient,
+    pub rx: mpsc::UnboundedReceiver<rumqttc::v5::mqttbytes::v5::Packet>,
+    /// The event loop's result: the error that ended it (its Debug text).
+    pub task: tokio::task::JoinHandle<String>,
+}
+
+pub fn v5_options(addr: SocketAddr, id: &str) -> rumqttc::v5::MqttOptions {
+    let mut o = rumqttc::v5::MqttOptions::new(id, addr.ip().to_string(), addr.port());
+    o.set_keep_alive(Duration::from_secs(30));
+    o
+}
+
+pub async fn v5(options: rumqttc::v5::MqttOptions) -> V5 {
+    let (client, mut el) = rumqttc::v5::AsyncClient::new(options, 100);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        loop {
+            match el.poll().await {
+                Ok(rumqttc::v5::Event::Incoming(p)) => {
+                    if tx.send(p).is_err() {
+                        return String::new();
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => return format!("{e:?}"),
+            }
+        }
+    });
+    let mut c = V5 { client, rx, task };
+    c.next_matching(|p| matches!(p, rumqttc::v5::mqttbytes::v5::Packet::ConnAck(_)))
+        .await;
+    c
+}
+
+impl V5 {
+    pub async fn next_matching(
+        &mut self,
+        f: impl Fn(&rumqttc::v5::mqttbytes::v5::Packet) -> bool,
+    ) -> rumqttc::v5::mqttbytes::v5::Packet {
+        tokio::time::timeout(WAIT, async {
+            loop {
+                let p = self.rx.recv().await.expect("event loop ended");
+                if f(&p) {
+                    return p;
+                }
+            }
+        })
+        .await
+        .expect("timed out waiting for a packet")
+    }
+
+    pub async fn next_publish(&mut self) -> rumqttc::v5::mqttbytes::v5::Publish {
+        use rumqttc::v5::mqttbytes::v5::Packet;
+        match self
+            .next_matching(|p| matches!(p, Packet::Publish(_)))
+            .await
+        {
+            Packet::Publish(p) => p,
+            _ => unreachable!(),
+        }
+    }
+}

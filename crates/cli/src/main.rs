@@ -1,0 +1,127 @@
+//! `strata`: the broker and its tools. Today: `strata serve`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use strata_broker::{Broker, BrokerConfig};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "strata",
+    version,
+    about = "Strata: an MQTT broker and durable log"
+)]
+struct Cli {
+    /// More log output (-v debug, -vv trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Only warnings and errors.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the broker (embedded defaults: listener 127.0.0.1:1883).
+    Serve {
+        /// A TOML configuration file; see strata.toml in the repository.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Listen on HOST:PORT instead of the configured listeners (repeatable).
+        #[arg(long, value_name = "HOST:PORT")]
+        listen: Vec<SocketAddr>,
+    },
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "warn",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    match cli.command {
+        Command::Serve { config, listen } => serve(config, listen),
+    }
+}
+
+fn serve(config: Option<PathBuf>, listen: Vec<SocketAddr>) -> ExitCode {
+    let mut cfg = match config {
+        Some(path) => match BrokerConfig::from_file(&path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("strata: configuration error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => BrokerConfig::default(),
+    };
+    if !listen.is_empty() {
+        cfg.listeners = listen;
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("strata: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        let broker = match Broker::start(cfg).await {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("strata: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        for addr in broker.local_addrs() {
+            // Scripts wait for this line to know the port.
+            println!("listening on {addr}");
+        }
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        broker.shutdown(Duration::from_secs(5)).await;
+        ExitCode::SUCCESS
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,195 @@
+//! Bad input over a real socket, built byte by byte: each gets the spec's
+//! reaction (v5 DISCONNECT with the reason code, or a close), and other
+//! clients notice nothing.
+
+use std::time::Duration;
+
+use strata_broker::BrokerConfig;
+use strata_testkit::raw::{self, packet};
+use strata_testkit::{RawClient, Read, TestBroker};
+
+const CONNACK: u8 = 2;
+const DISCONNECT: u8 = 14;
+
+/// Connects and checks CONNACK success.
+async fn connected(b: &TestBroker, level: u8, id: &str) -> RawClient {
+    let mut c = b.client().await;
+    c.send(&raw::connect_clean(level, id)).await;
+    let ack = c.expect(CONNACK).await;
+    assert_eq!(ack.body[1], 0, "CONNACK return code");
+    c
+}
+
+/// The reason code of the DISCONNECT the server sent before closing.
+async fn disconnect_reason(c: &mut RawClient) -> Option<u8> {
+    let seen = c.until_closed().await;
+    seen.iter()
+        .find(|p| p.packet_type() == DISCONNECT)
+        .map(|p| p.body[0])
+}
+
+#[tokio::test]
+async fn first_packet_not_connect_closes_silently() {
+    // [MQTT-3.1.0-1]
+    let b = TestBroker::start_default().await;
+    let mut c = b.client().await;
+    c.send(&raw::PINGREQ).await;
+    assert_eq!(c.until_closed().await, vec![]);
+}
+
+#[tokio::test]
+async fn second_connect() {
+    // [MQTT-3.1.0-2]: 3.1.1 closes; 5.0 sends 0x82 first.
+    let b = TestBroker::start_default().await;
+    let mut c = connected(&b, 4, "a").await;
+    c.send(&raw::connect_clean(4, "a")).await;
+    assert_eq!(c.until_closed().await, vec![]);
+    let mut c = connected(&b, 5, "b").await;
+    c.send(&raw::connect_clean(5, "b")).await;
+    assert_eq!(disconnect_reason(&mut c).await, Some(0x82));
+}
+
+#[tokio::test]
+async fn unsupported_protocol_level_gets_return_code_1() {
+    // [MQTT-3.1.2-2]
+    let b = TestBroker::start_default().await;
+    let mut c = b.client().await;
+    c.send(&raw::connect(6, 0x02, 60, "x", &[])).await;
+    let seen = c.until_closed().await;
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].first, 0x20);
+    assert_eq!(seen[0].body, vec![0x00, 0x01]);
+}
+
+#[tokio::test]
+async fn reserved_connect_flag() {
+    // [MQTT-3.1.2-3]: 3.1.1 closes; 5.0 CONNACK 0x81 then close.
+    let b = TestBroker::start_default().await;
+    let mut c = b.client().await;
+    c.send(&raw::connect(4, 0x03, 60, "x", &[])).await;
+    assert_eq!(c.until_closed().await, vec![]);
+    let mut c = b.client().await;
+    c.send(&raw::connect(5, 0x03, 60, "x", &[])).await;
+    let seen = c.until_closed().await;
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].packet_type(), CONNACK);
+    assert_eq!(seen[0].body[..2], [0x00, 0x81]);
+}
+
+#[tokio::test]
+async fn reserved_fixed_header_flags() {
+    // [MQTT-2.2.2-1] [MQTT-2.2.2-2]: SUBSCRIBE with flags 0000.
+    let b = TestBroker::start_default().await;
+    let body = [0, 1, 0, 1, b'a', 0];
+    let mut c = connected(&b, 4, "a").await;
+    c.send(&packet(0x80, &body)).await;
+    assert_eq!(c.until_closed().await, vec![]);
+    let mut c = connected(&b, 5, "b").await;
+    c.send(&packet(0x80, &[0, 1, 0, 0, 1, b'a', 0])).await;
+    assert_eq!(disconnect_reason(&mut c).await, Some(0x81));
+}
+
+#[tokio::test]
+async fn wildcard_in_publish_topic() {
+    // [MQTT-3.3.2-2]: 5.0 DISCONNECT 0x90 Topic Name invalid.
+    let b = TestBroker::start_default().await;
+    let mut c = connected(&b, 5, "a").await;
+    c.send(&raw::publish_qos0(5, "a/+", b"x")).await;
+    assert_eq!(disconnect_reason(&mut c).await, Some(0x90));
+    let mut c = connected(&b, 4, "b").await;
+    c.send(&raw::publish_qos0(4, "a/#", b"x")).await;
+    assert_eq!(c.until_closed().await, vec![]);
+}
+
+#[tokio::test]
+async fn packet_id_zero() {
+    // [MQTT-2.2.1-3]: Protocol Error.
+    let b = TestBroker::start_default().await;
+    let mut c = connected(&b, 5, "a").await;
+    c.send(&raw::publish(5, 1, false, "t", 0, b"x")).await;
+    assert_eq!(disconnect_reason(&mut c).await, Some(0x82));
+}
+
+#[tokio::test]
+async fn qos_3_publish() {
+    // [MQTT-3.3.1-4]: Malformed.
+    let b = TestBroker::start_default().await;
+    let mut c = connected(&b, 5, "a").await;
+    c.send(&raw::publish(5, 3, false, "t", 1, b"x")).await;
+    assert_eq!(disconnect_reason(&mut c).await, Some(0x81));
+}
+
+#[tokio::test]
+async fn invalid_utf8_topic() {
+    // [MQTT-1.5.4-1] (3.1.1: [MQTT-1.5.3-1]): close.
+    let b = TestBroker::start_default().await;
+    let mut c = connected(&b, 4, "a").await;
+    let mut body = vec![0, 3, b'a', 0xED, 0xA0];
+    body.push(b'x');
+    c.send(&packet(0x30, &body)).await;
+    assert_eq!(c.until_closed().await, vec![]);
+}
+
+#[tokio::test]
+async fn reserved_packet_type_zero() {
+    let b = TestBroker::start_default().await;
+    let mut c = connected(&b, 5, "a").await;
+    c.send(&[0x00, 0x00]).await;
+    assert_eq!(disconnect_reason(&mut c).await, Some(0x81));
+}
+
+#[tokio::test]
+async fn packet_over_the_maximum_size() {
+    // 5.0: DISCONNECT 0x95 Packet too large, decided from the header alone.
+    let b = TestBroker::start(BrokerConfig {
+        sys_interval: None,
+        session: strata_broker::config::session_config_with_max_packet(128),
+        ..BrokerConfig::default()
+    })
+    .await;
+    let mut c = connected(&b, 5, "a").await;
+    // Only the fixed header of a 1000-byte PUBLISH.
+    c.send(&[0x30, 0xE8, 0x07]).await;
+    assert_eq!(disconnect_reason(&mut c).await, Some(0x95));
+}
+
+#[tokio::test]
+async fn silent_client_is_closed_after_the_connect_timeout() {
+    let mut session = strata_broker::config::session_config_with_max_packet(1024);
+    session.connect_timeout = Duration::from_millis(200);
+    let b = TestBroker::start(BrokerConfig {
+        sys_interval: None,
+        session,
+        ..BrokerConfig::default()
+    })
+    .await;
+    let mut c = b.client().await;
+    assert_eq!(c.read().await, Read::Closed);
+}
+
+#[tokio::test]
+async fn keep_alive_expiry_closes_with_0x8d() {
+    // [MQTT-3.1.2-22]
+    let b = TestBroker::start_default().await;
+    let mut c = b.client().await;
+    c.send(&raw::connect(5, 0x02, 1, "k", &[])).await;
+    c.expect(CONNACK).await;
+    assert_eq!(disconnect_reason(&mut c).await, Some(0x8D));
+}
+
+#[tokio::test]
+async fn other_clients_do_not_notice() {
+    let b = TestBroker::start_default().await;
+    let mut sub = connected(&b, 4, "sub").await;
+    sub.send(&raw::subscribe(4, 1, "t", 0)).await;
+    sub.expect(9).await; // SUBACK
+    for i in 0..20u8 {
+        let mut bad = connected(&b, 5, &format!("bad{i}")).await;
+        bad.send(&[0x30, 0x05, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]).await;
+        bad.until_closed().await;
+    }
+    let mut publ = connected(&b, 4, "pub").await;
+    publ.send(&raw::publish_qos0(4, "t", b"still here")).await;
+    let p = sub.expect(3).await;
+    assert!(p.body.ends_with(b"still here"));
+}
