@@ -1,0 +1,82 @@
+//! `strata serve` as a user runs it: the real binary, real signals.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_strata");
+
+#[test]
+fn bad_config_names_the_key_and_the_fix() {
+    let dir = std::env::temp_dir().join(format!("strata-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.toml");
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(b"[limits]\nreceive_maximum = 0\n")
+        .unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("limits.receive_maximum = 0: use 1 to 65535"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn serves_on_the_given_address_and_stops_on_sigterm() {
+    let mut child = Command::new(BIN)
+        .args(["serve", "-q", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let _ = tx.send(line.unwrap_or_default());
+        }
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("listening line");
+    let addr: std::net::SocketAddr = line
+        .strip_prefix("listening on ")
+        .expect("listening on ...")
+        .parse()
+        .unwrap();
+    // A CONNECT gets a CONNACK: the broker is really there.
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(&[
+        0x10, 13, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 60, 0, 1, b'c',
+    ])
+    .unwrap();
+    let mut ack = [0u8; 4];
+    std::io::Read::read_exact(&mut s, &mut ack).unwrap();
+    assert_eq!(ack, [0x20, 2, 0, 0]);
+
+    // SIGTERM: a clean exit, well within the bound.
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{status:?}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,253 @@
+//! The session state machine driven by arbitrary operation sequences. The
+//! first bytes pick the limits, the protocol and whether the connection
+//! starts connected (so every handler is reached in every state); the rest
+//! is a script of packets (raw bytes through the decoder, or structured ones
+//! with fuzzed fields), deliveries, time steps and broker decisions. Every
+//! byte the session transmits must decode as a valid packet.
+#![no_main]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use libfuzzer_sys::fuzz_target;
+use strata_codec::*;
+use strata_session::*;
+
+struct Input<'a>(&'a [u8]);
+
+impl Input<'_> {
+    fn byte(&mut self) -> Option<u8> {
+        let (&b, rest) = self.0.split_first()?;
+        self.0 = rest;
+        Some(b)
+    }
+    fn u16(&mut self) -> Option<u16> {
+        Some(u16::from_be_bytes([self.byte()?, self.byte()?]))
+    }
+    fn take(&mut self, n: usize) -> &[u8] {
+        let n = n.min(self.0.len());
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        a
+    }
+}
+
+const TOPICS: [&str; 4] = ["a", "a/b", "$SYS/x", "long/topic/name/for/aliases"];
+
+fn qos(b: u8) -> QoS {
+    QoS::from_u8(b % 3).unwrap_or_default()
+}
+
+fn answer_events(s: &mut Session, now: Instant, decide: u8) {
+    while let Some(e) = s.poll_event() {
+        match e {
+            Event::Connect(c) => {
+                if decide & 1 == 0 {
+                    let id = if c.client_id.is_empty() {
+                        MqttStr::from_static("assigned")
+                    } else {
+                        c.client_id.clone()
+                    };
+                    s.accept(now, SessionState::new(id, 0), decide & 2 != 0, None);
+                } else {
+                    s.reject(ReasonCode::NotAuthorized);
+                }
+            }
+            Event::Publish { message, packet_id } => {
+                if let Some(id) = packet_id {
+                    let reason = if decide & 4 == 0 {
+                        ReasonCode::Success
+                    } else {
+                        ReasonCode::NotAuthorized
+                    };
+                    s.publish_done(id, message.qos, reason);
+                }
+            }
+            Event::Subscribe {
+                packet_id, granted, ..
+            } => {
+                let codes = granted
+                    .into_iter()
+                    .map(|g| match g {
+                        Ok(QoS::AtMostOnce) => ReasonCode::Success,
+                        Ok(QoS::AtLeastOnce) => ReasonCode::GrantedQoS1,
+                        Ok(QoS::ExactlyOnce) => ReasonCode::GrantedQoS2,
+                        Err(c) => c,
+                    })
+                    .collect();
+                s.subscribe_done(packet_id, codes);
+            }
+            Event::Unsubscribe { packet_id, filters } => {
+                s.unsubscribe_done(packet_id, vec![ReasonCode::Success; filters.len()]);
+            }
+            Event::Closed { .. } => {}
+        }
+    }
+}
+
+fn structured(inp: &mut Input) -> Option<Packet> {
+    let kind = inp.byte()? % 9;
+    let id = inp.u16()?;
+    Some(match kind {
+        0 => {
+            let q = qos(inp.byte()?);
+            let flags = inp.byte()?;
+            let mut p = Publish::new(
+                MqttStr::from_static(TOPICS[usize::from(flags >> 6)]),
+                q,
+                Bytes::from_static(b"p"),
+            );
+            p.packet_id = if q == QoS::AtMostOnce { 0 } else { id.max(1) };
+            p.retain = flags & 1 != 0;
+            p.dup = flags & 2 != 0 && q != QoS::AtMostOnce;
+            if flags & 4 != 0 {
+                p.properties.topic_alias = Some(u16::from(flags & 0x38) >> 3);
+                if flags & 0x20 != 0 {
+                    p.topic = MqttStr::new();
+                }
+            }
+            Packet::Publish(p)
+        }
+        1 => Packet::PubAck(PubAck::new(id.max(1))),
+        2 => Packet::PubRec(PubRec::new(id.max(1))),
+        3 => Packet::PubRel(PubRel::new(id.max(1))),
+        4 => Packet::PubComp(PubComp::new(id.max(1))),
+        5 => Packet::Subscribe(Subscribe {
+            packet_id: id.max(1),
+            properties: Default::default(),
+            filters: vec![Subscription {
+                filter: MqttStr::from_static("a/#"),
+                options: SubscribeOptions {
+                    qos: qos(inp.byte()?),
+                    ..Default::default()
+                },
+            }],
+        }),
+        6 => Packet::PingReq,
+        7 => {
+            let mut d = Disconnect::new(if id & 1 == 0 {
+                ReasonCode::Success
+            } else {
+                ReasonCode::DisconnectWithWillMessage
+            });
+            if id & 2 != 0 {
+                d.properties.session_expiry_interval = Some(u32::from(id >> 8));
+            }
+            Packet::Disconnect(d)
+        }
+        _ => Packet::Connect(Box::new(Connect::new(
+            Protocol::V5,
+            MqttStr::from_static("again"),
+        ))),
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut inp = Input(data);
+    let Some(setup) = inp.byte() else { return };
+    let Some(limits) = inp.byte() else { return };
+    let config = Arc::new(Config {
+        receive_maximum: u16::from(limits & 3) + 1,
+        topic_alias_maximum: u16::from(limits >> 2 & 3),
+        max_queued_messages: usize::from(limits >> 4 & 3),
+        max_inflight: 2,
+        ..Config::default()
+    });
+    let start = Instant::now();
+    let mut now = start;
+    let mut s = Session::new(config, now);
+    let protocol = match setup % 3 {
+        0 => Protocol::V3_1,
+        1 => Protocol::V3_1_1,
+        _ => Protocol::V5,
+    };
+    if setup & 4 != 0 {
+        let mut c = Connect::new(protocol, MqttStr::from_static("fuzz"));
+        c.keep_alive = u16::from(setup >> 4);
+        if protocol.is_v5() {
+            c.properties.receive_maximum = Some(u16::from(limits & 7) + 1);
+            c.properties.topic_alias_maximum = Some(u16::from(setup >> 6));
+            c.properties.maximum_packet_size = Some(64 + u32::from(limits));
+        }
+        if setup & 8 != 0 {
+            c.will = Some(LastWill {
+                topic: MqttStr::from_static("will"),
+                payload: Bytes::new(),
+                qos: QoS::AtLeastOnce,
+                retain: false,
+                properties: Default::default(),
+            });
+        }
+        s.handle_packet(now, Packet::Connect(Box::new(c)));
+        answer_events(&mut s, now, 0);
+    }
+    let mut out = BytesMut::new();
+    while let Some(op) = inp.byte() {
+        match op % 6 {
+            0 => {
+                let n = usize::from(inp.byte().unwrap_or(0));
+                let mut buf = BytesMut::from(inp.take(n));
+                loop {
+                    match decode(&mut buf, s.protocol(), s.max_packet_size()) {
+                        Ok(Some(p)) => {
+                            s.handle_packet(now, p);
+                            answer_events(&mut s, now, op);
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            s.handle_decode_error(now, &e);
+                            break;
+                        }
+                    }
+                }
+            }
+            1 => {
+                now += Duration::from_millis(u64::from(inp.byte().unwrap_or(0)) * 100);
+                if s.poll_timeout().is_some_and(|t| t <= now) {
+                    s.handle_timeout(now);
+                }
+            }
+            2 => {
+                let b = inp.byte().unwrap_or(0);
+                let mut m = Message {
+                    topic: MqttStr::from_static(TOPICS[usize::from(b & 3)]),
+                    payload: Bytes::from(vec![0u8; usize::from(b)]),
+                    qos: qos(b >> 2),
+                    retain: b & 0x10 != 0,
+                    properties: Default::default(),
+                    received: now,
+                };
+                if b & 0x20 != 0 {
+                    m.properties.message_expiry_interval = Some(u32::from(b >> 6));
+                }
+                s.handle_delivery(
+                    now,
+                    Delivery {
+                        message: Arc::new(m),
+                        qos: qos(b >> 4),
+                        retain: b & 0x80 != 0,
+                        subscription_ids: vec![u32::from(b) + 1],
+                    },
+                );
+            }
+            3 => {
+                if let Some(p) = structured(&mut inp) {
+                    s.handle_packet(now, p);
+                }
+            }
+            4 => s.disconnect(ReasonCode::ServerShuttingDown),
+            _ => s.handle_connection_lost(now),
+        }
+        answer_events(&mut s, now, op >> 3);
+        out.clear();
+        s.poll_transmit(now, &mut out);
+        // Everything sent decodes, in the connection's protocol.
+        while !out.is_empty() {
+            match decode(&mut out, s.protocol(), MAX_PACKET_SIZE) {
+                Ok(Some(_)) => {}
+                other => panic!("session sent bytes that do not decode: {other:?}"),
+            }
+        }
+    }
+});
