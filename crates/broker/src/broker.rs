@@ -188,6 +188,11 @@ impl Broker {
         &self.local_addrs
     }
 
+    /// Sessions the broker holds, connected or offline.
+    pub fn session_count(&self) -> usize {
+        lock(&self.shared.registry).by_client.len()
+    }
+
     /// Clients connected now.
     pub fn connected_clients(&self) -> usize {
         lock(&self.shared.registry).connected

@@ -131,3 +131,98 @@ impl Registry {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use strata_codec::QoS;
+
+    fn entry(key: u64) -> Entry {
+        Entry {
+            key,
+            mailbox: Arc::new(Mailbox::new(10, 1000)),
+            conn: Some((7, oneshot::channel().0)),
+            offline: None,
+            expires_at: None,
+            pending_will: None,
+        }
+    }
+
+    fn will(now: Instant, delay: u64) -> Will {
+        Will {
+            message: Message {
+                topic: MqttStr::from_static("w"),
+                payload: Bytes::new(),
+                qos: QoS::AtMostOnce,
+                retain: false,
+                properties: Default::default(),
+                received: now,
+            },
+            delay: Duration::from_secs(delay),
+        }
+    }
+
+    #[test]
+    fn delayed_will_waits_for_its_interval() {
+        // [MQTT-3.1.3-9]
+        let now = Instant::now();
+        let id = MqttStr::from_static("c");
+        let mut reg = Registry::default();
+        reg.by_client.insert(id.clone(), entry(1));
+        reg.connected = 1;
+        let mut f = Fallout::default();
+        reg.release(now, &id, 7, None, 60, Some(will(now, 5)), &mut f);
+        assert!(f.wills.is_empty() && f.removed_keys.is_empty());
+        assert_eq!(reg.connected, 0);
+        reg.sweep(now + Duration::from_secs(4), &mut f);
+        assert!(f.wills.is_empty());
+        reg.sweep(now + Duration::from_secs(5), &mut f);
+        assert_eq!(f.wills.len(), 1);
+        // The session itself lives on until its expiry.
+        assert!(reg.by_client.contains_key(&id));
+        reg.sweep(now + Duration::from_secs(60), &mut f);
+        assert!(!reg.by_client.contains_key(&id));
+        assert_eq!(f.removed_keys, vec![1]);
+    }
+
+    #[test]
+    fn session_end_sends_the_will_before_its_delay() {
+        // [MQTT-3.1.2-8]: the will goes when the session ends, if sooner.
+        let now = Instant::now();
+        let id = MqttStr::from_static("c");
+        let mut reg = Registry::default();
+        reg.by_client.insert(id.clone(), entry(1));
+        let mut f = Fallout::default();
+        reg.release(now, &id, 7, None, 2, Some(will(now, 30)), &mut f);
+        reg.sweep(now + Duration::from_secs(2), &mut f);
+        assert_eq!(f.wills.len(), 1);
+        assert_eq!(f.removed_keys, vec![1]);
+    }
+
+    #[test]
+    fn expiry_zero_ends_the_session_and_sends_the_will_now() {
+        let now = Instant::now();
+        let id = MqttStr::from_static("c");
+        let mut reg = Registry::default();
+        reg.by_client.insert(id.clone(), entry(3));
+        let mut f = Fallout::default();
+        reg.release(now, &id, 7, None, 0, Some(will(now, 30)), &mut f);
+        assert_eq!(f.wills.len(), 1);
+        assert_eq!(f.removed_keys, vec![3]);
+        assert!(reg.by_client.is_empty());
+    }
+
+    #[test]
+    fn a_replaced_connection_does_not_release() {
+        let now = Instant::now();
+        let id = MqttStr::from_static("c");
+        let mut reg = Registry::default();
+        reg.by_client.insert(id.clone(), entry(1));
+        let mut f = Fallout::default();
+        // Connection 8 is not the owner (7 is).
+        reg.release(now, &id, 8, None, 0, Some(will(now, 0)), &mut f);
+        assert!(f.wills.is_empty());
+        assert!(reg.by_client.contains_key(&id));
+    }
+}

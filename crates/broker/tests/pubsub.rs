@@ -255,3 +255,72 @@ async fn shutdown_sends_server_shutting_down_to_v5_clients() {
     let end = tokio::time::timeout(WAIT, c.task).await.unwrap().unwrap();
     assert!(end.contains("ServerShuttingDown"), "{end}");
 }
+
+#[tokio::test]
+async fn sys_topics_are_published_and_not_matched_by_hash() {
+    // [MQTT-4.7.2-1]
+    let broker = start(strata_broker::BrokerConfig {
+        sys_interval: Some(Duration::from_millis(50)),
+        ..strata_broker::BrokerConfig::default()
+    })
+    .await;
+    let addr = broker.local_addrs()[0];
+    let mut sys = v4(v4_options(addr, "sys")).await;
+    sys.subscribe("$SYS/broker/clients/connected", QoS::AtMostOnce)
+        .await;
+    let p = sys.next_publish().await;
+    let n: usize = std::str::from_utf8(&p.payload).unwrap().parse().unwrap();
+    assert!(n >= 1, "{n}");
+    let mut all = v4(v4_options(addr, "all")).await;
+    all.subscribe("#", QoS::AtMostOnce).await;
+    all.client
+        .publish("plain", QoS::AtMostOnce, false, "x")
+        .await
+        .unwrap();
+    // Several $SYS rounds pass while we wait for our own message: none of
+    // them may reach a '#' subscriber.
+    sys.next_publish().await;
+    sys.next_publish().await;
+    let p = all.next_publish().await;
+    assert_eq!(p.topic, "plain");
+    assert!(
+        !all.rx
+            .try_recv()
+            .is_ok_and(|p| matches!(&p, rumqttc::Packet::Publish(x) if x.topic.starts_with('$')))
+    );
+    broker.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn v5_session_expiry_ends_an_offline_session() {
+    // [MQTT-3.1.2-23]: kept while the interval runs, gone after it.
+    let (broker, addr) = start_default().await;
+    let mut o = v5_options(addr, "exp");
+    o.set_clean_start(false);
+    o.set_session_expiry_interval(Some(1));
+    let c = v5(o.clone()).await;
+    c.client.disconnect().await.unwrap();
+    tokio::time::timeout(WAIT, c.task).await.unwrap().unwrap();
+    assert_eq!(broker.session_count(), 1);
+    tokio::time::timeout(WAIT, async {
+        while broker.session_count() > 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("session expired");
+    let (_client, mut el) = rumqttc::v5::AsyncClient::new(o, 10);
+    let ack = tokio::time::timeout(WAIT, async {
+        loop {
+            if let rumqttc::v5::Event::Incoming(rumqttc::v5::mqttbytes::v5::Packet::ConnAck(a)) =
+                el.poll().await.unwrap()
+            {
+                return a;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(!ack.session_present);
+    broker.shutdown(Duration::from_secs(1)).await;
+}
