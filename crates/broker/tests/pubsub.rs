@@ -283,11 +283,11 @@ async fn sys_topics_are_published_and_not_matched_by_hash() {
     sys.next_publish().await;
     let p = all.next_publish().await;
     assert_eq!(p.topic, "plain");
-    assert!(
-        !all.rx
-            .try_recv()
-            .is_ok_and(|p| matches!(&p, rumqttc::Packet::Publish(x) if x.topic.starts_with('$')))
-    );
+    while let Ok(p) = all.rx.try_recv() {
+        if let rumqttc::Packet::Publish(p) = p {
+            assert!(!p.topic.starts_with('$'), "{}", p.topic);
+        }
+    }
     broker.shutdown(Duration::from_secs(1)).await;
 }
 
