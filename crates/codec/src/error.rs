@@ -70,7 +70,7 @@ pub enum ErrorKind {
     WillFlagsWithoutWill,
     #[error("password flag set without the user name flag [MQTT-3.1.2-22]")]
     PasswordWithoutUsername,
-    #[error("QoS 3 in {field} [MQTT-3.3.1-4]")]
+    #[error("QoS 3 in {field}")]
     InvalidQoS { field: &'static str },
     #[error("DUP flag set on a QoS 0 PUBLISH [MQTT-3.3.1-2]")]
     DupOnQoS0,
@@ -106,6 +106,12 @@ pub enum ErrorKind {
     NoLocalOnSharedSubscription,
     #[error("zero-length topic name without a topic alias")]
     EmptyTopicWithoutAlias,
+    #[error("QoS 3 in subscription options")]
+    SubscriptionQoS3,
+    #[error("authentication data without an authentication method")]
+    AuthenticationDataWithoutMethod,
+    #[error("{packet} carries no reason code [MQTT-3.9.3-1]")]
+    NoReasonCodes { packet: &'static str },
 }
 
 impl ErrorKind {
@@ -116,6 +122,11 @@ impl ErrorKind {
         use ErrorKind::*;
         match self {
             PacketTooLarge { .. } => ReasonCode::PacketTooLarge,
+            // [MQTT-3.3.2-8]: a Topic Alias of 0 is Topic Alias invalid.
+            InvalidPropertyValue {
+                id: crate::property::id::TOPIC_ALIAS,
+                ..
+            } => ReasonCode::TopicAliasInvalid,
             InvalidProtocolName(_) | UnsupportedProtocolLevel(_) | ProtocolNameMismatch { .. } => {
                 ReasonCode::UnsupportedProtocolVersion
             }
@@ -126,6 +137,13 @@ impl ErrorKind {
             | InvalidRetainHandling
             | NoLocalOnSharedSubscription
             | EmptyTopicWithoutAlias
+            // 5.0 (3.8.3, 3.10.3) calls an empty SUBSCRIBE or UNSUBSCRIBE a
+            // Protocol Error; 3.1.1 [MQTT-3.8.3-3] a protocol violation.
+            | NoTopicFilters { .. }
+            // 5.0 section 3.8.3.1; 3.1.1 closes the connection either way.
+            | SubscriptionQoS3
+            // 5.0 section 3.1.2.11.10
+            | AuthenticationDataWithoutMethod
             | ZeroPacketId => ReasonCode::ProtocolError,
             ReservedPacketType(_)
             | InvalidFlags { .. }
@@ -146,7 +164,7 @@ impl ErrorKind {
             | InvalidSubAckCode { .. }
             | UnknownProperty { .. }
             | PropertyNotAllowed { .. }
-            | NoTopicFilters { .. }
+            | NoReasonCodes { .. }
             | ReservedSubscriptionOptions(_) => ReasonCode::MalformedPacket,
         }
     }
@@ -179,4 +197,6 @@ pub enum EncodeError {
     },
     #[error("{packet} must carry at least one entry")]
     Empty { packet: &'static str },
+    #[error("a CONNACK with a failure code must have Session Present 0 [MQTT-3.2.2-6]")]
+    SessionPresentWithFailure,
 }

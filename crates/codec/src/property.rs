@@ -99,7 +99,23 @@ pub(crate) fn encoded_len<P: PropertySet>(p: &P) -> Result<usize, EncodeError> {
             Prop::Byte(..) => 2,
             Prop::U16(..) => 3,
             Prop::U32(..) => 5,
-            Prop::VarInt(_, v) => 1 + wire::var_int_len(v as usize),
+            // Subscription Identifiers run from 1 to 268,435,455 (3.8.2.1.2).
+            Prop::VarInt(_, 0) => {
+                err.get_or_insert(EncodeError::VarIntTooLarge {
+                    field: "subscription identifier",
+                    value: 0,
+                });
+                0
+            }
+            Prop::VarInt(_, v) => {
+                match wire::check_var_int(v as usize, "subscription identifier") {
+                    Ok(n) => 1 + n,
+                    Err(e) => {
+                        err.get_or_insert(e);
+                        0
+                    }
+                }
+            }
             Prop::Data(_, d) => match wire::field_len(d, "property") {
                 Ok(n) => 1 + n,
                 Err(e) => {
@@ -417,7 +433,7 @@ property_set! {
         content_type: CONTENT_TYPE string,
         response_topic: RESPONSE_TOPIC string,
         correlation_data: CORRELATION_DATA binary,
-        topic_alias: TOPIC_ALIAS u16,
+        topic_alias: TOPIC_ALIAS u16nz,
     }
     repeated
     /// Subscription Identifiers (0x0B) of the matching subscriptions; only a

@@ -74,7 +74,10 @@ pub(super) fn decode_connect(r: &mut Reader) -> Result<Connect, DecodeError> {
             (other, _) => return Err(ErrorKind::InvalidProtocolName(other.to_owned())),
         };
         protocol = Some(p);
-        Connect::decode_rest(p, r)
+        let c = Connect::decode_rest(p, r)?;
+        // [MQTT-3.1.4-1]: nothing may follow the last field the flags name.
+        r.finish()?;
+        Ok(c)
     })();
     result.map_err(|kind| DecodeError {
         packet: t,
@@ -118,11 +121,14 @@ impl Connect {
             return Err(ErrorKind::PasswordWithoutUsername);
         }
         let keep_alive = r.u16("keep alive")?;
-        let properties = if p.is_v5() {
+        let properties: ConnectProperties = if p.is_v5() {
             property::decode(r)?
         } else {
             ConnectProperties::default()
         };
+        if properties.authentication_data.is_some() && properties.authentication_method.is_none() {
+            return Err(ErrorKind::AuthenticationDataWithoutMethod);
+        }
         let client_id = r.string("client identifier")?;
         let will = if has_will {
             let properties = if p.is_v5() {
@@ -281,6 +287,10 @@ impl ConnAck {
     }
 
     pub(super) fn sizes(&self, p: Protocol) -> Result<Sizes, EncodeError> {
+        // [MQTT-3.2.2-6] (3.1.1: [MQTT-3.2.2-4])
+        if self.session_present && self.code != ReasonCode::Success {
+            return Err(EncodeError::SessionPresentWithFailure);
+        }
         if !p.is_v5() {
             return Ok(Sizes {
                 remaining: 2,

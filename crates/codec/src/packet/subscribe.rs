@@ -39,8 +39,13 @@ impl SubscribeOptions {
         if b & reserved != 0 {
             return Err(ErrorKind::ReservedSubscriptionOptions(b));
         }
-        let qos = QoS::from_u8(b & 0x03).ok_or(ErrorKind::InvalidQoS {
-            field: "subscription options",
+        // 3.1.1 calls QoS 3 malformed [MQTT-3-8.3-4]; 5.0 a Protocol Error.
+        let qos = QoS::from_u8(b & 0x03).ok_or(if p.is_v5() {
+            ErrorKind::SubscriptionQoS3
+        } else {
+            ErrorKind::InvalidQoS {
+                field: "subscription options",
+            }
         })?;
         let retain_handling = match (b >> 4) & 0x03 {
             0 => RetainHandling::SendAlways,
@@ -206,6 +211,11 @@ impl SubAck {
             };
             codes.push(code);
         }
+        // One code per filter of the SUBSCRIBE, which has at least one
+        // [MQTT-3.8.4-6] [MQTT-3.9.3-1].
+        if codes.is_empty() {
+            return Err(ErrorKind::NoReasonCodes { packet: "SUBACK" });
+        }
         Ok(SubAck {
             packet_id,
             properties,
@@ -215,10 +225,11 @@ impl SubAck {
 
     pub(super) fn sizes(&self, p: Protocol) -> Result<Sizes, EncodeError> {
         check_packet_id(self.packet_id)?;
-        if p.is_v5() {
-            for &c in &self.codes {
-                check_reason(c, PacketType::SubAck)?;
-            }
+        non_empty(&self.codes, "SUBACK")?;
+        // Before 5.0 every failure travels as 0x80; other codes have no
+        // 3.1.1 form [MQTT-3.9.3-2].
+        for &c in &self.codes {
+            check_reason(c, PacketType::SubAck)?;
         }
         let mut s = Sizes::default();
         s.remaining = 2 + props_size(p, &self.properties, &mut s)? + self.codes.len();
@@ -326,6 +337,9 @@ impl UnsubAck {
                         .ok_or(ErrorKind::InvalidReasonCode { value: raw })?,
                 );
             }
+            if ack.codes.is_empty() {
+                return Err(ErrorKind::NoReasonCodes { packet: "UNSUBACK" });
+            }
         }
         Ok(ack)
     }
@@ -337,6 +351,7 @@ impl UnsubAck {
             s.remaining = 2;
             return Ok(s);
         }
+        non_empty(&self.codes, "UNSUBACK")?;
         for &c in &self.codes {
             check_reason(c, PacketType::UnsubAck)?;
         }

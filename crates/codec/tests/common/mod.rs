@@ -90,8 +90,8 @@ pub fn connect_props() -> impl Strategy<Value = ConnectProperties> {
                 topic_alias_maximum: tam,
                 request_response_information: rri,
                 request_problem_information: rpi,
+                authentication_data: if am.is_some() { ad } else { None },
                 authentication_method: am,
-                authentication_data: ad,
                 user_properties: up,
             },
         )
@@ -174,7 +174,7 @@ pub fn publish_props() -> impl Strategy<Value = PublishProperties> {
         of(text()),
         of(topic_name()),
         of(bin()),
-        of(any::<u16>()),
+        nz16(),
         vec(1u32..=268_435_455, 0..3),
         user_props(),
     )
@@ -262,9 +262,11 @@ pub fn connack(p: Protocol) -> impl Strategy<Value = Packet> {
         connack_props(),
     )
         .prop_map(move |(sp, c5, c3, props)| {
+            let code = if v5(p) { c5 } else { c3 };
             Packet::ConnAck(ConnAck {
-                session_present: sp,
-                code: if v5(p) { c5 } else { c3 },
+                // [MQTT-3.2.2-6]: only a successful CONNACK has a session.
+                session_present: sp && code == ReasonCode::Success,
+                code,
                 properties: if v5(p) { props } else { Default::default() },
             })
         })
