@@ -108,6 +108,8 @@ pub enum ErrorKind {
     EmptyTopicWithoutAlias,
     #[error("QoS 3 in subscription options")]
     SubscriptionQoS3,
+    #[error("CONNACK with a failure code and Session Present 1 [MQTT-3.2.2-6]")]
+    SessionPresentWithFailure,
     #[error("authentication data without an authentication method")]
     AuthenticationDataWithoutMethod,
     #[error("{packet} carries no reason code [MQTT-3.9.3-1]")]
@@ -144,6 +146,7 @@ impl ErrorKind {
             | SubscriptionQoS3
             // 5.0 section 3.1.2.11.10
             | AuthenticationDataWithoutMethod
+            | SessionPresentWithFailure
             | ZeroPacketId => ReasonCode::ProtocolError,
             ReservedPacketType(_)
             | InvalidFlags { .. }

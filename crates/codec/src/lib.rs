@@ -38,7 +38,7 @@ pub use packet::{
 };
 pub use property::{
     AckProperties, AuthProperties, ConnAckProperties, ConnectProperties, DisconnectProperties,
-    PublishProperties, SubscribeProperties, UnsubscribeProperties, WillProperties,
+    PublishProperties, PublishProps, SubscribeProperties, UnsubscribeProperties, WillProperties,
 };
 pub use reason::ReasonCode;
 pub use string::MqttStr;
@@ -114,5 +114,17 @@ impl QoS {
             2 => Some(QoS::ExactlyOnce),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod size_guard {
+    /// Decoding and routing move `Packet` and `Publish` by value; keeping
+    /// them small was worth a third of decode time (see the bench note in
+    /// docs/ARCHITECTURE.md). This fails if a change makes them grow.
+    #[test]
+    fn hot_types_stay_small() {
+        assert!(std::mem::size_of::<crate::Publish>() <= 80);
+        assert!(std::mem::size_of::<crate::Packet>() <= 112);
     }
 }

@@ -8,12 +8,12 @@
 //! packet may carry any number of User Properties, kept in order
 //! [MQTT-3.3.2-18]; PUBLISH may carry several Subscription Identifiers.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::QoS;
 use crate::error::{EncodeError, ErrorKind};
 use crate::string::MqttStr;
-use crate::wire::{self, Reader};
+use crate::wire::{self, Reader, Writer};
 
 /// Property identifiers (section 2.2.2.2).
 pub mod id {
@@ -75,6 +75,7 @@ pub(crate) trait PropertySet: Default {
 }
 
 /// Reads a Property Length and the properties it covers.
+#[inline]
 pub(crate) fn decode<P: PropertySet>(r: &mut Reader) -> Result<P, ErrorKind> {
     let len = r.var_int("property length")? as usize;
     let mut props = P::default();
@@ -91,6 +92,7 @@ pub(crate) fn decode<P: PropertySet>(r: &mut Reader) -> Result<P, ErrorKind> {
 }
 
 /// The encoded length of a property set, without its Property Length.
+#[inline]
 pub(crate) fn encoded_len<P: PropertySet>(p: &P) -> Result<usize, EncodeError> {
     let mut len = 0usize;
     let mut err = None;
@@ -144,7 +146,8 @@ pub(crate) fn encoded_len<P: PropertySet>(p: &P) -> Result<usize, EncodeError> {
 }
 
 /// Writes the Property Length `len` (from [`encoded_len`]) and the properties.
-pub(crate) fn put<P: PropertySet>(out: &mut BytesMut, p: &P, len: usize) {
+#[inline]
+pub(crate) fn put<P: PropertySet>(out: &mut Writer<'_>, p: &P, len: usize) {
     wire::put_var_int(out, len);
     if len == 0 {
         return;
@@ -179,6 +182,7 @@ pub(crate) fn put<P: PropertySet>(out: &mut BytesMut, p: &P, len: usize) {
 }
 
 /// The size of a property block on the wire: Property Length plus content.
+#[inline]
 pub(crate) fn block_len<P: PropertySet>(p: &P) -> Result<(usize, usize), EncodeError> {
     let len = encoded_len(p)?;
     Ok((len, wire::check_var_int(len, "property length")? + len))
@@ -337,6 +341,13 @@ macro_rules! property_set {
         }
 
         impl $name {
+            /// The set with no property, as a constant.
+            pub const EMPTY: $name = $name {
+                $( $field: None, )*
+                $( $rfield: Vec::new(), )?
+                user_properties: Vec::new(),
+            };
+
             /// True when no property is set.
             pub fn is_empty(&self) -> bool {
                 true $( && self.$field.is_none() )* $( && self.$rfield.is_empty() )?
@@ -554,8 +565,72 @@ mod tests {
         assert_eq!(p.subscription_identifiers, vec![1, 128]);
         let (len, total) = block_len(&p).unwrap();
         assert_eq!((len, total), (5, 6));
-        let mut out = BytesMut::new();
-        put(&mut out, &p, len);
-        assert_eq!(&out[..], &[5, 0x0B, 1, 0x0B, 0x80, 0x01]);
+        let mut buf = [0u8; 6];
+        put(&mut Writer::new(&mut buf), &p, len);
+        assert_eq!(buf, [5, 0x0B, 1, 0x0B, 0x80, 0x01]);
+    }
+}
+
+/// PUBLISH properties as a PUBLISH or a routed message carries them: no
+/// allocation when there are none (most messages), one shared allocation
+/// otherwise. This keeps `Publish` small, so decoding moves less, and a
+/// delivery to each of many subscribers clones a pointer instead of a
+/// 160-byte struct with its strings.
+///
+/// Reading goes through `Deref` (an empty set reads as
+/// [`PublishProperties::EMPTY`]); writing through `DerefMut` allocates on
+/// first use and copies a shared set (copy on write), so callers on hot
+/// paths test before they write.
+#[derive(Clone, Default)]
+pub struct PublishProps(Option<std::sync::Arc<PublishProperties>>);
+
+impl PublishProps {
+    /// No properties.
+    pub const fn new() -> PublishProps {
+        PublishProps(None)
+    }
+
+    /// True when no property is set.
+    pub fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(|p| p.is_empty())
+    }
+}
+
+static EMPTY_PUBLISH_PROPERTIES: PublishProperties = PublishProperties::EMPTY;
+
+impl std::ops::Deref for PublishProps {
+    type Target = PublishProperties;
+    fn deref(&self) -> &PublishProperties {
+        self.0.as_deref().unwrap_or(&EMPTY_PUBLISH_PROPERTIES)
+    }
+}
+
+impl std::ops::DerefMut for PublishProps {
+    fn deref_mut(&mut self) -> &mut PublishProperties {
+        std::sync::Arc::make_mut(self.0.get_or_insert_with(Default::default))
+    }
+}
+
+impl From<PublishProperties> for PublishProps {
+    fn from(p: PublishProperties) -> PublishProps {
+        if p.is_empty() {
+            PublishProps(None)
+        } else {
+            PublishProps(Some(std::sync::Arc::new(p)))
+        }
+    }
+}
+
+impl PartialEq for PublishProps {
+    fn eq(&self, other: &PublishProps) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for PublishProps {}
+
+impl std::fmt::Debug for PublishProps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (**self).fmt(f)
     }
 }

@@ -33,9 +33,18 @@ impl MqttStr {
     }
 
     /// Validates `bytes` and wraps them without copying.
+    #[inline]
     pub fn from_bytes(bytes: Bytes) -> Result<MqttStr, Utf8Error> {
-        validate(&bytes)?;
+        scan(&bytes)?;
         Ok(MqttStr(bytes))
+    }
+
+    /// Validates `bytes` and wraps them, also saying whether they contain
+    /// `+` or `#` (one pass for a topic name).
+    #[inline]
+    pub(crate) fn from_bytes_scan(bytes: Bytes) -> Result<(MqttStr, bool), Utf8Error> {
+        let wildcard = scan(&bytes)?;
+        Ok((MqttStr(bytes), wildcard))
     }
 
     /// Wraps a `'static` string, checked for U+0000.
@@ -65,11 +74,30 @@ impl MqttStr {
 
 /// Checks the rules every MQTT string obeys: well-formed UTF-8 and no U+0000.
 pub fn validate(bytes: &[u8]) -> Result<&str, Utf8Error> {
-    let s = std::str::from_utf8(bytes).map_err(|_| Utf8Error::Invalid)?;
-    if bytes.contains(&0) {
+    scan(bytes)?;
+    // SAFETY: `scan` checked that the bytes are UTF-8.
+    Ok(unsafe { std::str::from_utf8_unchecked(bytes) })
+}
+
+/// Validates `bytes` as an MQTT string in one pass over ASCII input (the
+/// common case) and reports whether it holds a wildcard character, which
+/// topic names must not.
+#[inline]
+pub(crate) fn scan(bytes: &[u8]) -> Result<bool, Utf8Error> {
+    // Branch-free folds so the compiler vectorizes them.
+    let (mut null, mut wildcard, mut high) = (false, false, 0u8);
+    for &b in bytes {
+        null |= b == 0;
+        wildcard |= (b == b'+') | (b == b'#');
+        high |= b;
+    }
+    if high >= 0x80 && std::str::from_utf8(bytes).is_err() {
+        return Err(Utf8Error::Invalid);
+    }
+    if null {
         return Err(Utf8Error::Null);
     }
-    Ok(s)
+    Ok(wildcard)
 }
 
 impl TryFrom<String> for MqttStr {

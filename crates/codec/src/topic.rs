@@ -73,6 +73,7 @@ pub struct Filter<'a> {
 pub const SHARE_PREFIX: &str = "$share/";
 
 /// Parses and validates a Topic Filter, splitting off a share group.
+#[inline]
 pub fn parse_filter(filter: &str) -> Result<Filter<'_>, TopicError> {
     if filter.is_empty() {
         return Err(TopicError::Empty);
@@ -102,8 +103,34 @@ pub fn parse_filter(filter: &str) -> Result<Filter<'_>, TopicError> {
     })
 }
 
-/// Checks wildcard placement level by level.
+/// Checks wildcard placement in one pass over the bytes: a `+` must have
+/// a `/` (or an end) on both sides, a `#` a `/` (or the start) before it and
+/// nothing after it. Only an invalid filter takes the level-by-level walk,
+/// which names the first wrong level.
+#[inline]
 fn validate_filter_levels(filter: &str) -> Result<(), TopicError> {
+    let b = filter.as_bytes();
+    let mut ok = true;
+    // `prev` is the byte before `c` ('/' stands in for the start).
+    let mut prev = b'/';
+    for (i, &c) in b.iter().enumerate() {
+        if c == b'+' {
+            ok &= prev == b'/' && b.get(i + 1).is_none_or(|&n| n == b'/');
+        } else if c == b'#' {
+            ok &= prev == b'/' && i + 1 == b.len();
+        }
+        prev = c;
+    }
+    if ok {
+        Ok(())
+    } else {
+        explain_filter_levels(filter)
+    }
+}
+
+/// Finds which level of an invalid filter is wrong.
+#[cold]
+fn explain_filter_levels(filter: &str) -> Result<(), TopicError> {
     let mut levels = filter.split('/').peekable();
     while let Some(level) = levels.next() {
         if level.contains('#') && (level != "#" || levels.peek().is_some()) {
@@ -117,6 +144,7 @@ fn validate_filter_levels(filter: &str) -> Result<(), TopicError> {
 }
 
 /// Checks a Topic Filter.
+#[inline]
 pub fn validate_topic_filter(filter: &str) -> Result<(), TopicError> {
     parse_filter(filter).map(|_| ())
 }

@@ -2,7 +2,7 @@
 //! integers, Variable Byte Integers, UTF-8 strings, binary data and string
 //! pairs; read from a frame that has already been cut out of the stream.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::MAX_REMAINING_LENGTH;
 use crate::error::{EncodeError, ErrorKind};
@@ -20,20 +20,35 @@ impl Reader {
         Reader { buf }
     }
 
+    #[inline]
     pub(crate) fn remaining(&self) -> usize {
         self.buf.len()
     }
 
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.buf.is_empty()
     }
 
+    /// The unread bytes.
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// The next byte, not consumed.
+    #[inline]
+    pub(crate) fn peek(&self) -> Option<u8> {
+        self.buf.first().copied()
+    }
+
+    #[inline]
     pub(crate) fn u8(&mut self, field: &'static str) -> Result<u8, ErrorKind> {
         let b = *self.buf.first().ok_or(ErrorKind::Truncated { field })?;
         self.advance(1);
         Ok(b)
     }
 
+    #[inline]
     pub(crate) fn u16(&mut self, field: &'static str) -> Result<u16, ErrorKind> {
         match *self.buf {
             [a, b, ..] => {
@@ -54,6 +69,7 @@ impl Reader {
         }
     }
 
+    #[inline]
     pub(crate) fn var_int(&mut self, field: &'static str) -> Result<u32, ErrorKind> {
         match read_var_int(&self.buf, field)? {
             Some((v, n)) => {
@@ -65,6 +81,7 @@ impl Reader {
     }
 
     /// `n` bytes, shared with the frame.
+    #[inline]
     pub(crate) fn take(&mut self, n: usize, field: &'static str) -> Result<Bytes, ErrorKind> {
         if n > self.buf.len() {
             return Err(ErrorKind::Truncated { field });
@@ -73,18 +90,31 @@ impl Reader {
     }
 
     /// Binary Data: a two-byte length and that many bytes (section 1.5.6).
+    #[inline]
     pub(crate) fn binary(&mut self, field: &'static str) -> Result<Bytes, ErrorKind> {
         let n = self.u16(field)? as usize;
         self.take(n, field)
     }
 
     /// A UTF-8 Encoded String (section 1.5.4).
+    #[inline]
     pub(crate) fn string(&mut self, field: &'static str) -> Result<MqttStr, ErrorKind> {
         let raw = self.binary(field)?;
         MqttStr::from_bytes(raw).map_err(|e| ErrorKind::from_utf8(e, field))
     }
 
+    /// A UTF-8 Encoded String and whether it contains `+` or `#`.
+    #[inline]
+    pub(crate) fn string_scan(
+        &mut self,
+        field: &'static str,
+    ) -> Result<(MqttStr, bool), ErrorKind> {
+        let raw = self.binary(field)?;
+        MqttStr::from_bytes_scan(raw).map_err(|e| ErrorKind::from_utf8(e, field))
+    }
+
     /// The rest of the frame.
+    #[inline]
     pub(crate) fn rest(&mut self) -> Bytes {
         std::mem::take(&mut self.buf)
     }
@@ -95,6 +125,7 @@ impl Reader {
     }
 
     /// Fails unless every byte was consumed.
+    #[inline]
     pub(crate) fn finish(&self) -> Result<(), ErrorKind> {
         if self.buf.is_empty() {
             Ok(())
@@ -105,8 +136,52 @@ impl Reader {
         }
     }
 
+    #[inline]
     fn advance(&mut self, n: usize) {
         bytes::Buf::advance(&mut self.buf, n);
+    }
+}
+
+/// Writes into a slice sized exactly for one packet. The encoder measures
+/// every packet first, so writes are plain copies with no growth checks
+/// (`BytesMut::put_*` checks capacity on every call, which dominated small
+/// fields). A write past the end panics: it would be a sizing bug.
+#[derive(Debug)]
+pub(crate) struct Writer<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
+}
+
+impl<'a> Writer<'a> {
+    pub(crate) fn new(buf: &'a mut [u8]) -> Writer<'a> {
+        Writer { buf, pos: 0 }
+    }
+
+    pub(crate) fn written(&self) -> usize {
+        self.pos
+    }
+
+    #[inline]
+    pub(crate) fn put_slice(&mut self, data: &[u8]) {
+        let end = self.pos + data.len();
+        self.buf[self.pos..end].copy_from_slice(data);
+        self.pos = end;
+    }
+
+    #[inline]
+    pub(crate) fn put_u8(&mut self, v: u8) {
+        self.buf[self.pos] = v;
+        self.pos += 1;
+    }
+
+    #[inline]
+    pub(crate) fn put_u16(&mut self, v: u16) {
+        self.put_slice(&v.to_be_bytes());
+    }
+
+    #[inline]
+    pub(crate) fn put_u32(&mut self, v: u32) {
+        self.put_slice(&v.to_be_bytes());
     }
 }
 
@@ -114,6 +189,7 @@ impl Reader {
 /// ends before it does, otherwise the value and how many bytes it took.
 /// Encodings longer than four bytes and non-minimal encodings [MQTT-1.5.5-1]
 /// are rejected.
+#[inline]
 pub(crate) fn read_var_int(
     buf: &[u8],
     field: &'static str,
@@ -140,6 +216,7 @@ pub(crate) fn read_var_int(
 }
 
 /// How many bytes the Variable Byte Integer encoding of `v` takes.
+#[inline]
 pub(crate) fn var_int_len(v: usize) -> usize {
     match v {
         0..=127 => 1,
@@ -150,6 +227,7 @@ pub(crate) fn var_int_len(v: usize) -> usize {
 }
 
 /// Checks that `v` fits a Variable Byte Integer.
+#[inline]
 pub(crate) fn check_var_int(v: usize, field: &'static str) -> Result<usize, EncodeError> {
     if v > MAX_REMAINING_LENGTH {
         return Err(EncodeError::VarIntTooLarge { field, value: v });
@@ -157,7 +235,8 @@ pub(crate) fn check_var_int(v: usize, field: &'static str) -> Result<usize, Enco
     Ok(var_int_len(v))
 }
 
-pub(crate) fn put_var_int(out: &mut BytesMut, mut v: usize) {
+#[inline]
+pub(crate) fn put_var_int(out: &mut Writer<'_>, mut v: usize) {
     loop {
         let mut b = (v & 0x7F) as u8;
         v >>= 7;
@@ -173,6 +252,7 @@ pub(crate) fn put_var_int(out: &mut BytesMut, mut v: usize) {
 
 /// The encoded size of a string or binary field: two length bytes and the
 /// data, which may be at most 65535 bytes.
+#[inline]
 pub(crate) fn field_len(data: &[u8], field: &'static str) -> Result<usize, EncodeError> {
     if data.len() > usize::from(u16::MAX) {
         return Err(EncodeError::TooLong {
@@ -184,7 +264,8 @@ pub(crate) fn field_len(data: &[u8], field: &'static str) -> Result<usize, Encod
 }
 
 /// Writes a string or binary field. The length was checked by [`field_len`].
-pub(crate) fn put_field(out: &mut BytesMut, data: &[u8]) {
+#[inline]
+pub(crate) fn put_field(out: &mut Writer<'_>, data: &[u8]) {
     out.put_u16(data.len() as u16);
     out.put_slice(data);
 }
@@ -207,9 +288,11 @@ mod tests {
             (268_435_455, &[0xFF, 0xFF, 0xFF, 0x7F]),
         ];
         for &(v, enc) in cases {
-            let mut out = BytesMut::new();
+            let mut buf = [0u8; 4];
+            let mut out = Writer::new(&mut buf);
             put_var_int(&mut out, v);
-            assert_eq!(&out[..], enc, "encoding {v}");
+            let n = out.written();
+            assert_eq!(&buf[..n], enc, "encoding {v}");
             assert_eq!(var_int_len(v), enc.len());
             assert_eq!(read_var_int(enc, "x").unwrap(), Some((v as u32, enc.len())));
             assert_eq!(read_var_int(&enc[..enc.len() - 1], "x").unwrap(), None);

@@ -122,6 +122,15 @@ impl<A: Mirror<B>, B> Mirror<Option<B>> for Option<A> {
     }
 }
 
+impl<A: Mirror<B>, B> Mirror<B> for Box<A> {
+    fn to_theirs(&self) -> B {
+        (**self).to_theirs()
+    }
+    fn from_theirs(t: &B) -> Self {
+        Box::new(A::from_theirs(t))
+    }
+}
+
 impl<A: Mirror<B>, B> Mirror<Vec<B>> for Vec<A> {
     fn to_theirs(&self) -> Vec<B> {
         self.iter().map(A::to_theirs).collect()
@@ -169,6 +178,16 @@ macro_rules! mirror_props {
             }
         }
     )*};
+}
+
+/// Our boxed PUBLISH properties mirror through the plain struct.
+impl Mirror<Option<r5::PublishProperties>> for PublishProps {
+    fn to_theirs(&self) -> Option<r5::PublishProperties> {
+        (**self).to_theirs()
+    }
+    fn from_theirs(t: &Option<r5::PublishProperties>) -> Self {
+        PublishProperties::from_theirs(t).into()
+    }
 }
 
 /// Reason codes through a table of rumqttc's enum for one packet type
@@ -565,7 +584,7 @@ impl Mirror<r5::Packet> for Packet {
             r5::Packet::PingReq(_) => Packet::PingReq,
             r5::Packet::PingResp(_) => Packet::PingResp,
             r5::Packet::Disconnect(d) => Packet::Disconnect(Mirror::from_theirs(d)),
-            r5::Packet::Auth(a) => Packet::Auth(auth_from_theirs(a)),
+            r5::Packet::Auth(a) => Packet::Auth(Box::new(auth_from_theirs(a))),
         }
     }
 }
@@ -857,7 +876,7 @@ fn rumqttc_deviation_v5_packet_read_has_no_auth() {
 #[test]
 fn rumqttc_deviation_v5_auth_read_refuses_remaining_length_0() {
     // 3.15.2.1: Remaining Length 0 is Success without properties.
-    let packet = Packet::Auth(Auth::default());
+    let packet = Packet::Auth(Box::default());
     let bytes = encode(Protocol::V5, &packet);
     assert_eq!(&bytes[..], &[0xF0, 0x00]);
     assert!(V5::reader_skips(&packet).is_some());
@@ -866,13 +885,13 @@ fn rumqttc_deviation_v5_auth_read_refuses_remaining_length_0() {
 
 #[test]
 fn rumqttc_deviation_v5_auth_string_properties() {
-    let packet = Packet::Auth(Auth {
+    let packet = Packet::Auth(Box::new(Auth {
         reason: ReasonCode::ContinueAuthentication,
         properties: AuthProperties {
             authentication_method: Some(mstr("SCRAM-SHA-1")),
             ..AuthProperties::default()
         },
-    });
+    }));
     assert!(V5::reader_skips(&packet).is_some());
     assert!(V5::writer_skips(&packet).is_some());
     // Its reader runs past the property block of our encoding.
@@ -998,11 +1017,11 @@ fn ours_connack_session_present_with_failure_is_refused() {
     // [MQTT-3.2.2-4] (5.0: [MQTT-3.2.2-6]): a CONNACK with a failure code
     // has Session Present 0.
     for p in [Protocol::V3_1_1, Protocol::V5] {
-        let packet = Packet::ConnAck(ConnAck {
+        let packet = Packet::ConnAck(Box::new(ConnAck {
             session_present: true,
             code: ReasonCode::NotAuthorized,
             properties: ConnAckProperties::default(),
-        });
+        }));
         assert!(packet.encode(p, &mut BytesMut::new()).is_err(), "{p:?}");
     }
 }

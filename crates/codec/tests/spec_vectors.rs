@@ -288,11 +288,11 @@ fn connect_v5_password_without_username() {
 // ---------------------------------------------------------------- CONNACK
 
 fn connack(session_present: bool, code: ReasonCode, properties: ConnAckProperties) -> Packet {
-    Packet::ConnAck(ConnAck {
+    Packet::ConnAck(Box::new(ConnAck {
         session_present,
         code,
         properties,
-    })
+    }))
 }
 
 #[test]
@@ -507,7 +507,8 @@ fn publish_v5_with_all_properties_and_subscription_identifiers() {
             subscription_identifiers: vec![1, 128, 268_435_455],
             // In order [MQTT-3.3.2-18].
             user_properties: vec![user("a", "1"), user("a", "2")],
-        },
+        }
+        .into(),
         ..publish("s/1", QoS::AtLeastOnce, 7, b"{}")
     };
     vector(Protocol::V5, &bytes, Packet::Publish(packet));
@@ -548,7 +549,8 @@ fn v5_properties_decode_in_any_order() {
         subscription_identifiers: vec![5],
         user_properties: vec![user("k", "v")],
         ..PublishProperties::default()
-    };
+    }
+    .into();
     decodes_to(Protocol::V5, &bytes, &Packet::Publish(packet));
 }
 
@@ -987,7 +989,7 @@ fn disconnect_v5_with_properties() {
 fn auth_v5() {
     let p = Protocol::V5;
     // Remaining Length 0: success, no properties (3.15.2.1).
-    vector(p, &[0xF0, 0x00], Packet::Auth(Auth::default()));
+    vector(p, &[0xF0, 0x00], Packet::Auth(Box::default()));
 
     #[rustfmt::skip]
     let bytes = [
@@ -1005,7 +1007,7 @@ fn auth_v5() {
             ..AuthProperties::default()
         },
     };
-    vector(p, &bytes, Packet::Auth(packet));
+    vector(p, &bytes, Packet::Auth(Box::new(packet)));
 
     #[rustfmt::skip]
     let bytes = [
@@ -1025,7 +1027,7 @@ fn auth_v5() {
             user_properties: vec![user("k", "v")],
         },
     };
-    vector(p, &bytes, Packet::Auth(packet));
+    vector(p, &bytes, Packet::Auth(Box::new(packet)));
 
     // Success with a method: reason code, property length 4, method "m".
     let bytes = [0xF0, 6, 0x00, 4, 0x15, 0x00, 0x01, b'm'];
@@ -1036,5 +1038,5 @@ fn auth_v5() {
             ..AuthProperties::default()
         },
     };
-    vector(p, &bytes, Packet::Auth(packet));
+    vector(p, &bytes, Packet::Auth(Box::new(packet)));
 }

@@ -90,7 +90,9 @@ impl Session {
             if !p.properties.subscription_identifiers.is_empty() {
                 return self.protocol_error(ReasonCode::ProtocolError);
             }
-            if let Some(alias) = p.properties.topic_alias.take() {
+            // Read first: writing through `properties` would allocate.
+            if let Some(alias) = p.properties.topic_alias {
+                p.properties.topic_alias = None;
                 // [MQTT-3.3.2-8] alias 0; [MQTT-3.3.2-9]/[MQTT-3.3.2-10] over
                 // the maximum we announced.
                 let Some(slot) = usize::from(alias)
@@ -139,15 +141,13 @@ impl Session {
                 Some(id)
             }
         };
-        let mut properties = p.properties;
-        properties.topic_alias = None;
         self.events.push_back(Event::Publish {
             message: Message {
                 topic: p.topic,
                 payload: p.payload,
                 qos: p.qos,
                 retain: p.retain,
-                properties,
+                properties: p.properties,
                 received: now,
             },
             packet_id,
@@ -328,11 +328,11 @@ impl Session {
                 UnspecifiedError
             };
             self.transmit
-                .push_back(Packet::ConnAck(strata_codec::ConnAck {
+                .push_back(Packet::ConnAck(Box::new(strata_codec::ConnAck {
                     session_present: false,
                     code,
                     properties: Default::default(),
-                }));
+                })));
         }
         self.will = None;
         self.finish(code);
@@ -363,7 +363,8 @@ impl Session {
                     correlation_data: w.properties.correlation_data,
                     user_properties: w.properties.user_properties,
                     ..Default::default()
-                },
+                }
+                .into(),
                 // The broker stamps the time it publishes the will.
                 received: self.now,
             },

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use strata_codec::{MqttStr, PublishProperties, QoS};
+use strata_codec::{MqttStr, PublishProps, QoS};
 
 /// An Application Message, shared by every subscriber it is delivered to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,7 +20,7 @@ pub struct Message {
     /// expiry interval (as published), content type, response topic,
     /// correlation data, user properties [MQTT-3.3.2-17] [MQTT-3.3.2-18]. Never
     /// a topic alias or subscription identifier: those are per connection.
-    pub properties: PublishProperties,
+    pub properties: PublishProps,
     /// When the server received it; the message expiry interval counts from
     /// here.
     pub received: Instant,

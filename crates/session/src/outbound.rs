@@ -164,21 +164,27 @@ impl Session {
         };
         let mut new_alias = None;
         if self.protocol.is_v5() {
-            let mut props = m.properties.clone();
+            // Shares the message's properties; writes (which allocate a
+            // private copy) happen only when something must change.
+            publish.properties = m.properties.clone();
             // [MQTT-3.3.2-6]: the interval left, not the one published.
-            props.message_expiry_interval = m.remaining_expiry(now);
-            props.subscription_identifiers = d.subscription_ids.clone();
+            let expiry = m.remaining_expiry(now);
+            if expiry != publish.properties.message_expiry_interval {
+                publish.properties.message_expiry_interval = expiry;
+            }
+            if !d.subscription_ids.is_empty() {
+                publish.properties.subscription_identifiers = d.subscription_ids.clone();
+            }
             // A resend after reconnect starts a fresh alias table, so it
             // carries the full topic.
             if !dup && let Some((alias, is_new)) = self.aliases.lookup(&m.topic) {
-                props.topic_alias = Some(alias);
+                publish.properties.topic_alias = Some(alias);
                 if is_new {
                     new_alias = Some(alias);
                 } else {
                     publish.topic = MqttStr::new();
                 }
             }
-            publish.properties = props;
         }
         let packet = Packet::Publish(publish);
         let fits = packet

@@ -340,11 +340,11 @@ impl Session {
         }
         // [MQTT-3.2.2-2]/[MQTT-3.2.2-3]: Session Present only with a resumed
         // session.
-        self.transmit.push_back(Packet::ConnAck(ConnAck {
+        self.transmit.push_back(Packet::ConnAck(Box::new(ConnAck {
             session_present,
             code: ReasonCode::Success,
             properties: props,
-        }));
+        })));
         self.state = Some(state);
         self.touch(now);
         self.resend_inflight(now);

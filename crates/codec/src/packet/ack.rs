@@ -1,15 +1,13 @@
 //! PUBACK, PUBREC, PUBREL and PUBCOMP (sections 3.4 to 3.7): one shape,
 //! four packet types.
 
-use bytes::{BufMut, BytesMut};
-
 use super::connect::check_reason;
 use super::{PacketType, Sizes, check_packet_id, read_packet_id};
 use crate::Protocol;
 use crate::error::{EncodeError, ErrorKind};
 use crate::property::{self, AckProperties};
 use crate::reason::ReasonCode;
-use crate::wire::Reader;
+use crate::wire::{Reader, Writer};
 
 /// The body of PUBACK, PUBREC, PUBREL and PUBCOMP. The packet type is the
 /// [`Packet`](super::Packet) variant that holds it.
@@ -86,7 +84,7 @@ impl PubResponse {
         })
     }
 
-    pub(super) fn put(&self, p: Protocol, s: &Sizes, out: &mut BytesMut) {
+    pub(super) fn put(&self, p: Protocol, s: &Sizes, out: &mut Writer<'_>) {
         out.put_u16(self.packet_id);
         if p.is_v5() && s.remaining > 2 {
             out.put_u8(self.reason.as_u8());

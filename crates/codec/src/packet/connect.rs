@@ -1,6 +1,6 @@
 //! CONNECT (section 3.1) and CONNACK (section 3.2).
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::{PacketType, Sizes};
 use crate::error::{DecodeError, EncodeError, ErrorKind};
@@ -8,7 +8,7 @@ use crate::property::{self, ConnAckProperties, ConnectProperties, WillProperties
 use crate::reason::ReasonCode;
 use crate::string::MqttStr;
 use crate::topic;
-use crate::wire::{self, Reader};
+use crate::wire::{self, Reader, Writer};
 use crate::{Protocol, QoS};
 
 /// A CONNECT packet.
@@ -174,6 +174,7 @@ impl Connect {
         })
     }
 
+    #[inline]
     pub(super) fn sizes(&self) -> Result<Sizes, EncodeError> {
         let p = self.protocol;
         if self.password.is_some() && self.username.is_none() && !p.is_v5() {
@@ -209,7 +210,8 @@ impl Connect {
         Ok(s)
     }
 
-    pub(super) fn put(&self, s: &Sizes, out: &mut BytesMut) {
+    #[inline]
+    pub(super) fn put(&self, s: &Sizes, out: &mut Writer<'_>) {
         let p = self.protocol;
         wire::put_field(out, p.name().as_bytes());
         out.put_u8(p.level());
@@ -279,13 +281,19 @@ impl ConnAck {
                 .ok_or(ErrorKind::InvalidReturnCode { value: raw })?;
             (code, ConnAckProperties::default())
         };
+        let session_present = flags & 1 != 0;
+        // [MQTT-3.2.2-6] (3.1.1: [MQTT-3.2.2-4])
+        if session_present && code != ReasonCode::Success {
+            return Err(ErrorKind::SessionPresentWithFailure);
+        }
         Ok(ConnAck {
-            session_present: flags & 1 != 0,
+            session_present,
             code,
             properties,
         })
     }
 
+    #[inline]
     pub(super) fn sizes(&self, p: Protocol) -> Result<Sizes, EncodeError> {
         // [MQTT-3.2.2-6] (3.1.1: [MQTT-3.2.2-4])
         if self.session_present && self.code != ReasonCode::Success {
@@ -306,7 +314,8 @@ impl ConnAck {
         })
     }
 
-    pub(super) fn put(&self, p: Protocol, s: &Sizes, out: &mut BytesMut) {
+    #[inline]
+    pub(super) fn put(&self, p: Protocol, s: &Sizes, out: &mut Writer<'_>) {
         out.put_u8(u8::from(self.session_present));
         if p.is_v5() {
             out.put_u8(self.code.as_u8());

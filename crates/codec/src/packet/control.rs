@@ -1,14 +1,12 @@
 //! DISCONNECT (section 3.14) and AUTH (section 3.15).
 
-use bytes::{BufMut, BytesMut};
-
 use super::connect::check_reason;
 use super::{PacketType, Sizes};
 use crate::Protocol;
 use crate::error::{EncodeError, ErrorKind};
 use crate::property::{self, AuthProperties, DisconnectProperties};
 use crate::reason::ReasonCode;
-use crate::wire::Reader;
+use crate::wire::{Reader, Writer};
 
 /// A DISCONNECT packet. Before 5.0 it has no body.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -87,7 +85,7 @@ impl Disconnect {
         )
     }
 
-    pub(super) fn put(&self, p: Protocol, s: &Sizes, out: &mut BytesMut) {
+    pub(super) fn put(&self, p: Protocol, s: &Sizes, out: &mut Writer<'_>) {
         if p.is_v5() && s.remaining > 0 {
             out.put_u8(self.reason.as_u8());
             property::put(out, &self.properties, s.props);
@@ -117,7 +115,7 @@ impl Auth {
         )
     }
 
-    pub(super) fn put(&self, s: &Sizes, out: &mut BytesMut) {
+    pub(super) fn put(&self, s: &Sizes, out: &mut Writer<'_>) {
         if s.remaining > 0 {
             out.put_u8(self.reason.as_u8());
             property::put(out, &self.properties, s.props);

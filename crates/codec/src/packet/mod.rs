@@ -15,10 +15,10 @@ pub use subscribe::{
     RetainHandling, SubAck, Subscribe, SubscribeOptions, Subscription, UnsubAck, Unsubscribe,
 };
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
 use crate::error::{DecodeError, EncodeError, ErrorKind};
-use crate::wire::{self, Reader};
+use crate::wire::{self, Reader, Writer};
 use crate::{MAX_PACKET_SIZE, Protocol};
 
 /// The control packet types (section 2.1.2).
@@ -117,6 +117,7 @@ impl FixedHeader {
 
     /// Checks the flag bits for `protocol` [MQTT-2.2.2-1] [MQTT-2.2.2-2]
     /// (5.0: [MQTT-2.1.3-1]).
+    #[inline]
     fn check_flags(&self, protocol: Protocol) -> Result<(), ErrorKind> {
         let t = self.packet_type;
         if t == PacketType::Publish {
@@ -141,6 +142,7 @@ impl FixedHeader {
 /// Reads the fixed header at the front of `buf`: `Ok(None)` until it is
 /// complete. A packet larger than `max_packet_size` is refused here, before
 /// its body is buffered.
+#[inline]
 pub fn decode_fixed_header(
     buf: &[u8],
     max_packet_size: usize,
@@ -179,6 +181,7 @@ pub fn decode_fixed_header(
 /// allocation. `protocol` is the level the connection speaks; CONNECT
 /// carries its own level and ignores it. `max_packet_size` bounds the whole
 /// packet, fixed header included (use [`MAX_PACKET_SIZE`] for no limit).
+#[inline]
 pub fn decode(
     buf: &mut BytesMut,
     protocol: Protocol,
@@ -205,8 +208,10 @@ pub fn decode(
 /// An MQTT control packet of any version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Packet {
+    // The large, rare packets are boxed so `Packet` stays small for the
+    // PUBLISH and acknowledgement traffic that moves it around.
     Connect(Box<Connect>),
-    ConnAck(ConnAck),
+    ConnAck(Box<ConnAck>),
     Publish(Publish),
     PubAck(PubAck),
     PubRec(PubRec),
@@ -219,7 +224,7 @@ pub enum Packet {
     PingReq,
     PingResp,
     Disconnect(Disconnect),
-    Auth(Auth),
+    Auth(Box<Auth>),
 }
 
 /// Sizes worked out before encoding, so nothing is measured twice.
@@ -255,6 +260,7 @@ impl Packet {
         }
     }
 
+    #[inline]
     fn decode_body(
         h: &FixedHeader,
         body: Bytes,
@@ -268,7 +274,7 @@ impl Packet {
                 return connect::decode_connect(&mut r).map(|c| Packet::Connect(Box::new(c)));
             }
             PacketType::ConnAck => {
-                Packet::ConnAck(ConnAck::decode(&mut r, protocol).map_err(wrap)?)
+                Packet::ConnAck(Box::new(ConnAck::decode(&mut r, protocol).map_err(wrap)?))
             }
             PacketType::Publish => {
                 Packet::Publish(Publish::decode(h.flags, &mut r, protocol).map_err(wrap)?)
@@ -300,7 +306,7 @@ impl Packet {
             PacketType::Disconnect => {
                 Packet::Disconnect(Disconnect::decode(&mut r, protocol).map_err(wrap)?)
             }
-            PacketType::Auth => Packet::Auth(Auth::decode(&mut r).map_err(wrap)?),
+            PacketType::Auth => Packet::Auth(Box::new(Auth::decode(&mut r).map_err(wrap)?)),
         };
         r.finish().map_err(wrap)?;
         Ok(packet)
@@ -316,6 +322,7 @@ impl Packet {
         (t as u8) << 4 | flags
     }
 
+    #[inline]
     fn sizes(&self, protocol: Protocol) -> Result<Sizes, EncodeError> {
         let level = protocol.level();
         let sizes = match self {
@@ -359,17 +366,22 @@ impl Packet {
     /// 5.0) are not written; a packet the version does not have (AUTH before
     /// 5.0) is an error.
     pub fn encode(&self, protocol: Protocol, out: &mut BytesMut) -> Result<usize, EncodeError> {
+        if let Packet::Publish(p) = self {
+            return p.encode_fast(protocol, out);
+        }
         let s = self.sizes(protocol)?;
         let total = 1 + wire::var_int_len(s.remaining) + s.remaining;
         debug_assert!(total <= MAX_PACKET_SIZE);
-        out.reserve(total);
         let start = out.len();
+        out.resize(start + total, 0);
+        let out = &mut Writer::new(&mut out[start..]);
         out.put_u8(self.first_byte());
         wire::put_var_int(out, s.remaining);
         match self {
             Packet::Connect(c) => c.put(&s, out),
             Packet::ConnAck(c) => c.put(protocol, &s, out),
-            Packet::Publish(p) => p.put(protocol, &s, out),
+            // Encoded by `Publish::encode_fast` above.
+            Packet::Publish(_) => {}
             Packet::PubAck(a) | Packet::PubRec(a) | Packet::PubRel(a) | Packet::PubComp(a) => {
                 a.put(protocol, &s, out)
             }
@@ -381,7 +393,7 @@ impl Packet {
             Packet::Disconnect(d) => d.put(protocol, &s, out),
             Packet::Auth(a) => a.put(&s, out),
         }
-        debug_assert_eq!(out.len() - start, total, "{:?}", self.packet_type());
+        debug_assert_eq!(out.written(), total, "{:?}", self.packet_type());
         Ok(total)
     }
 }

@@ -1,13 +1,13 @@
 //! PUBLISH (section 3.3).
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
 use super::{Sizes, check_packet_id, read_packet_id};
 use crate::error::{EncodeError, ErrorKind};
-use crate::property::{self, PublishProperties};
+use crate::property::{self, PublishProperties, PublishProps};
 use crate::string::MqttStr;
-use crate::topic::{self, TopicError};
-use crate::wire::{self, Reader};
+use crate::topic::TopicError;
+use crate::wire::{self, Reader, Writer};
 use crate::{Protocol, QoS};
 
 /// A PUBLISH packet.
@@ -21,7 +21,7 @@ pub struct Publish {
     /// Zero for QoS 0, which carries none [MQTT-2.2.1-2].
     pub packet_id: u16,
     /// 5.0 only.
-    pub properties: PublishProperties,
+    pub properties: PublishProps,
     pub payload: Bytes,
 }
 
@@ -40,6 +40,7 @@ impl Publish {
         u8::from(self.dup) << 3 | (self.qos as u8) << 1 | u8::from(self.retain)
     }
 
+    #[inline]
     pub(super) fn decode(flags: u8, r: &mut Reader, p: Protocol) -> Result<Publish, ErrorKind> {
         let qos = QoS::from_u8((flags >> 1) & 0x03).ok_or(ErrorKind::InvalidQoS {
             field: "PUBLISH fixed header",
@@ -48,16 +49,20 @@ impl Publish {
         if dup && qos == QoS::AtMostOnce {
             return Err(ErrorKind::DupOnQoS0);
         }
-        let topic = r.string("topic name")?;
+        let (topic, wildcard) = r.string_scan("topic name")?;
         let packet_id = if qos == QoS::AtMostOnce {
             0
         } else {
             read_packet_id(r)?
         };
-        let properties: PublishProperties = if p.is_v5() {
-            property::decode(r)?
+        let properties = if !p.is_v5() {
+            PublishProps::new()
+        } else if r.peek() == Some(0) {
+            // Property Length 0, the common case: nothing to build.
+            r.u8("property length")?;
+            PublishProps::new()
         } else {
-            PublishProperties::default()
+            property::decode::<PublishProperties>(r)?.into()
         };
         if topic.is_empty() {
             // 5.0 lets a Topic Alias stand in for the name (section 3.3.2.3.4).
@@ -70,10 +75,11 @@ impl Publish {
             if properties.topic_alias.is_none() {
                 return Err(ErrorKind::EmptyTopicWithoutAlias);
             }
-        } else if let Err(reason) = topic::validate_topic_name(&topic) {
+        } else if wildcard {
+            // [MQTT-3.3.2-2] / [MQTT-4.7.0-1]
             return Err(ErrorKind::TopicName {
                 topic: topic.to_string(),
-                reason,
+                reason: TopicError::WildcardInName,
             });
         }
         Ok(Publish {
@@ -87,6 +93,55 @@ impl Publish {
         })
     }
 
+    /// Encodes without the generic path: sizes are worked out inline and the
+    /// fixed header, topic length and packet identifier go out in one copy.
+    /// The hot path of every delivery.
+    #[inline]
+    pub(super) fn encode_fast(
+        &self,
+        p: Protocol,
+        out: &mut BytesMut,
+    ) -> Result<usize, EncodeError> {
+        let topic = self.topic.as_bytes();
+        if topic.len() > usize::from(u16::MAX) {
+            return Err(EncodeError::TooLong {
+                field: "topic name",
+                len: topic.len(),
+            });
+        }
+        let has_id = self.qos != QoS::AtMostOnce;
+        if has_id {
+            check_packet_id(self.packet_id)?;
+        }
+        let (props_len, props_total) = if !p.is_v5() {
+            (0, 0)
+        } else if self.properties.is_empty() {
+            (0, 1)
+        } else {
+            property::block_len(&*self.properties)?
+        };
+        let remaining =
+            2 + topic.len() + 2 * usize::from(has_id) + props_total + self.payload.len();
+        let vbi = wire::check_var_int(remaining, "remaining length")?;
+        let total = 1 + vbi + remaining;
+        let start = out.len();
+        out.resize(start + total, 0);
+        let w = &mut Writer::new(&mut out[start..]);
+        w.put_u8(0x30 | self.flags());
+        wire::put_var_int(w, remaining);
+        wire::put_field(w, topic);
+        if has_id {
+            w.put_u16(self.packet_id);
+        }
+        if p.is_v5() {
+            property::put(w, &*self.properties, props_len);
+        }
+        w.put_slice(&self.payload);
+        debug_assert_eq!(w.written(), total);
+        Ok(total)
+    }
+
+    #[inline]
     pub(super) fn sizes(&self, p: Protocol) -> Result<Sizes, EncodeError> {
         let mut s = Sizes::default();
         let mut n = wire::field_len(self.topic.as_bytes(), "topic name")?;
@@ -95,22 +150,15 @@ impl Publish {
             n += 2;
         }
         if p.is_v5() {
-            let (len, total) = property::block_len(&self.properties)?;
+            let (len, total) = if self.properties.is_empty() {
+                (0, 1)
+            } else {
+                property::block_len(&*self.properties)?
+            };
             s.props = len;
             n += total;
         }
         s.remaining = n + self.payload.len();
         Ok(s)
-    }
-
-    pub(super) fn put(&self, p: Protocol, s: &Sizes, out: &mut BytesMut) {
-        wire::put_field(out, self.topic.as_bytes());
-        if self.qos != QoS::AtMostOnce {
-            out.put_u16(self.packet_id);
-        }
-        if p.is_v5() {
-            property::put(out, &self.properties, s.props);
-        }
-        out.put_slice(&self.payload);
     }
 }

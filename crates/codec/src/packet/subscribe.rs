@@ -1,7 +1,5 @@
 //! SUBSCRIBE, SUBACK, UNSUBSCRIBE and UNSUBACK (sections 3.8 to 3.11).
 
-use bytes::{BufMut, BytesMut};
-
 use super::connect::check_reason;
 use super::{PacketType, Sizes, check_packet_id, read_packet_id};
 use crate::error::{EncodeError, ErrorKind};
@@ -9,7 +7,7 @@ use crate::property::{self, AckProperties, SubscribeProperties, UnsubscribePrope
 use crate::reason::ReasonCode;
 use crate::string::MqttStr;
 use crate::topic;
-use crate::wire::{self, Reader};
+use crate::wire::{self, Reader, Writer};
 use crate::{Protocol, QoS};
 
 /// When retained messages are sent for a new subscription (section 3.8.3.1).
@@ -89,13 +87,30 @@ pub struct Subscribe {
     pub filters: Vec<Subscription>,
 }
 
+#[inline(always)]
 fn read_filter(r: &mut Reader) -> Result<MqttStr, ErrorKind> {
-    let filter = r.string("topic filter")?;
-    topic::validate_topic_filter(&filter).map_err(|reason| ErrorKind::TopicFilter {
-        filter: filter.to_string(),
-        reason,
-    })?;
+    let (filter, wildcard) = r.string_scan("topic filter")?;
+    // Most filters have no wildcard and no share prefix: the one scan that
+    // validated the string already proves them well-formed.
+    if wildcard || filter.is_empty() || filter.starts_with(topic::SHARE_PREFIX) {
+        topic::validate_topic_filter(&filter).map_err(|reason| ErrorKind::TopicFilter {
+            filter: filter.to_string(),
+            reason,
+        })?;
+    }
     Ok(filter)
+}
+
+/// How many length-prefixed fields (each followed by `extra` bytes) the
+/// rest of `r` holds, to size a vector once.
+fn count_fields(r: &Reader, extra: usize) -> usize {
+    let bytes = r.as_slice();
+    let (mut i, mut n) = (0, 0);
+    while i + 2 <= bytes.len() {
+        i += 2 + usize::from(u16::from_be_bytes([bytes[i], bytes[i + 1]])) + extra;
+        n += 1;
+    }
+    n
 }
 
 fn non_empty<T>(v: &[T], packet: &'static str) -> Result<(), EncodeError> {
@@ -121,6 +136,7 @@ fn props_size<P: property::PropertySet>(
 }
 
 impl Subscribe {
+    #[inline]
     pub(super) fn decode(r: &mut Reader, p: Protocol) -> Result<Subscribe, ErrorKind> {
         let packet_id = read_packet_id(r)?;
         let properties = if p.is_v5() {
@@ -128,7 +144,7 @@ impl Subscribe {
         } else {
             SubscribeProperties::default()
         };
-        let mut filters = Vec::new();
+        let mut filters = Vec::with_capacity(count_fields(r, 1));
         while !r.is_empty() {
             let filter = read_filter(r)?;
             let options = SubscribeOptions::decode(r.u8("subscription options")?, p)?;
@@ -150,6 +166,7 @@ impl Subscribe {
         })
     }
 
+    #[inline]
     pub(super) fn sizes(&self, p: Protocol) -> Result<Sizes, EncodeError> {
         check_packet_id(self.packet_id)?;
         non_empty(&self.filters, "SUBSCRIBE")?;
@@ -162,7 +179,8 @@ impl Subscribe {
         Ok(s)
     }
 
-    pub(super) fn put(&self, p: Protocol, s: &Sizes, out: &mut BytesMut) {
+    #[inline]
+    pub(super) fn put(&self, p: Protocol, s: &Sizes, out: &mut Writer<'_>) {
         out.put_u16(self.packet_id);
         if p.is_v5() {
             property::put(out, &self.properties, s.props);
@@ -186,6 +204,7 @@ pub struct SubAck {
 }
 
 impl SubAck {
+    #[inline]
     pub(super) fn decode(r: &mut Reader, p: Protocol) -> Result<SubAck, ErrorKind> {
         let packet_id = read_packet_id(r)?;
         let properties = if p.is_v5() {
@@ -223,6 +242,7 @@ impl SubAck {
         })
     }
 
+    #[inline]
     pub(super) fn sizes(&self, p: Protocol) -> Result<Sizes, EncodeError> {
         check_packet_id(self.packet_id)?;
         non_empty(&self.codes, "SUBACK")?;
@@ -236,7 +256,8 @@ impl SubAck {
         Ok(s)
     }
 
-    pub(super) fn put(&self, p: Protocol, s: &Sizes, out: &mut BytesMut) {
+    #[inline]
+    pub(super) fn put(&self, p: Protocol, s: &Sizes, out: &mut Writer<'_>) {
         out.put_u16(self.packet_id);
         if p.is_v5() {
             property::put(out, &self.properties, s.props);
@@ -263,6 +284,7 @@ pub struct Unsubscribe {
 }
 
 impl Unsubscribe {
+    #[inline]
     pub(super) fn decode(r: &mut Reader, p: Protocol) -> Result<Unsubscribe, ErrorKind> {
         let packet_id = read_packet_id(r)?;
         let properties = if p.is_v5() {
@@ -270,7 +292,7 @@ impl Unsubscribe {
         } else {
             UnsubscribeProperties::default()
         };
-        let mut filters = Vec::new();
+        let mut filters = Vec::with_capacity(count_fields(r, 0));
         while !r.is_empty() {
             filters.push(read_filter(r)?);
         }
@@ -286,6 +308,7 @@ impl Unsubscribe {
         })
     }
 
+    #[inline]
     pub(super) fn sizes(&self, p: Protocol) -> Result<Sizes, EncodeError> {
         check_packet_id(self.packet_id)?;
         non_empty(&self.filters, "UNSUBSCRIBE")?;
@@ -298,7 +321,8 @@ impl Unsubscribe {
         Ok(s)
     }
 
-    pub(super) fn put(&self, p: Protocol, s: &Sizes, out: &mut BytesMut) {
+    #[inline]
+    pub(super) fn put(&self, p: Protocol, s: &Sizes, out: &mut Writer<'_>) {
         out.put_u16(self.packet_id);
         if p.is_v5() {
             property::put(out, &self.properties, s.props);
@@ -320,6 +344,7 @@ pub struct UnsubAck {
 }
 
 impl UnsubAck {
+    #[inline]
     pub(super) fn decode(r: &mut Reader, p: Protocol) -> Result<UnsubAck, ErrorKind> {
         let packet_id = read_packet_id(r)?;
         let mut ack = UnsubAck {
@@ -344,6 +369,7 @@ impl UnsubAck {
         Ok(ack)
     }
 
+    #[inline]
     pub(super) fn sizes(&self, p: Protocol) -> Result<Sizes, EncodeError> {
         check_packet_id(self.packet_id)?;
         let mut s = Sizes::default();
@@ -359,7 +385,8 @@ impl UnsubAck {
         Ok(s)
     }
 
-    pub(super) fn put(&self, p: Protocol, s: &Sizes, out: &mut BytesMut) {
+    #[inline]
+    pub(super) fn put(&self, p: Protocol, s: &Sizes, out: &mut Writer<'_>) {
         out.put_u16(self.packet_id);
         if p.is_v5() {
             property::put(out, &self.properties, s.props);

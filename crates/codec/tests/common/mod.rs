@@ -263,12 +263,12 @@ pub fn connack(p: Protocol) -> impl Strategy<Value = Packet> {
     )
         .prop_map(move |(sp, c5, c3, props)| {
             let code = if v5(p) { c5 } else { c3 };
-            Packet::ConnAck(ConnAck {
+            Packet::ConnAck(Box::new(ConnAck {
                 // [MQTT-3.2.2-6]: only a successful CONNACK has a session.
                 session_present: sp && code == ReasonCode::Success,
                 code,
                 properties: if v5(p) { props } else { Default::default() },
-            })
+            }))
         })
 }
 
@@ -299,7 +299,7 @@ pub fn publish(p: Protocol) -> impl Strategy<Value = Packet> {
                     retain,
                     topic,
                     packet_id: if qos0 { 0 } else { id },
-                    properties: props,
+                    properties: props.into(),
                     payload,
                 })
             },
@@ -467,7 +467,7 @@ pub fn auth() -> impl Strategy<Value = Packet> {
         user_props(),
     )
         .prop_map(|(reason, am, ad, rs, up)| {
-            Packet::Auth(Auth {
+            Packet::Auth(Box::new(Auth {
                 reason,
                 properties: AuthProperties {
                     authentication_method: am,
@@ -475,7 +475,7 @@ pub fn auth() -> impl Strategy<Value = Packet> {
                     reason_string: rs,
                     user_properties: up,
                 },
-            })
+            }))
         })
 }
 

@@ -101,7 +101,7 @@ impl Harness {
         self.session
             .accept(self.now, SessionState::new(id, 0), false, assigned);
         match self.received().as_slice() {
-            [Packet::ConnAck(a)] => a.clone(),
+            [Packet::ConnAck(a)] => (**a).clone(),
             other => panic!("expected CONNACK, got {other:?}"),
         }
     }
