@@ -183,7 +183,7 @@ async fn will_is_published_when_a_client_vanishes() {
 
 #[tokio::test]
 async fn takeover_disconnects_the_older_connection() {
-    // [MQTT-3.1.4-3]
+    // 3.1.1 [MQTT-3.1.4-2]
     let (broker, addr) = start_default().await;
     let old = v4(v4_options(addr, "same")).await;
     let mut new = v4(v4_options(addr, "same")).await;

@@ -12,7 +12,7 @@ pub struct Config {
     /// Size in 5.0.
     pub max_packet_size: u32,
     /// How many QoS 1 and 2 PUBLISH packets a client may have unacknowledged
-    /// at once (Receive Maximum, 5.0) [MQTT-3.3.4-9].
+    /// at once (Receive Maximum, 5.0) [MQTT-3.3.4-7].
     pub receive_maximum: u16,
     /// How many outbound QoS 1 and 2 messages are in flight at once when the
     /// client states no Receive Maximum (3.1, 3.1.1).

@@ -133,7 +133,7 @@ impl Session {
                     }
                     self.inbound_qos2_pending.push(id);
                 }
-                // [MQTT-3.3.4-9]: no more than Receive Maximum unacknowledged.
+                // [MQTT-3.3.4-7]: no more than Receive Maximum unacknowledged.
                 if v5 && self.inbound_unacked >= self.config.receive_maximum {
                     return self.protocol_error(ReasonCode::ReceiveMaximumExceeded);
                 }
@@ -263,7 +263,7 @@ impl Session {
 
     pub(crate) fn on_disconnect(&mut self, d: Disconnect) {
         if let Some(e) = d.properties.session_expiry_interval {
-            // [MQTT-3.14.2-2]: zero in CONNECT cannot become non-zero.
+            // Section 3.14.2.2.2: zero in CONNECT cannot become non-zero.
             if self.requested_expiry == 0 && e != 0 {
                 return self.protocol_error(ReasonCode::ProtocolError);
             }

@@ -74,7 +74,7 @@ impl Session {
     }
 
     /// How many QoS 1 and 2 messages may be in flight: the client's Receive
-    /// Maximum in 5.0 [MQTT-3.3.4-7], the server's setting before.
+    /// Maximum in 5.0 [MQTT-3.3.4-9], the server's setting before.
     fn window(&self) -> usize {
         let w = if self.protocol.is_v5() {
             self.client_receive_maximum

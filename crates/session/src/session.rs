@@ -108,7 +108,7 @@ pub struct Session {
     pub(crate) inbound_aliases: Vec<Option<MqttStr>>,
     pub(crate) aliases: Aliases,
     /// Inbound QoS 1 and 2 PUBLISH packets not yet completed, for Receive
-    /// Maximum [MQTT-3.3.4-9].
+    /// Maximum [MQTT-3.3.4-7].
     pub(crate) inbound_unacked: u16,
     /// Inbound QoS 2 packet ids given to the broker and not yet `publish_done`.
     pub(crate) inbound_qos2_pending: Vec<u16>,

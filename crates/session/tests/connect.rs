@@ -202,7 +202,7 @@ fn disconnect_with_will_message_publishes_it() {
 
 #[test]
 fn disconnect_cannot_turn_zero_expiry_into_nonzero() {
-    // [MQTT-3.14.2-2]
+    // Section 3.14.2.2.2 (the client-side rule; it has no statement ID)
     let mut h = Harness::new(Config::default());
     h.connect(connect(Protocol::V5, "e"));
     let mut d = Disconnect::default();

@@ -67,7 +67,7 @@ fn unknown_pubrel_gets_pubcomp_not_found() {
 
 #[test]
 fn receive_maximum_is_enforced() {
-    // [MQTT-3.3.4-9]: more unacknowledged QoS>0 PUBLISH than announced.
+    // [MQTT-3.3.4-7]: more unacknowledged QoS>0 PUBLISH than announced.
     let mut h = Harness::new(Config {
         receive_maximum: 2,
         ..Config::default()
@@ -188,7 +188,7 @@ fn outbound_qos_is_the_lower_of_message_and_subscription() {
 #[test]
 fn outbound_qos1_flow_and_window() {
     // Client Receive Maximum 2: the third message waits for an ack
-    // [MQTT-3.3.4-7], then goes out in order [MQTT-4.6.0-6].
+    // [MQTT-3.3.4-9], then goes out in order [MQTT-4.6.0-6].
     let mut h = Harness::new(Config::default());
     let mut c = connect(Protocol::V5, "w");
     c.properties.receive_maximum = Some(2);
