@@ -33,8 +33,8 @@ mod wire;
 pub use error::{DecodeError, EncodeError, ErrorKind};
 pub use packet::{
     Auth, ConnAck, Connect, Disconnect, FixedHeader, LastWill, Packet, PacketType, PubAck, PubComp,
-    PubRec, PubRel, PubResponse, Publish, SubAck, Subscribe, SubscribeOptions, Subscription,
-    UnsubAck, Unsubscribe, decode, decode_fixed_header,
+    PubRec, PubRel, PubResponse, Publish, RetainHandling, SubAck, Subscribe, SubscribeOptions,
+    Subscription, UnsubAck, Unsubscribe, decode, decode_fixed_header,
 };
 pub use property::{
     AckProperties, AuthProperties, ConnAckProperties, ConnectProperties, DisconnectProperties,

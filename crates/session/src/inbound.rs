@@ -26,19 +26,48 @@ impl Session {
                 Protocol::V5 => false,
             };
             if refuse {
-                return self.send_connack_error(ReasonCode::ClientIdentifierNotValid);
+                return self.send_connack_error(
+                    ReasonCode::ClientIdentifierNotValid,
+                    "an empty client identifier needs Clean Session 1",
+                );
             }
         }
-        if v5 && c.properties.authentication_method.is_some() {
+        if v5 {
+            // The client's limits apply to the CONNACK already.
+            self.client_max_packet_size = c.properties.maximum_packet_size.unwrap_or(u32::MAX);
+            self.problem_information = c.properties.request_problem_information.unwrap_or(true);
+        }
+        if let Some(method) = c.properties.authentication_method.as_ref().filter(|_| v5) {
             // No enhanced authentication method is configured (section 4.12).
-            return self.send_connack_error(ReasonCode::BadAuthenticationMethod);
+            return self.send_connack_error(
+                ReasonCode::BadAuthenticationMethod,
+                &format!("authentication method {method:?} is not supported"),
+            );
         }
         if let Some(w) = &c.will {
             if v5 && w.qos > self.config.maximum_qos {
-                return self.send_connack_error(ReasonCode::QoSNotSupported); // [MQTT-3.2.2-12]
+                // [MQTT-3.2.2-12]
+                return self.send_connack_error(
+                    ReasonCode::QoSNotSupported,
+                    &format!(
+                        "will QoS exceeds the maximum QoS {}",
+                        self.config.maximum_qos as u8
+                    ),
+                );
+            }
+            // [MQTT-3.3.2-14] holds for the will's Response Topic too.
+            if let Some(t) = &w.properties.response_topic
+                && let Err(e) = topic::validate_topic_name(t)
+            {
+                let why = format!("will Response Topic {t:?}: {e}");
+                return self.send_connack_error(ReasonCode::ProtocolError, &why);
             }
             if v5 && w.retain && !self.config.retain_available {
-                return self.send_connack_error(ReasonCode::RetainNotSupported); // [MQTT-3.2.2-13]
+                // [MQTT-3.2.2-13]
+                return self.send_connack_error(
+                    ReasonCode::RetainNotSupported,
+                    "retained wills are not supported",
+                );
             }
         }
         let max_expiry = self.config.max_session_expiry;
@@ -53,9 +82,7 @@ impl Session {
         self.session_expiry = self.requested_expiry.min(max_expiry);
         if v5 {
             self.client_receive_maximum = c.properties.receive_maximum.unwrap_or(u16::MAX);
-            self.client_max_packet_size = c.properties.maximum_packet_size.unwrap_or(u32::MAX);
             self.aliases = Aliases::new(c.properties.topic_alias_maximum.unwrap_or(0));
-            self.problem_information = c.properties.request_problem_information.unwrap_or(true);
             self.inbound_aliases = vec![None; usize::from(self.config.topic_alias_maximum)];
         }
         // [MQTT-3.2.2-21]: a Server Keep Alive replaces the client's value.
@@ -81,14 +108,28 @@ impl Session {
         let v5 = self.protocol.is_v5();
         if v5 {
             if p.qos > self.config.maximum_qos {
-                return self.protocol_error(ReasonCode::QoSNotSupported);
+                return self.protocol_error(
+                    ReasonCode::QoSNotSupported,
+                    "PUBLISH QoS exceeds the maximum QoS",
+                );
             }
             if p.retain && !self.config.retain_available {
-                return self.protocol_error(ReasonCode::RetainNotSupported);
+                return self.protocol_error(
+                    ReasonCode::RetainNotSupported,
+                    "retained messages are not supported",
+                );
             }
             // [MQTT-3.3.4-6]: only a server sends Subscription Identifiers.
             if !p.properties.subscription_identifiers.is_empty() {
-                return self.protocol_error(ReasonCode::ProtocolError);
+                let why = "a client PUBLISH carries a Subscription Identifier";
+                return self.protocol_error(ReasonCode::ProtocolError, why);
+            }
+            // [MQTT-3.3.2-14]: a Response Topic is a topic name.
+            if let Some(t) = &p.properties.response_topic
+                && let Err(e) = topic::validate_topic_name(t)
+            {
+                let why = format!("Response Topic {t:?}: {e}");
+                return self.protocol_error(ReasonCode::ProtocolError, &why);
             }
             // Read first: writing through `properties` would allocate.
             if let Some(alias) = p.properties.topic_alias {
@@ -99,13 +140,18 @@ impl Session {
                     .checked_sub(1)
                     .and_then(|i| self.inbound_aliases.get_mut(i))
                 else {
-                    return self.protocol_error(ReasonCode::TopicAliasInvalid);
+                    let max = self.inbound_aliases.len();
+                    let why = format!("topic alias {alias} is outside 1 to {max}");
+                    return self.protocol_error(ReasonCode::TopicAliasInvalid, &why);
                 };
                 if p.topic.is_empty() {
                     match slot {
                         Some(t) => p.topic = t.clone(),
                         // An alias never set: Protocol Error (3.3.4).
-                        None => return self.protocol_error(ReasonCode::ProtocolError),
+                        None => {
+                            let why = format!("topic alias {alias} was never set");
+                            return self.protocol_error(ReasonCode::ProtocolError, &why);
+                        }
                     }
                 } else {
                     *slot = Some(p.topic.clone());
@@ -135,7 +181,11 @@ impl Session {
                 }
                 // [MQTT-3.3.4-7]: no more than Receive Maximum unacknowledged.
                 if v5 && self.inbound_unacked >= self.config.receive_maximum {
-                    return self.protocol_error(ReasonCode::ReceiveMaximumExceeded);
+                    let why = format!(
+                        "more than {} unacknowledged QoS 1 and 2 PUBLISH packets",
+                        self.config.receive_maximum
+                    );
+                    return self.protocol_error(ReasonCode::ReceiveMaximumExceeded, &why);
                 }
                 self.inbound_unacked += 1;
                 Some(id)
@@ -170,13 +220,18 @@ impl Session {
         let Some(state) = &mut self.state else { return };
         let Some(i) = state.find_outbound(a.packet_id) else {
             if self.protocol.is_v5() {
-                let rel = self.ack(a.packet_id, ReasonCode::PacketIdentifierNotFound);
+                let mut rel = self.ack(a.packet_id, ReasonCode::PacketIdentifierNotFound);
+                rel.properties.reason_string = crate::problem::reason(&format!(
+                    "no QoS 2 message in flight with packet identifier {}",
+                    a.packet_id
+                ));
                 self.transmit.push_back(Packet::PubRel(rel));
             }
             return;
         };
         if state.outbound[i].qos != QoS::ExactlyOnce {
-            return self.protocol_error(ReasonCode::ProtocolError);
+            let why = format!("PUBREC for the QoS 1 message {}", a.packet_id);
+            return self.protocol_error(ReasonCode::ProtocolError, &why);
         }
         if a.reason.is_error() {
             // A failed PUBREC ends the flow; the message is not resent
@@ -203,7 +258,13 @@ impl Session {
         };
         // [MQTT-4.3.3-11] (3.1.1: [MQTT-4.3.3-2]): PUBREL gets PUBCOMP, also
         // when resent after a reconnect.
-        let comp = self.ack(a.packet_id, reason);
+        let mut comp = self.ack(a.packet_id, reason);
+        if !known {
+            comp.properties.reason_string = crate::problem::reason(&format!(
+                "no QoS 2 message awaits release with packet identifier {}",
+                a.packet_id
+            ));
+        }
         self.transmit.push_back(Packet::PubComp(comp));
     }
 
@@ -221,7 +282,8 @@ impl Session {
         let at_step =
             o.qos == qos && (o.phase == crate::state::OutboundPhase::Released) == released;
         if !at_step {
-            return self.protocol_error(ReasonCode::ProtocolError);
+            let why = format!("acknowledgement out of step for packet {packet_id}");
+            return self.protocol_error(ReasonCode::ProtocolError, &why);
         }
         state.outbound.remove(i);
         self.pump(now);
@@ -230,7 +292,8 @@ impl Session {
     pub(crate) fn on_subscribe(&mut self, s: Subscribe) {
         let c = &self.config;
         if s.properties.subscription_identifier.is_some() && !c.subscription_identifiers_available {
-            return self.protocol_error(ReasonCode::SubscriptionIdentifiersNotSupported);
+            let why = "subscription identifiers are not supported";
+            return self.protocol_error(ReasonCode::SubscriptionIdentifiersNotSupported, why);
         }
         let granted = s
             .filters
@@ -265,7 +328,8 @@ impl Session {
         if let Some(e) = d.properties.session_expiry_interval {
             // Section 3.14.2.2.2: zero in CONNECT cannot become non-zero.
             if self.requested_expiry == 0 && e != 0 {
-                return self.protocol_error(ReasonCode::ProtocolError);
+                let why = "session expiry cannot become non-zero at DISCONNECT";
+                return self.protocol_error(ReasonCode::ProtocolError, why);
             }
             self.session_expiry = e.min(self.config.max_session_expiry);
         }
@@ -278,8 +342,9 @@ impl Session {
     }
 
     /// A protocol violation found after CONNECT: 5.0 sends DISCONNECT with
-    /// the reason code [MQTT-4.13.1-1]; 3.x closes the connection.
-    pub(crate) fn protocol_error(&mut self, code: ReasonCode) {
+    /// the reason code [MQTT-4.13.1-1] and `why` as its Reason String (none
+    /// when empty); 3.x closes the connection.
+    pub(crate) fn protocol_error(&mut self, code: ReasonCode, why: &str) {
         if self.phase == Phase::Closed {
             return;
         }
@@ -289,8 +354,9 @@ impl Session {
             } else {
                 ReasonCode::ProtocolError
             };
-            self.transmit
-                .push_back(Packet::Disconnect(Disconnect::new(code)));
+            let mut d = Disconnect::new(code);
+            d.properties.reason_string = crate::problem::reason(why);
+            self.transmit.push_back(Packet::Disconnect(d));
         }
         self.finish(code);
     }
@@ -306,7 +372,8 @@ impl Session {
     /// [MQTT-3.2.2-6], then close. 3.x has CONNACK return codes for only some
     /// refusals; for the rest it closes without CONNACK [MQTT-3.2.2-6 of
     /// 3.1.1].
-    pub(crate) fn send_connack_error(&mut self, code: ReasonCode) {
+    /// `why` becomes the 5.0 Reason String (none when empty).
+    pub(crate) fn send_connack_error(&mut self, code: ReasonCode, why: &str) {
         use ReasonCode::*;
         let send = if self.protocol.is_v5() {
             true
@@ -331,7 +398,10 @@ impl Session {
                 .push_back(Packet::ConnAck(Box::new(strata_codec::ConnAck {
                     session_present: false,
                     code,
-                    properties: Default::default(),
+                    properties: strata_codec::ConnAckProperties {
+                        reason_string: crate::problem::reason(why),
+                        ..Default::default()
+                    },
                 })));
         }
         self.will = None;

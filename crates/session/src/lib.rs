@@ -18,6 +18,7 @@ pub mod config;
 mod inbound;
 pub mod message;
 mod outbound;
+mod problem;
 pub mod session;
 pub mod state;
 pub mod timer;

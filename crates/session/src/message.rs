@@ -44,8 +44,10 @@ impl Message {
     pub fn remaining_expiry(&self, now: Instant) -> Option<u32> {
         let at = self.expires_at()?;
         let left = at.saturating_duration_since(now);
-        // Round up so a message is never forwarded with 0 left.
-        Some(left.as_secs() as u32 + u32::from(left.subsec_nanos() > 0))
+        // Round up so a message is never forwarded with 0 left; an in-flight
+        // message resent after its expiry still goes out [MQTT-4.3.3-7], with
+        // the least interval there is.
+        Some((left.as_secs() as u32 + u32::from(left.subsec_nanos() > 0)).max(1))
     }
 
     /// Bytes this message holds, for queue byte limits.

@@ -210,12 +210,12 @@ impl Session {
         if self.phase == Phase::AwaitDecision {
             // The broker answers Connect before handing in more packets.
             debug_assert!(false, "packet before the Connect event was answered");
-            return self.protocol_error(ReasonCode::ProtocolError);
+            return self.protocol_error(ReasonCode::ProtocolError, "");
         }
         self.touch(now);
         match packet {
             // [MQTT-3.1.0-2]: a second CONNECT is a protocol violation.
-            Packet::Connect(_) => self.protocol_error(ReasonCode::ProtocolError),
+            Packet::Connect(_) => self.protocol_error(ReasonCode::ProtocolError, "second CONNECT"),
             Packet::Publish(p) => self.on_publish(now, p),
             Packet::PubAck(a) => self.on_puback(now, a),
             Packet::PubRec(a) => self.on_pubrec(now, a),
@@ -228,11 +228,13 @@ impl Session {
             Packet::Auth(_) => {
                 // Re-authentication needs a method; none is configured, and
                 // AUTH without one in CONNECT is a Protocol Error (4.12).
-                self.protocol_error(ReasonCode::ProtocolError)
+                let why = "AUTH without an Authentication Method in CONNECT";
+                self.protocol_error(ReasonCode::ProtocolError, why)
             }
             // Packets only a server sends.
             Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
-                self.protocol_error(ReasonCode::ProtocolError)
+                let why = "a packet only a server sends";
+                self.protocol_error(ReasonCode::ProtocolError, why)
             }
         }
     }
@@ -248,24 +250,25 @@ impl Session {
             return;
         }
         let code = err.reason_code();
+        let why = err.to_string();
         if self.phase == Phase::AwaitConnect {
             let is_connect = err.packet == Some(PacketType::Connect);
             match err.protocol {
                 Some(Protocol::V5) if is_connect => {
                     self.protocol = Protocol::V5;
-                    self.send_connack_error(code);
+                    self.send_connack_error(code, &why);
                 }
                 _ if is_connect && code == ReasonCode::UnsupportedProtocolVersion => {
                     // An unknown level: answer in the 3.1.1 format, which
                     // every version reads [MQTT-3.1.2-2].
                     self.protocol = Protocol::V3_1_1;
-                    self.send_connack_error(code);
+                    self.send_connack_error(code, "");
                 }
                 _ => self.close_silently(code),
             }
             return;
         }
-        self.protocol_error(code);
+        self.protocol_error(code, &why);
     }
 
     /// The network connection broke (end of stream, I/O error): close
@@ -283,7 +286,7 @@ impl Session {
                 // No CONNECT in time: close without a word.
                 Timer::Connect => self.close_silently(ReasonCode::MaximumConnectTime),
                 // [MQTT-3.1.2-22] (3.1.1: [MQTT-3.1.2-24])
-                Timer::KeepAlive => self.protocol_error(ReasonCode::KeepAliveTimeout),
+                Timer::KeepAlive => self.protocol_error(ReasonCode::KeepAliveTimeout, ""),
             }
         }
     }
@@ -355,7 +358,7 @@ impl Session {
     /// [MQTT-3.2.2-7] (3.1.1: [MQTT-3.2.2-5]).
     pub fn reject(&mut self, code: ReasonCode) {
         if self.phase == Phase::AwaitDecision || self.phase == Phase::AwaitConnect {
-            self.send_connack_error(code);
+            self.send_connack_error(code, "");
         }
     }
 
@@ -421,7 +424,7 @@ impl Session {
     /// Will Message is published, as for any close the client did not ask for.
     pub fn disconnect(&mut self, reason: ReasonCode) {
         if self.phase == Phase::Connected {
-            self.protocol_error(reason);
+            self.protocol_error(reason, "");
         } else if self.phase != Phase::Closed {
             self.close_silently(reason);
         }
@@ -439,7 +442,10 @@ impl Session {
     /// already dropped [MQTT-3.1.2-25].
     pub fn poll_transmit(&mut self, now: Instant, out: &mut BytesMut) -> usize {
         let start = out.len();
-        while let Some(packet) = self.transmit.pop_front() {
+        while let Some(mut packet) = self.transmit.pop_front() {
+            if self.protocol.is_v5() {
+                self.fit_problem_information(&mut packet);
+            }
             // Encoding fails only for packets the session built wrongly; a
             // debug build says so, a release build drops the packet.
             let r = packet.encode(self.protocol, out);

@@ -274,32 +274,100 @@ fn unsupported_level_gets_return_code_1() {
     assert!(h.session.is_closed());
 }
 
-#[test]
-fn unknown_authentication_method_is_refused() {
-    let mut h = Harness::new(Config::default());
-    let mut c = connect(Protocol::V5, "a");
-    c.properties.authentication_method = Some(MqttStr::from_static("SCRAM-SHA-1"));
+/// Sends `c` and checks the refusal: one CONNACK with `code`, Session
+/// Present 0, then closed, with no Connect event for the broker and nothing
+/// the client sends afterwards handled [MQTT-3.1.4-6]. Returns the CONNACK.
+#[track_caller]
+fn refused(config: Config, c: Connect, code: ReasonCode) -> ConnAck {
+    let mut h = Harness::new(config);
     h.send(Packet::Connect(Box::new(c)));
     let out = h.received();
     let [Packet::ConnAck(a)] = out.as_slice() else {
         panic!("{out:?}")
     };
-    assert_eq!(a.code, ReasonCode::BadAuthenticationMethod);
+    assert_eq!((a.code, a.session_present), (code, false));
+    assert!(h.session.is_closed(), "still open after CONNACK {code:?}");
+    let events = h.take_events();
+    assert!(
+        events
+            .iter()
+            .all(|e| matches!(e, Event::Closed { will: None, .. })),
+        "{events:?}"
+    );
+    // Anything more from the client is ignored: no event, no reply.
+    h.send(publish("t", QoS::AtLeastOnce, 1));
+    h.send(Packet::PingReq);
+    assert!(h.take_events().is_empty());
+    assert!(h.received().is_empty());
+    (**a).clone()
+}
+
+#[test]
+fn unknown_authentication_method_is_refused() {
+    // [MQTT-4.12.0-1]: CONNACK 0x8C, then close.
+    let mut c = connect(Protocol::V5, "a");
+    c.properties.authentication_method = Some(MqttStr::from_static("SCRAM-SHA-1"));
+    let a = refused(Config::default(), c, ReasonCode::BadAuthenticationMethod);
+    let why = a.properties.reason_string.expect("reason string");
+    assert!(why.contains("SCRAM-SHA-1"), "{why}");
+    // [MQTT-4.12.0-6] the other way round: a CONNECT without a method gets
+    // no method back.
+    let mut h = Harness::new(Config::default());
+    let ack = h.connect(connect(Protocol::V5, "b"));
+    assert_eq!(ack.properties.authentication_method, None);
+    assert_eq!(ack.properties.authentication_data, None);
 }
 
 #[test]
 fn will_qos_above_maximum_is_refused() {
-    // [MQTT-3.2.2-12]
-    let mut h = Harness::new(Config {
+    // [MQTT-3.2.2-12]: CONNACK 0x9B, then close.
+    let config = Config {
         maximum_qos: QoS::AtMostOnce,
         ..Config::default()
-    });
-    h.send(Packet::Connect(Box::new(with_will(Protocol::V5, None))));
-    let out = h.received();
-    let [Packet::ConnAck(a)] = out.as_slice() else {
-        panic!("{out:?}")
     };
-    assert_eq!(a.code, ReasonCode::QoSNotSupported);
+    refused(
+        config,
+        with_will(Protocol::V5, None),
+        ReasonCode::QoSNotSupported,
+    );
+}
+
+#[test]
+fn will_retain_without_retain_support_is_refused() {
+    // [MQTT-3.2.2-13]: CONNACK 0x9A, then close.
+    let config = Config {
+        retain_available: false,
+        ..Config::default()
+    };
+    refused(
+        config,
+        with_will(Protocol::V5, None),
+        ReasonCode::RetainNotSupported,
+    );
+}
+
+#[test]
+fn will_response_topic_must_be_a_topic_name() {
+    // [MQTT-3.3.2-14]: no wildcards in a Response Topic, the will's included.
+    for bad in ["replies/+", "replies/#", ""] {
+        let mut c = with_will(Protocol::V5, None);
+        let w = c.will.as_mut().unwrap();
+        w.properties.response_topic = Some(MqttStr::try_from(bad).unwrap());
+        refused(Config::default(), c, ReasonCode::ProtocolError);
+    }
+}
+
+#[test]
+fn refused_connack_reason_string_gives_way_to_the_size_limit() {
+    // [MQTT-3.2.2-19]: the Reason String goes when the CONNACK would exceed
+    // the client's Maximum Packet Size; the refusal itself still arrives.
+    for (limit, explained) in [(u32::MAX, true), (8, false)] {
+        let mut c = connect(Protocol::V5, "a");
+        c.properties.authentication_method = Some(MqttStr::from_static("GS2-KRB5"));
+        c.properties.maximum_packet_size = Some(limit);
+        let a = refused(Config::default(), c, ReasonCode::BadAuthenticationMethod);
+        assert_eq!(a.properties.reason_string.is_some(), explained);
+    }
 }
 
 #[test]

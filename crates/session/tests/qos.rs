@@ -60,9 +60,69 @@ fn inbound_qos2_is_delivered_once() {
 fn unknown_pubrel_gets_pubcomp_not_found() {
     let mut h = connected(Protocol::V5);
     h.send(Packet::PubRel(PubRel::new(3)));
+    let got = h.received();
+    let [Packet::PubComp(comp)] = got.as_slice() else {
+        panic!("expected one PUBCOMP, got {got:?}")
+    };
+    assert_eq!(
+        (comp.packet_id, comp.reason),
+        (3, ReasonCode::PacketIdentifierNotFound)
+    );
+    // The client asked for problem information (the default): say why.
+    let why = comp
+        .properties
+        .reason_string
+        .as_ref()
+        .expect("a reason string");
+    assert!(why.contains("packet identifier 3"), "{why}");
+}
+
+#[test]
+fn without_problem_information_acks_carry_no_reason_string() {
+    // [MQTT-3.1.2-29]: Request Problem Information 0 keeps Reason Strings
+    // off everything but PUBLISH, CONNACK and DISCONNECT.
+    let mut h = Harness::new(Config::default());
+    let mut c = connect(Protocol::V5, "p");
+    c.properties.request_problem_information = Some(false);
+    h.connect(c);
+    h.send(Packet::PubRel(PubRel::new(3)));
+    h.send(Packet::PubRec(PubRec::new(4)));
+    let got = h.received();
     let mut comp = PubComp::new(3);
     comp.reason = ReasonCode::PacketIdentifierNotFound;
-    assert_eq!(h.received(), vec![Packet::PubComp(comp)]);
+    let mut rel = PubRel::new(4);
+    rel.reason = ReasonCode::PacketIdentifierNotFound;
+    assert_eq!(got, vec![Packet::PubComp(comp), Packet::PubRel(rel)]);
+    // DISCONNECT may still explain itself.
+    h.send(publish("a/+", QoS::AtMostOnce, 0));
+    let got = h.received();
+    let [Packet::Disconnect(d)] = got.as_slice() else {
+        panic!("expected DISCONNECT, got {got:?}")
+    };
+    assert_eq!(d.reason, ReasonCode::TopicNameInvalid);
+    assert!(d.properties.reason_string.is_some(), "{d:?}");
+}
+
+#[test]
+fn reason_strings_give_way_to_the_clients_maximum_packet_size() {
+    // [MQTT-3.14.2-3]: the DISCONNECT for a malformed packet explains itself
+    // when it fits, and goes without the explanation when it would not.
+    for (limit, explained) in [(u32::MAX, true), (16, false)] {
+        let mut h = Harness::new(Config::default());
+        let mut c = connect(Protocol::V5, "m");
+        c.properties.maximum_packet_size = Some(limit);
+        h.connect(c);
+        h.send(publish("a/#", QoS::AtMostOnce, 0));
+        let mut out = bytes::BytesMut::new();
+        let n = h.session.poll_transmit(h.now, &mut out);
+        assert!(n <= limit as usize, "{n} bytes sent, limit {limit}");
+        let Some(Packet::Disconnect(d)) = decode(&mut out, Protocol::V5, MAX_PACKET_SIZE).unwrap()
+        else {
+            panic!("expected DISCONNECT")
+        };
+        assert_eq!(d.reason, ReasonCode::TopicNameInvalid);
+        assert_eq!(d.properties.reason_string.is_some(), explained, "{d:?}");
+    }
 }
 
 #[test]
@@ -169,6 +229,47 @@ fn subscription_identifier_from_client_is_a_protocol_error() {
 }
 
 #[test]
+fn response_topic_must_be_a_topic_name() {
+    // [MQTT-3.3.2-14]: a wildcard (or empty) Response Topic is refused; a
+    // valid one travels on with the Correlation Data, untouched.
+    let with_response = |t: &str| {
+        let mut p = Publish::new(
+            MqttStr::from_static("req"),
+            QoS::AtMostOnce,
+            Default::default(),
+        );
+        p.properties.response_topic = Some(MqttStr::try_from(t).unwrap());
+        p.properties.correlation_data = Some(bytes::Bytes::from_static(b"\x00\x01"));
+        Packet::Publish(p)
+    };
+    let mut h = connected(Protocol::V5);
+    h.send(with_response("replies/client-7"));
+    let (m, _) = publish_event(&h.take_events());
+    assert_eq!(
+        m.properties.response_topic.as_deref(),
+        Some("replies/client-7")
+    );
+    assert_eq!(
+        m.properties.correlation_data.as_deref(),
+        Some(&b"\x00\x01"[..])
+    );
+    for bad in ["replies/+", "replies/#", ""] {
+        let mut h = connected(Protocol::V5);
+        h.send(with_response(bad));
+        assert!(
+            h.take_events()
+                .iter()
+                .all(|e| !matches!(e, Event::Publish { .. }))
+        );
+        assert_eq!(
+            disconnect_reason(&h.received()),
+            Some(ReasonCode::ProtocolError)
+        );
+        assert!(h.session.is_closed());
+    }
+}
+
+#[test]
 fn outbound_qos_is_the_lower_of_message_and_subscription() {
     // [MQTT-3.8.4-8]
     let mut h = connected(Protocol::V3_1_1);
@@ -266,6 +367,70 @@ fn resumed_session_resends_inflight_with_dup_in_order() {
         rest,
         vec!["PUBLISH a 1 dup=true", "PUBREL 2", "PUBLISH c 3 dup=true"]
     );
+}
+
+#[test]
+fn inflight_messages_outlive_their_expiry_and_error_acks_end_them() {
+    // [MQTT-4.3.3-7] no expiry once sent; [MQTT-4.3.3-13] the QoS 2
+    // handshake finishes after expiry; [MQTT-4.4.0-2] an error PUBACK or
+    // PUBREC ends the flow for good; [MQTT-4.4.0-1] nothing is resent while
+    // the connection lasts.
+    let mut h = Harness::new(Config::default());
+    let mut c = connect(Protocol::V5, "x");
+    c.keep_alive = 0;
+    c.properties.session_expiry_interval = Some(600);
+    h.connect(c.clone());
+    let expiring = |now, topic, qos| {
+        let mut m = message(now, topic, qos);
+        m.properties.message_expiry_interval = Some(1);
+        Delivery {
+            message: Arc::new(m),
+            qos,
+            retain: false,
+            subscription_ids: Vec::new(),
+        }
+    };
+    let now = h.now;
+    h.session
+        .handle_delivery(now, expiring(now, "e1", QoS::AtLeastOnce)); // id 1
+    h.session
+        .handle_delivery(now, expiring(now, "e2", QoS::ExactlyOnce)); // id 2
+    h.deliver("f3", QoS::AtLeastOnce, QoS::AtLeastOnce); // id 3
+    h.deliver("f4", QoS::ExactlyOnce, QoS::ExactlyOnce); // id 4
+    assert_eq!(h.received().len(), 4);
+    let mut failed = PubAck::new(3);
+    failed.reason = ReasonCode::UnspecifiedError;
+    h.send(Packet::PubAck(failed));
+    let mut failed = PubRec::new(4);
+    failed.reason = ReasonCode::QuotaExceeded;
+    h.send(Packet::PubRec(failed));
+    h.send(Packet::PubRec(PubRec::new(2)));
+    assert_eq!(h.received(), vec![Packet::PubRel(PubRel::new(2))]);
+    // Well past every expiry, on the same connection: silence.
+    h.advance(Duration::from_secs(30));
+    assert_eq!(h.received(), vec![]);
+
+    h.session.handle_connection_lost(h.now);
+    let state = h.session.take_state().unwrap();
+    let mut h2 = Harness::new(Config::default());
+    h2.now = h.now;
+    c.clean_start = false;
+    h2.send(Packet::Connect(Box::new(c)));
+    h2.take_events();
+    h2.session.accept(h2.now, state, true, None);
+    let out = h2.received();
+    let [Packet::ConnAck(_), Packet::Publish(p), Packet::PubRel(rel)] = out.as_slice() else {
+        panic!("expected CONNACK, the expired QoS 1 PUBLISH and PUBREL 2: {out:?}")
+    };
+    assert_eq!((p.topic.as_str(), p.packet_id, p.dup), ("e1", 1, true));
+    assert_eq!(p.properties.message_expiry_interval, Some(1));
+    assert_eq!(rel.packet_id, 2);
+    // The expired QoS 2 message completes.
+    h2.send(Packet::PubComp(PubComp::new(2)));
+    h2.send(Packet::PubAck(PubAck::new(1)));
+    assert_eq!(h2.received(), vec![]);
+    assert_eq!(h2.session.state().unwrap().inflight().count(), 0);
+    assert!(!h2.session.is_closed());
 }
 
 #[test]
