@@ -599,3 +599,50 @@ fn unsuback_has_no_codes_before_v5() {
     let out = h.received();
     assert!(matches!(&out[..], [Packet::UnsubAck(a)] if a.codes.is_empty()));
 }
+
+#[test]
+fn wildcard_filters_are_refused_when_wildcards_are_off() {
+    // [MQTT-3.8.3-2] (3.1.1: the SUBACK failure code 0x80): a server
+    // without wildcard subscriptions refuses those filters, one by one.
+    for (p, refused) in [
+        (Protocol::V3_1_1, ReasonCode::UnspecifiedError),
+        (Protocol::V5, ReasonCode::WildcardSubscriptionsNotSupported),
+    ] {
+        let mut h = Harness::new(Config {
+            wildcard_subscription_available: false,
+            ..Config::default()
+        });
+        h.connect(connect(p, "w"));
+        let sub = |f: &'static str| Subscription {
+            filter: MqttStr::from_static(f),
+            options: SubscribeOptions {
+                qos: QoS::AtLeastOnce,
+                ..Default::default()
+            },
+        };
+        h.send(Packet::Subscribe(Subscribe {
+            packet_id: 9,
+            properties: Default::default(),
+            filters: vec![sub("a/+"), sub("a/b"), sub("#")],
+        }));
+        let ev = h.take_events();
+        let [Event::Subscribe { granted, .. }] = ev.as_slice() else {
+            panic!("{ev:?}")
+        };
+        let wildcard = Err(ReasonCode::WildcardSubscriptionsNotSupported);
+        assert_eq!(granted, &vec![wildcard, Ok(QoS::AtLeastOnce), wildcard]);
+        // What the broker answers, as the client reads it: the failure in
+        // the place of each wildcard filter [MQTT-3.9.3-1].
+        let codes = vec![
+            ReasonCode::WildcardSubscriptionsNotSupported,
+            ReasonCode::GrantedQoS1,
+            ReasonCode::WildcardSubscriptionsNotSupported,
+        ];
+        h.session.subscribe_done(9, codes);
+        let out = h.received();
+        let [Packet::SubAck(a)] = out.as_slice() else {
+            panic!("{out:?}")
+        };
+        assert_eq!(a.codes, vec![refused, ReasonCode::GrantedQoS1, refused], "{p:?}");
+    }
+}
