@@ -6,6 +6,7 @@ STRATA_BIN overrides its path.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from mqttprobe import PROTOCOLS, Probe, unique
+from rawmqtt import V311, RawClient
 
 REPO = Path(__file__).resolve().parents[2]
 STRATA_BIN = Path(os.environ.get("STRATA_BIN", REPO / "target" / "debug" / "strata"))
@@ -32,15 +34,22 @@ def _pump(stream, lines: queue.Queue) -> None:
     lines.put(None)
 
 
-@pytest.fixture
-def broker(tmp_path):
-    """Starts a fresh broker on a free port and yields the port."""
+@contextlib.contextmanager
+def _strata(directory: Path, config: str | None = None):
+    """Runs `strata serve` on a free port (with `config` as its TOML file when
+    given) and yields the port; fails the test if the broker crashed."""
     if not STRATA_BIN.is_file():
         pytest.fail(f"{STRATA_BIN} not found: run `cargo build -p strata` first")
-    stderr_path = tmp_path / "strata.stderr"
+    directory.mkdir(parents=True, exist_ok=True)
+    args = [str(STRATA_BIN), "serve", "--listen", "127.0.0.1:0", "-q"]
+    if config is not None:
+        config_path = directory / "strata.toml"
+        config_path.write_text(config)
+        args += ["--config", str(config_path)]
+    stderr_path = directory / "strata.stderr"
     with open(stderr_path, "wb") as stderr:
         proc = subprocess.Popen(
-            [str(STRATA_BIN), "serve", "--listen", "127.0.0.1:0", "-q"],
+            args,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=stderr,
@@ -70,6 +79,28 @@ def broker(tmp_path):
         _stop(proc)
     if crashed is not None:
         pytest.fail(f"strata exited during the test (code {crashed}); stderr:\n{stderr_text()}")
+
+
+@pytest.fixture
+def broker(tmp_path):
+    """Starts a fresh broker on a free port and yields the port."""
+    with _strata(tmp_path) as port:
+        yield port
+
+
+@pytest.fixture
+def configured_broker(tmp_path):
+    """A factory: `configured_broker(toml_text)` starts another broker with
+    that configuration file and returns its port; stopped at teardown."""
+    with contextlib.ExitStack() as stack:
+        count = 0
+
+        def start(config: str) -> int:
+            nonlocal count
+            count += 1
+            return stack.enter_context(_strata(tmp_path / f"configured-{count}", config))
+
+        yield start
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -106,3 +137,19 @@ def probes(broker):
             probe.close()
         except Exception:  # noqa: BLE001 - teardown must reach every probe
             pass
+
+
+@pytest.fixture
+def raw(broker):
+    """A factory of raw-socket clients (rawmqtt.RawClient) on the broker:
+    `raw(version)` or `raw(version, port=...)`; all closed at teardown."""
+    made: list[RawClient] = []
+
+    def make(version: int = V311, port: int | None = None) -> RawClient:
+        client = RawClient(port or broker, version)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()

@@ -386,3 +386,72 @@ fn server_disconnect_sends_reason_and_publishes_will() {
         "{ev:?}"
     );
 }
+
+#[test]
+fn response_information_is_never_sent() {
+    // [MQTT-3.1.2-28]: Strata has no Response Information to offer, so
+    // none goes back whatever the client asks; with 0 it must not.
+    for asked in [None, Some(false), Some(true)] {
+        let mut h = Harness::new(Config::default());
+        let mut c = connect(Protocol::V5, "r");
+        c.properties.request_response_information = asked;
+        let ack = h.connect(c);
+        assert_eq!(ack.properties.response_information, None, "{asked:?}");
+    }
+}
+
+#[test]
+fn server_disconnect_never_carries_session_expiry() {
+    // [MQTT-3.14.2-2]: whatever ends the connection from the server side.
+    let ends: [(&str, fn(&mut Harness)); 3] = [
+        ("shutdown", |h| {
+            h.session.disconnect(ReasonCode::ServerShuttingDown)
+        }),
+        ("keep alive", |h| h.advance(Duration::from_secs(120))),
+        ("protocol error", |h| h.send(Packet::PingResp)),
+    ];
+    for (what, end) in ends {
+        let mut h = Harness::new(Config::default());
+        let mut c = connect(Protocol::V5, "e");
+        c.keep_alive = 10;
+        c.properties.session_expiry_interval = Some(300);
+        h.connect(c);
+        end(&mut h);
+        let out = h.received();
+        let [Packet::Disconnect(d)] = out.as_slice() else {
+            panic!("{what}: {out:?}")
+        };
+        assert_eq!(d.properties.session_expiry_interval, None, "{what}");
+        assert!(h.session.is_closed(), "{what}");
+    }
+}
+
+#[test]
+fn client_ids_of_any_length_and_alphabet_are_accepted() {
+    // [MQTT-3.1.3-5]: 1 to 23 bytes of 0-9a-zA-Z must be accepted; Strata
+    // takes any valid UTF-8 string up to the 65535-byte limit, in every
+    // version, so no ClientID is refused in 5.0 ([MQTT-3.1.3-8] never
+    // arises).
+    let ids = [
+        "a".to_string(),
+        "0123456789abcdefghijKLM".to_string(), // 23 bytes
+        "x".repeat(24),
+        "é/+#$ 😀".repeat(100),
+        "z".repeat(65_535),
+    ];
+    for p in [Protocol::V3_1_1, Protocol::V5] {
+        for id in &ids {
+            let mut h = Harness::new(Config::default());
+            let mut c = Connect::new(p, MqttStr::try_from(id.as_str()).unwrap());
+            c.clean_start = true;
+            h.send(Packet::Connect(Box::new(c)));
+            let ev = h.take_events();
+            assert!(
+                matches!(ev.as_slice(), [Event::Connect(c)] if c.client_id == id.as_str()),
+                "{p:?} id of {} bytes: {ev:?}",
+                id.len()
+            );
+            assert!(h.received().is_empty(), "no refusal for {} bytes", id.len());
+        }
+    }
+}

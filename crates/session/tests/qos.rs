@@ -643,6 +643,10 @@ fn wildcard_filters_are_refused_when_wildcards_are_off() {
         let [Packet::SubAck(a)] = out.as_slice() else {
             panic!("{out:?}")
         };
-        assert_eq!(a.codes, vec![refused, ReasonCode::GrantedQoS1, refused], "{p:?}");
+        assert_eq!(
+            a.codes,
+            vec![refused, ReasonCode::GrantedQoS1, refused],
+            "{p:?}"
+        );
     }
 }
