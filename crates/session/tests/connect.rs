@@ -455,3 +455,23 @@ fn client_ids_of_any_length_and_alphabet_are_accepted() {
         }
     }
 }
+
+#[test]
+fn auth_without_a_method_in_connect_is_a_protocol_error() {
+    // Section 4.12: AUTH after a CONNECT that named no Authentication Method
+    // is a Protocol Error; there is nothing to re-authenticate against.
+    let mut h = Harness::new(Config::default());
+    h.connect(connect(Protocol::V5, "a"));
+    h.send(Packet::Auth(Box::new(Auth {
+        reason: ReasonCode::ReAuthenticate,
+        properties: AuthProperties {
+            authentication_method: Some(MqttStr::from_static("SCRAM-SHA-256")),
+            ..Default::default()
+        },
+    })));
+    assert_eq!(
+        disconnect_reason(&h.received()),
+        Some(ReasonCode::ProtocolError)
+    );
+    assert!(h.session.is_closed());
+}
