@@ -21,7 +21,7 @@ def test_unsubscribe_stops_delivery(probes, protocol):
 
     codes = subscriber.unsubscribe(gone)
     if subscriber.is_v5:
-        # [MQTT-3.11.3-1]: one reason code per filter; 0x00 Success.
+        # One reason code for the one filter: 0x00 Success.
         assert [code.value for code in codes] == [0]
 
     # [MQTT-3.10.4-1] the subscription is deleted and [MQTT-3.10.4-2] no new

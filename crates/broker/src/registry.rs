@@ -165,7 +165,7 @@ mod tests {
 
     #[test]
     fn delayed_will_waits_for_its_interval() {
-        // [MQTT-3.1.3-9]
+        // The Will Delay Interval (5.0 section 3.1.3.2.2): the will waits for it.
         let now = Instant::now();
         let id = MqttStr::from_static("c");
         let mut reg = Registry::default();

@@ -34,7 +34,7 @@ async fn v311_publish_subscribe_all_qos() {
 
 #[tokio::test]
 async fn qos_is_downgraded_to_the_subscription() {
-    // [MQTT-3.8.4-8]
+    // 3.1.1 [MQTT-3.8.4-6] (5.0: [MQTT-3.8.4-8])
     let (broker, addr) = start_default().await;
     let mut sub = v4(v4_options(addr, "sub")).await;
     sub.subscribe("t", QoS::AtMostOnce).await;

@@ -38,7 +38,7 @@ fn inbound_qos1_is_acknowledged_after_the_broker_is_done() {
 
 #[test]
 fn inbound_qos2_is_delivered_once() {
-    // [MQTT-4.3.3-9] [MQTT-4.3.3-10] [MQTT-4.3.3-11]
+    // [MQTT-4.3.3-10] [MQTT-4.3.3-11]
     let mut h = connected(Protocol::V5);
     h.send(publish("a", QoS::ExactlyOnce, 9));
     assert_eq!(h.take_events().len(), 1);
@@ -271,7 +271,7 @@ fn response_topic_must_be_a_topic_name() {
 
 #[test]
 fn outbound_qos_is_the_lower_of_message_and_subscription() {
-    // [MQTT-3.8.4-8]
+    // 3.1.1 [MQTT-3.8.4-6] (5.0: [MQTT-3.8.4-8])
     let mut h = connected(Protocol::V3_1_1);
     h.deliver("t", QoS::ExactlyOnce, QoS::AtLeastOnce);
     h.deliver("t", QoS::AtMostOnce, QoS::ExactlyOnce);
@@ -649,4 +649,27 @@ fn wildcard_filters_are_refused_when_wildcards_are_off() {
             "{p:?}"
         );
     }
+}
+
+#[test]
+fn after_an_error_pubrec_the_same_id_is_a_new_message() {
+    // [MQTT-4.3.3-9]: a PUBREC of 0x80 or more ends the flow; the id is
+    // free, and a PUBLISH reusing it is a new message, not a duplicate.
+    let mut h = connected(Protocol::V5);
+    h.send(publish("q", QoS::ExactlyOnce, 9));
+    assert_eq!(h.take_events().len(), 1);
+    h.session
+        .publish_done(9, QoS::ExactlyOnce, ReasonCode::QuotaExceeded);
+    let mut rec = PubRec::new(9);
+    rec.reason = ReasonCode::QuotaExceeded;
+    assert_eq!(h.received(), vec![Packet::PubRec(rec)]);
+    h.send(publish("q", QoS::ExactlyOnce, 9));
+    let (m, id) = publish_event(&h.take_events());
+    assert_eq!((m.topic.as_str(), id), ("q", Some(9)));
+    // And the window slot of the failed one was given back.
+    h.session
+        .publish_done(9, QoS::ExactlyOnce, ReasonCode::Success);
+    assert_eq!(h.received(), vec![Packet::PubRec(PubRec::new(9))]);
+    h.send(Packet::PubRel(PubRel::new(9)));
+    assert_eq!(h.received(), vec![Packet::PubComp(PubComp::new(9))]);
 }
