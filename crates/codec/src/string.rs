@@ -17,6 +17,17 @@ pub enum Utf8Error {
     Null,
 }
 
+impl std::fmt::Display for Utf8Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Utf8Error::Invalid => "not well-formed UTF-8",
+            Utf8Error::Null => "contains U+0000",
+        })
+    }
+}
+
+impl std::error::Error for Utf8Error {}
+
 /// An immutable string that is valid UTF-8 and contains no U+0000, backed by
 /// [`Bytes`] so that decoding a topic or client id is a reference-count bump.
 ///
