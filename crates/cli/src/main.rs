@@ -1,4 +1,7 @@
-//! `strata`: the broker and its tools. Today: `strata serve`.
+//! `strata`: the broker and its tools: `strata serve`, `strata pub`,
+//! `strata sub`.
+
+mod tools;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,12 +18,6 @@ use strata_broker::{Broker, BrokerConfig};
     about = "Strata: an MQTT broker and durable log"
 )]
 struct Cli {
-    /// More log output (-v debug, -vv trace). RUST_LOG overrides.
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
-    verbose: u8,
-    /// Only warnings and errors.
-    #[arg(short, long, global = true)]
-    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -35,7 +32,17 @@ enum Command {
         /// Listen on HOST:PORT instead of the configured listeners (repeatable).
         #[arg(long, value_name = "HOST:PORT")]
         listen: Vec<SocketAddr>,
+        /// More log output (-v debug, -vv trace). RUST_LOG overrides.
+        #[arg(short, long, action = clap::ArgAction::Count)]
+        verbose: u8,
+        /// Only warnings and errors.
+        #[arg(short, long)]
+        quiet: bool,
     },
+    /// Publish messages (flags as in mosquitto_pub).
+    Pub(tools::PubArgs),
+    /// Subscribe and print messages (flags as in mosquitto_sub).
+    Sub(tools::SubArgs),
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
@@ -55,9 +62,18 @@ fn init_logging(verbose: u8, quiet: bool) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose, cli.quiet);
     match cli.command {
-        Command::Serve { config, listen } => serve(config, listen),
+        Command::Serve {
+            config,
+            listen,
+            verbose,
+            quiet,
+        } => {
+            init_logging(verbose, quiet);
+            serve(config, listen)
+        }
+        Command::Pub(args) => tools::run_pub(args),
+        Command::Sub(args) => tools::run_sub(args),
     }
 }
 

@@ -1,0 +1,255 @@
+//! `strata pub` and `strata sub` as a shell user runs them, against
+//! `strata serve`: real processes, real sockets on 127.0.0.1.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_strata");
+const WAIT: Duration = Duration::from_secs(15);
+
+/// A broker process, killed on drop.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start() -> Server {
+        let mut child = Command::new(BIN)
+            .args(["serve", "-q", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = lines_of(child.stdout.take().unwrap());
+        let line = lines.recv_timeout(WAIT).expect("listening line");
+        let addr: std::net::SocketAddr = line["listening on ".len()..].parse().unwrap();
+        Server {
+            child,
+            port: addr.port(),
+        }
+    }
+
+    fn port(&self) -> String {
+        self.port.to_string()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Each line a reader yields, through a channel a test can wait on.
+fn lines_of(r: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines() {
+            if tx.send(line.unwrap_or_default()).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Runs a command to its end, within the bound.
+fn run(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(s) = stdin {
+        input.write_all(s.as_bytes()).unwrap();
+    }
+    drop(input);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    rx.recv_timeout(WAIT)
+        .unwrap_or_else(|_| panic!("strata {args:?} did not finish within {WAIT:?}"))
+        .unwrap()
+}
+
+#[test]
+fn retained_message_published_then_received_with_its_topic() {
+    let s = Server::start();
+    for v in ["311", "5"] {
+        let topic = format!("cli/{v}/temp");
+        let out = run(
+            &[
+                "pub",
+                "-p",
+                &s.port(),
+                "-V",
+                v,
+                "-t",
+                &topic,
+                "-m",
+                "21.5",
+                "-r",
+                "-q",
+                "1",
+            ],
+            None,
+        );
+        assert!(out.status.success(), "{out:?}");
+        let out = run(
+            &[
+                "sub",
+                "-p",
+                &s.port(),
+                "-V",
+                v,
+                "-t",
+                &format!("cli/{v}/#"),
+                "-v",
+                "-C",
+                "1",
+            ],
+            None,
+        );
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
+            format!("{topic} 21.5\n")
+        );
+    }
+}
+
+#[test]
+fn lines_from_stdin_arrive_in_order_at_every_qos() {
+    let s = Server::start();
+    for qos in ["0", "1", "2"] {
+        let base = format!("lines/{qos}");
+        // A retained marker tells us the subscriber is in place.
+        let marker = run(
+            &[
+                "pub",
+                "-p",
+                &s.port(),
+                "-t",
+                &format!("{base}/ready"),
+                "-m",
+                "go",
+                "-r",
+            ],
+            None,
+        );
+        assert!(marker.status.success(), "{marker:?}");
+        let mut sub = Command::new(BIN)
+            .args([
+                "sub",
+                "-p",
+                &s.port(),
+                "-t",
+                &format!("{base}/#"),
+                "-q",
+                qos,
+                "-C",
+                "4",
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = lines_of(sub.stdout.take().unwrap());
+        assert_eq!(lines.recv_timeout(WAIT).unwrap(), "go");
+        let out = run(
+            &[
+                "pub",
+                "-p",
+                &s.port(),
+                "-t",
+                &format!("{base}/data"),
+                "-q",
+                qos,
+                "-l",
+            ],
+            Some("one\ntwo\nthree\n"),
+        );
+        assert!(out.status.success(), "{out:?}");
+        let got: Vec<String> = (0..3).map(|_| lines.recv_timeout(WAIT).unwrap()).collect();
+        assert_eq!(got, ["one", "two", "three"], "QoS {qos}");
+        // -C 4 reached: sub exits by itself, successfully.
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(sub.wait());
+        });
+        let status = rx.recv_timeout(WAIT).expect("sub exits after -C 4");
+        assert!(status.unwrap().success());
+    }
+}
+
+#[test]
+fn message_from_a_file_and_an_empty_message_clear_retained() {
+    let s = Server::start();
+    let dir = std::env::temp_dir().join(format!("strata-cli-tools-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("payload.bin");
+    std::fs::write(&file, b"\x00\x01binary\xff").unwrap();
+    let f = file.to_str().unwrap();
+    let out = run(&["pub", "-p", &s.port(), "-t", "f/x", "-f", f, "-r"], None);
+    assert!(out.status.success(), "{out:?}");
+    let out = run(
+        &["sub", "-p", &s.port(), "-t", "f/x", "-C", "1", "-N"],
+        None,
+    );
+    assert_eq!(out.stdout, b"\x00\x01binary\xff");
+    // An empty retained message deletes the retained one: a new
+    // subscriber gets nothing and times out with code 3.
+    let out = run(&["pub", "-p", &s.port(), "-t", "f/x", "-n", "-r"], None);
+    assert!(out.status.success(), "{out:?}");
+    let out = run(
+        &["sub", "-p", &s.port(), "-t", "f/x", "-C", "1", "-W", "1"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("timed out"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn usage_and_connection_errors_have_their_exit_codes() {
+    // Bad usage: 2, with clap's explanation.
+    let out = run(&["pub", "-t", "x", "-m", "y", "-q", "3"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--qos"));
+    let out = run(&["pub", "-t", "x"], None);
+    assert_eq!(out.status.code(), Some(2));
+    // Nothing listening: 1, naming the address.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    drop(listener);
+    let out = run(&["sub", "-h", "127.0.0.1", "-p", &port, "-t", "x"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("127.0.0.1:{port}")));
+    // A refused CONNECT: 1. (3.1.1: empty id with a persistent session.)
+    let s = Server::start();
+    let out = run(
+        &[
+            "sub",
+            "-p",
+            &s.port(),
+            "-V",
+            "311",
+            "-i",
+            "",
+            "-c",
+            "-t",
+            "x",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refused"));
+}
