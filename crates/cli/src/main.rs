@@ -1,6 +1,7 @@
 //! `strata`: the broker and its tools: `strata serve`, `strata pub`,
 //! `strata sub`.
 
+mod bench;
 mod tools;
 
 use std::net::SocketAddr;
@@ -43,6 +44,8 @@ enum Command {
     Pub(tools::PubArgs),
     /// Subscribe and print messages (flags as in mosquitto_sub).
     Sub(tools::SubArgs),
+    /// Load-test a broker: fan-in, fan-out, pairs, idle connections.
+    Bench(bench::BenchArgs),
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         }
         Command::Pub(args) => tools::run_pub(args),
         Command::Sub(args) => tools::run_sub(args),
+        Command::Bench(args) => bench::run_bench(args),
     }
 }
 

@@ -253,3 +253,80 @@ fn usage_and_connection_errors_have_their_exit_codes() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("refused"));
 }
+
+/// The value of `key` in the bench's one-line JSON.
+fn field(json: &str, key: &str) -> String {
+    let at = json
+        .find(&format!("\"{key}\":"))
+        .unwrap_or_else(|| panic!("{key} in {json}"));
+    json[at + key.len() + 3..]
+        .split([',', '}'])
+        .next()
+        .unwrap()
+        .trim_matches('"')
+        .to_string()
+}
+
+#[test]
+fn bench_counts_every_message_in_each_scenario() {
+    let s = Server::start();
+    let pid = s.child.id().to_string();
+    for (scenario, clients, qos, expected) in [
+        ("fan-in", "3", "1", 300),  // 3 publishers x 100
+        ("fan-out", "4", "2", 400), // 100 messages x 4 subscribers
+        ("pairs", "2", "0", 200),   // 2 pairs x 100
+    ] {
+        let out = run(
+            &[
+                "bench",
+                "-p",
+                &s.port(),
+                "--scenario",
+                scenario,
+                "-n",
+                clients,
+                "-q",
+                qos,
+                "-c",
+                "100",
+                "-d",
+                "30",
+                "--json",
+                "--pid",
+                &pid,
+            ],
+            None,
+        );
+        assert!(out.status.success(), "{out:?}");
+        let json = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(field(&json, "delivered"), expected.to_string(), "{json}");
+        assert_eq!(field(&json, "lost"), "0", "{json}");
+        assert_eq!(field(&json, "duplicates"), "0", "{json}");
+        assert_eq!(field(&json, "out_of_order"), "0", "{json}");
+        let p99: f64 = field(&json, "p99_us").parse().unwrap();
+        let max: f64 = field(&json, "max_us").parse().unwrap();
+        assert!(p99 > 0.0 && p99 <= max, "{json}");
+        // The broker's CPU and RSS were read from /proc.
+        assert_ne!(field(&json, "broker_rss"), "null", "{json}");
+        assert_ne!(field(&json, "broker_cpu_s"), "null", "{json}");
+    }
+    let out = run(
+        &[
+            "bench",
+            "-p",
+            &s.port(),
+            "--scenario",
+            "idle",
+            "-n",
+            "50",
+            "--json",
+            "--pid",
+            &pid,
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let json = String::from_utf8(out.stdout).unwrap();
+    let per: f64 = field(&json, "rss_per_connection").parse().unwrap();
+    assert!(per.is_finite(), "{json}");
+}

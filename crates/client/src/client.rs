@@ -3,8 +3,8 @@
 
 use bytes::Bytes;
 use strata_codec::{
-    DecodeError, EncodeError, MqttStr, Publish, PublishProperties, QoS, ReasonCode,
-    SubscribeOptions, Subscription,
+    DecodeError, EncodeError, MqttStr, Publish, PublishProps, QoS, ReasonCode, SubscribeOptions,
+    Subscription,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -50,14 +50,15 @@ pub struct Connected {
 /// A message the server delivered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
-    pub topic: String,
+    pub topic: MqttStr,
     pub payload: Bytes,
     pub qos: QoS,
     pub retain: bool,
     /// Set when the server resent it.
     pub dup: bool,
-    /// 5.0 properties as received (Topic Alias already resolved).
-    pub properties: PublishProperties,
+    /// 5.0 properties as received, shared, not copied (Topic Alias already
+    /// resolved).
+    pub properties: PublishProps,
 }
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, Error>>;

@@ -424,14 +424,13 @@ impl State {
             }
         };
         if deliver {
-            let properties = strata_codec::PublishProperties::clone(&p.properties);
             self.incoming.push_back(Message {
-                topic: p.topic.to_string(),
+                topic: p.topic,
                 payload: p.payload,
                 qos: p.qos,
                 retain: p.retain,
                 dup: p.dup,
-                properties,
+                properties: p.properties,
             });
         }
     }

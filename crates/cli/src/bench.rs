@@ -1,0 +1,634 @@
+//! `strata bench`: a load generator for any MQTT broker.
+//!
+//! Scenarios: fan-in (N publishers, one wildcard subscriber), fan-out (one
+//! publisher, N subscribers), pairs (N publisher/subscriber pairs on their
+//! own topics), idle (N connections that do nothing: broker memory per
+//! connection), subscriptions (N connections with one QoS 1 subscription
+//! each, then one publisher cycling over their topics).
+//!
+//! Every payload starts with a 20-byte header: publisher index (u32),
+//! sequence number (u64) and the send time (u64 ns since the bench
+//! started), all big-endian, padded to `--size`. Subscribers measure
+//! latency from it, and count lost, duplicate and out-of-order messages
+//! per publisher. Given `--pid`, the broker's CPU time (from
+//! /proc/PID/stat) and RSS (/proc/PID/status) are read before and after.
+
+use std::collections::VecDeque;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use clap::{Args, ValueEnum};
+use strata_client::{Client, Options, Protocol, QoS};
+use tokio::sync::Mutex;
+
+use crate::tools::Version;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    FanIn,
+    FanOut,
+    Pairs,
+    Idle,
+    Subscriptions,
+}
+
+/// `strata bench`.
+#[derive(Debug, Args)]
+#[command(disable_help_flag = true)]
+pub struct BenchArgs {
+    /// Broker host.
+    #[arg(short = 'h', long, default_value = "127.0.0.1")]
+    host: String,
+    /// Broker port.
+    #[arg(short, long, default_value_t = 1883)]
+    port: u16,
+    /// MQTT version: 311 or 5.
+    #[arg(
+        short = 'V',
+        long = "protocol-version",
+        value_enum,
+        default_value = "311"
+    )]
+    version: Version,
+    /// What to run.
+    #[arg(long, value_enum, default_value = "fan-in")]
+    scenario: Scenario,
+    /// Publishers (fan-in), subscribers (fan-out), pairs, or connections
+    /// (idle, subscriptions).
+    #[arg(short = 'n', long, default_value_t = 10)]
+    clients: usize,
+    /// Quality of service of publishes and subscriptions.
+    #[arg(short, long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
+    qos: u8,
+    /// Payload bytes (at least 20, the header).
+    #[arg(short, long, default_value_t = 64)]
+    size: usize,
+    /// Total publish rate in msg/s over all publishers; 0 is unlimited.
+    #[arg(short, long, default_value_t = 0)]
+    rate: u64,
+    /// Messages per publisher; 0 is bounded by --duration only.
+    #[arg(short = 'c', long, default_value_t = 0)]
+    count: u64,
+    /// Seconds of publishing.
+    #[arg(short, long, default_value_t = 10)]
+    duration: u64,
+    /// New connections per second; 0 opens them as fast as possible.
+    #[arg(long, default_value_t = 0)]
+    ramp: u64,
+    /// Unacknowledged publishes per publisher at most.
+    #[arg(long, default_value_t = 256)]
+    inflight: usize,
+    /// PID of the broker, for its CPU and RSS.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
+}
+
+const HEADER: usize = 20;
+
+fn qos_of(v: u8) -> QoS {
+    match v {
+        0 => QoS::AtMostOnce,
+        1 => QoS::AtLeastOnce,
+        _ => QoS::ExactlyOnce,
+    }
+}
+
+/// The broker's CPU seconds and RSS bytes, from /proc.
+#[derive(Debug, Clone, Copy, Default)]
+struct ProcSample {
+    cpu_s: f64,
+    rss: u64,
+}
+
+fn sample(pid: Option<u32>) -> Option<ProcSample> {
+    let pid = pid?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces), in ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 here.
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    // USER_HZ is 100 on every Linux this runs on.
+    Some(ProcSample {
+        cpu_s: ticks as f64 / 100.0,
+        rss: rss_kb * 1024,
+    })
+}
+
+/// What one subscriber saw of one publisher.
+#[derive(Debug, Default)]
+struct Track {
+    seen: Vec<u64>, // bitset of sequence numbers
+    unique: u64,
+    duplicates: u64,
+    out_of_order: u64,
+    highest: Option<u64>,
+}
+
+impl Track {
+    fn record(&mut self, seq: u64) {
+        let (word, bit) = ((seq / 64) as usize, seq % 64);
+        if self.seen.len() <= word {
+            self.seen.resize(word + 1, 0);
+        }
+        if self.seen[word] & (1 << bit) != 0 {
+            self.duplicates += 1;
+            return;
+        }
+        self.seen[word] |= 1 << bit;
+        self.unique += 1;
+        match self.highest {
+            Some(h) if seq < h => self.out_of_order += 1,
+            _ => self.highest = Some(seq),
+        }
+    }
+}
+
+/// Everything the subscribers collect.
+#[derive(Debug, Default)]
+struct Collected {
+    latencies_ns: Vec<u64>,
+    /// [subscriber][publisher]
+    tracks: Vec<Vec<Track>>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    start: Instant,
+    delivered: AtomicU64,
+    published: Vec<AtomicU64>,
+    collected: Mutex<Collected>,
+}
+
+pub fn run_bench(args: BenchArgs) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("strata: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(bench(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("strata bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn options(a: &BenchArgs, id: String) -> Options {
+    let mut o = Options::new(format!("{}:{}", a.host, a.port), id);
+    o.protocol = match a.version {
+        Version::V311 => Protocol::V3_1_1,
+        Version::V5 => Protocol::V5,
+    };
+    o.keep_alive = Duration::from_secs(600);
+    o.connect_timeout = Duration::from_secs(30);
+    o
+}
+
+async fn ramp_pause(a: &BenchArgs) {
+    if a.ramp > 0 {
+        tokio::time::sleep(Duration::from_secs_f64(1.0 / a.ramp as f64)).await;
+    }
+}
+
+async fn bench(a: BenchArgs) -> Result<(), String> {
+    if a.size < HEADER {
+        return Err(format!("--size must be at least {HEADER} (the header)"));
+    }
+    let tag = format!("{:x}", std::process::id());
+    let qos = qos_of(a.qos);
+    let n = a.clients.max(1);
+    match a.scenario {
+        Scenario::Idle | Scenario::Subscriptions => return connections(&a, &tag, qos, n).await,
+        _ => {}
+    }
+    // Who publishes where, and who listens.
+    let (publishers, subscribers): (Vec<String>, Vec<String>) = match a.scenario {
+        Scenario::FanIn => (
+            (0..n).map(|i| format!("bench/{tag}/in/{i}")).collect(),
+            vec![format!("bench/{tag}/in/+")],
+        ),
+        Scenario::FanOut => (
+            vec![format!("bench/{tag}/out")],
+            (0..n).map(|_| format!("bench/{tag}/out")).collect(),
+        ),
+        _ => (
+            (0..n).map(|i| format!("bench/{tag}/pair/{i}")).collect(),
+            (0..n).map(|i| format!("bench/{tag}/pair/{i}")).collect(),
+        ),
+    };
+    let shared = Arc::new(Shared {
+        start: Instant::now(),
+        delivered: AtomicU64::new(0),
+        published: (0..publishers.len()).map(|_| AtomicU64::new(0)).collect(),
+        collected: Mutex::new(Collected::default()),
+    });
+    // Subscribers first, so nothing published is missed.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut sub_tasks = Vec::new();
+    for (i, filter) in subscribers.iter().enumerate() {
+        let (client, mut inbox, _) = Client::connect(options(&a, format!("b-{tag}-s{i}")))
+            .await
+            .map_err(|e| format!("subscriber {i}: {e}"))?;
+        client
+            .subscribe(&[(filter.as_str(), qos)])
+            .await
+            .map_err(|e| format!("subscribe {i}: {e}"))?;
+        let shared = shared.clone();
+        let mut stop = stop_rx.clone();
+        let npub = publishers.len();
+        sub_tasks.push(tokio::spawn(async move {
+            let mut tracks: Vec<Track> = (0..npub).map(|_| Track::default()).collect();
+            let mut lat = Vec::new();
+            loop {
+                let m = tokio::select! {
+                    biased;
+                    m = inbox.recv() => match m {
+                        Some(m) => m,
+                        None => break,
+                    },
+                    _ = stop.changed() => break,
+                };
+                let now = shared.start.elapsed().as_nanos() as u64;
+                let p = &m.payload;
+                if p.len() < HEADER {
+                    continue;
+                }
+                let idx = u32::from_be_bytes([p[0], p[1], p[2], p[3]]) as usize;
+                let seq = u64::from_be_bytes(p[4..12].try_into().unwrap_or_default());
+                let sent = u64::from_be_bytes(p[12..20].try_into().unwrap_or_default());
+                if let Some(t) = tracks.get_mut(idx) {
+                    t.record(seq);
+                }
+                lat.push(now.saturating_sub(sent));
+                shared.delivered.fetch_add(1, Ordering::Relaxed);
+            }
+            let mut c = shared.collected.lock().await;
+            c.latencies_ns.extend(lat);
+            c.tracks.push(tracks);
+            drop(c);
+            let _ = client.disconnect().await;
+        }));
+        ramp_pause(&a).await;
+    }
+    let mut pub_clients = Vec::new();
+    for i in 0..publishers.len() {
+        let (client, _, _) = Client::connect(options(&a, format!("b-{tag}-p{i}")))
+            .await
+            .map_err(|e| format!("publisher {i}: {e}"))?;
+        pub_clients.push(client);
+        ramp_pause(&a).await;
+    }
+    let before = sample(a.pid);
+    let t0 = Instant::now();
+    let deadline = t0 + Duration::from_secs(a.duration);
+    let per_pub_rate = (a.rate > 0).then(|| a.rate as f64 / publishers.len() as f64);
+    let mut pub_tasks = Vec::new();
+    for (i, (client, topic)) in pub_clients.into_iter().zip(publishers).enumerate() {
+        let shared = shared.clone();
+        let (size, count, inflight) = (a.size, a.count, a.inflight.max(1));
+        pub_tasks.push(tokio::spawn(async move {
+            let mut window = VecDeque::new();
+            let mut seq = 0u64;
+            let mut buf = BytesMut::new();
+            loop {
+                if (count > 0 && seq >= count) || Instant::now() >= deadline {
+                    break;
+                }
+                // Paced: the time this message is due, so a slow broker shows
+                // as latency rather than as a slower schedule.
+                let due = per_pub_rate.map(|r| t0 + Duration::from_secs_f64(seq as f64 / r));
+                if let Some(due) = due
+                    && due > Instant::now()
+                {
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                let sent_at = due.unwrap_or_else(Instant::now);
+                buf.reserve(size);
+                buf.put_u32(i as u32);
+                buf.put_u64(seq);
+                buf.put_u64(sent_at.duration_since(shared.start).as_nanos() as u64);
+                buf.put_bytes(b'x', size - HEADER);
+                let payload: Bytes = buf.split().freeze();
+                match client.start_publish(&topic, qos, false, payload) {
+                    Ok(h) => window.push_back(h),
+                    Err(e) => return Err(format!("publisher {i}: {e}")),
+                }
+                seq += 1;
+                shared.published[i].store(seq, Ordering::Relaxed);
+                if window.len() >= inflight
+                    && let Some(h) = window.pop_front()
+                {
+                    h.done().await.map_err(|e| format!("publisher {i}: {e}"))?;
+                }
+            }
+            for h in window {
+                h.done().await.map_err(|e| format!("publisher {i}: {e}"))?;
+            }
+            let _ = client.disconnect().await;
+            Ok(())
+        }));
+    }
+    // Progress, once a second, until the publishers are done.
+    let progress = {
+        let shared = shared.clone();
+        let json = a.json;
+        tokio::spawn(async move {
+            let mut last = 0;
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let d = shared.delivered.load(Ordering::Relaxed);
+                let p: u64 = shared
+                    .published
+                    .iter()
+                    .map(|x| x.load(Ordering::Relaxed))
+                    .sum();
+                if !json {
+                    eprintln!(
+                        "{:>5.1}s published {p} delivered {d} ({} msg/s)",
+                        shared.start.elapsed().as_secs_f64(),
+                        d - last
+                    );
+                }
+                last = d;
+            }
+        })
+    };
+    for t in pub_tasks {
+        t.await.map_err(|e| e.to_string())??;
+    }
+    let publish_end = Instant::now();
+    // Drain: wait until everything expected arrived, or nothing more comes
+    // for two seconds.
+    let expected_per_sub: u64 = shared
+        .published
+        .iter()
+        .map(|x| x.load(Ordering::Relaxed))
+        .sum();
+    let expected = match a.scenario {
+        Scenario::FanIn => expected_per_sub,
+        Scenario::FanOut => expected_per_sub * n as u64,
+        _ => expected_per_sub,
+    };
+    let mut last = shared.delivered.load(Ordering::Relaxed);
+    let mut quiet_since = Instant::now();
+    let drain_end = loop {
+        let d = shared.delivered.load(Ordering::Relaxed);
+        if d >= expected {
+            break Instant::now();
+        }
+        if d != last {
+            last = d;
+            quiet_since = Instant::now();
+        } else if quiet_since.elapsed() > Duration::from_secs(2) {
+            break quiet_since;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let after = sample(a.pid);
+    let _ = stop_tx.send(true);
+    progress.abort();
+    for t in sub_tasks {
+        t.await.map_err(|e| e.to_string())?;
+    }
+    let c = shared.collected.lock().await;
+    let delivered = shared.delivered.load(Ordering::Relaxed);
+    let elapsed = drain_end.duration_since(t0).as_secs_f64().max(1e-9);
+    let mut lat = c.latencies_ns.clone();
+    lat.sort_unstable();
+    let pct = |q: f64| -> f64 {
+        if lat.is_empty() {
+            return 0.0;
+        }
+        let i = ((lat.len() as f64 * q).ceil() as usize).clamp(1, lat.len()) - 1;
+        lat[i] as f64 / 1000.0
+    };
+    let published: Vec<u64> = shared
+        .published
+        .iter()
+        .map(|x| x.load(Ordering::Relaxed))
+        .collect();
+    let (mut lost, mut dup, mut ooo) = (0u64, 0u64, 0u64);
+    for sub in &c.tracks {
+        for (p, t) in sub.iter().enumerate() {
+            let relevant = match a.scenario {
+                Scenario::Pairs => t.unique > 0 || t.duplicates > 0,
+                _ => true,
+            };
+            if relevant {
+                lost += published[p].saturating_sub(t.unique);
+            }
+            dup += t.duplicates;
+            ooo += t.out_of_order;
+        }
+    }
+    if a.scenario == Scenario::Pairs {
+        // Each pair's subscriber hears one publisher; count what no one got.
+        let heard: u64 = c.tracks.iter().flatten().map(|t| t.unique).sum();
+        lost = published.iter().sum::<u64>().saturating_sub(heard);
+    }
+    let cpu = match (before, after) {
+        (Some(b), Some(af)) => Some(af.cpu_s - b.cpu_s),
+        _ => None,
+    };
+    let report = Report {
+        scenario: format!("{:?}", a.scenario),
+        clients: n,
+        qos: a.qos,
+        size: a.size,
+        published: published.iter().sum(),
+        delivered,
+        seconds: elapsed,
+        publish_seconds: publish_end.duration_since(t0).as_secs_f64(),
+        msg_per_s: delivered as f64 / elapsed,
+        p50_us: pct(0.50),
+        p99_us: pct(0.99),
+        p999_us: pct(0.999),
+        max_us: lat.last().map_or(0.0, |&v| v as f64 / 1000.0),
+        lost,
+        duplicates: dup,
+        out_of_order: ooo,
+        broker_cpu_s: cpu,
+        msg_per_cpu_s: cpu.map(|c| delivered as f64 / c.max(1e-9)),
+        broker_rss: after.map(|s| s.rss),
+        rss_per_connection: None,
+    };
+    report.print(a.json);
+    Ok(())
+}
+
+/// Idle connections, or connections with one subscription each.
+async fn connections(a: &BenchArgs, tag: &str, qos: QoS, n: usize) -> Result<(), String> {
+    let before = sample(a.pid);
+    let t0 = Instant::now();
+    let mut clients = Vec::with_capacity(n);
+    for i in 0..n {
+        let (client, inbox, _) = Client::connect(options(a, format!("b-{tag}-c{i}")))
+            .await
+            .map_err(|e| format!("connection {i}: {e}"))?;
+        if a.scenario == Scenario::Subscriptions {
+            client
+                .subscribe(&[(format!("bench/{tag}/s/{i}").as_str(), qos)])
+                .await
+                .map_err(|e| format!("subscribe {i}: {e}"))?;
+        }
+        clients.push((client, inbox));
+        if !a.json && (i + 1) % 1000 == 0 {
+            eprintln!("{:>5.1}s {} connections", t0.elapsed().as_secs_f64(), i + 1);
+        }
+        ramp_pause(a).await;
+    }
+    // Let the broker settle what the connections cost it.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = sample(a.pid);
+    let mut report = Report {
+        scenario: format!("{:?}", a.scenario),
+        clients: n,
+        qos: a.qos,
+        size: a.size,
+        seconds: t0.elapsed().as_secs_f64(),
+        ..Report::default()
+    };
+    if let (Some(b), Some(af)) = (before, after) {
+        report.broker_rss = Some(af.rss);
+        report.rss_per_connection = Some((af.rss as f64 - b.rss as f64) / n as f64);
+    }
+    report.print(a.json);
+    for (client, _) in clients {
+        let _ = client.disconnect().await;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Default)]
+struct Report {
+    scenario: String,
+    clients: usize,
+    qos: u8,
+    size: usize,
+    published: u64,
+    delivered: u64,
+    seconds: f64,
+    publish_seconds: f64,
+    msg_per_s: f64,
+    p50_us: f64,
+    p99_us: f64,
+    p999_us: f64,
+    max_us: f64,
+    lost: u64,
+    duplicates: u64,
+    out_of_order: u64,
+    broker_cpu_s: Option<f64>,
+    msg_per_cpu_s: Option<f64>,
+    broker_rss: Option<u64>,
+    rss_per_connection: Option<f64>,
+}
+
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or("null".to_string(), |v| v.to_string())
+}
+
+impl Report {
+    fn print(&self, json: bool) {
+        if json {
+            println!(
+                "{{\"scenario\":\"{}\",\"clients\":{},\"qos\":{},\"size\":{},\"published\":{},\"delivered\":{},\"seconds\":{:.3},\"publish_seconds\":{:.3},\"msg_per_s\":{:.1},\"p50_us\":{:.1},\"p99_us\":{:.1},\"p999_us\":{:.1},\"max_us\":{:.1},\"lost\":{},\"duplicates\":{},\"out_of_order\":{},\"broker_cpu_s\":{},\"msg_per_cpu_s\":{},\"broker_rss\":{},\"rss_per_connection\":{}}}",
+                self.scenario,
+                self.clients,
+                self.qos,
+                self.size,
+                self.published,
+                self.delivered,
+                self.seconds,
+                self.publish_seconds,
+                self.msg_per_s,
+                self.p50_us,
+                self.p99_us,
+                self.p999_us,
+                self.max_us,
+                self.lost,
+                self.duplicates,
+                self.out_of_order,
+                opt(self.broker_cpu_s.map(|v| format!("{v:.3}"))),
+                opt(self.msg_per_cpu_s.map(|v| format!("{v:.1}"))),
+                opt(self.broker_rss),
+                opt(self.rss_per_connection.map(|v| format!("{v:.1}"))),
+            );
+            return;
+        }
+        println!(
+            "{} clients={} qos={} size={}",
+            self.scenario, self.clients, self.qos, self.size
+        );
+        if self.published > 0 || self.delivered > 0 {
+            println!(
+                "  published {} delivered {} in {:.2}s: {:.0} msg/s",
+                self.published, self.delivered, self.seconds, self.msg_per_s
+            );
+            println!(
+                "  latency us: p50 {:.0} p99 {:.0} p99.9 {:.0} max {:.0}",
+                self.p50_us, self.p99_us, self.p999_us, self.max_us
+            );
+            println!(
+                "  lost {} duplicates {} out of order {}",
+                self.lost, self.duplicates, self.out_of_order
+            );
+        }
+        if let Some(c) = self.broker_cpu_s {
+            println!(
+                "  broker cpu {:.2}s: {:.0} msg per cpu-second",
+                c,
+                self.msg_per_cpu_s.unwrap_or(0.0)
+            );
+        }
+        if let Some(r) = self.broker_rss {
+            println!("  broker rss {:.1} MiB", r as f64 / 1048576.0);
+        }
+        if let Some(r) = self.rss_per_connection {
+            println!("  broker rss per connection {r:.0} bytes");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Track;
+
+    #[test]
+    fn track_tells_duplicates_from_reordering() {
+        let mut t = Track::default();
+        for seq in [0, 1, 3, 2, 3, 200, 1] {
+            t.record(seq);
+        }
+        assert_eq!(t.unique, 5); // 0 1 2 3 200
+        assert_eq!(t.duplicates, 2); // the second 3 and the second 1
+        assert_eq!(t.out_of_order, 1); // 2 after 3
+        assert_eq!(t.highest, Some(200));
+    }
+}
