@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Strata, Mosquitto and rumqttd side by side on this machine.
+#
+# Installs Mosquitto from Debian's packages and rumqttd with `cargo install`
+# (into target/bench-tools) when missing, builds Strata in release mode,
+# then for each broker in turn: starts it on 127.0.0.1 pinned to CPU 0, runs
+# every scenario with `strata bench` pinned to CPU 1, and stops it by PID.
+# Prints one table: each broker's figure and Strata's ratio to the best peer.
+#
+# Usage: bench/compare.sh [--quick]      (--quick: 3 s runs, 1k connections)
+# Results (JSON lines) are kept in target/bench-results/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=10
+CONNS=10000
+if [[ "${1:-}" == "--quick" ]]; then DURATION=3; CONNS=1000; fi
+
+tools=target/bench-tools
+results=target/bench-results
+mkdir -p "$tools" "$results"
+run_id=$(date -u +%Y%m%dT%H%M%SZ)
+out="$results/$run_id.jsonl"
+
+need_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
+if ! command -v mosquitto >/dev/null && [[ ! -x /usr/sbin/mosquitto ]]; then
+  need_root apt-get update -qq
+  need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null
+fi
+MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
+if [[ ! -x "$tools/bin/rumqttd" ]]; then
+  cargo install rumqttd --locked --root "$tools" >/dev/null
+fi
+RUMQTTD="$tools/bin/rumqttd"
+cargo build --release -p strata >/dev/null 2>&1 || cargo build --release -p strata
+STRATA=target/release/strata
+
+PORT=21883
+BENCH=(taskset -c 1 "$STRATA" bench -h 127.0.0.1 -p "$PORT" --json)
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+conf_dir=$(mktemp -d)
+trap 'rm -rf "$conf_dir"; [[ -n "${BROKER_PID:-}" ]] && kill "$BROKER_PID" 2>/dev/null || true' EXIT
+cat > "$conf_dir/mosquitto.conf" <<CONF
+listener $PORT 127.0.0.1
+allow_anonymous true
+persistence false
+max_queued_messages 100000
+max_inflight_messages 100
+max_connections -1
+CONF
+cat > "$conf_dir/rumqttd.toml" <<CONF
+id = 0
+[router]
+id = 0
+max_connections = 20010
+max_outgoing_packet_count = 200
+max_segment_size = 104857600
+max_segment_count = 10
+[v4.1]
+name = "v4-1"
+listen = "127.0.0.1:$PORT"
+next_connection_delay_ms = 0
+[v4.1.connections]
+connection_timeout_ms = 60000
+max_payload_size = 20480
+max_inflight_count = 100
+dynamic_filters = true
+CONF
+cat > "$conf_dir/strata.toml" <<CONF
+[[listener]]
+bind = "127.0.0.1:$PORT"
+[sys]
+interval_secs = 0
+CONF
+
+start_broker() {
+  case "$1" in
+    strata) taskset -c 0 "$STRATA" serve -q --config "$conf_dir/strata.toml" >/dev/null 2>&1 & ;;
+    mosquitto) taskset -c 0 "$MOSQUITTO" -c "$conf_dir/mosquitto.conf" >/dev/null 2>&1 & ;;
+    rumqttd) taskset -c 0 "$RUMQTTD" -c "$conf_dir/rumqttd.toml" -q >/dev/null 2>&1 & ;;
+  esac
+  BROKER_PID=$!
+  for _ in $(seq 1 200); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then return 0; fi
+    kill -0 "$BROKER_PID" 2>/dev/null || { echo "$1 exited at start" >&2; return 1; }
+    sleep 0.05
+  done
+  echo "$1 did not listen on $PORT" >&2
+  return 1
+}
+
+stop_broker() {
+  kill "$BROKER_PID" 2>/dev/null || true
+  wait "$BROKER_PID" 2>/dev/null || true
+  BROKER_PID=
+}
+
+# name | strata bench arguments
+scenarios=(
+  "fan-in qos0|--scenario fan-in -n 10 -q 0 -s 64 -d $DURATION"
+  "fan-in qos1|--scenario fan-in -n 10 -q 1 -s 64 -d $DURATION"
+  "fan-out qos0|--scenario fan-out -n 100 -q 0 -s 64 -d $DURATION"
+  "fan-out qos1|--scenario fan-out -n 100 -q 1 -s 64 -d $DURATION"
+  "100 pairs qos1 10k/s|--scenario pairs -n 100 -q 1 -s 64 -r 10000 -d $DURATION"
+  "1 pair qos1 1k/s|--scenario pairs -n 1 -q 1 -s 64 -r 1000 -d $DURATION"
+  "$CONNS idle connections|--scenario idle -n $CONNS --ramp 0"
+  "$CONNS qos1 subscriptions|--scenario subscriptions -n $CONNS -q 1"
+)
+
+for broker in strata mosquitto rumqttd; do
+  for s in "${scenarios[@]}"; do
+    name=${s%%|*}
+    args=${s#*|}
+    start_broker "$broker"
+    echo "== $broker: $name" >&2
+    # shellcheck disable=SC2086
+    if line=$("${BENCH[@]}" --pid "$BROKER_PID" $args 2>/dev/null); then
+      echo "{\"broker\":\"$broker\",\"name\":\"$name\",\"result\":$line}" >> "$out"
+    else
+      echo "{\"broker\":\"$broker\",\"name\":\"$name\",\"result\":null}" >> "$out"
+    fi
+    stop_broker
+  done
+done
+
+python3 bench/table.py "$out"
+echo "raw results: $out" >&2

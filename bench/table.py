@@ -1,0 +1,66 @@
+"""Turns the JSON lines of bench/compare.sh into one table.
+
+Each scenario gets the figures that matter for it: msg/s and delivered
+messages per broker CPU-second for throughput, p50/p99 latency for the
+paced pairs, broker RSS per connection for the connection scenarios. The
+last column is Strata's figure over the best peer's (higher is better for
+throughput, lower for latency and memory: the ratio is written so that
+above 1.00 means Strata is better).
+"""
+
+import json
+import sys
+from collections import OrderedDict
+
+BROKERS = ["strata", "mosquitto", "rumqttd"]
+
+
+def main(path):
+    rows = OrderedDict()
+    for line in open(path):
+        r = json.loads(line)
+        rows.setdefault(r["name"], {})[r["broker"]] = r["result"]
+
+    def metrics(name, res):
+        if "idle" in name or "subscriptions" in name:
+            return [("bytes/conn", "rss_per_connection", False)]
+        if "pair" in name:
+            return [("p50 us", "p50_us", False), ("p99 us", "p99_us", False),
+                    ("msg/s", "msg_per_s", True)]
+        return [("msg/s", "msg_per_s", True), ("msg/cpu-s", "msg_per_cpu_s", True)]
+
+    header = ["scenario", "metric"] + BROKERS + ["strata vs best peer", "lost/dup/ooo (strata)"]
+    out = [header]
+    for name, by in rows.items():
+        for label, key, higher in metrics(name, by):
+            vals = {}
+            for b in BROKERS:
+                res = by.get(b)
+                vals[b] = None if not res or res.get(key) is None else float(res[key])
+            cells = []
+            for b in BROKERS:
+                v = vals[b]
+                cells.append("failed" if v is None else f"{v:,.0f}")
+            peers = [vals[b] for b in BROKERS[1:] if vals[b] is not None]
+            s = vals["strata"]
+            if s is None or not peers:
+                ratio = "n/a"
+            elif higher:
+                best = max(peers)
+                ratio = f"{s / best:.2f}x" if best else "n/a"
+            else:
+                best = min(peers)
+                ratio = f"{best / s:.2f}x" if s else "n/a"
+            st = by.get("strata") or {}
+            integrity = (f"{st.get('lost', '-')}/{st.get('duplicates', '-')}/{st.get('out_of_order', '-')}"
+                         if st else "-")
+            out.append([name, label] + cells + [ratio, integrity])
+    widths = [max(len(str(r[i])) for r in out) for i in range(len(header))]
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in out[1:]:
+        print("| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
