@@ -18,6 +18,8 @@ use tokio::task::JoinHandle;
 
 use crate::config::BrokerConfig;
 use crate::connection;
+use crate::durable::Durable;
+use crate::journal::{Entry, Recovered};
 use crate::mailbox::Mailbox;
 use crate::registry::{Fallout, Registry};
 
@@ -48,6 +50,8 @@ pub(crate) struct Shared {
     pub shutdown: watch::Sender<bool>,
     pub active: AtomicUsize,
     pub idle: Notify,
+    /// The journal under the data directory; `None` keeps state in memory.
+    pub durable: Option<Durable>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -63,25 +67,66 @@ impl Shared {
 
     /// Routes a message to every matching subscriber's mailbox; returns how
     /// many deliveries were made. `publisher` is the router key of the
-    /// publishing session (for No Local).
+    /// publishing session (for No Local). Messages that must survive are
+    /// stored first: see [`Shared::publish_with`].
     pub fn publish(&self, message: Message, publisher: Option<u64>) -> usize {
-        let message = Arc::new(message);
+        self.publish_with(message, publisher, true, |_| {}).0
+    }
+
+    /// [`Shared::publish`], and with a data directory, stores the message
+    /// when it must survive a restart: retained (when `durable` is set), or
+    /// QoS 1/2 with a persistent session among the receivers. Then `done`
+    /// runs once the message is durable (`true`) or could not be stored
+    /// (`false`), and the second value returned is `true`; otherwise `done`
+    /// is dropped and it is `false`. The message is appended before any
+    /// subscriber sees it, so every later journal entry about it follows it.
+    ///
+    /// Lock order: router, then mailboxes (read).
+    pub fn publish_with(
+        &self,
+        mut message: Message,
+        publisher: Option<u64>,
+        durable: bool,
+        done: impl FnOnce(bool) + Send + 'static,
+    ) -> (usize, bool) {
         let mut matches = Vec::new();
-        {
-            let mut router = lock(&self.router);
-            if message.retain {
-                // [MQTT-3.3.1-5]..[MQTT-3.3.1-7] (3.1.1: [MQTT-3.3.1-10]
-                // [MQTT-3.3.1-11]): an empty payload clears, anything else
-                // replaces.
-                let keep = (!message.payload.is_empty()).then(|| message.clone());
-                router.set_retained(&message.topic, keep);
-            }
-            router.route(&message.topic, publisher, &mut matches);
-        }
-        if matches.is_empty() {
-            return 0;
-        }
+        let mut router = lock(&self.router);
+        router.route(&message.topic, publisher, &mut matches);
         let mailboxes = self.mailboxes.read().unwrap_or_else(|e| e.into_inner());
+        let store = match &self.durable {
+            Some(d) if durable => {
+                let keep = message.retain
+                    || (message.qos != QoS::AtMostOnce
+                        && matches.iter().any(|m| {
+                            m.qos != QoS::AtMostOnce
+                                && mailboxes.get(&m.key).is_some_and(|mb| mb.is_persistent())
+                        }));
+                if keep {
+                    message.id = d.next_id();
+                }
+                keep.then_some(d)
+            }
+            _ => None,
+        };
+        let message = Arc::new(message);
+        if message.retain {
+            // [MQTT-3.3.1-5]..[MQTT-3.3.1-7] (3.1.1: [MQTT-3.3.1-10]
+            // [MQTT-3.3.1-11]): an empty payload clears, anything else
+            // replaces.
+            let keep = (!message.payload.is_empty()).then(|| message.clone());
+            router.set_retained(&message.topic, keep);
+        }
+        let waiting = match store {
+            Some(d) => {
+                d.record_then(&Entry::Message((*message).clone()), done);
+                true
+            }
+            None => false,
+        };
+        drop(router);
+        if matches.is_empty() {
+            return (0, waiting);
+        }
         let mut delivered = 0;
         for m in matches {
             let Some(mb) = mailboxes.get(&m.key) else {
@@ -99,12 +144,22 @@ impl Shared {
                 delivered += 1;
             }
         }
-        delivered
+        (delivered, waiting)
+    }
+
+    /// Appends `entry` to the journal, if there is one; nothing waits.
+    pub fn record(&self, entry: impl FnOnce() -> Entry) {
+        if let Some(d) = &self.durable {
+            d.record(&entry());
+        }
     }
 
     /// Removes subscriptions and mailboxes of ended sessions and publishes
     /// their wills.
     pub fn settle(&self, fallout: Fallout) {
+        for client in fallout.ended {
+            self.record(|| Entry::End { client });
+        }
         if !fallout.removed_keys.is_empty() {
             {
                 let mut router = lock(&self.router);
@@ -145,6 +200,19 @@ impl Broker {
             listeners.push(l);
         }
         let seed = std::process::id() as u64 ^ 0x9E37_79B9_7F4A_7C15;
+        let (durable, recovered) = match &config.storage.data_dir {
+            Some(dir) => {
+                let (storage, dir, share) =
+                    (config.storage.clone(), dir.clone(), config.share_strategy);
+                // Replay reads files: off the async threads.
+                let (d, r) =
+                    tokio::task::spawn_blocking(move || Durable::open(&storage, &dir, share))
+                        .await
+                        .map_err(io::Error::other)??;
+                (Some(d), r)
+            }
+            None => (None, Recovered::default()),
+        };
         let shared = Arc::new(Shared {
             session_config: Arc::new(config.session.clone()),
             router: Mutex::new(Router::new(config.share_strategy, seed)),
@@ -157,8 +225,10 @@ impl Broker {
             shutdown: watch::channel(false).0,
             active: AtomicUsize::new(0),
             idle: Notify::new(),
+            durable,
             config,
         });
+        restore(&shared, recovered);
         let mut local_addrs = Vec::new();
         let mut tasks = Vec::new();
         let permits = Arc::new(Semaphore::new(shared.config.max_connections));
@@ -265,6 +335,44 @@ async fn sweeper(shared: Arc<Shared>) {
 }
 
 /// Publishes the `$SYS/broker/...` topics, retained, every `every`.
+/// Puts recovered sessions, their subscriptions and offline queues, and the
+/// retained messages in place, before any listener accepts.
+fn restore(shared: &Shared, r: Recovered) {
+    let now = Instant::now();
+    let mut router = lock(&shared.router);
+    for m in r.retained {
+        router.set_retained(&m.topic.clone(), Some(m));
+    }
+    let mut reg = lock(&shared.registry);
+    let mut mailboxes = shared.mailboxes.write().unwrap_or_else(|e| e.into_inner());
+    for s in r.sessions {
+        let key = shared.next_id();
+        let mailbox = Arc::new(Mailbox::new(
+            shared.config.session.max_queued_messages,
+            shared.config.session.max_queued_bytes,
+        ));
+        mailbox.set_persistent(true);
+        for d in s.pending {
+            mailbox.push(d);
+        }
+        for (filter, opts) in s.subscriptions {
+            router.subscribe(key, &filter, opts);
+        }
+        mailboxes.insert(key, mailbox.clone());
+        reg.by_client.insert(
+            s.client_id.clone(),
+            crate::registry::Entry {
+                key,
+                mailbox,
+                conn: None,
+                offline: Some(strata_session::SessionState::new(s.client_id, s.expiry)),
+                expires_at: s.expires_in.map(|d| now + d),
+                pending_will: None,
+            },
+        );
+    }
+}
+
 async fn sys_publisher(shared: Arc<Shared>, every: Duration) {
     let mut tick = tokio::time::interval(every);
     loop {
@@ -277,8 +385,10 @@ async fn sys_publisher(shared: Arc<Shared>, every: Duration) {
                 retain: true,
                 properties: Default::default(),
                 received: Instant::now(),
+                id: 0,
             };
-            shared.publish(message, None);
+            // $SYS values are regenerated, never stored.
+            shared.publish_with(message, None, false, |_| {});
         }
     }
 }

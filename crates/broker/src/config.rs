@@ -37,6 +37,8 @@ pub struct RawConfig {
     pub shared_subscriptions: RawShared,
     #[serde(default)]
     pub sys: RawSys,
+    #[serde(default)]
+    pub storage: RawStorage,
 }
 
 #[derive(Debug, Deserialize)]
@@ -77,6 +79,42 @@ pub struct RawSys {
     pub interval_secs: Option<u64>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStorage {
+    pub data_dir: Option<String>,
+    pub fsync: Option<String>,
+    pub fsync_interval_ms: Option<u64>,
+}
+
+/// When appends to the durable log are flushed to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fsync {
+    /// One `fdatasync` per batch before any acknowledgement (the default).
+    Always,
+    /// Every so often: acknowledgements do not wait.
+    Interval(Duration),
+    /// Never explicitly: the OS decides.
+    Never,
+}
+
+/// Where and how the broker keeps what must survive a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageConfig {
+    /// The data directory; `None` keeps everything in memory.
+    pub data_dir: Option<std::path::PathBuf>,
+    pub fsync: Fsync,
+}
+
+impl Default for StorageConfig {
+    fn default() -> StorageConfig {
+        StorageConfig {
+            data_dir: None,
+            fsync: Fsync::Always,
+        }
+    }
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -86,6 +124,7 @@ pub struct BrokerConfig {
     /// How often `$SYS/broker/...` is published; `None` turns it off.
     pub sys_interval: Option<Duration>,
     pub max_connections: usize,
+    pub storage: StorageConfig,
 }
 
 impl Default for BrokerConfig {
@@ -96,6 +135,7 @@ impl Default for BrokerConfig {
             share_strategy: ShareStrategy::RoundRobin,
             sys_interval: Some(Duration::from_secs(10)),
             max_connections: 100_000,
+            storage: StorageConfig::default(),
         }
     }
 }
@@ -260,6 +300,39 @@ impl RawConfig {
         if let Some(v) = self.sys.interval_secs {
             c.sys_interval = (v > 0).then(|| Duration::from_secs(v));
         }
+        let st = self.storage;
+        if let Some(dir) = st.data_dir {
+            if dir.is_empty() {
+                return Err(invalid(
+                    "storage.data_dir",
+                    "\"\"",
+                    "give a directory path, e.g. \"./data\", or leave the key out to keep sessions in memory",
+                ));
+            }
+            c.storage.data_dir = Some(dir.into());
+        }
+        c.storage.fsync = match st.fsync.as_deref() {
+            None | Some("always") => Fsync::Always,
+            Some("never") => Fsync::Never,
+            Some("interval") => {
+                let ms = st.fsync_interval_ms.unwrap_or(100);
+                if ms == 0 {
+                    return Err(invalid(
+                        "storage.fsync_interval_ms",
+                        ms,
+                        "use a positive number of milliseconds, e.g. 100",
+                    ));
+                }
+                Fsync::Interval(Duration::from_millis(ms))
+            }
+            Some(other) => {
+                return Err(invalid(
+                    "storage.fsync",
+                    format!("{other:?}"),
+                    "use \"always\", \"interval\" or \"never\"",
+                ));
+            }
+        };
         Ok(c)
     }
 }
@@ -273,6 +346,28 @@ mod tests {
         let c = BrokerConfig::from_toml("").unwrap();
         assert_eq!(c.listeners, vec!["127.0.0.1:1883".parse().unwrap()]);
         assert_eq!(c.session, strata_session::Config::default());
+    }
+
+    #[test]
+    fn storage_section() {
+        let c = BrokerConfig::from_toml("").unwrap();
+        assert_eq!(c.storage, StorageConfig::default());
+        let c = BrokerConfig::from_toml(
+            "[storage]\ndata_dir = \"/var/lib/strata\"\nfsync = \"interval\"\nfsync_interval_ms = 5\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.storage.data_dir.as_deref(),
+            Some(Path::new("/var/lib/strata"))
+        );
+        assert_eq!(c.storage.fsync, Fsync::Interval(Duration::from_millis(5)));
+        let e = BrokerConfig::from_toml("[storage]\nfsync = \"sometimes\"\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "storage.fsync = \"sometimes\": use \"always\", \"interval\" or \"never\""
+        );
+        let e = BrokerConfig::from_toml("[storage]\ndata_dir = \"\"\n").unwrap_err();
+        assert!(e.to_string().starts_with("storage.data_dir"), "{e}");
     }
 
     #[test]

@@ -15,11 +15,12 @@ use strata_session::{Delivery, Event, Session, SessionState, Will};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::broker::{Shared, lock};
+use crate::journal::Entry;
 use crate::mailbox::Mailbox;
-use crate::registry::{Entry, Fallout};
+use crate::registry::{Entry as RegistryEntry, Fallout};
 
 /// How long a takeover waits for the old connection to hand back its
 /// session before going ahead without it.
@@ -33,6 +34,20 @@ struct Attached {
     client_id: MqttStr,
     key: u64,
     mailbox: Arc<Mailbox>,
+    /// The session outlives the connection; with a data directory its
+    /// changes go to the journal.
+    persistent: bool,
+}
+
+/// The answer to an inbound QoS 1/2 PUBLISH, held until the message is
+/// durable and every earlier answer went out: PUBACKs and PUBRECs leave in
+/// the order the PUBLISH packets came [MQTT-4.6.0-2] [MQTT-4.6.0-3].
+struct PendingAck {
+    seq: u64,
+    packet_id: u16,
+    qos: QoS,
+    reason: ReasonCode,
+    ready: bool,
 }
 
 struct Conn {
@@ -46,6 +61,11 @@ struct Conn {
     takeover_done: Option<oneshot::Sender<()>>,
     closed: Option<(u32, Option<Will>)>,
     deliveries: Vec<Delivery>,
+    acks: std::collections::VecDeque<PendingAck>,
+    next_seq: u64,
+    /// Completions of journal appends: (sequence, stored).
+    durable_tx: Option<mpsc::UnboundedSender<(u64, bool)>>,
+    durable_rx: Option<mpsc::UnboundedReceiver<(u64, bool)>>,
 }
 
 pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
@@ -61,6 +81,10 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr
         takeover_done: None,
         closed: None,
         deliveries: Vec::new(),
+        acks: Default::default(),
+        next_seq: 0,
+        durable_tx: None,
+        durable_rx: None,
     };
     let mut shutdown = conn.shared.shutdown.subscribe();
     // Both buffers are allocated when there is something to read or write
@@ -76,6 +100,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr
             .map(tokio::time::Instant::from_std);
         let mailbox = conn.attached.as_ref().map(|a| a.mailbox.clone());
         let mut kick = conn.kick.take();
+        let mut durable_rx = conn.durable_rx.take();
         tokio::select! {
             r = rd.readable() => {
                 if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
@@ -109,10 +134,16 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr
                 conn.takeover_done = done;
                 conn.session.disconnect(ReasonCode::SessionTakenOver);
             }
+            Some((seq, stored)) = async { match durable_rx.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
+                conn.on_stored(seq, stored);
+            }
             _ = shutdown.changed() => conn.session.disconnect(ReasonCode::ServerShuttingDown),
         }
         if conn.kick.is_none() {
             conn.kick = kick;
+        }
+        if conn.durable_rx.is_none() {
+            conn.durable_rx = durable_rx;
         }
         conn.process_events().await;
         if conn.flush(&mut wr, &mut wbuf).await.is_err() {
@@ -192,14 +223,28 @@ impl Conn {
                         .fetch_add(1, Ordering::Relaxed);
                     let qos = message.qos;
                     let key = self.attached.as_ref().map(|a| a.key);
-                    let n = self.shared.publish(message, key);
-                    if let Some(id) = packet_id {
+                    let seq = self.next_seq;
+                    self.next_seq += 1;
+                    let tx = self.durable_sender();
+                    let (n, waiting) = self.shared.publish_with(message, key, true, move |ok| {
+                        if let Some(tx) = tx {
+                            let _ = tx.send((seq, ok));
+                        }
+                    });
+                    if let Some(packet_id) = packet_id {
                         let reason = if n == 0 {
                             ReasonCode::NoMatchingSubscribers
                         } else {
                             ReasonCode::Success
                         };
-                        self.session.publish_done(id, qos, reason);
+                        self.acks.push_back(PendingAck {
+                            seq,
+                            packet_id,
+                            qos,
+                            reason,
+                            ready: !waiting,
+                        });
+                        self.release_acks();
                     }
                 }
                 Event::Subscribe {
@@ -210,7 +255,7 @@ impl Conn {
                 } => self.on_subscribe(packet_id, subscription_id, filters, granted),
                 Event::Unsubscribe { packet_id, filters } => {
                     let Some(a) = &self.attached else { continue };
-                    let codes = {
+                    let codes: Vec<ReasonCode> = {
                         let mut router = lock(&self.shared.router);
                         filters
                             .iter()
@@ -223,6 +268,14 @@ impl Conn {
                             })
                             .collect()
                     };
+                    if a.persistent {
+                        for (f, c) in filters.iter().zip(&codes) {
+                            if *c == ReasonCode::Success {
+                                let (client, filter) = (a.client_id.clone(), f.clone());
+                                self.shared.record(|| Entry::Unsubscribe { client, filter });
+                            }
+                        }
+                    }
                     self.session.unsubscribe_done(packet_id, codes);
                 }
                 Event::Closed {
@@ -233,6 +286,51 @@ impl Conn {
                     tracing::debug!(?reason, "session closed");
                     self.closed = Some((session_expiry, will));
                 }
+                Event::Delivered { id } => self.on_delivered(id),
+            }
+        }
+    }
+
+    /// The session is done with stored message `id`.
+    fn on_delivered(&mut self, id: u64) {
+        if let Some(a) = self.attached.as_ref().filter(|a| a.persistent) {
+            let client = a.client_id.clone();
+            self.shared.record(|| Entry::Delivered { client, id });
+        }
+    }
+
+    /// The sender journal completions come back on (made on first use).
+    fn durable_sender(&mut self) -> Option<mpsc::UnboundedSender<(u64, bool)>> {
+        self.shared.durable.as_ref()?;
+        if self.durable_tx.is_none() {
+            let (tx, rx) = mpsc::unbounded_channel();
+            self.durable_tx = Some(tx);
+            self.durable_rx = Some(rx);
+        }
+        self.durable_tx.clone()
+    }
+
+    /// A journal append finished.
+    fn on_stored(&mut self, seq: u64, stored: bool) {
+        if !stored {
+            // A transient failure: acknowledging would promise what the
+            // broker cannot keep. Close; the client resends on its next
+            // connection [MQTT-4.8.0-2].
+            self.acks.clear();
+            self.session.disconnect(ReasonCode::UnspecifiedError);
+            return;
+        }
+        if let Some(a) = self.acks.iter_mut().find(|a| a.seq == seq) {
+            a.ready = true;
+        }
+        self.release_acks();
+    }
+
+    /// Sends the answers that are ready, in order.
+    fn release_acks(&mut self) {
+        while self.acks.front().is_some_and(|a| a.ready) {
+            if let Some(a) = self.acks.pop_front() {
+                self.session.publish_done(a.packet_id, a.qos, a.reason);
             }
         }
     }
@@ -266,6 +364,14 @@ impl Conn {
                 };
                 // [MQTT-3.8.4-3]: an identical filter replaces the old one.
                 let existed = router.subscribe(a.key, &f.filter, opts);
+                if a.persistent {
+                    let (client, filter) = (a.client_id.clone(), f.filter.clone());
+                    self.shared.record(|| Entry::Subscribe {
+                        client,
+                        filter,
+                        options: opts,
+                    });
+                }
                 codes.push(match qos {
                     QoS::AtMostOnce => ReasonCode::Success,
                     QoS::AtLeastOnce => ReasonCode::GrantedQoS1,
@@ -345,7 +451,8 @@ impl Conn {
 
         let mut fallout = Fallout::default();
         let (kick_tx, kick_rx) = oneshot::channel();
-        let (state, key, mailbox, present) = {
+        let persistent = self.session.session_expiry() > 0;
+        let (state, key, mailbox, present, was_persistent) = {
             let mut reg = lock(&shared.registry);
             let resumable = !c.clean_start
                 && reg
@@ -359,7 +466,7 @@ impl Conn {
             reg.connected += 1;
             let entry = reg.by_client.entry(client_id.clone()).or_insert_with(|| {
                 let key = shared.next_id();
-                Entry {
+                RegistryEntry {
                     key,
                     mailbox: Arc::new(Mailbox::new(
                         shared.config.session.max_queued_messages,
@@ -378,10 +485,28 @@ impl Conn {
             entry.expires_at = None;
             entry.conn = Some((self.id, kick_tx));
             entry.mailbox.set_online(true);
+            let was_persistent = entry.mailbox.is_persistent();
+            entry.mailbox.set_persistent(persistent);
             let present = state.is_some();
-            (state, entry.key, entry.mailbox.clone(), present)
+            (
+                state,
+                entry.key,
+                entry.mailbox.clone(),
+                present,
+                was_persistent,
+            )
         };
         shared.settle(fallout);
+        let (client, expiry) = (client_id.clone(), self.session.session_expiry());
+        if persistent && !present {
+            // A new persistent session: earlier state of this id is gone
+            // (an End for it was written by settle, if it was persistent).
+            shared.record(|| Entry::Up { client, expiry });
+        } else if present && was_persistent {
+            // Connected again: until the next Down, a crash must not count
+            // the session as offline. Expiry 0 here ends it in the journal.
+            shared.record(|| Entry::Resume { client, expiry });
+        }
         shared
             .mailboxes
             .write()
@@ -400,6 +525,7 @@ impl Conn {
             client_id,
             key,
             mailbox,
+            persistent,
         });
         self.kick = Some(kick_rx);
         // Messages that arrived while offline.
@@ -415,7 +541,7 @@ impl Conn {
         let (expiry, will) = self.closed.take().unwrap_or((0, None));
         let state = self.session.take_state();
         let mut fallout = Fallout::default();
-        lock(&self.shared.registry).release(
+        let kept = lock(&self.shared.registry).release(
             Instant::now(),
             &a.client_id,
             self.id,
@@ -424,6 +550,14 @@ impl Conn {
             will,
             &mut fallout,
         );
+        if kept && a.persistent {
+            let client = a.client_id.clone();
+            self.shared.record(|| Entry::Down {
+                client,
+                expiry,
+                at_ms: crate::durable::now_ms(),
+            });
+        }
         self.shared.settle(fallout);
         if let Some(done) = self.takeover_done.take() {
             let _ = done.send(());

@@ -10,12 +10,17 @@
 //!   takeover and resume.
 //! - `mailbox` (private): the bounded queue between router and session.
 //! - [`config`]: the TOML configuration, validated in two stages.
+//! - `durable` (private): the data directory: lock, replay, compaction, and
+//!   appends to the journal (`journal`, private: what is stored, and how
+//!   replay rebuilds sessions, subscriptions, offline queues, retained).
 
 pub mod broker;
 pub mod config;
 mod connection;
+mod durable;
+mod journal;
 mod mailbox;
 mod registry;
 
 pub use broker::Broker;
-pub use config::{BrokerConfig, ConfigError};
+pub use config::{BrokerConfig, ConfigError, Fsync, StorageConfig};

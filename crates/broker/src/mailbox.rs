@@ -13,7 +13,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use strata_codec::QoS;
 use strata_session::Delivery;
@@ -26,6 +26,9 @@ pub struct Mailbox {
     max_messages: usize,
     max_bytes: usize,
     pub dropped: AtomicU64,
+    /// The session outlives its connection (and, with a data directory,
+    /// its QoS 1 and 2 messages are stored).
+    persistent: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -43,6 +46,7 @@ impl Mailbox {
             max_messages,
             max_bytes,
             dropped: AtomicU64::new(0),
+            persistent: AtomicBool::new(false),
         }
     }
 
@@ -89,5 +93,13 @@ impl Mailbox {
 
     pub fn set_online(&self, online: bool) {
         self.lock().online = online;
+    }
+
+    pub fn set_persistent(&self, persistent: bool) {
+        self.persistent.store(persistent, Ordering::Relaxed);
+    }
+
+    pub fn is_persistent(&self) -> bool {
+        self.persistent.load(Ordering::Relaxed)
     }
 }

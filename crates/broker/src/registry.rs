@@ -43,6 +43,8 @@ pub struct Fallout {
     pub removed_keys: Vec<u64>,
     /// Wills to publish now.
     pub wills: Vec<Message>,
+    /// Persistent sessions that ended (for the durable log).
+    pub ended: Vec<MqttStr>,
 }
 
 #[derive(Debug, Default)]
@@ -56,6 +58,9 @@ impl Registry {
     pub fn end(&mut self, client_id: &MqttStr, fallout: &mut Fallout) -> Option<Entry> {
         let mut e = self.by_client.remove(client_id)?;
         fallout.removed_keys.push(e.key);
+        if e.mailbox.is_persistent() {
+            fallout.ended.push(client_id.clone());
+        }
         // [MQTT-3.1.2-8]: the will goes out when the session ends, delay or not.
         if let Some((_, will)) = e.pending_will.take() {
             fallout.wills.push(will);
@@ -65,7 +70,8 @@ impl Registry {
 
     /// A connection is over: keep its state offline until it expires, or
     /// end the session. `conn_id` guards against a connection that was
-    /// already replaced by a takeover.
+    /// already replaced by a takeover. Returns whether the session was kept
+    /// offline by this call.
     #[allow(clippy::too_many_arguments)]
     pub fn release(
         &mut self,
@@ -76,12 +82,12 @@ impl Registry {
         session_expiry: u32,
         will: Option<Will>,
         fallout: &mut Fallout,
-    ) {
+    ) -> bool {
         let Some(e) = self.by_client.get_mut(client_id) else {
-            return;
+            return false;
         };
         if e.conn.as_ref().is_some_and(|(id, _)| *id != conn_id) {
-            return;
+            return false;
         }
         if e.conn.take().is_some() {
             self.connected = self.connected.saturating_sub(1);
@@ -92,7 +98,7 @@ impl Registry {
                 fallout.wills.push(w.message);
             }
             self.end(client_id, fallout);
-            return;
+            return false;
         }
         let expiry = (session_expiry != u32::MAX)
             .then(|| now + Duration::from_secs(u64::from(session_expiry)));
@@ -109,6 +115,7 @@ impl Registry {
                 e.pending_will = Some((due, w.message));
             }
         }
+        true
     }
 
     /// Ends expired sessions and takes wills that are due.
@@ -158,6 +165,7 @@ mod tests {
                 retain: false,
                 properties: Default::default(),
                 received: now,
+                id: 0,
             },
             delay: Duration::from_secs(delay),
         }

@@ -33,6 +33,10 @@ enum Command {
         /// Listen on HOST:PORT instead of the configured listeners (repeatable).
         #[arg(long, value_name = "HOST:PORT")]
         listen: Vec<SocketAddr>,
+        /// Keep sessions, offline messages and retained messages in this
+        /// directory across restarts (overrides storage.data_dir).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
         /// More log output (-v debug, -vv trace). RUST_LOG overrides.
         #[arg(short, long, action = clap::ArgAction::Count)]
         verbose: u8,
@@ -69,11 +73,12 @@ fn main() -> ExitCode {
         Command::Serve {
             config,
             listen,
+            data_dir,
             verbose,
             quiet,
         } => {
             init_logging(verbose, quiet);
-            serve(config, listen)
+            serve(config, listen, data_dir)
         }
         Command::Pub(args) => tools::run_pub(args),
         Command::Sub(args) => tools::run_sub(args),
@@ -81,7 +86,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(config: Option<PathBuf>, listen: Vec<SocketAddr>) -> ExitCode {
+fn serve(config: Option<PathBuf>, listen: Vec<SocketAddr>, data_dir: Option<PathBuf>) -> ExitCode {
     let mut cfg = match config {
         Some(path) => match BrokerConfig::from_file(&path) {
             Ok(c) => c,
@@ -94,6 +99,9 @@ fn serve(config: Option<PathBuf>, listen: Vec<SocketAddr>) -> ExitCode {
     };
     if !listen.is_empty() {
         cfg.listeners = listen;
+    }
+    if data_dir.is_some() {
+        cfg.storage.data_dir = data_dir;
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

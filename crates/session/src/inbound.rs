@@ -199,6 +199,7 @@ impl Session {
                 retain: p.retain,
                 properties: p.properties,
                 received: now,
+                id: 0,
             },
             packet_id,
         });
@@ -236,7 +237,9 @@ impl Session {
         if a.reason.is_error() {
             // A failed PUBREC ends the flow; the message is not resent
             // [MQTT-4.3.3-4] and its slot frees up.
-            state.outbound.remove(i);
+            if let Some(o) = state.outbound.remove(i) {
+                self.done_with(&o.delivery.message);
+            }
             return self.pump(now);
         }
         state.outbound[i].phase = crate::state::OutboundPhase::Released;
@@ -285,7 +288,9 @@ impl Session {
             let why = format!("acknowledgement out of step for packet {packet_id}");
             return self.protocol_error(ReasonCode::ProtocolError, &why);
         }
-        state.outbound.remove(i);
+        if let Some(o) = state.outbound.remove(i) {
+            self.done_with(&o.delivery.message);
+        }
         self.pump(now);
     }
 
@@ -437,6 +442,7 @@ impl Session {
                 .into(),
                 // The broker stamps the time it publishes the will.
                 received: self.now,
+                id: 0,
             },
         });
         self.events.push_back(Event::Closed {

@@ -24,6 +24,10 @@ pub struct Message {
     /// When the server received it; the message expiry interval counts from
     /// here.
     pub received: Instant,
+    /// Its identifier in the durable log; 0 when it is not stored. Each
+    /// delivery of a stored message reports back [`crate::Event::Delivered`]
+    /// once the session is done with it.
+    pub id: u64,
 }
 
 impl Message {

@@ -48,6 +48,7 @@ impl Session {
         self.now = now;
         if d.message.is_expired(now) {
             // [MQTT-3.3.2-5]: an expired message is not forwarded.
+            self.done_with(&d.message);
             return QueueOutcome::Dropped;
         }
         let qos = d.effective_qos();
@@ -56,6 +57,7 @@ impl Session {
         }
         if qos == QoS::AtMostOnce {
             self.send_publish(now, &d, qos, 0, false);
+            self.done_with(&d.message);
             return QueueOutcome::Queued;
         }
         let (max_messages, max_bytes) = (
@@ -67,7 +69,12 @@ impl Session {
             return QueueOutcome::Dropped;
         };
         if !state.queue.is_empty() || state.outbound.len() >= window {
-            return state.enqueue(d, max_messages, max_bytes);
+            let message = d.message.clone();
+            let outcome = state.enqueue(d, max_messages, max_bytes);
+            if outcome == QueueOutcome::Dropped {
+                self.done_with(&message);
+            }
+            return outcome;
         }
         self.send_new(now, d, qos);
         QueueOutcome::Queued
@@ -97,6 +104,7 @@ impl Session {
             }
             let Some(d) = state.dequeue() else { return };
             if d.message.is_expired(now) {
+                self.done_with(&d.message);
                 continue;
             }
             let qos = d.effective_qos();
@@ -108,9 +116,10 @@ impl Session {
     fn send_new(&mut self, now: Instant, d: Delivery, qos: QoS) {
         let Some(state) = &mut self.state else { return };
         let packet_id = state.next_packet_id();
-        if self.send_publish(now, &d, qos, packet_id, false)
-            && let Some(state) = &mut self.state
-        {
+        if !self.send_publish(now, &d, qos, packet_id, false) {
+            // Too large for the client: dropped as if sent [MQTT-3.1.2-25].
+            self.done_with(&d.message);
+        } else if let Some(state) = &mut self.state {
             state.outbound.push_back(Outbound {
                 packet_id,
                 delivery: d,

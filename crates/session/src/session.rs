@@ -72,6 +72,11 @@ pub enum Event {
         will: Option<Will>,
         session_expiry: u32,
     },
+    /// The session is done with the stored message `id` (a delivery
+    /// completed, failed, expired or was dropped): the durable log may
+    /// forget it for this session. Only for messages with a non-zero
+    /// [`Message::id`].
+    Delivered { id: u64 },
 }
 
 /// A Will Message to publish.
@@ -292,6 +297,19 @@ impl Session {
     }
 
     // ---- commands ----
+
+    /// The granted Session Expiry Interval (5.0; 3.x: 0 for a clean
+    /// session, `u32::MAX` for a persistent one), known from the CONNECT on.
+    pub fn session_expiry(&self) -> u32 {
+        self.session_expiry
+    }
+
+    /// Reports the end of a stored message's delivery.
+    pub(crate) fn done_with(&mut self, m: &Message) {
+        if m.id != 0 {
+            self.events.push_back(Event::Delivered { id: m.id });
+        }
+    }
 
     /// Accepts the pending CONNECT. `state` is the resumed session (with
     /// `session_present`) or a new one; `assigned_id` is set when the server

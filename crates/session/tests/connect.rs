@@ -403,7 +403,8 @@ fn response_information_is_never_sent() {
 #[test]
 fn server_disconnect_never_carries_session_expiry() {
     // [MQTT-3.14.2-2]: whatever ends the connection from the server side.
-    let ends: [(&str, fn(&mut Harness)); 3] = [
+    type End = fn(&mut Harness);
+    let ends: [(&str, End); 3] = [
         ("shutdown", |h| {
             h.session.disconnect(ReasonCode::ServerShuttingDown)
         }),

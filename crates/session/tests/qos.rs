@@ -673,3 +673,59 @@ fn after_an_error_pubrec_the_same_id_is_a_new_message() {
     h.send(Packet::PubRel(PubRel::new(9)));
     assert_eq!(h.received(), vec![Packet::PubComp(PubComp::new(9))]);
 }
+
+#[test]
+fn stored_messages_report_when_the_session_is_done_with_them() {
+    // Event::Delivered for each message with an id, once, when its
+    // delivery completes, fails, or is dropped; never for unstored ones.
+    let mut h = Harness::new(Config::default());
+    let mut c = connect(Protocol::V5, "d");
+    c.keep_alive = 0;
+    c.properties.maximum_packet_size = Some(200);
+    h.connect(c);
+    let stored = |now, topic, qos, id, payload: usize| {
+        let mut m = message(now, topic, qos);
+        m.id = id;
+        m.payload = bytes::Bytes::from(vec![b'x'; payload]);
+        Delivery {
+            message: Arc::new(m),
+            qos,
+            retain: false,
+            subscription_ids: Vec::new(),
+        }
+    };
+    let now = h.now;
+    h.session
+        .handle_delivery(now, stored(now, "q1", QoS::AtLeastOnce, 1, 1)); // packet 1
+    h.session
+        .handle_delivery(now, stored(now, "q2", QoS::ExactlyOnce, 2, 1)); // packet 2
+    h.session
+        .handle_delivery(now, stored(now, "q0", QoS::AtMostOnce, 3, 1)); // sent: done
+    h.session
+        .handle_delivery(now, stored(now, "big", QoS::AtLeastOnce, 4, 500)); // too big
+    h.session
+        .handle_delivery(now, stored(now, "unstored", QoS::AtLeastOnce, 0, 1)); // packet 3
+    let delivered = |h: &mut Harness| -> Vec<u64> {
+        h.take_events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Delivered { id } => Some(id),
+                _ => None,
+            })
+            .collect()
+    };
+    while let Some(e) = h.session.poll_event() {
+        h.events.push(e);
+    }
+    assert_eq!(delivered(&mut h), vec![3, 4]);
+    h.received();
+    h.send(Packet::PubAck(PubAck::new(3))); // the unstored one: no event
+    assert_eq!(delivered(&mut h), Vec::<u64>::new());
+    h.send(Packet::PubRec(PubRec::new(2)));
+    assert_eq!(delivered(&mut h), Vec::<u64>::new(), "not before PUBCOMP");
+    h.send(Packet::PubComp(PubComp::new(2)));
+    let mut failed = PubAck::new(1);
+    failed.reason = ReasonCode::UnspecifiedError;
+    h.send(Packet::PubAck(failed));
+    assert_eq!(delivered(&mut h), vec![2, 1]);
+}

@@ -124,6 +124,7 @@ pub fn message(now: Instant, topic: &'static str, qos: QoS) -> Message {
         retain: false,
         properties: Default::default(),
         received: now,
+        id: 0,
     }
 }
 

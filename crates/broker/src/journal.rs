@@ -1,0 +1,649 @@
+//! The journal: everything the broker must remember across a restart, as a
+//! sequence of facts ([`Entry`]) in a strata-store [`Log`](strata_store::Log),
+//! and the replay that rebuilds persistent sessions, their subscriptions and
+//! offline queues, and the retained messages from it.
+//!
+//! The live broker appends an entry per change and never rewrites one.
+//! Replay ([`replay`]) routes every stored message through a real
+//! [`Router`](strata_router::Router), so overlapping and shared
+//! subscriptions, subscription identifiers, QoS and Retain As Published give
+//! the deliveries `Shared::publish` gave. At start-up the rebuilt state is written to a
+//! fresh log ([`compact_into`]), which states each pending delivery
+//! ([`Entry::Pending`]) instead of routing again, because the subscriptions
+//! that chose it may have changed since.
+//!
+//! Here: the entries and their bytes ([`encode`], [`decode`]). `replay`
+//! (private): [`replay`] and [`compact_into`]. `tests` (private): both,
+//! on a real log over `SimStorage`.
+//!
+//! # Format, version 1
+//!
+//! All integers are little-endian. A string is a `u32` byte length and that
+//! many bytes of UTF-8 without U+0000; binary data is the same without the
+//! UTF-8 rule. The record timestamp is when the entry was written, in
+//! milliseconds since the Unix epoch; for a message, when it was received.
+//!
+//! The first byte of a record's properties is the entry kind. A change of
+//! layout takes a new kind byte, so every version stays readable.
+//!
+//! A message (`M`) keeps the log readable as messages by topic: the record
+//! topic is the message topic, the record payload its payload, and the
+//! properties are
+//!
+//! ```text
+//! 'M' | flags u8 (bits 0-1 QoS, bit 2 RETAIN) | id u64 | length u32 | properties
+//! ```
+//!
+//! where `properties` (exactly `length` bytes) is a sequence of MQTT 5
+//! PUBLISH properties, each a tag byte (the MQTT property identifier)
+//! followed by its value: `0x01` payload format indicator (u8), `0x02`
+//! message expiry interval (u32), `0x03` content type (string), `0x08`
+//! response topic (string), `0x09` correlation data (binary), `0x26` user
+//! property (two strings, repeated in order). Topic aliases and
+//! subscription identifiers belong to one connection and are not stored.
+//!
+//! Every other entry has an empty record topic, the kind byte alone as its
+//! properties, and its fields in the payload, in this order:
+//!
+//! ```text
+//! 'U' Up           expiry u32, client string
+//! 'R' Resume       expiry u32, client string
+//! 'D' Down         expiry u32, at_ms i64, client string
+//! 'E' End          client string
+//! 'S' Subscribe    client string, filter string, options u8, [subscription id u32]
+//!                  options: bits 0-1 QoS, bit 2 No Local, bit 3 Retain As Published,
+//!                  bits 4-5 Retain Handling, bit 6 a subscription id follows
+//! 'X' Unsubscribe  client string, filter string
+//! 'A' Delivered    client string, id u64
+//! 'P' Pending      client string, id u64, flags u8 (bits 0-1 QoS, bit 2 RETAIN),
+//!                  count u32, count subscription ids u32
+//! ```
+//!
+//! Unknown bits, unknown kinds or properties, fields cut short and bytes
+//! left over are all refused ([`JournalError::Malformed`], naming the
+//! record's offset); decoding never panics.
+
+mod replay;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use strata_codec::topic::{parse_filter, validate_topic_name};
+use strata_codec::{MqttStr, PublishProperties, PublishProps, QoS, RetainHandling};
+use strata_router::SubOptions;
+use strata_session::{Delivery, Message};
+use strata_store::{NewRecord, Record};
+
+pub(crate) use replay::{compact_into, replay};
+
+/// One durable fact. Everything the broker must remember goes into the log
+/// as one of these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Entry {
+    /// A stored message (retained, or QoS >= 1 bound for a persistent
+    /// session). `message.id` != 0. `message.received` is not stored: the
+    /// record timestamp (ms since the Unix epoch) is.
+    Message(Message),
+    /// A persistent session starts fresh (new, or Clean Start discarded the
+    /// old one): forget any earlier state of `client`. Expiry 0 ends it.
+    Up {
+        client: MqttStr,
+        expiry: u32,
+    },
+    /// A persistent session was resumed by a new connection: it is connected
+    /// again, keeps its state, and now has `expiry` (0: it is no longer
+    /// persistent, so it ends here). Without this, a session that
+    /// reconnected would count as offline since its last `Down`, and a
+    /// crash could expire it while it was connected.
+    Resume {
+        client: MqttStr,
+        expiry: u32,
+    },
+    /// The connection ended; the session waits offline, expiring `expiry`
+    /// seconds after `at_ms` (u32::MAX: never).
+    Down {
+        client: MqttStr,
+        expiry: u32,
+        at_ms: i64,
+    },
+    /// The session ended (expired, or replaced by a non-persistent one).
+    End {
+        client: MqttStr,
+    },
+    Subscribe {
+        client: MqttStr,
+        filter: MqttStr,
+        options: SubOptions,
+    },
+    Unsubscribe {
+        client: MqttStr,
+        filter: MqttStr,
+    },
+    /// `client` is done with message `id` (acknowledged, failed, expired or
+    /// dropped). The id counts toward `Recovered::next_id` even when no
+    /// session holds it.
+    Delivered {
+        client: MqttStr,
+        id: u64,
+    },
+    /// `client` still has to get message `id`, which is the latest
+    /// `Message` entry before this one, on these terms (the fields of a
+    /// [`Delivery`]). Written by [`compact_into`]; the live broker routes.
+    Pending {
+        client: MqttStr,
+        id: u64,
+        qos: QoS,
+        retain: bool,
+        subscription_ids: Vec<u32>,
+    },
+}
+
+/// Why the journal could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum JournalError {
+    /// The log itself failed (I/O, corruption, closed).
+    #[error("journal: {0}")]
+    Store(#[from] strata_store::Error),
+    /// A record is not an entry this build understands.
+    #[error(
+        "journal record at offset {offset} is malformed: {what}; it was written by another \
+         Strata version or is damaged: start the matching version, or move the data \
+         directory aside to start without the stored sessions and retained messages"
+    )]
+    Malformed { offset: u64, what: String },
+}
+
+/// The state rebuilt by [`replay`].
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Recovered {
+    /// Sorted by client id.
+    pub sessions: Vec<RecoveredSession>,
+    /// The live retained messages (non-empty payload, not expired), sorted
+    /// by topic.
+    pub retained: Vec<Arc<Message>>,
+    /// 1 + the highest message id seen (at least 1).
+    pub next_id: u64,
+    /// Records replayed.
+    pub records: u64,
+}
+
+/// One persistent session, offline, as replay left it.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct RecoveredSession {
+    pub client_id: MqttStr,
+    pub expiry: u32,
+    /// Time left before it expires, counted from now; None = never
+    /// (u32::MAX).
+    pub expires_in: Option<Duration>,
+    /// In the order first subscribed.
+    pub subscriptions: Vec<(MqttStr, SubOptions)>,
+    /// Messages it still has to get, in message-id order, as the live
+    /// router would have delivered them. Expired messages are left out.
+    pub pending: Vec<Delivery>,
+}
+
+mod kind {
+    pub const MESSAGE: u8 = b'M';
+    pub const UP: u8 = b'U';
+    pub const RESUME: u8 = b'R';
+    pub const DOWN: u8 = b'D';
+    pub const END: u8 = b'E';
+    pub const SUBSCRIBE: u8 = b'S';
+    pub const UNSUBSCRIBE: u8 = b'X';
+    pub const DELIVERED: u8 = b'A';
+    pub const PENDING: u8 = b'P';
+}
+
+/// Message property tags: the MQTT 5 property identifiers.
+mod prop {
+    pub const PAYLOAD_FORMAT: u8 = 0x01;
+    pub const MESSAGE_EXPIRY: u8 = 0x02;
+    pub const CONTENT_TYPE: u8 = 0x03;
+    pub const RESPONSE_TOPIC: u8 = 0x08;
+    pub const CORRELATION_DATA: u8 = 0x09;
+    pub const USER_PROPERTY: u8 = 0x26;
+}
+
+const RETAIN_FLAG: u8 = 0b100;
+const HAS_SUBSCRIPTION_ID: u8 = 0b100_0000;
+
+/// Encodes `entry` as a record stamped `now_ms` (for a message: when it was
+/// received).
+pub(crate) fn encode(entry: &Entry, now_ms: i64) -> NewRecord {
+    let mut b = BytesMut::new();
+    let kind = match entry {
+        Entry::Message(m) => return encode_message(m, now_ms),
+        Entry::Up { client, expiry } => {
+            b.put_u32_le(*expiry);
+            put_bytes(&mut b, client.as_bytes());
+            kind::UP
+        }
+        Entry::Resume { client, expiry } => {
+            b.put_u32_le(*expiry);
+            put_bytes(&mut b, client.as_bytes());
+            kind::RESUME
+        }
+        Entry::Down {
+            client,
+            expiry,
+            at_ms,
+        } => {
+            b.put_u32_le(*expiry);
+            b.put_i64_le(*at_ms);
+            put_bytes(&mut b, client.as_bytes());
+            kind::DOWN
+        }
+        Entry::End { client } => {
+            put_bytes(&mut b, client.as_bytes());
+            kind::END
+        }
+        Entry::Subscribe {
+            client,
+            filter,
+            options: o,
+        } => {
+            put_bytes(&mut b, client.as_bytes());
+            put_bytes(&mut b, filter.as_bytes());
+            let bits = o.qos as u8
+                | u8::from(o.no_local) << 2
+                | u8::from(o.retain_as_published) << 3
+                | (o.retain_handling as u8) << 4;
+            match o.subscription_id {
+                Some(id) => {
+                    b.put_u8(bits | HAS_SUBSCRIPTION_ID);
+                    b.put_u32_le(id);
+                }
+                None => b.put_u8(bits),
+            }
+            kind::SUBSCRIBE
+        }
+        Entry::Unsubscribe { client, filter } => {
+            put_bytes(&mut b, client.as_bytes());
+            put_bytes(&mut b, filter.as_bytes());
+            kind::UNSUBSCRIBE
+        }
+        Entry::Delivered { client, id } => {
+            put_bytes(&mut b, client.as_bytes());
+            b.put_u64_le(*id);
+            kind::DELIVERED
+        }
+        Entry::Pending {
+            client,
+            id,
+            qos,
+            retain,
+            subscription_ids,
+        } => {
+            put_bytes(&mut b, client.as_bytes());
+            b.put_u64_le(*id);
+            b.put_u8(*qos as u8 | if *retain { RETAIN_FLAG } else { 0 });
+            b.put_u32_le(len_u32(subscription_ids.len()));
+            for &sid in subscription_ids {
+                b.put_u32_le(sid);
+            }
+            kind::PENDING
+        }
+    };
+    NewRecord {
+        timestamp: now_ms,
+        topic: Bytes::new(),
+        properties: Bytes::copy_from_slice(&[kind]),
+        payload: b.freeze(),
+    }
+}
+
+pub(super) fn encode_message(m: &Message, received_ms: i64) -> NewRecord {
+    let mut props = BytesMut::new();
+    let p: &PublishProperties = &m.properties;
+    if let Some(v) = p.payload_format_indicator {
+        props.put_u8(prop::PAYLOAD_FORMAT);
+        props.put_u8(v);
+    }
+    if let Some(v) = p.message_expiry_interval {
+        props.put_u8(prop::MESSAGE_EXPIRY);
+        props.put_u32_le(v);
+    }
+    if let Some(v) = &p.content_type {
+        props.put_u8(prop::CONTENT_TYPE);
+        put_bytes(&mut props, v.as_bytes());
+    }
+    if let Some(v) = &p.response_topic {
+        props.put_u8(prop::RESPONSE_TOPIC);
+        put_bytes(&mut props, v.as_bytes());
+    }
+    if let Some(v) = &p.correlation_data {
+        props.put_u8(prop::CORRELATION_DATA);
+        put_bytes(&mut props, v);
+    }
+    for (k, v) in &p.user_properties {
+        props.put_u8(prop::USER_PROPERTY);
+        put_bytes(&mut props, k.as_bytes());
+        put_bytes(&mut props, v.as_bytes());
+    }
+    let mut out = BytesMut::with_capacity(14 + props.len());
+    out.put_u8(kind::MESSAGE);
+    out.put_u8(m.qos as u8 | if m.retain { RETAIN_FLAG } else { 0 });
+    out.put_u64_le(m.id);
+    out.put_u32_le(len_u32(props.len()));
+    out.put_slice(&props);
+    NewRecord {
+        timestamp: received_ms,
+        topic: m.topic.as_bytes().clone(),
+        properties: out.freeze(),
+        payload: m.payload.clone(),
+    }
+}
+
+/// A length that fits: the log refuses records over `u32::MAX` bytes, so a
+/// longer field could never be appended anyway.
+fn len_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn put_bytes(b: &mut BytesMut, v: &[u8]) {
+    b.put_u32_le(len_u32(v.len()));
+    b.put_slice(v);
+}
+
+/// Decodes one record. `now`/`now_ms` rebuild `Message::received` (= now -
+/// (now_ms - record.timestamp), saturating) so message expiry keeps
+/// counting.
+pub(crate) fn decode(record: &Record, now: Instant, now_ms: i64) -> Result<Entry, JournalError> {
+    decode_entry(record, now, now_ms).map_err(|what| JournalError::Malformed {
+        offset: record.offset,
+        what,
+    })
+}
+
+fn decode_entry(record: &Record, now: Instant, now_ms: i64) -> Result<Entry, String> {
+    let Some(&kind) = record.properties.first() else {
+        return Err("the properties are empty, so there is no entry kind".into());
+    };
+    if kind == kind::MESSAGE {
+        return decode_message(record, now, now_ms).map(Entry::Message);
+    }
+    let name = match kind {
+        kind::UP => "Up",
+        kind::RESUME => "Resume",
+        kind::DOWN => "Down",
+        kind::END => "End",
+        kind::SUBSCRIBE => "Subscribe",
+        kind::UNSUBSCRIBE => "Unsubscribe",
+        kind::DELIVERED => "Delivered",
+        kind::PENDING => "Pending",
+        other => return Err(format!("unknown entry kind 0x{other:02x}")),
+    };
+    if !record.topic.is_empty() {
+        return Err(format!("a {name} entry has a record topic"));
+    }
+    if record.properties.len() != 1 {
+        return Err(format!(
+            "a {name} entry has {} bytes of properties after its kind",
+            record.properties.len() - 1
+        ));
+    }
+    let mut r = Reader::new(&record.payload);
+    let entry = match kind {
+        kind::UP => Entry::Up {
+            expiry: r.u32("expiry")?,
+            client: r.string("client id")?,
+        },
+        kind::RESUME => Entry::Resume {
+            expiry: r.u32("expiry")?,
+            client: r.string("client id")?,
+        },
+        kind::DOWN => Entry::Down {
+            expiry: r.u32("expiry")?,
+            at_ms: r.i64("down time")?,
+            client: r.string("client id")?,
+        },
+        kind::END => Entry::End {
+            client: r.string("client id")?,
+        },
+        kind::SUBSCRIBE => {
+            let client = r.string("client id")?;
+            let filter = r.filter()?;
+            let bits = r.u8("subscription options")?;
+            if bits & 0b1000_0000 != 0 {
+                return Err(format!(
+                    "subscription options 0x{bits:02x} set unknown bit 7"
+                ));
+            }
+            let retain_handling = match (bits >> 4) & 0b11 {
+                0 => RetainHandling::SendAlways,
+                1 => RetainHandling::SendIfNew,
+                2 => RetainHandling::DoNotSend,
+                _ => return Err("subscription options give Retain Handling 3".into()),
+            };
+            let subscription_id = match bits & HAS_SUBSCRIPTION_ID {
+                0 => None,
+                _ => Some(r.u32("subscription identifier")?),
+            };
+            let options = SubOptions {
+                qos: qos(bits, "subscription")?,
+                no_local: bits & 0b100 != 0,
+                retain_as_published: bits & 0b1000 != 0,
+                retain_handling,
+                subscription_id,
+            };
+            Entry::Subscribe {
+                client,
+                filter,
+                options,
+            }
+        }
+        kind::UNSUBSCRIBE => Entry::Unsubscribe {
+            client: r.string("client id")?,
+            filter: r.filter()?,
+        },
+        kind::DELIVERED => Entry::Delivered {
+            client: r.string("client id")?,
+            id: r.u64("message id")?,
+        },
+        _ => {
+            let client = r.string("client id")?;
+            let id = r.u64("message id")?;
+            let flags = r.u8("delivery flags")?;
+            if flags & !0b111 != 0 {
+                return Err(format!("delivery flags 0x{flags:02x} set unknown bits"));
+            }
+            let count = r.u32("subscription id count")? as usize;
+            // Bounded by the bytes present, so a damaged count cannot ask
+            // for a huge allocation.
+            let mut subscription_ids = Vec::with_capacity(count.min(r.left() / 4));
+            for _ in 0..count {
+                subscription_ids.push(r.u32("subscription identifier")?);
+            }
+            Entry::Pending {
+                client,
+                id,
+                qos: qos(flags, "delivery")?,
+                retain: flags & RETAIN_FLAG != 0,
+                subscription_ids,
+            }
+        }
+    };
+    r.finish(name)?;
+    Ok(entry)
+}
+
+fn qos(bits: u8, what: &str) -> Result<QoS, String> {
+    QoS::from_u8(bits & 0b11).ok_or_else(|| format!("{what} QoS 3"))
+}
+
+fn decode_message(record: &Record, now: Instant, now_ms: i64) -> Result<Message, String> {
+    let mut r = Reader::new(&record.properties);
+    r.u8("entry kind")?;
+    let flags = r.u8("message flags")?;
+    if flags & !0b111 != 0 {
+        return Err(format!("message flags 0x{flags:02x} set unknown bits"));
+    }
+    let qos = qos(flags, "message")?;
+    let id = r.u64("message id")?;
+    if id == 0 {
+        return Err("message id 0 (stored messages are numbered from 1)".into());
+    }
+    let len = r.u32("message properties length")? as usize;
+    let props = r.take(len, "message properties")?;
+    r.finish("Message")?;
+    let mut properties = decode_properties(&props)?;
+    let topic =
+        MqttStr::from_bytes(record.topic.clone()).map_err(|e| format!("the message topic {e}"))?;
+    validate_topic_name(&topic).map_err(|e| format!("message topic {topic:?}: {e}"))?;
+    let received = received_at(now, now_ms, record.timestamp, &mut properties);
+    Ok(Message {
+        topic,
+        payload: record.payload.clone(),
+        qos,
+        retain: flags & RETAIN_FLAG != 0,
+        properties,
+        received,
+        id,
+    })
+}
+
+fn decode_properties(bytes: &Bytes) -> Result<PublishProps, String> {
+    fn once<T>(slot: &mut Option<T>, v: T, name: &str) -> Result<(), String> {
+        match slot.replace(v) {
+            Some(_) => Err(format!("the {name} property appears twice")),
+            None => Ok(()),
+        }
+    }
+    let mut p = PublishProperties::default();
+    let mut r = Reader::new(bytes);
+    while r.left() > 0 {
+        match r.u8("property tag")? {
+            prop::PAYLOAD_FORMAT => {
+                let v = r.u8("payload format indicator")?;
+                once(&mut p.payload_format_indicator, v, "payload format")?;
+            }
+            prop::MESSAGE_EXPIRY => {
+                let v = r.u32("message expiry interval")?;
+                once(&mut p.message_expiry_interval, v, "message expiry")?;
+            }
+            prop::CONTENT_TYPE => {
+                let v = r.string("content type")?;
+                once(&mut p.content_type, v, "content type")?;
+            }
+            prop::RESPONSE_TOPIC => {
+                let v = r.string("response topic")?;
+                once(&mut p.response_topic, v, "response topic")?;
+            }
+            prop::CORRELATION_DATA => {
+                let v = r.bytes("correlation data")?;
+                once(&mut p.correlation_data, v, "correlation data")?;
+            }
+            prop::USER_PROPERTY => {
+                let k = r.string("user property name")?;
+                let v = r.string("user property value")?;
+                p.user_properties.push((k, v));
+            }
+            other => return Err(format!("unknown message property 0x{other:02x}")),
+        }
+    }
+    Ok(p.into())
+}
+
+/// When a message received at `timestamp_ms` was received, on the clock of
+/// `now`. A monotonic clock may not reach back that far (on some platforms
+/// it starts at boot); the wait is then taken off the message expiry
+/// interval instead, which is what a subscriber would see anyway
+/// [MQTT-3.3.2-6].
+fn received_at(now: Instant, now_ms: i64, timestamp_ms: i64, props: &mut PublishProps) -> Instant {
+    // A timestamp after now_ms (the wall clock stepped back) counts as now.
+    let age_ms = u64::try_from(i128::from(now_ms) - i128::from(timestamp_ms)).unwrap_or(0);
+    match now.checked_sub(Duration::from_millis(age_ms)) {
+        Some(t) => t,
+        None => {
+            rebase_expiry(age_ms, props);
+            now
+        }
+    }
+}
+
+/// Takes `age_ms` off the message expiry interval, rounding up so that a
+/// message that has not expired does not become expired; 0 if it has.
+fn rebase_expiry(age_ms: u64, props: &mut PublishProps) {
+    if let Some(e) = props.message_expiry_interval {
+        let left = (u64::from(e) * 1000).saturating_sub(age_ms);
+        props.message_expiry_interval = Some(u32::try_from(left.div_ceil(1000)).unwrap_or(e));
+    }
+}
+
+/// Reads the fields of one record part; every error says which field.
+struct Reader<'a> {
+    buf: &'a Bytes,
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(buf: &'a Bytes) -> Self {
+        Reader { buf, pos: 0 }
+    }
+
+    fn left(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    fn take(&mut self, n: usize, what: &str) -> Result<Bytes, String> {
+        if n > self.left() {
+            return Err(format!(
+                "the {what} is cut short: {n} bytes needed at byte {}, {} there",
+                self.pos,
+                self.left()
+            ));
+        }
+        self.pos += n;
+        Ok(self.buf.slice(self.pos - n..self.pos))
+    }
+
+    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], String> {
+        let b = self.take(N, what)?;
+        let mut a = [0; N];
+        a.copy_from_slice(&b);
+        Ok(a)
+    }
+
+    fn u8(&mut self, what: &str) -> Result<u8, String> {
+        Ok(self.array::<1>(what)?[0])
+    }
+
+    fn u32(&mut self, what: &str) -> Result<u32, String> {
+        self.array(what).map(u32::from_le_bytes)
+    }
+
+    fn u64(&mut self, what: &str) -> Result<u64, String> {
+        self.array(what).map(u64::from_le_bytes)
+    }
+
+    fn i64(&mut self, what: &str) -> Result<i64, String> {
+        self.array(what).map(i64::from_le_bytes)
+    }
+
+    fn bytes(&mut self, what: &str) -> Result<Bytes, String> {
+        let len = self.u32(what)? as usize;
+        self.take(len, what)
+    }
+
+    fn string(&mut self, what: &str) -> Result<MqttStr, String> {
+        MqttStr::from_bytes(self.bytes(what)?).map_err(|e| format!("the {what} {e}"))
+    }
+
+    /// A topic filter, checked as the codec checks it: the router takes
+    /// filters as valid.
+    fn filter(&mut self) -> Result<MqttStr, String> {
+        let f = self.string("topic filter")?;
+        parse_filter(&f).map_err(|e| format!("topic filter {f:?}: {e}"))?;
+        Ok(f)
+    }
+
+    fn finish(&self, entry: &str) -> Result<(), String> {
+        match self.left() {
+            0 => Ok(()),
+            n => Err(format!("{n} bytes left over after a {entry} entry")),
+        }
+    }
+}

@@ -1,0 +1,470 @@
+//! Replay (the log to [`Recovered`]) and compaction (a [`Recovered`] to a
+//! fresh log). See the parent module for the entries and their format.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use strata_codec::{MqttStr, PublishProps, QoS};
+use strata_router::{Router, ShareStrategy, SubOptions};
+use strata_session::{Delivery, Message};
+use strata_store::{Log, NewRecord, ReadLimits};
+
+use super::{Entry, JournalError, Recovered, RecoveredSession, decode, encode, encode_message};
+
+/// Records read at once by [`replay`].
+const REPLAY_CHUNK: ReadLimits = ReadLimits {
+    max_records: 4096,
+    max_bytes: 8 << 20,
+};
+
+/// Reads the whole log and rebuilds the state; see the module docs.
+/// Sessions still connected when the log ends count as disconnected at
+/// `now_ms`.
+pub(crate) fn replay(
+    log: &Log,
+    share: ShareStrategy,
+    now: Instant,
+    now_ms: i64,
+) -> Result<Recovered, JournalError> {
+    replay_in_chunks(log, share, now, now_ms, REPLAY_CHUNK)
+}
+
+pub(super) fn replay_in_chunks(
+    log: &Log,
+    share: ShareStrategy,
+    now: Instant,
+    now_ms: i64,
+    limits: ReadLimits,
+) -> Result<Recovered, JournalError> {
+    let mut state = Replay::new(share);
+    let mut records = 0;
+    let mut from = log.first_offset();
+    loop {
+        let chunk = log.read(from, limits)?;
+        let Some(last) = chunk.last() else { break };
+        from = last.offset + 1;
+        for record in &chunk {
+            state.apply(decode(record, now, now_ms)?, record.offset)?;
+            records += 1;
+        }
+    }
+    Ok(state.finish(now, now_ms, records))
+}
+
+/// One session during replay.
+#[derive(Debug)]
+struct Held {
+    client: MqttStr,
+    expiry: u32,
+    /// When it went offline; `None` while connected.
+    down_at: Option<i64>,
+    subscriptions: Vec<(MqttStr, SubOptions)>,
+    pending: BTreeMap<u64, Delivery>,
+}
+
+#[derive(Debug)]
+struct Replay {
+    router: Router<u64, Arc<Message>>,
+    /// By router key; a session gets a new key at each `Up`.
+    sessions: HashMap<u64, Held>,
+    keys: HashMap<MqttStr, u64>,
+    next_key: u64,
+    retained: BTreeMap<MqttStr, Arc<Message>>,
+    /// The latest message, which `Pending` entries refer to.
+    latest: Option<Arc<Message>>,
+    max_id: u64,
+    routed: Vec<strata_router::Delivery<u64>>,
+}
+
+impl Replay {
+    fn new(share: ShareStrategy) -> Self {
+        Replay {
+            // The seed only steers Random and Sticky groups, whose live
+            // choices replay cannot know anyway.
+            router: Router::new(share, 0),
+            sessions: HashMap::new(),
+            keys: HashMap::new(),
+            next_key: 0,
+            retained: BTreeMap::new(),
+            latest: None,
+            max_id: 0,
+            routed: Vec::new(),
+        }
+    }
+
+    fn session(&mut self, client: &MqttStr) -> Option<&mut Held> {
+        self.sessions.get_mut(self.keys.get(client)?)
+    }
+
+    fn end(&mut self, client: &MqttStr) {
+        if let Some(key) = self.keys.remove(client) {
+            self.sessions.remove(&key);
+            self.router.remove_all(key);
+        }
+    }
+
+    /// Entries about a client without a session (ended, or never
+    /// persistent) change nothing: an ended session comes back only with
+    /// a new `Up`.
+    fn apply(&mut self, entry: Entry, offset: u64) -> Result<(), JournalError> {
+        match entry {
+            Entry::Message(m) => self.message(m),
+            Entry::Up { client, expiry } => {
+                self.end(&client);
+                if expiry > 0 {
+                    let key = self.next_key;
+                    self.next_key += 1;
+                    self.keys.insert(client.clone(), key);
+                    let held = Held {
+                        client,
+                        expiry,
+                        down_at: None,
+                        subscriptions: Vec::new(),
+                        pending: BTreeMap::new(),
+                    };
+                    self.sessions.insert(key, held);
+                }
+            }
+            Entry::Resume { client, expiry: 0 } | Entry::End { client } => self.end(&client),
+            Entry::Resume { client, expiry } => {
+                if let Some(s) = self.session(&client) {
+                    s.expiry = expiry;
+                    s.down_at = None;
+                }
+            }
+            Entry::Down {
+                client,
+                expiry,
+                at_ms,
+            } => {
+                if let Some(s) = self.session(&client) {
+                    s.expiry = expiry;
+                    s.down_at = Some(at_ms);
+                }
+            }
+            Entry::Subscribe {
+                client,
+                filter,
+                options,
+            } => {
+                let Some(&key) = self.keys.get(&client) else {
+                    return Ok(());
+                };
+                let Some(s) = self.sessions.get_mut(&key) else {
+                    return Ok(());
+                };
+                // [MQTT-3.8.4-3]: the same filter replaces, in place.
+                match s.subscriptions.iter_mut().find(|(f, _)| *f == filter) {
+                    Some(slot) => slot.1 = options,
+                    None => s.subscriptions.push((filter.clone(), options)),
+                }
+                self.router.subscribe(key, &filter, options);
+            }
+            Entry::Unsubscribe { client, filter } => {
+                let Some(&key) = self.keys.get(&client) else {
+                    return Ok(());
+                };
+                if let Some(s) = self.sessions.get_mut(&key) {
+                    s.subscriptions.retain(|(f, _)| *f != filter);
+                }
+                self.router.unsubscribe(key, &filter);
+            }
+            Entry::Delivered { client, id } => {
+                self.max_id = self.max_id.max(id);
+                if let Some(s) = self.session(&client) {
+                    s.pending.remove(&id);
+                }
+            }
+            Entry::Pending {
+                client,
+                id,
+                qos,
+                retain,
+                subscription_ids,
+            } => {
+                let message = match &self.latest {
+                    Some(m) if m.id == id => m.clone(),
+                    _ => {
+                        return Err(JournalError::Malformed {
+                            offset,
+                            what: format!(
+                                "a pending delivery of message {id} to {client:?} does not \
+                                 follow that message"
+                            ),
+                        });
+                    }
+                };
+                if let Some(s) = self.session(&client) {
+                    let d = Delivery {
+                        message,
+                        qos,
+                        retain,
+                        subscription_ids,
+                    };
+                    keep_pending(s, d);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// What `Shared::publish` does with a stored message.
+    fn message(&mut self, m: Message) {
+        self.max_id = self.max_id.max(m.id);
+        let m = Arc::new(m);
+        if m.retain {
+            // [MQTT-3.3.1-5]..[MQTT-3.3.1-7]: empty clears, else replaces.
+            if m.payload.is_empty() {
+                self.retained.remove(&m.topic);
+            } else {
+                self.retained.insert(m.topic.clone(), m.clone());
+            }
+        }
+        // The publisher is not stored, so No Local cannot be applied here.
+        self.router.route(&m.topic, None, &mut self.routed);
+        for r in self.routed.drain(..) {
+            let Some(s) = self.sessions.get_mut(&r.key) else {
+                continue;
+            };
+            let d = Delivery {
+                message: m.clone(),
+                qos: r.qos,
+                // [MQTT-3.3.1-12] [MQTT-3.3.1-13]
+                retain: r.retain_as_published && m.retain,
+                subscription_ids: r.subscription_ids,
+            };
+            keep_pending(s, d);
+        }
+        self.latest = Some(m);
+    }
+
+    fn finish(self, now: Instant, now_ms: i64, records: u64) -> Recovered {
+        let mut sessions: Vec<RecoveredSession> = self
+            .sessions
+            .into_values()
+            .filter_map(|s| {
+                let expires_in = match s.expiry {
+                    0 => return None,
+                    u32::MAX => None,
+                    e => {
+                        // Still connected: disconnected now. A down time in
+                        // the future (the clock stepped back) counts as now.
+                        let since = s.down_at.map_or(now_ms, |at| at.min(now_ms));
+                        let left = i128::from(since) + i128::from(e) * 1000 - i128::from(now_ms);
+                        if left <= 0 {
+                            return None;
+                        }
+                        Some(Duration::from_millis(
+                            u64::try_from(left).unwrap_or(u64::MAX),
+                        ))
+                    }
+                };
+                Some(RecoveredSession {
+                    client_id: s.client,
+                    expiry: s.expiry,
+                    expires_in,
+                    subscriptions: s.subscriptions,
+                    pending: s
+                        .pending
+                        .into_values()
+                        .filter(|d| !d.message.is_expired(now))
+                        .collect(),
+                })
+            })
+            .collect();
+        sessions.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+        Recovered {
+            sessions,
+            retained: self
+                .retained
+                .into_values()
+                .filter(|m| !m.is_expired(now))
+                .collect(),
+            next_id: self.max_id.saturating_add(1),
+            records,
+        }
+    }
+}
+
+/// Keeps a delivery for an offline session. QoS 0 is not kept: an offline
+/// mailbox drops it (section 4.1), and after a restart every session is
+/// offline; the live broker stores a message only for QoS 1/2 receivers.
+fn keep_pending(s: &mut Held, d: Delivery) {
+    if d.effective_qos() != QoS::AtMostOnce {
+        s.pending.insert(d.message.id, d);
+    }
+}
+
+/// Writes `r` as a short sequence of entries such that replaying them gives
+/// an equal [`Recovered`] (with `next_id` at least `r.next_id`). Used at
+/// start-up to compact the log into a fresh directory. Message receive
+/// times are converted with the monotonic clock read now, so pass the wall
+/// clock read now as `now_ms`.
+pub(crate) fn compact_into(r: &Recovered, log: &Log, now_ms: i64) -> Result<(), JournalError> {
+    compact_at(r, log, Instant::now(), now_ms)
+}
+
+/// The sessions holding one message, and on what terms.
+type Holders<'a> = Vec<(&'a MqttStr, &'a Delivery)>;
+
+/// [`compact_into`] at a given pair of clocks.
+///
+/// Order: every session's `Up`; each pending message once (id order), each
+/// followed by a `Pending` per holder; then clears for topics those
+/// messages would leave retained; the retained messages (with their
+/// `Pending`s); then each session's subscriptions and `Down`. No
+/// subscription exists while messages are replayed, so replay routes
+/// nothing and takes the deliveries as stated.
+pub(super) fn compact_at(
+    r: &Recovered,
+    log: &Log,
+    now: Instant,
+    now_ms: i64,
+) -> Result<(), JournalError> {
+    let mut out = Batch::new(log);
+    let received_ms = |m: &Message| {
+        let age = now.saturating_duration_since(m.received).as_millis();
+        now_ms.saturating_sub(i64::try_from(age).unwrap_or(i64::MAX))
+    };
+    // Message id -> the message and who holds it.
+    let mut held: BTreeMap<u64, (&Arc<Message>, Holders)> = BTreeMap::new();
+    for s in &r.sessions {
+        out.push(encode(
+            &Entry::Up {
+                client: s.client_id.clone(),
+                expiry: s.expiry,
+            },
+            now_ms,
+        ))?;
+        for d in &s.pending {
+            held.entry(d.message.id)
+                .or_insert((&d.message, Vec::new()))
+                .1
+                .push((&s.client_id, d));
+        }
+    }
+    let write = |out: &mut Batch, m: &Message, holders: &[(&MqttStr, &Delivery)]| {
+        out.push(encode_message(m, received_ms(m)))?;
+        for (client, d) in holders {
+            let pending = Entry::Pending {
+                client: (*client).clone(),
+                id: m.id,
+                qos: d.qos,
+                retain: d.retain,
+                subscription_ids: d.subscription_ids.clone(),
+            };
+            out.push(encode(&pending, now_ms))?;
+        }
+        Ok::<_, JournalError>(m.id)
+    };
+    // The highest id written.
+    let mut written = 0;
+    let retained_ids: HashSet<u64> = r.retained.iter().map(|m| m.id).collect();
+    let retained_topics: HashSet<&str> = r.retained.iter().map(|m| m.topic.as_str()).collect();
+    let mut stale = BTreeSet::new();
+    for (id, (m, holders)) in &held {
+        if retained_ids.contains(id) {
+            continue;
+        }
+        written = written.max(write(&mut out, m, holders)?);
+        if m.retain && !m.payload.is_empty() && !retained_topics.contains(m.topic.as_str()) {
+            stale.insert(m.topic.clone());
+        }
+    }
+    // A pending message that was retained once must not come back as the
+    // retained message of a topic since cleared: clear it again, with ids
+    // no earlier message had.
+    let fresh = r.next_id.max(written.saturating_add(1));
+    for (id, topic) in (fresh..).zip(stale) {
+        let clear = Message {
+            topic,
+            payload: Bytes::new(),
+            qos: QoS::AtMostOnce,
+            retain: true,
+            properties: PublishProps::new(),
+            received: now,
+            id,
+        };
+        written = written.max(write(&mut out, &clear, &[])?);
+    }
+    for m in &r.retained {
+        let holders = held.get(&m.id).map_or(&[][..], |(_, h)| &h[..]);
+        written = written.max(write(&mut out, m, holders)?);
+    }
+    for s in &r.sessions {
+        for (filter, options) in &s.subscriptions {
+            let sub = Entry::Subscribe {
+                client: s.client_id.clone(),
+                filter: filter.clone(),
+                options: *options,
+            };
+            out.push(encode(&sub, now_ms))?;
+        }
+        // Down at the time that leaves `expires_in` from now_ms.
+        let at_ms = match s.expires_in {
+            None => now_ms,
+            Some(left) => {
+                // At most about 1.8e22 ms: exact in an i128.
+                let at =
+                    i128::from(now_ms) + left.as_millis() as i128 - i128::from(s.expiry) * 1000;
+                i64::try_from(at).unwrap_or(if at < 0 { i64::MIN } else { i64::MAX })
+            }
+        };
+        let down = Entry::Down {
+            client: s.client_id.clone(),
+            expiry: s.expiry,
+            at_ms,
+        };
+        out.push(encode(&down, now_ms))?;
+    }
+    if r.next_id > written.saturating_add(1) {
+        // Keeps ids from being handed out twice: a Delivered entry counts
+        // toward next_id, and no session has the empty client id (a server
+        // assigns one, [MQTT-3.1.3-6]).
+        let mark = Entry::Delivered {
+            client: MqttStr::new(),
+            id: r.next_id - 1,
+        };
+        out.push(encode(&mark, now_ms))?;
+    }
+    out.flush()
+}
+
+/// Appends records in batches, each waited for.
+struct Batch<'a> {
+    log: &'a Log,
+    records: Vec<NewRecord>,
+    bytes: u64,
+}
+
+impl<'a> Batch<'a> {
+    const MAX_RECORDS: usize = 4096;
+    const MAX_BYTES: u64 = 4 << 20;
+
+    fn new(log: &'a Log) -> Self {
+        Batch {
+            log,
+            records: Vec::new(),
+            bytes: 0,
+        }
+    }
+
+    fn push(&mut self, r: NewRecord) -> Result<(), JournalError> {
+        self.bytes += r.encoded_len();
+        self.records.push(r);
+        if self.records.len() >= Self::MAX_RECORDS || self.bytes >= Self::MAX_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), JournalError> {
+        if !self.records.is_empty() {
+            self.log.append(std::mem::take(&mut self.records))?;
+            self.bytes = 0;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,888 @@
+//! The journal on a real log over `SimStorage`: the bytes, replay against
+//! what live routing does, and compaction.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use strata_codec::{MqttStr, PublishProperties, PublishProps, QoS, RetainHandling};
+use strata_router::{ShareStrategy, SubOptions};
+use strata_session::Message;
+use strata_store::{Log, LogConfig, NewRecord, ReadLimits, Record, SimStorage};
+
+use super::replay::{compact_at, replay_in_chunks};
+use super::*;
+use QoS::{AtLeastOnce as Q1, AtMostOnce as Q0, ExactlyOnce as Q2};
+
+/// The wall clock of the tests, in ms since the Unix epoch.
+const T0: i64 = 1_700_000_000_000;
+
+fn s(v: &str) -> MqttStr {
+    MqttStr::try_from(v).unwrap()
+}
+
+/// Small segments, so a few dozen entries span several.
+fn new_log() -> Log {
+    let config = LogConfig {
+        segment_bytes: 2048,
+        index_interval_bytes: 256,
+        ..LogConfig::default()
+    };
+    Log::open(Arc::new(SimStorage::new()), "/journal", config)
+        .unwrap()
+        .0
+}
+
+fn write(log: &Log, entries: &[(i64, Entry)]) {
+    log.append(entries.iter().map(|(t, e)| encode(e, *t)).collect())
+        .unwrap();
+}
+
+fn as_record(r: NewRecord, offset: u64) -> Record {
+    Record {
+        offset,
+        timestamp: r.timestamp,
+        topic: r.topic,
+        properties: r.properties,
+        payload: r.payload,
+    }
+}
+
+fn message(id: u64, topic: &str, payload: &str, qos: QoS, retain: bool) -> Message {
+    Message {
+        topic: s(topic),
+        payload: Bytes::from(payload.to_owned()),
+        qos,
+        retain,
+        properties: PublishProps::new(),
+        received: Instant::now(),
+        id,
+    }
+}
+
+fn msg(id: u64, topic: &str, qos: QoS) -> Entry {
+    Entry::Message(message(id, topic, &format!("payload {id}"), qos, false))
+}
+
+fn retained(id: u64, topic: &str, payload: &str, qos: QoS) -> Entry {
+    Entry::Message(message(id, topic, payload, qos, true))
+}
+
+fn expiring(id: u64, topic: &str, secs: u32) -> Entry {
+    let mut m = message(id, topic, "expiring", Q1, false);
+    m.properties.message_expiry_interval = Some(secs);
+    Entry::Message(m)
+}
+
+fn opts(qos: QoS) -> SubOptions {
+    SubOptions {
+        qos,
+        ..SubOptions::default()
+    }
+}
+
+fn up(client: &str, expiry: u32) -> Entry {
+    Entry::Up {
+        client: s(client),
+        expiry,
+    }
+}
+
+fn down(client: &str, expiry: u32, at_ms: i64) -> Entry {
+    Entry::Down {
+        client: s(client),
+        expiry,
+        at_ms,
+    }
+}
+
+fn sub(client: &str, filter: &str, options: SubOptions) -> Entry {
+    Entry::Subscribe {
+        client: s(client),
+        filter: s(filter),
+        options,
+    }
+}
+
+fn unsub(client: &str, filter: &str) -> Entry {
+    Entry::Unsubscribe {
+        client: s(client),
+        filter: s(filter),
+    }
+}
+
+fn delivered(client: &str, id: u64) -> Entry {
+    Entry::Delivered {
+        client: s(client),
+        id,
+    }
+}
+
+fn at(entries: Vec<Entry>) -> Vec<(i64, Entry)> {
+    entries.into_iter().map(|e| (T0, e)).collect()
+}
+
+fn replay_at(log: &Log, now: Instant, now_ms: i64) -> Recovered {
+    replay(log, ShareStrategy::RoundRobin, now, now_ms).unwrap()
+}
+
+fn session<'a>(r: &'a Recovered, client: &str) -> &'a RecoveredSession {
+    r.sessions
+        .iter()
+        .find(|x| x.client_id == client)
+        .unwrap_or_else(|| panic!("no session {client:?} in {r:#?}"))
+}
+
+fn ids(s: &RecoveredSession) -> Vec<u64> {
+    s.pending.iter().map(|d| d.message.id).collect()
+}
+
+fn clients(r: &Recovered) -> Vec<&str> {
+    r.sessions.iter().map(|s| s.client_id.as_str()).collect()
+}
+
+/// One of each entry, with the awkward values: every property kind, user
+/// properties out of order and repeated, unicode, empty payload, extreme
+/// numbers.
+fn samples(now: Instant) -> Vec<Entry> {
+    let props = PublishProperties {
+        payload_format_indicator: Some(1),
+        message_expiry_interval: Some(u32::MAX),
+        content_type: Some(s("application/json; charset=utf-8")),
+        response_topic: Some(s("réponse/ü")),
+        correlation_data: Some(Bytes::from_static(&[0, 1, 2, 255])),
+        user_properties: vec![
+            (s("z"), s("1")),
+            (s("a"), s("2")),
+            (s("z"), s("3")),
+            (s(""), s("")),
+        ],
+        ..PublishProperties::default()
+    };
+    let rich = Message {
+        topic: s("läuft/温度/🚀"),
+        payload: Bytes::from_static(b"\0\xff bytes"),
+        qos: Q2,
+        retain: true,
+        properties: props.into(),
+        received: now,
+        id: u64::MAX,
+    };
+    let bare = Message {
+        received: now,
+        ..message(1, "a", "", Q0, false)
+    };
+    let client = s("客户端-1");
+    vec![
+        Entry::Message(rich),
+        Entry::Message(bare),
+        Entry::Up {
+            client: client.clone(),
+            expiry: u32::MAX,
+        },
+        Entry::Up {
+            client: s(""),
+            expiry: 0,
+        },
+        Entry::Resume {
+            client: client.clone(),
+            expiry: 7,
+        },
+        Entry::Down {
+            client: client.clone(),
+            expiry: u32::MAX,
+            at_ms: i64::MIN,
+        },
+        Entry::Down {
+            client: client.clone(),
+            expiry: 1,
+            at_ms: T0,
+        },
+        Entry::End {
+            client: client.clone(),
+        },
+        Entry::Subscribe {
+            client: client.clone(),
+            filter: s("$share/grp/a/+/#"),
+            options: SubOptions {
+                qos: Q2,
+                no_local: false,
+                retain_as_published: true,
+                retain_handling: RetainHandling::DoNotSend,
+                subscription_id: Some(268_435_455),
+            },
+        },
+        Entry::Subscribe {
+            client: client.clone(),
+            filter: s("ü/#"),
+            options: SubOptions {
+                qos: Q1,
+                no_local: true,
+                retain_as_published: false,
+                retain_handling: RetainHandling::SendIfNew,
+                subscription_id: None,
+            },
+        },
+        Entry::Unsubscribe {
+            client: client.clone(),
+            filter: s("+"),
+        },
+        Entry::Delivered {
+            client: client.clone(),
+            id: u64::MAX,
+        },
+        Entry::Pending {
+            client: client.clone(),
+            id: 9,
+            qos: Q1,
+            retain: true,
+            subscription_ids: vec![1, 7, u32::MAX],
+        },
+        Entry::Pending {
+            client,
+            id: 1,
+            qos: Q0,
+            retain: false,
+            subscription_ids: vec![],
+        },
+    ]
+}
+
+#[test]
+fn encode_then_decode_is_the_identity() {
+    let now = Instant::now();
+    for (i, e) in samples(now).iter().enumerate() {
+        let rec = as_record(encode(e, T0), i as u64);
+        assert_eq!(decode(&rec, now, T0).unwrap(), *e, "entry {i}");
+    }
+    // And through a real log: what is read back decodes the same.
+    let log = new_log();
+    write(
+        &log,
+        &samples(now)
+            .into_iter()
+            .map(|e| (T0, e))
+            .collect::<Vec<_>>(),
+    );
+    let read = log.read(0, ReadLimits::records(100)).unwrap();
+    let back: Vec<Entry> = read.iter().map(|r| decode(r, now, T0).unwrap()).collect();
+    assert_eq!(back, samples(now));
+}
+
+#[test]
+fn every_strict_prefix_is_refused() {
+    let now = Instant::now();
+    for (i, e) in samples(now).iter().enumerate() {
+        let full = as_record(encode(e, T0), 0);
+        for n in 0..full.properties.len() {
+            let mut r = full.clone();
+            r.properties = full.properties.slice(..n);
+            assert!(
+                decode(&r, now, T0).is_err(),
+                "entry {i}, properties cut to {n}"
+            );
+        }
+        // A message payload is opaque; every other payload is fields.
+        if !matches!(e, Entry::Message(_)) {
+            for n in 0..full.payload.len() {
+                let mut r = full.clone();
+                r.payload = full.payload.slice(..n);
+                assert!(
+                    decode(&r, now, T0).is_err(),
+                    "entry {i}, payload cut to {n}"
+                );
+            }
+            let mut r = full.clone();
+            r.payload = [&full.payload[..], &[0]].concat().into();
+            assert!(decode(&r, now, T0).is_err(), "entry {i} with a byte more");
+        }
+        let mut r = full.clone();
+        r.properties = [&full.properties[..], &[0]].concat().into();
+        assert!(decode(&r, now, T0).is_err(), "entry {i}, properties + 1");
+    }
+}
+
+#[test]
+fn damaged_bytes_never_panic() {
+    // xorshift64: deterministic, so a failure replays.
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let now = Instant::now();
+    let mut refused = 0;
+    for e in samples(now) {
+        let full = as_record(encode(&e, T0), 0);
+        for _ in 0..2000 {
+            let mut r = full.clone();
+            let mut parts = [r.topic.to_vec(), r.properties.to_vec(), r.payload.to_vec()];
+            for _ in 0..1 + next() % 3 {
+                let part = &mut parts[(next() % 3) as usize];
+                match next() % 4 {
+                    0 if !part.is_empty() => {
+                        let i = (next() % part.len() as u64) as usize;
+                        part[i] ^= 1 << (next() % 8);
+                    }
+                    1 if !part.is_empty() => {
+                        let i = (next() % part.len() as u64) as usize;
+                        part[i] = next() as u8;
+                    }
+                    2 => part.truncate((next() % (part.len() as u64 + 1)) as usize),
+                    _ => part.push(next() as u8),
+                }
+            }
+            let [topic, properties, payload] = parts;
+            (r.topic, r.properties, r.payload) = (topic.into(), properties.into(), payload.into());
+            r.timestamp = next() as i64;
+            refused += usize::from(decode(&r, now, T0).is_err());
+        }
+    }
+    assert!(refused > 0);
+}
+
+#[test]
+fn a_malformed_record_names_its_offset() {
+    let log = new_log();
+    write(&log, &at(vec![up("a", 60), msg(1, "t", Q1)]));
+    log.append(vec![NewRecord {
+        timestamp: T0,
+        properties: Bytes::from_static(b"Q"),
+        ..NewRecord::default()
+    }])
+    .unwrap();
+    let e = replay(&log, ShareStrategy::RoundRobin, Instant::now(), T0).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "journal record at offset 2 is malformed: unknown entry kind 0x51; it was written by \
+         another Strata version or is damaged: start the matching version, or move the data \
+         directory aside to start without the stored sessions and retained messages"
+    );
+    let mut bad = as_record(encode(&sub("a", "t", opts(Q1)), T0), 7);
+    bad.payload = [&bad.payload[..bad.payload.len() - 1], &[0b11]]
+        .concat()
+        .into();
+    let e = decode(&bad, Instant::now(), T0).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("journal record at offset 7 is malformed: subscription QoS 3;"),
+        "{e}"
+    );
+    let mut bad = as_record(encode(&sub("a", "t", opts(Q1)), T0), 8);
+    bad.payload = encode(&sub("a", "a/#/b", opts(Q1)), T0).payload;
+    let e = decode(&bad, Instant::now(), T0).unwrap_err();
+    assert!(e.to_string().contains("offset 8"), "{e}");
+    assert!(e.to_string().contains("topic filter \"a/#/b\""), "{e}");
+}
+
+#[test]
+fn a_pending_entry_must_follow_its_message() {
+    let log = new_log();
+    let pending = Entry::Pending {
+        client: s("a"),
+        id: 1,
+        qos: Q1,
+        retain: false,
+        subscription_ids: vec![],
+    };
+    write(
+        &log,
+        &at(vec![up("a", 60), msg(1, "t", Q1), msg(2, "t", Q1), pending]),
+    );
+    let e = replay(&log, ShareStrategy::RoundRobin, Instant::now(), T0).unwrap_err();
+    assert!(e.to_string().starts_with(
+        "journal record at offset 3 is malformed: a pending delivery of message 1 to \"a\" \
+         does not follow that message"
+    ));
+}
+
+#[test]
+fn pending_follows_subscriptions() {
+    let log = new_log();
+    let sid5 = SubOptions {
+        qos: Q1,
+        retain_as_published: true,
+        subscription_id: Some(5),
+        ..SubOptions::default()
+    };
+    write(
+        &log,
+        &at(vec![
+            up("a", 100),
+            up("b", 100),
+            sub("a", "t/+", sid5),
+            sub("a", "x", opts(Q2)),
+            sub("b", "x", opts(Q0)),
+            retained(1, "t/1", "r", Q2),
+            msg(2, "x", Q1),
+            msg(3, "t/2", Q0),
+            msg(4, "other", Q2),
+        ]),
+    );
+    let r = replay_at(&log, Instant::now(), T0);
+    assert_eq!(r.records, 9);
+    let a = session(&r, "a");
+    assert_eq!(ids(a), [1, 2]);
+    let d = &a.pending[0];
+    assert_eq!((d.qos, d.effective_qos(), d.retain), (Q1, Q1, true));
+    assert_eq!(d.subscription_ids, [5]);
+    let d = &a.pending[1];
+    assert_eq!((d.qos, d.effective_qos(), d.retain), (Q2, Q1, false));
+    assert!(d.subscription_ids.is_empty());
+    assert_eq!(&*d.message.payload, b"payload 2");
+    // QoS 0 to b: an offline mailbox would not keep it.
+    assert!(session(&r, "b").pending.is_empty());
+    assert_eq!(r.next_id, 5);
+}
+
+#[test]
+fn overlapping_subscriptions_give_one_delivery_at_the_highest_qos() {
+    let log = new_log();
+    let with_id = |qos, id| SubOptions {
+        qos,
+        subscription_id: Some(id),
+        ..SubOptions::default()
+    };
+    write(
+        &log,
+        &at(vec![
+            up("a", 100),
+            sub("a", "a/#", with_id(Q1, 1)),
+            sub("a", "a/b", with_id(Q2, 2)),
+            sub("a", "+/b", opts(Q0)),
+            msg(1, "a/b", Q2),
+        ]),
+    );
+    let r = replay_at(&log, Instant::now(), T0);
+    let a = session(&r, "a");
+    assert_eq!(a.pending.len(), 1);
+    assert_eq!(a.pending[0].qos, Q2);
+    assert_eq!(a.pending[0].subscription_ids, [1, 2]);
+}
+
+#[test]
+fn unsubscribe_stops_later_messages_and_keeps_earlier_ones() {
+    let log = new_log();
+    write(
+        &log,
+        &at(vec![
+            up("a", 100),
+            sub("a", "t", opts(Q1)),
+            sub("a", "u", opts(Q1)),
+            msg(1, "t", Q1),
+            unsub("a", "t"),
+            msg(2, "t", Q1),
+            // The same filter again replaces, keeping its place.
+            sub("a", "v", opts(Q1)),
+            sub("a", "u", opts(Q2)),
+        ]),
+    );
+    let r = replay_at(&log, Instant::now(), T0);
+    let a = session(&r, "a");
+    assert_eq!(ids(a), [1]);
+    assert_eq!(a.subscriptions, [(s("u"), opts(Q2)), (s("v"), opts(Q1))]);
+}
+
+#[test]
+fn delivered_removes_from_that_client_only() {
+    let log = new_log();
+    write(
+        &log,
+        &at(vec![
+            up("a", 100),
+            up("b", 100),
+            sub("a", "t", opts(Q1)),
+            sub("b", "t", opts(Q1)),
+            msg(1, "t", Q1),
+            msg(2, "t", Q1),
+            msg(3, "t", Q1),
+            delivered("a", 2),
+            delivered("b", 1),
+            delivered("a", 99),
+        ]),
+    );
+    let r = replay_at(&log, Instant::now(), T0);
+    assert_eq!(ids(session(&r, "a")), [1, 3]);
+    assert_eq!(ids(session(&r, "b")), [2, 3]);
+    // A Delivered id counts: no id is handed out twice.
+    assert_eq!(r.next_id, 100);
+}
+
+#[test]
+fn up_resets_a_client_and_end_removes_it() {
+    let log = new_log();
+    write(
+        &log,
+        &at(vec![
+            up("a", 100),
+            up("b", 100),
+            up("c", 100),
+            sub("a", "t", opts(Q1)),
+            sub("b", "t", opts(Q1)),
+            msg(1, "t", Q1),
+            up("a", 50),
+            msg(2, "t", Q1),
+            Entry::End { client: s("b") },
+            // An ended session is not brought back by later entries.
+            sub("b", "t", opts(Q1)),
+            down("b", 100, T0),
+            msg(3, "t", Q1),
+            up("c", 0),
+        ]),
+    );
+    let r = replay_at(&log, Instant::now(), T0);
+    assert_eq!(clients(&r), ["a"]);
+    let a = session(&r, "a");
+    assert_eq!(
+        (a.expiry, a.subscriptions.len(), a.pending.len()),
+        (50, 0, 0)
+    );
+}
+
+#[test]
+fn retained_messages_are_set_replaced_and_cleared() {
+    let log = new_log();
+    let mut old = message(6, "d", "expired", Q1, true);
+    old.properties.message_expiry_interval = Some(1);
+    write(
+        &log,
+        &[
+            (T0, up("a", 100)),
+            (T0, sub("a", "#", opts(Q1))),
+            (T0, retained(1, "a", "x", Q1)),
+            (T0, retained(2, "b", "y", Q1)),
+            (T0, retained(3, "a", "z", Q0)),
+            (T0, retained(4, "b", "", Q1)),
+            (T0, retained(5, "c", "w", Q0)),
+            (T0, msg(7, "c", Q1)),
+            (T0 - 2000, Entry::Message(old)),
+        ],
+    );
+    let r = replay_at(&log, Instant::now(), T0);
+    let got: Vec<(u64, &str, &[u8])> = r
+        .retained
+        .iter()
+        .map(|m| (m.id, m.topic.as_str(), &m.payload[..]))
+        .collect();
+    assert_eq!(got, [(3, "a", &b"z"[..]), (5, "c", b"w")]);
+    // Retained QoS 0 is not pending; the expired one is dropped.
+    assert_eq!(ids(session(&r, "a")), [1, 2, 4, 7]);
+}
+
+#[test]
+fn sessions_expire_by_the_wall_clock() {
+    let log = new_log();
+    write(
+        &log,
+        &at(vec![
+            up("gone", 10),
+            down("gone", 10, T0),
+            up("left", 60),
+            down("left", 60, T0),
+            up("connected", 30),
+            up("never", u32::MAX),
+            down("never", u32::MAX, T0 - 1_000_000_000_000),
+            up("future", 5),
+            down("future", 5, T0 + 1_000_000),
+            up("shortened", 1000),
+            down("shortened", 3, T0),
+        ]),
+    );
+    let r = replay_at(&log, Instant::now(), T0 + 10_000);
+    assert_eq!(clients(&r), ["connected", "future", "left", "never"]);
+    let left = |c| session(&r, c).expires_in;
+    assert_eq!(left("left"), Some(Duration::from_secs(50)));
+    assert_eq!(left("connected"), Some(Duration::from_secs(30)));
+    assert_eq!(left("never"), None);
+    // A down time after now (the clock stepped back) counts as now.
+    assert_eq!(left("future"), Some(Duration::from_secs(5)));
+    // Expiry is due exactly at at_ms + expiry: gone at T0 + 10 s.
+    let r = replay_at(&log, Instant::now(), T0 + 9_999);
+    assert_eq!(
+        session(&r, "gone").expires_in,
+        Some(Duration::from_millis(1))
+    );
+}
+
+#[test]
+fn resume_counts_as_connected() {
+    let log = new_log();
+    write(
+        &log,
+        &[
+            (T0, up("a", 60)),
+            (T0, up("b", 60)),
+            (T0, up("c", 60)),
+            (T0, down("a", 60, T0)),
+            (T0, down("b", 60, T0)),
+            (T0, down("c", 60, T0)),
+            (
+                T0 + 30_000,
+                Entry::Resume {
+                    client: s("a"),
+                    expiry: 90,
+                },
+            ),
+            (
+                T0 + 30_000,
+                Entry::Resume {
+                    client: s("c"),
+                    expiry: 0,
+                },
+            ),
+            (
+                T0 + 30_000,
+                Entry::Resume {
+                    client: s("nobody"),
+                    expiry: 9,
+                },
+            ),
+        ],
+    );
+    let r = replay_at(&log, Instant::now(), T0 + 100_000);
+    assert_eq!(clients(&r), ["a"]);
+    assert_eq!(session(&r, "a").expiry, 90);
+    assert_eq!(session(&r, "a").expires_in, Some(Duration::from_secs(90)));
+}
+
+#[test]
+fn a_share_group_gets_each_message_once() {
+    let log = new_log();
+    let mut entries = vec![
+        up("a", 100),
+        up("b", 100),
+        up("c", 100),
+        sub("a", "$share/g/s/#", opts(Q1)),
+        sub("b", "$share/g/s/#", opts(Q1)),
+        sub("c", "s/#", opts(Q1)),
+    ];
+    entries.extend((1..=6).map(|i| msg(i, &format!("s/{i}"), Q1)));
+    write(&log, &at(entries));
+    let r = replay_at(&log, Instant::now(), T0);
+    let (a, b) = (ids(session(&r, "a")), ids(session(&r, "b")));
+    assert_eq!((a.len(), b.len()), (3, 3), "round robin: {a:?} {b:?}");
+    let mut all = [a, b].concat();
+    all.sort_unstable();
+    assert_eq!(all, [1, 2, 3, 4, 5, 6]);
+    assert_eq!(ids(session(&r, "c")), [1, 2, 3, 4, 5, 6]);
+}
+
+#[test]
+fn message_expiry_keeps_counting_across_a_restart() {
+    let log = new_log();
+    write(
+        &log,
+        &[
+            (T0, up("a", 1000)),
+            (T0, sub("a", "#", opts(Q1))),
+            (T0, expiring(1, "t", 100)),
+            (T0, expiring(2, "t", 20)),
+            (T0 + 25_000, msg(3, "t", Q1)),
+        ],
+    );
+    let now = Instant::now();
+    let r = replay_at(&log, now, T0 + 30_000);
+    let a = session(&r, "a");
+    assert_eq!(ids(a), [1, 3]);
+    assert_eq!(a.pending[0].message.received, now - Duration::from_secs(30));
+    assert_eq!(a.pending[0].message.remaining_expiry(now), Some(70));
+    let later = now + Duration::from_secs(69);
+    assert_eq!(a.pending[0].message.remaining_expiry(later), Some(1));
+    assert!(
+        a.pending[0]
+            .message
+            .is_expired(now + Duration::from_secs(70))
+    );
+    assert_eq!(a.pending[1].message.remaining_expiry(now), None);
+    assert_eq!(a.pending[1].message.received, now - Duration::from_secs(5));
+}
+
+#[test]
+fn an_unreachable_receive_time_shortens_the_expiry_instead() {
+    let mut p = PublishProps::new();
+    p.message_expiry_interval = Some(100);
+    rebase_expiry(30_500, &mut p);
+    assert_eq!(p.message_expiry_interval, Some(70));
+    rebase_expiry(70_000, &mut p);
+    assert_eq!(p.message_expiry_interval, Some(0));
+    let mut none = PublishProps::new();
+    rebase_expiry(5_000, &mut none);
+    assert!(none.is_empty());
+}
+
+/// Everything at once: overlapping and shared subscriptions, options
+/// changed and filters dropped after messages were queued, retained
+/// messages queued then replaced or cleared, acknowledgements, ended and
+/// expired sessions, expiring messages, the highest id acknowledged.
+fn busy_log() -> Log {
+    let log = new_log();
+    let a_opts = SubOptions {
+        qos: Q1,
+        retain_as_published: true,
+        subscription_id: Some(1),
+        ..SubOptions::default()
+    };
+    let mut rich = message(1, "s/1/x", "one", Q2, true);
+    rich.properties.message_expiry_interval = Some(3600);
+    rich.properties.user_properties = vec![(s("k"), s("v")), (s("a"), s("b"))];
+    rich.properties.correlation_data = Some(Bytes::from_static(b"corr"));
+    let mut short = message(10, "s/5", "short", Q1, false);
+    short.properties.message_expiry_interval = Some(20);
+    let t = |dt: i64, e: Entry| (T0 + dt, e);
+    write(
+        &log,
+        &[
+            t(0, up("a", 600)),
+            t(0, up("b", u32::MAX)),
+            t(0, up("c", 120)),
+            t(0, up("gone", 5)),
+            t(0, up("ended", 50)),
+            t(0, sub("a", "s/#", a_opts)),
+            t(0, sub("a", "s/+/x", opts(Q2))),
+            t(0, sub("b", "$share/g/s/#", opts(Q2))),
+            t(0, sub("c", "$share/g/s/#", opts(Q1))),
+            t(0, sub("c", "r/#", opts(Q1))),
+            t(0, sub("gone", "s/#", opts(Q1))),
+            t(0, sub("ended", "#", opts(Q1))),
+            t(1000, Entry::Message(rich)),
+            t(1000, msg(2, "s/2", Q1)),
+            t(2000, retained(3, "r/keep", "kept", Q1)),
+            t(2000, retained(4, "r/gone", "old", Q1)),
+            t(2000, retained(5, "r/new", "v1", Q1)),
+            t(3000, unsub("a", "s/+/x")),
+            t(3000, sub("a", "s/#", opts(Q0))),
+            t(3000, retained(6, "r/new", "v2", Q0)),
+            t(3000, retained(7, "r/gone", "", Q0)),
+            t(4000, msg(8, "s/3", Q1)),
+            t(4000, delivered("a", 2)),
+            t(4000, msg(9, "s/4", Q2)),
+            t(4500, Entry::End { client: s("ended") }),
+            t(5000, down("a", 600, T0 + 5000)),
+            t(5000, down("c", 120, T0 + 5000)),
+            t(5000, down("gone", 5, T0 + 5000)),
+            t(6000, Entry::Message(short)),
+            t(6000, msg(11, "s/6", Q1)),
+            t(6000, delivered("b", 11)),
+            t(6000, delivered("c", 11)),
+        ],
+    );
+    log
+}
+
+#[test]
+fn compaction_replays_to_the_same_state() {
+    let log = busy_log();
+    let (now, now_ms) = (Instant::now(), T0 + 30_000);
+    let before = replay_at(&log, now, now_ms);
+    // The log is what it should be before comparing compactions of it.
+    assert_eq!(clients(&before), ["a", "b", "c"]);
+    assert_eq!(ids(session(&before, "a")), [1]);
+    // The share group's messages went to b or c, once each (11 was
+    // acknowledged, 10 expired); c also has its r/# messages.
+    let mut shared = [ids(session(&before, "b")), ids(session(&before, "c"))].concat();
+    shared.sort_unstable();
+    assert_eq!(shared, [1, 2, 3, 4, 5, 8, 9]);
+    let topics: Vec<&str> = before.retained.iter().map(|m| m.topic.as_str()).collect();
+    assert_eq!(topics, ["r/keep", "r/new", "s/1/x"]);
+    assert_eq!(before.next_id, 12);
+
+    let compacted = new_log();
+    compact_at(&before, &compacted, now, now_ms).unwrap();
+    let after = replay_at(&compacted, now, now_ms);
+    assert_eq!(after.sessions, before.sessions);
+    assert_eq!(after.retained, before.retained);
+    assert!(after.next_id >= before.next_id);
+    assert!(after.records < before.records, "{} records", after.records);
+
+    // Compacting the compacted log changes nothing.
+    let again = new_log();
+    compact_at(&after, &again, now, now_ms).unwrap();
+    let third = replay_at(&again, now, now_ms);
+    assert_eq!(
+        (third.sessions, third.retained),
+        (after.sessions, after.retained)
+    );
+    assert!(third.next_id >= after.next_id);
+}
+
+#[test]
+fn compact_into_reads_the_clock_itself() {
+    let log = busy_log();
+    let now_ms = T0 + 30_000;
+    let before = replay_at(&log, Instant::now(), now_ms);
+    let compacted = new_log();
+    compact_into(&before, &compacted, now_ms).unwrap();
+    let after = replay_at(&compacted, Instant::now(), now_ms);
+    assert_eq!(clients(&after), clients(&before));
+    assert!(after.next_id >= before.next_id);
+    let now = Instant::now();
+    for (x, y) in after.sessions.iter().zip(&before.sessions) {
+        assert_eq!((&x.client_id, x.expiry), (&y.client_id, y.expiry));
+        assert_eq!(x.subscriptions, y.subscriptions);
+        let secs = |s: &RecoveredSession| s.expires_in.map(|d| d.as_secs_f64());
+        if let (Some(p), Some(q)) = (secs(x), secs(y)) {
+            assert!((p - q).abs() < 1.0, "{p} vs {q}");
+        } else {
+            assert_eq!(x.expires_in, y.expires_in);
+        }
+        let key = |s: &RecoveredSession| -> Vec<(u64, MqttStr, Bytes, QoS, bool, Vec<u32>)> {
+            s.pending
+                .iter()
+                .map(|d| {
+                    let m = &d.message;
+                    (
+                        m.id,
+                        m.topic.clone(),
+                        m.payload.clone(),
+                        d.qos,
+                        d.retain,
+                        d.subscription_ids.clone(),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(key(x), key(y));
+        for (d, e) in x.pending.iter().zip(&y.pending) {
+            let (p, q) = (
+                d.message.remaining_expiry(now),
+                e.message.remaining_expiry(now),
+            );
+            assert!(
+                p.zip(q).is_none_or(|(p, q)| p.abs_diff(q) <= 1),
+                "{p:?} vs {q:?}"
+            );
+        }
+    }
+    let strip = |r: &Recovered| -> Vec<(u64, MqttStr, Bytes)> {
+        r.retained
+            .iter()
+            .map(|m| (m.id, m.topic.clone(), m.payload.clone()))
+            .collect()
+    };
+    assert_eq!(strip(&after), strip(&before));
+}
+
+#[test]
+fn replay_reads_the_log_in_chunks() {
+    let log = busy_log();
+    let now = Instant::now();
+    let whole = replay_at(&log, now, T0 + 30_000);
+    for limits in [
+        ReadLimits::records(1),
+        ReadLimits {
+            max_records: 3,
+            max_bytes: 10,
+        },
+    ] {
+        let r =
+            replay_in_chunks(&log, ShareStrategy::RoundRobin, now, T0 + 30_000, limits).unwrap();
+        assert_eq!(r, whole);
+    }
+    let empty = replay_at(&new_log(), now, T0);
+    assert_eq!(
+        (empty.sessions.len(), empty.next_id, empty.records),
+        (0, 1, 0)
+    );
+}

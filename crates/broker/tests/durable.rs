@@ -1,0 +1,235 @@
+//! What a data directory keeps across a restart of the broker: persistent
+//! sessions with their subscriptions and offline messages, and retained
+//! messages. Independent clients (rumqttc), real files.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use common::*;
+use rumqttc::QoS;
+use strata_broker::{Broker, BrokerConfig};
+
+/// A fresh data directory, removed when dropped.
+struct DataDir(PathBuf);
+
+impl DataDir {
+    fn new() -> DataDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "strata-durable-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        DataDir(p)
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn start_on(dir: &DataDir) -> (Broker, std::net::SocketAddr) {
+    let mut config = BrokerConfig {
+        sys_interval: None,
+        ..BrokerConfig::default()
+    };
+    config.storage.data_dir = Some(dir.0.clone());
+    let b = start(config).await;
+    let addr = b.local_addrs()[0];
+    (b, addr)
+}
+
+#[tokio::test]
+async fn offline_messages_subscriptions_and_retained_survive_a_restart() {
+    let dir = DataDir::new();
+    let (broker, addr) = start_on(&dir).await;
+    let mut o = v4_options(addr, "keeper");
+    o.set_clean_session(false);
+    let mut sub = v4(o).await;
+    sub.subscribe("jobs/#", QoS::AtLeastOnce).await;
+    sub.client.disconnect().await.unwrap();
+    tokio::time::timeout(WAIT, sub.task).await.unwrap().unwrap();
+
+    let mut publ = v4(v4_options(addr, "pub")).await;
+    for i in 0..20u8 {
+        publ.client
+            .publish("jobs/a", QoS::AtLeastOnce, false, vec![i])
+            .await
+            .unwrap();
+    }
+    publ.client
+        .publish("cfg/mode", QoS::AtLeastOnce, true, "eco")
+        .await
+        .unwrap();
+    // Every PUBACK came after the message was stored.
+    for _ in 0..21 {
+        publ.next_matching(|p| matches!(p, rumqttc::Packet::PubAck(_)))
+            .await;
+    }
+    drop(publ);
+    broker.shutdown(Duration::from_secs(1)).await;
+
+    let (broker, addr) = start_on(&dir).await;
+    assert_eq!(broker.session_count(), 1, "the persistent session is back");
+    let mut o = v4_options(addr, "keeper");
+    o.set_clean_session(false);
+    let (client, mut el) = rumqttc::AsyncClient::new(o, 100);
+    let mut got = Vec::new();
+    let mut present = None;
+    tokio::time::timeout(WAIT, async {
+        while got.len() < 20 {
+            match el.poll().await.unwrap() {
+                rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(a)) => {
+                    present = Some(a.session_present)
+                }
+                rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) => got.push(p.payload[0]),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the offline messages after the restart");
+    assert_eq!(present, Some(true));
+    assert_eq!(got, (0..20).collect::<Vec<u8>>(), "all of them, in order");
+    // The subscription itself survived: a new message reaches the session.
+    let publ = v4(v4_options(addr, "pub2")).await;
+    publ.client
+        .publish("jobs/b", QoS::AtLeastOnce, false, vec![99])
+        .await
+        .unwrap();
+    tokio::time::timeout(WAIT, async {
+        loop {
+            if let rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) = el.poll().await.unwrap()
+            {
+                assert_eq!((p.topic.as_str(), &p.payload[..]), ("jobs/b", &[99u8][..]));
+                return;
+            }
+        }
+    })
+    .await
+    .expect("a live message on the recovered subscription");
+    drop(client);
+    // And the retained message is there for a newcomer.
+    let mut late = v4(v4_options(addr, "late")).await;
+    late.subscribe("cfg/#", QoS::AtLeastOnce).await;
+    let p = late.next_publish().await;
+    assert_eq!(
+        (p.topic.as_str(), &p.payload[..], p.retain),
+        ("cfg/mode", &b"eco"[..], true)
+    );
+    broker.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn acknowledged_messages_are_not_delivered_again_after_a_restart() {
+    let dir = DataDir::new();
+    let (broker, addr) = start_on(&dir).await;
+    let mut o = v5_options(addr, "v5keeper");
+    o.set_clean_start(false);
+    o.set_session_expiry_interval(Some(600));
+    let mut sub = v5(o.clone()).await;
+    sub.client
+        .subscribe("t/#", rumqttc::v5::mqttbytes::QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    sub.next_matching(|p| matches!(p, rumqttc::v5::mqttbytes::v5::Packet::SubAck(_)))
+        .await;
+    let publ = v5(v5_options(addr, "p5")).await;
+    for i in 0..5u8 {
+        publ.client
+            .publish(
+                "t/x",
+                rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+                false,
+                vec![i],
+            )
+            .await
+            .unwrap();
+    }
+    // Received online and acknowledged by rumqttc (automatic PUBACK).
+    for i in 0..5u8 {
+        assert_eq!(sub.next_publish().await.payload[..], [i]);
+    }
+    // A round trip on the subscriber's connection after those PUBACKs: a
+    // SUBACK, so the broker has handled them.
+    sub.client
+        .subscribe("sync/#", rumqttc::v5::mqttbytes::QoS::AtMostOnce)
+        .await
+        .unwrap();
+    sub.next_matching(|p| matches!(p, rumqttc::v5::mqttbytes::v5::Packet::SubAck(_)))
+        .await;
+    sub.client.disconnect().await.unwrap();
+    let _ = tokio::time::timeout(WAIT, sub.task).await;
+    // Three more while it is offline: these must come back.
+    for i in 10..13u8 {
+        publ.client
+            .publish(
+                "t/x",
+                rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+                false,
+                vec![i],
+            )
+            .await
+            .unwrap();
+    }
+    let mut publ = publ;
+    for _ in 0..8 {
+        publ.next_matching(|p| matches!(p, rumqttc::v5::mqttbytes::v5::Packet::PubAck(_)))
+            .await;
+    }
+    drop(publ);
+    broker.shutdown(Duration::from_secs(1)).await;
+
+    let (broker, addr) = start_on(&dir).await;
+    let mut o = v5_options(addr, "v5keeper");
+    o.set_clean_start(false);
+    o.set_session_expiry_interval(Some(600));
+    let mut sub = v5(o).await;
+    // Nothing old comes back; a new message proves the subscription is live.
+    let publ = v5(v5_options(addr, "p5b")).await;
+    publ.client
+        .publish(
+            "t/x",
+            rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+            false,
+            vec![42],
+        )
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        got.push(sub.next_publish().await.payload[0]);
+    }
+    assert_eq!(
+        got,
+        [10, 11, 12, 42],
+        "the offline ones, then the new one; none of 0-4"
+    );
+    broker.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn one_broker_per_data_directory() {
+    let dir = DataDir::new();
+    let (broker, _) = start_on(&dir).await;
+    let config = BrokerConfig {
+        listeners: vec!["127.0.0.1:0".parse().unwrap()],
+        storage: strata_broker::StorageConfig {
+            data_dir: Some(dir.0.clone()),
+            ..Default::default()
+        },
+        ..BrokerConfig::default()
+    };
+    let e = Broker::start(config)
+        .await
+        .expect_err("a second broker on the same directory");
+    assert!(e.to_string().contains("in use"), "{e}");
+    broker.shutdown(Duration::from_secs(1)).await;
+}
