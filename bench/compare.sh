@@ -29,7 +29,8 @@ if ! command -v mosquitto >/dev/null && [[ ! -x /usr/sbin/mosquitto ]]; then
 fi
 MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 if [[ ! -x "$tools/bin/rumqttd" ]]; then
-  cargo install rumqttd --locked --root "$tools" >/dev/null
+  # Not --locked: its lock file pins a metrics release that rustc 1.95 refuses.
+  cargo install rumqttd --version 0.20.0 --root "$tools" >/dev/null
 fi
 RUMQTTD="$tools/bin/rumqttd"
 cargo build --release -p strata >/dev/null 2>&1 || cargo build --release -p strata
