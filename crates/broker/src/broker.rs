@@ -112,8 +112,16 @@ impl Shared {
         if message.retain {
             // [MQTT-3.3.1-5]..[MQTT-3.3.1-7] (3.1.1: [MQTT-3.3.1-10]
             // [MQTT-3.3.1-11]): an empty payload clears, anything else
-            // replaces.
-            let keep = (!message.payload.is_empty()).then(|| message.clone());
+            // replaces. The kept copy has allocations of its own: a slice
+            // would hold the publisher's whole read buffer for as long as
+            // the message stays retained.
+            let keep = (!message.payload.is_empty()).then(|| {
+                Arc::new(Message {
+                    topic: message.topic.detach(),
+                    payload: Bytes::copy_from_slice(&message.payload),
+                    ..(*message).clone()
+                })
+            });
             router.set_retained(&message.topic, keep);
         }
         let waiting = match store {
@@ -365,7 +373,10 @@ fn restore(shared: &Shared, r: Recovered) {
                 key,
                 mailbox,
                 conn: None,
-                offline: Some(strata_session::SessionState::new(s.client_id, s.expiry)),
+                offline: Some(Box::new(strata_session::SessionState::new(
+                    s.client_id,
+                    s.expiry,
+                ))),
                 expires_at: s.expires_in.map(|d| now + d),
                 pending_will: None,
             },

@@ -26,8 +26,12 @@ use crate::registry::{Entry as RegistryEntry, Fallout};
 /// session before going ahead without it.
 const TAKEOVER_WAIT: Duration = Duration::from_secs(5);
 
-/// Bytes asked of the socket per read.
-const READ_CHUNK: usize = 8192;
+/// Bytes asked of the socket per read: from this, doubling while reads
+/// fill the buffer, up to `READ_MAX`.
+const READ_MIN: usize = 512;
+const READ_MAX: usize = 64 * 1024;
+/// Reads up to this size are copied into an exact-size buffer.
+const SMALL_READ: usize = 2048;
 
 /// What the task knows once CONNECT was accepted.
 struct Attached {
@@ -92,6 +96,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr
     // (memory per idle connection is a benchmark row).
     let mut rbuf = BytesMut::new();
     let mut wbuf = BytesMut::new();
+    let mut read_size = READ_MIN;
     tracing::debug!(%peer, "connection");
     loop {
         let deadline = conn
@@ -103,13 +108,28 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr
         let mut durable_rx = conn.durable_rx.take();
         tokio::select! {
             r = rd.readable() => {
-                if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
-                    rbuf.reserve(READ_CHUNK);
+                if rbuf.capacity() - rbuf.len() < read_size / 2 {
+                    rbuf.reserve(read_size);
                 }
+                let room = rbuf.capacity() - rbuf.len();
                 match r.and_then(|()| rd.try_read_buf(&mut rbuf)) {
                     Ok(0) => conn.session.handle_connection_lost(Instant::now()),
                     Ok(n) => {
                         conn.shared.stats.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
+                        // Adapt the read size: double while reads fill the
+                        // buffer, halve when they use little of it.
+                        if n == room {
+                            read_size = (read_size * 2).min(READ_MAX);
+                        } else if n < read_size / 4 {
+                            read_size = (read_size / 2).max(READ_MIN);
+                        }
+                        if rbuf.len() <= SMALL_READ && rbuf.capacity() > 2 * rbuf.len() {
+                            // Decoded packets are slices of this buffer, and
+                            // a queued message or a client id would keep all
+                            // of it alive: a small read gets a buffer of its
+                            // exact size instead.
+                            rbuf = BytesMut::from(&rbuf[..]);
+                        }
                         conn.read_packets(&mut rbuf).await;
                         if rbuf.is_empty() {
                             // Decoded payloads keep their part alive; the
@@ -215,7 +235,9 @@ impl Conn {
     async fn process_events(&mut self) {
         while let Some(ev) = self.session.poll_event() {
             match ev {
-                Event::Connect(c) => self.on_connect(c).await,
+                // Boxed: it runs once per connection, and its future would
+                // otherwise make every idle connection task that much larger.
+                Event::Connect(c) => Box::pin(self.on_connect(c)).await,
                 Event::Publish { message, packet_id } => {
                     self.shared
                         .stats
@@ -425,7 +447,8 @@ impl Conn {
             ))
             .unwrap_or_default()
         } else {
-            c.client_id.clone()
+            // Kept as long as the session: out of the read buffer.
+            c.client_id.detach()
         };
 
         // Take the session back from a connection that still holds it.
@@ -514,7 +537,7 @@ impl Conn {
             .insert(key, mailbox.clone());
         shared.stats.clients_total.fetch_add(1, Ordering::Relaxed);
 
-        let state = state.unwrap_or_else(|| SessionState::new(client_id.clone(), 0));
+        let state = state.map_or_else(|| SessionState::new(client_id.clone(), 0), |s| *s);
         self.session.accept(
             Instant::now(),
             state,

@@ -28,11 +28,13 @@ pub struct Entry {
     /// The connection that owns the session now, if any.
     pub conn: Option<(u64, Kick)>,
     /// The state while no connection owns it.
-    pub offline: Option<SessionState>,
+    /// Boxed, like the will below: an entry exists for every connected
+    /// client, and most of the time neither is there.
+    pub offline: Option<Box<SessionState>>,
     /// When an offline session ends (Session Expiry Interval).
     pub expires_at: Option<Instant>,
     /// A delayed Will Message and when it is due [MQTT-3.1.3-9].
-    pub pending_will: Option<(Instant, Message)>,
+    pub pending_will: Option<Box<(Instant, Message)>>,
 }
 
 /// What ending or expiring sessions leaves for the caller to do outside the
@@ -62,7 +64,8 @@ impl Registry {
             fallout.ended.push(client_id.clone());
         }
         // [MQTT-3.1.2-8]: the will goes out when the session ends, delay or not.
-        if let Some((_, will)) = e.pending_will.take() {
+        if let Some(pending) = e.pending_will.take() {
+            let (_, will) = *pending;
             fallout.wills.push(will);
         }
         Some(e)
@@ -102,7 +105,7 @@ impl Registry {
         }
         let expiry = (session_expiry != u32::MAX)
             .then(|| now + Duration::from_secs(u64::from(session_expiry)));
-        e.offline = state;
+        e.offline = state.map(Box::new);
         e.expires_at = expiry;
         if let Some(w) = will {
             if w.delay.is_zero() {
@@ -112,7 +115,7 @@ impl Registry {
                 // the session, whichever comes first.
                 let due = now + w.delay;
                 let due = expiry.map_or(due, |x| x.min(due));
-                e.pending_will = Some((due, w.message));
+                e.pending_will = Some(Box::new((due, w.message)));
             }
         }
         true
@@ -130,9 +133,10 @@ impl Registry {
             self.end(&id, fallout);
         }
         for e in self.by_client.values_mut() {
-            if e.pending_will.as_ref().is_some_and(|(at, _)| *at <= now)
-                && let Some((_, w)) = e.pending_will.take()
+            if e.pending_will.as_ref().is_some_and(|p| p.0 <= now)
+                && let Some(pending) = e.pending_will.take()
             {
+                let (_, w) = *pending;
                 fallout.wills.push(w);
             }
         }

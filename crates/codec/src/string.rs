@@ -72,6 +72,12 @@ impl MqttStr {
         unsafe { std::str::from_utf8_unchecked(&self.0) }
     }
 
+    /// A copy in an allocation of its own, for a string kept long after its
+    /// packet: a slice would keep the whole read buffer alive.
+    pub fn detach(&self) -> MqttStr {
+        MqttStr(Bytes::copy_from_slice(&self.0))
+    }
+
     /// The underlying shared bytes.
     pub fn as_bytes(&self) -> &Bytes {
         &self.0

@@ -90,7 +90,8 @@ impl Session {
             Some(k) if v5 => k,
             _ => c.keep_alive,
         };
-        self.will = c.will.clone();
+        // Kept for the connection's life: copied out of the read buffer.
+        self.will = c.will.as_ref().map(|w| Box::new(detach_will(w)));
         self.phase = Phase::AwaitDecision;
         self.touch(now);
         self.events.push_back(Event::Connect(c));
@@ -419,7 +420,7 @@ impl Session {
         self.phase = Phase::Closed;
         self.timers = Default::default();
         let will = if was_connected {
-            self.will.take()
+            self.will.take().map(|w| *w)
         } else {
             None
         };
@@ -450,5 +451,32 @@ impl Session {
             will,
             session_expiry: self.session_expiry,
         });
+    }
+}
+
+/// A deep copy of a will, in allocations of its own.
+fn detach_will(w: &strata_codec::LastWill) -> strata_codec::LastWill {
+    let p = &w.properties;
+    strata_codec::LastWill {
+        topic: w.topic.detach(),
+        payload: bytes::Bytes::copy_from_slice(&w.payload),
+        qos: w.qos,
+        retain: w.retain,
+        properties: strata_codec::WillProperties {
+            payload_format_indicator: p.payload_format_indicator,
+            message_expiry_interval: p.message_expiry_interval,
+            content_type: p.content_type.as_ref().map(strata_codec::MqttStr::detach),
+            response_topic: p.response_topic.as_ref().map(strata_codec::MqttStr::detach),
+            correlation_data: p
+                .correlation_data
+                .as_deref()
+                .map(bytes::Bytes::copy_from_slice),
+            will_delay_interval: p.will_delay_interval,
+            user_properties: p
+                .user_properties
+                .iter()
+                .map(|(k, v)| (k.detach(), v.detach()))
+                .collect(),
+        },
     }
 }

@@ -117,7 +117,9 @@ pub struct Session {
     pub(crate) inbound_unacked: u16,
     /// Inbound QoS 2 packet ids given to the broker and not yet `publish_done`.
     pub(crate) inbound_qos2_pending: Vec<u16>,
-    pub(crate) will: Option<LastWill>,
+    /// Boxed: most connections have none, and every connection task holds
+    /// a `Session`.
+    pub(crate) will: Option<Box<LastWill>>,
     /// Session Expiry Interval in force (5.0; 3.x: 0 or `u32::MAX`).
     pub(crate) session_expiry: u32,
     /// The Session Expiry Interval the client asked for in CONNECT.
@@ -452,7 +454,11 @@ impl Session {
 
     /// The next event for the broker.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let e = self.events.pop_front();
+        if e.is_none() {
+            release_if_small(&mut self.events);
+        }
+        e
     }
 
     /// Encodes every pending packet into `out`; returns how many bytes were
@@ -469,6 +475,7 @@ impl Session {
             let r = packet.encode(self.protocol, out);
             debug_assert!(r.is_ok(), "{r:?} for {packet:?}");
         }
+        release_if_small(&mut self.transmit);
         let _ = now;
         out.len() - start
     }
@@ -476,5 +483,13 @@ impl Session {
     /// When `handle_timeout` must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timers.next()
+    }
+}
+
+/// Frees an empty queue's buffer when it is small: an idle connection then
+/// holds none, while a busy one keeps the capacity it grew to.
+fn release_if_small<T>(q: &mut VecDeque<T>) {
+    if q.is_empty() && q.capacity() > 0 && q.capacity() <= 8 {
+        *q = VecDeque::new();
     }
 }
