@@ -20,7 +20,7 @@ use crate::config::BrokerConfig;
 use crate::connection;
 use crate::durable::Durable;
 use crate::journal::{Entry, Recovered};
-use crate::mailbox::Mailbox;
+use crate::mailbox::{Mailbox, Push};
 use crate::registry::{Fallout, Registry};
 
 /// Counters behind `$SYS/broker/...`.
@@ -31,6 +31,17 @@ pub struct Stats {
     pub messages_sent: AtomicU64,
     pub bytes_received: AtomicU64,
     pub bytes_sent: AtomicU64,
+}
+
+/// What [`Shared::publish_with`] did.
+#[derive(Debug)]
+pub(crate) struct Published {
+    /// Deliveries queued.
+    pub delivered: usize,
+    /// The completion will be called: the message is being stored.
+    pub waiting: bool,
+    /// A congested receiver to wait for.
+    pub congested: Option<Arc<Mailbox>>,
 }
 
 /// Everything the connection tasks share.
@@ -70,7 +81,8 @@ impl Shared {
     /// publishing session (for No Local). Messages that must survive are
     /// stored first: see [`Shared::publish_with`].
     pub fn publish(&self, message: Message, publisher: Option<u64>) -> usize {
-        self.publish_with(message, publisher, true, |_| {}).0
+        self.publish_with(message, publisher, true, |_| {})
+            .delivered
     }
 
     /// [`Shared::publish`], and with a data directory, stores the message
@@ -80,6 +92,8 @@ impl Shared {
     /// (`false`), and the second value returned is `true`; otherwise `done`
     /// is dropped and it is `false`. The message is appended before any
     /// subscriber sees it, so every later journal entry about it follows it.
+    /// `congested` names a receiving mailbox (not the publisher's own) the
+    /// publisher should wait on before reading more (see `mailbox.rs`).
     ///
     /// Lock order: router, then mailboxes (read).
     pub fn publish_with(
@@ -88,7 +102,7 @@ impl Shared {
         publisher: Option<u64>,
         durable: bool,
         done: impl FnOnce(bool) + Send + 'static,
-    ) -> (usize, bool) {
+    ) -> Published {
         let mut matches = Vec::new();
         let mut router = lock(&self.router);
         router.route(&message.topic, publisher, &mut matches);
@@ -132,10 +146,11 @@ impl Shared {
             None => false,
         };
         drop(router);
-        if matches.is_empty() {
-            return (0, waiting);
-        }
-        let mut delivered = 0;
+        let mut published = Published {
+            delivered: 0,
+            waiting,
+            congested: None,
+        };
         for m in matches {
             let Some(mb) = mailboxes.get(&m.key) else {
                 continue;
@@ -147,12 +162,17 @@ impl Shared {
                 retain: m.retain_as_published && message.retain,
                 subscription_ids: m.subscription_ids,
             };
-            if mb.push(d) {
-                mb.wake();
-                delivered += 1;
+            match mb.push(d) {
+                Push::Dropped => continue,
+                Push::Congested if publisher != Some(m.key) => {
+                    published.congested.get_or_insert_with(|| mb.clone());
+                }
+                _ => {}
             }
+            mb.wake();
+            published.delivered += 1;
         }
-        (delivered, waiting)
+        published
     }
 
     /// Appends `entry` to the journal, if there is one; nothing waits.

@@ -30,6 +30,9 @@ const TAKEOVER_WAIT: Duration = Duration::from_secs(5);
 /// fill the buffer, up to `READ_MAX`.
 const READ_MIN: usize = 512;
 const READ_MAX: usize = 64 * 1024;
+/// Messages waiting for the in-flight window past which the task stops
+/// taking its mailbox.
+const QUEUE_HIGH: usize = 4096;
 /// Reads up to this size are copied into an exact-size buffer.
 const SMALL_READ: usize = 2048;
 
@@ -70,6 +73,8 @@ struct Conn {
     /// Completions of journal appends: (sequence, stored).
     durable_tx: Option<mpsc::UnboundedSender<(u64, bool)>>,
     durable_rx: Option<mpsc::UnboundedReceiver<(u64, bool)>>,
+    /// A subscriber's mailbox this publisher waits on before reading more.
+    paused: Option<Arc<Mailbox>>,
 }
 
 pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
@@ -89,6 +94,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr
         next_seq: 0,
         durable_tx: None,
         durable_rx: None,
+        paused: None,
     };
     let mut shutdown = conn.shared.shutdown.subscribe();
     // Both buffers are allocated when there is something to read or write
@@ -106,8 +112,12 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr
         let mailbox = conn.attached.as_ref().map(|a| a.mailbox.clone());
         let mut kick = conn.kick.take();
         let mut durable_rx = conn.durable_rx.take();
+        let paused = conn.paused.clone();
+        // Past this many messages waiting for the in-flight window, the
+        // mailbox is left to fill, which slows the publishers down.
+        let take_mail = conn.session.queued_len() < QUEUE_HIGH;
         tokio::select! {
-            r = rd.readable() => {
+            r = rd.readable(), if paused.is_none() => {
                 if rbuf.capacity() - rbuf.len() < read_size / 2 {
                     rbuf.reserve(read_size);
                 }
@@ -141,8 +151,11 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr
                     Err(_) => conn.session.handle_connection_lost(Instant::now()),
                 }
             }
-            _ = async { match &mailbox { Some(m) => m.wait().await, None => std::future::pending().await } } => {
+            _ = async { match &mailbox { Some(m) => m.wait().await, None => std::future::pending().await } }, if take_mail => {
                 conn.drain_mailbox();
+            }
+            _ = async { match &paused { Some(m) => m.space().await, None => std::future::pending().await } } => {
+                conn.paused = None;
             }
             _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
                 conn.session.handle_timeout(Instant::now());
@@ -248,11 +261,15 @@ impl Conn {
                     let seq = self.next_seq;
                     self.next_seq += 1;
                     let tx = self.durable_sender();
-                    let (n, waiting) = self.shared.publish_with(message, key, true, move |ok| {
+                    let published = self.shared.publish_with(message, key, true, move |ok| {
                         if let Some(tx) = tx {
                             let _ = tx.send((seq, ok));
                         }
                     });
+                    let (n, waiting) = (published.delivered, published.waiting);
+                    if published.congested.is_some() {
+                        self.paused = published.congested;
+                    }
                     if let Some(packet_id) = packet_id {
                         let reason = if n == 0 {
                             ReasonCode::NoMatchingSubscribers

@@ -5,6 +5,14 @@
 //! connections: an offline persistent session keeps collecting its QoS 1 and
 //! 2 messages here until it reconnects or expires.
 //!
+//! Flow control: while the subscriber is connected and keeping up (it
+//! drained its mailbox within the last second), a mailbox holding `high`
+//! deliveries or more reports congestion to the publisher, whose connection
+//! then stops reading until the mailbox is down to half that. A publisher
+//! thus goes at the pace of its slowest active subscriber instead of
+//! overrunning it; a subscriber that stopped draining does not hold
+//! publishers back.
+//!
 //! Overflow policy: past the count or byte limit a new delivery is dropped
 //! and counted (the oldest are kept, so the subscriber sees a gap at the end
 //! rather than out-of-order messages). While no connection is attached, QoS
@@ -14,6 +22,7 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use strata_codec::QoS;
 use strata_session::Delivery;
@@ -29,6 +38,30 @@ pub struct Mailbox {
     /// The session outlives its connection (and, with a data directory,
     /// its QoS 1 and 2 messages are stored).
     persistent: AtomicBool,
+    /// Congestion starts at this many queued deliveries.
+    high: usize,
+    /// Notified when a drain made room.
+    space: Notify,
+    /// Milliseconds after `EPOCH` of the last drain.
+    last_drain: AtomicU64,
+}
+
+/// What [`Mailbox::push`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Push {
+    Queued,
+    /// Queued, and the publisher should wait for [`Mailbox::space`].
+    Congested,
+    /// Dropped by the overflow policy.
+    Dropped,
+}
+
+/// A subscriber that drained within this long counts as keeping up.
+const ACTIVE: Duration = Duration::from_secs(1);
+
+fn epoch_ms() -> u64 {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
 #[derive(Debug, Default)]
@@ -47,6 +80,9 @@ impl Mailbox {
             max_bytes,
             dropped: AtomicU64::new(0),
             persistent: AtomicBool::new(false),
+            high: max_messages.clamp(1, 1024),
+            space: Notify::new(),
+            last_drain: AtomicU64::new(epoch_ms()),
         }
     }
 
@@ -57,9 +93,9 @@ impl Mailbox {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues a delivery; returns false if the overflow policy dropped it.
-    /// The caller wakes the task with [`Mailbox::wake`] once per batch.
-    pub fn push(&self, d: Delivery) -> bool {
+    /// Queues a delivery, or drops it by the overflow policy. The caller
+    /// wakes the task with [`Mailbox::wake`] once per batch.
+    pub fn push(&self, d: Delivery) -> Push {
         let mut inner = self.lock();
         let size = d.message.size();
         let keep = (inner.online || d.effective_qos() != QoS::AtMostOnce)
@@ -68,11 +104,38 @@ impl Mailbox {
         if !keep {
             drop(inner);
             self.dropped.fetch_add(1, Ordering::Relaxed);
-            return false;
+            return Push::Dropped;
         }
         inner.bytes += size;
         inner.queue.push_back(d);
-        true
+        if inner.online && inner.queue.len() >= self.high && self.keeping_up() {
+            Push::Congested
+        } else {
+            Push::Queued
+        }
+    }
+
+    fn keeping_up(&self) -> bool {
+        epoch_ms().saturating_sub(self.last_drain.load(Ordering::Relaxed))
+            < ACTIVE.as_millis() as u64
+    }
+
+    /// Returns once the mailbox is below half its congestion mark, its
+    /// subscriber went offline, or it stopped keeping up (checked at least
+    /// every `ACTIVE`).
+    pub async fn space(&self) {
+        loop {
+            let notified = self.space.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let inner = self.lock();
+                if !inner.online || inner.queue.len() < self.high / 2 || !self.keeping_up() {
+                    return;
+                }
+            }
+            let _ = tokio::time::timeout(ACTIVE, notified).await;
+        }
     }
 
     pub fn wake(&self) {
@@ -88,11 +151,22 @@ impl Mailbox {
     pub fn drain_into(&self, out: &mut Vec<Delivery>) {
         let mut inner = self.lock();
         inner.bytes = 0;
+        let was = inner.queue.len();
         out.extend(inner.queue.drain(..));
+        drop(inner);
+        self.last_drain.store(epoch_ms(), Ordering::Relaxed);
+        if was >= self.high / 2 {
+            self.space.notify_waiters();
+        }
     }
 
     pub fn set_online(&self, online: bool) {
         self.lock().online = online;
+        if !online {
+            self.space.notify_waiters();
+        } else {
+            self.last_drain.store(epoch_ms(), Ordering::Relaxed);
+        }
     }
 
     pub fn set_persistent(&self, persistent: bool) {

@@ -300,6 +300,11 @@ impl Session {
 
     // ---- commands ----
 
+    /// QoS 1/2 deliveries waiting for room in the in-flight window.
+    pub fn queued_len(&self) -> usize {
+        self.state.as_ref().map_or(0, |s| s.queue.len())
+    }
+
     /// The granted Session Expiry Interval (5.0; 3.x: 0 for a clean
     /// session, `u32::MAX` for a persistent one), known from the CONNECT on.
     pub fn session_expiry(&self) -> u32 {
