@@ -156,6 +156,8 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr
             }
             _ = async { match &paused { Some(m) => m.space().await, None => std::future::pending().await } } => {
                 conn.paused = None;
+                // What was read but not handled when the pause began.
+                conn.read_packets(&mut rbuf).await;
             }
             _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
                 conn.session.handle_timeout(Instant::now());
@@ -202,7 +204,8 @@ impl Conn {
                     // Events (CONNECT above all) are answered before the
                     // next packet is handled.
                     self.process_events().await;
-                    if self.session.is_closed() {
+                    if self.session.is_closed() || self.paused.is_some() {
+                        // Paused: the rest waits in the buffer for room.
                         return;
                     }
                 }

@@ -80,7 +80,9 @@ impl Mailbox {
             max_bytes,
             dropped: AtomicU64::new(0),
             persistent: AtomicBool::new(false),
-            high: max_messages.clamp(1, 1024),
+            // Half the limit at most: publishers not yet paused can still
+            // add their next message without an overflow.
+            high: (max_messages / 2).clamp(1, 1024),
             space: Notify::new(),
             last_drain: AtomicU64::new(epoch_ms()),
         }

@@ -18,8 +18,13 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    fn start_with(extra: &[&str]) -> Server {
         let mut child = Command::new(BIN)
             .args(["serve", "-q", "--listen", "127.0.0.1:0"])
+            .args(extra)
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -329,4 +334,43 @@ fn bench_counts_every_message_in_each_scenario() {
     let json = String::from_utf8(out.stdout).unwrap();
     let per: f64 = field(&json, "rss_per_connection").parse().unwrap();
     assert!(per.is_finite(), "{json}");
+}
+
+#[test]
+fn a_flood_is_paced_not_dropped() {
+    // Four publishers as fast as they can, QoS 0, into one subscriber whose
+    // queue holds 1,000 messages: without flow control it overflows; with
+    // it, the publishers wait and nothing is lost.
+    let dir = std::env::temp_dir().join(format!("strata-cli-flood-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("small-queues.toml");
+    std::fs::write(&config, "[limits]\nmax_queued_messages = 1000\n").unwrap();
+    let s = Server::start_with(&["--config", config.to_str().unwrap()]);
+    let out = run(
+        &[
+            "bench",
+            "-p",
+            &s.port(),
+            "--scenario",
+            "fan-in",
+            "-n",
+            "4",
+            "-q",
+            "0",
+            "-c",
+            "50000",
+            "-d",
+            "60",
+            "--inflight",
+            "1024",
+            "--json",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let json = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(field(&json, "published"), "200000", "{json}");
+    assert_eq!(field(&json, "delivered"), "200000", "{json}");
+    assert_eq!(field(&json, "lost"), "0", "{json}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
