@@ -164,12 +164,12 @@ impl Shared {
             };
             match mb.push(d) {
                 Push::Dropped => continue,
+                Push::First => mb.wake(),
                 Push::Congested if publisher != Some(m.key) => {
                     published.congested.get_or_insert_with(|| mb.clone());
                 }
-                _ => {}
+                Push::Congested | Push::Queued => {}
             }
-            mb.wake();
             published.delivered += 1;
         }
         published

@@ -196,11 +196,13 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr
 impl Conn {
     /// Decodes and handles every complete packet in the buffer.
     async fn read_packets(&mut self, rbuf: &mut BytesMut) {
+        // One clock reading per batch: a packet's time is when it was read.
+        let now = Instant::now();
         loop {
             let max = self.session.max_packet_size();
             match decode(rbuf, self.session.protocol(), max) {
                 Ok(Some(packet)) => {
-                    self.session.handle_packet(Instant::now(), packet);
+                    self.session.handle_packet(now, packet);
                     // Events (CONNECT above all) are answered before the
                     // next packet is handled.
                     self.process_events().await;

@@ -49,6 +49,8 @@ pub struct Mailbox {
 /// What [`Mailbox::push`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Push {
+    /// Queued; the task must be woken (the queue was empty).
+    First,
     Queued,
     /// Queued, and the publisher should wait for [`Mailbox::space`].
     Congested,
@@ -110,7 +112,10 @@ impl Mailbox {
         }
         inner.bytes += size;
         inner.queue.push_back(d);
-        if inner.online && inner.queue.len() >= self.high && self.keeping_up() {
+        if inner.queue.len() == 1 {
+            // Only the first delivery since the last drain needs a wake.
+            Push::First
+        } else if inner.online && inner.queue.len() >= self.high && self.keeping_up() {
             Push::Congested
         } else {
             Push::Queued

@@ -112,19 +112,40 @@ impl SessionState {
     /// [MQTT-2.2.1-4] (3.1.1: [MQTT-2.3.1-4]). The caller keeps the window
     /// below 65535, so one is always free.
     pub(crate) fn next_packet_id(&mut self) -> u16 {
+        let mut first = true;
         loop {
             self.last_packet_id = self.last_packet_id.wrapping_add(1);
             if self.last_packet_id == 0 {
                 self.last_packet_id = 1;
             }
             let id = self.last_packet_id;
-            if !self.outbound.iter().any(|o| o.packet_id == id) {
+            // Ids are handed out in sequence and `outbound` keeps that
+            // order, so the ids in flight run from the front's to the
+            // back's: the next one can only meet the oldest, after
+            // wrapping. Once that happened, every candidate is checked in
+            // full (a rare path: a message in flight for 65,535 sends).
+            let taken = if first {
+                self.outbound.front().is_some_and(|o| o.packet_id == id)
+            } else {
+                self.outbound.iter().any(|o| o.packet_id == id)
+            };
+            debug_assert_eq!(taken, self.outbound.iter().any(|o| o.packet_id == id));
+            if !taken {
                 return id;
             }
+            first = false;
         }
     }
 
+    /// Acknowledgements mostly come in sending order: the front first.
     pub(crate) fn find_outbound(&self, packet_id: u16) -> Option<usize> {
+        if self
+            .outbound
+            .front()
+            .is_some_and(|o| o.packet_id == packet_id)
+        {
+            return Some(0);
+        }
         self.outbound.iter().position(|o| o.packet_id == packet_id)
     }
 }

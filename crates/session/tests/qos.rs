@@ -729,3 +729,34 @@ fn stored_messages_report_when_the_session_is_done_with_them() {
     h.send(Packet::PubAck(failed));
     assert_eq!(delivered(&mut h), vec![2, 1]);
 }
+
+#[test]
+fn packet_ids_wrap_around_messages_still_in_flight() {
+    // [MQTT-2.2.1-4]: an id is not reused while its message is in flight,
+    // also after 65,535 sends wrap the counter around.
+    let mut h = Harness::new(Config::default());
+    let mut c = connect(Protocol::V5, "w");
+    c.keep_alive = 0;
+    c.properties.receive_maximum = Some(10);
+    h.connect(c);
+    let mut next = |h: &mut Harness| -> u16 {
+        h.deliver("t", QoS::AtLeastOnce, QoS::AtLeastOnce);
+        match h.received().as_slice() {
+            [Packet::Publish(p)] => p.packet_id,
+            other => panic!("{other:?}"),
+        }
+    };
+    // Ids 1 and 2 stay unacknowledged; everything after is acknowledged.
+    assert_eq!(next(&mut h), 1);
+    assert_eq!(next(&mut h), 2);
+    for expected in 3..=65535u16 {
+        let id = next(&mut h);
+        assert_eq!(id, expected);
+        h.send(Packet::PubAck(PubAck::new(id)));
+    }
+    // Wrapped: 1 and 2 are still in flight, so 3 comes next.
+    assert_eq!(next(&mut h), 3);
+    h.send(Packet::PubAck(PubAck::new(2)));
+    h.send(Packet::PubAck(PubAck::new(3)));
+    assert_eq!(next(&mut h), 4);
+}
