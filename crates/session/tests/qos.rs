@@ -739,7 +739,7 @@ fn packet_ids_wrap_around_messages_still_in_flight() {
     c.keep_alive = 0;
     c.properties.receive_maximum = Some(10);
     h.connect(c);
-    let mut next = |h: &mut Harness| -> u16 {
+    let next = |h: &mut Harness| -> u16 {
         h.deliver("t", QoS::AtLeastOnce, QoS::AtLeastOnce);
         match h.received().as_slice() {
             [Packet::Publish(p)] => p.packet_id,
