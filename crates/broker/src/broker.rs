@@ -367,40 +367,48 @@ async fn sweeper(shared: Arc<Shared>) {
 /// retained messages in place, before any listener accepts.
 fn restore(shared: &Shared, r: Recovered) {
     let now = Instant::now();
+    let mut subscriptions = Vec::new();
+    {
+        let mut reg = lock(&shared.registry);
+        let mut mailboxes = shared.mailboxes.write().unwrap_or_else(|e| e.into_inner());
+        for s in r.sessions {
+            let key = shared.next_id();
+            let mailbox = Arc::new(Mailbox::new(
+                shared.config.session.max_queued_messages,
+                shared.config.session.max_queued_bytes,
+            ));
+            mailbox.set_persistent(true);
+            for d in s.pending {
+                // Offline: no wake, and the overflow policy applies.
+                let _ = mailbox.push(d);
+            }
+            subscriptions.push((key, s.subscriptions));
+            mailboxes.insert(key, mailbox.clone());
+            reg.by_client.insert(
+                s.client_id.clone(),
+                crate::registry::Entry {
+                    key,
+                    mailbox,
+                    conn: None,
+                    offline: Some(Box::new(strata_session::SessionState::new(
+                        s.client_id,
+                        s.expiry,
+                    ))),
+                    expires_at: s.expires_in.map(|d| now + d),
+                    pending_will: None,
+                },
+            );
+        }
+    }
+    // The router after the registry, never both at once (lock order).
     let mut router = lock(&shared.router);
     for m in r.retained {
         router.set_retained(&m.topic.clone(), Some(m));
     }
-    let mut reg = lock(&shared.registry);
-    let mut mailboxes = shared.mailboxes.write().unwrap_or_else(|e| e.into_inner());
-    for s in r.sessions {
-        let key = shared.next_id();
-        let mailbox = Arc::new(Mailbox::new(
-            shared.config.session.max_queued_messages,
-            shared.config.session.max_queued_bytes,
-        ));
-        mailbox.set_persistent(true);
-        for d in s.pending {
-            mailbox.push(d);
-        }
-        for (filter, opts) in s.subscriptions {
+    for (key, subs) in subscriptions {
+        for (filter, opts) in subs {
             router.subscribe(key, &filter, opts);
         }
-        mailboxes.insert(key, mailbox.clone());
-        reg.by_client.insert(
-            s.client_id.clone(),
-            crate::registry::Entry {
-                key,
-                mailbox,
-                conn: None,
-                offline: Some(Box::new(strata_session::SessionState::new(
-                    s.client_id,
-                    s.expiry,
-                ))),
-                expires_at: s.expires_in.map(|d| now + d),
-                pending_will: None,
-            },
-        );
     }
 }
 
