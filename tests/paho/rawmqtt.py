@@ -596,6 +596,12 @@ class RawClient:
             else:
                 self._buf += chunk
 
+    def publishes(self, count: int) -> list[Packet]:
+        """The next `count` packets, each of which must be a PUBLISH."""
+        got = [self.read() for _ in range(count)]
+        assert all(p.type == PUBLISH for p in got), got
+        return got
+
     def expect(self, packet_type: int, timeout: float = TIMEOUT) -> Packet:
         """The next packet, which must be of `packet_type`."""
         try:

@@ -50,13 +50,6 @@ def subscribed(client: rm.RawClient, filters: list[tuple[str, int]], packet_id: 
     return suback.reason_codes
 
 
-def publishes(client: rm.RawClient, count: int) -> list[rm.Packet]:
-    """The next `count` packets, each of which must be a PUBLISH."""
-    got = [client.read() for _ in range(count)]
-    assert all(p.type == PUBLISH for p in got), got
-    return got
-
-
 def settled(client: rm.RawClient, *packets: bytes, ack_id: int = 0xFFFF) -> list[rm.Packet]:
     """Sends `packets` followed by a QoS 1 PUBLISH on a throw-away topic and
     waits for its PUBACK: the broker handles a connection's PUBLISH packets in
@@ -87,7 +80,7 @@ def test_server_packet_ids_nonzero_and_unique_in_flight(raw, probes):
     for n in range(4):
         pub.publish(f"{base}/q1", f"a{n}".encode(), qos=1)
         pub.publish(f"{base}/q2", f"b{n}".encode(), qos=2)
-    first = publishes(sub, 8)
+    first = sub.publishes(8)
     qos2 = [p for p in first if p.qos == 2]
     assert len(qos2) == 4
     # Half-finish the QoS 2 flows: those ids stay in use until PUBCOMP.
@@ -96,7 +89,7 @@ def test_server_packet_ids_nonzero_and_unique_in_flight(raw, probes):
     assert [r.packet_id for r in rels] == [p.packet_id for p in qos2]
     for n in range(4):
         pub.publish(f"{base}/q1", f"c{n}".encode(), qos=1)
-    later = publishes(sub, 4)
+    later = sub.publishes(4)
 
     ids = [p.packet_id for p in first + later]
     assert 0 not in ids, ids
@@ -317,14 +310,14 @@ def test_resumed_session_resends_qos1_with_dup_same_ids_in_order(raw, probes):
     sent = [f"m{n}".encode() for n in range(4)]
     for payload in sent:
         pub.publish(topic, payload, qos=1)
-    first = publishes(sub, len(sent))
+    first = sub.publishes(len(sent))
     assert [(p.payload, p.dup) for p in first] == [(m, False) for m in sent]
     sub.close()  # no PUBACK: all four stay unacknowledged
 
     again = raw(rm.V311)
     connack = again.connect(client_id, clean=False)
     assert (connack.reason_code, connack.session_present) == (0, True)
-    resent = publishes(again, len(sent))
+    resent = again.publishes(len(sent))
     assert [(p.packet_id, p.payload, p.qos, p.dup) for p in resent] == [
         (p.packet_id, p.payload, 1, True) for p in first
     ]
@@ -345,7 +338,7 @@ def test_resumed_session_resends_pubrel_and_unreceived_qos2(raw, probes):
     pub.connect()
     pub.publish(topic, b"received", qos=2)
     pub.publish(topic, b"unreceived", qos=2)
-    got, lost = publishes(sub, 2)
+    got, lost = sub.publishes(2)
     assert (got.payload, lost.payload) == (b"received", b"unreceived")
     sub.send(rm.pubrec(got.packet_id))
     assert sub.expect(PUBREL).packet_id == got.packet_id
@@ -377,7 +370,7 @@ def test_incoming_dup_flag_not_forwarded(raw):
     assert pub.expect(PUBREC).packet_id == 4
     pub.send(rm.pubrel(4))
     assert pub.expect(PUBCOMP).packet_id == 4
-    one, two = publishes(sub, 2)
+    one, two = sub.publishes(2)
     assert (one.payload, one.qos, one.dup) == (b"one", 1, False)
     assert (two.payload, two.qos, two.dup) == (b"two", 2, False)
 
@@ -465,7 +458,7 @@ def test_multi_filter_subscribe_one_suback_in_order(raw, probes):
     pub.connect()
     for name in ("two", "zero", "one", "wild/x"):
         pub.publish(f"{base}/{name}", name.encode(), qos=2)
-    got = publishes(client, 4)
+    got = client.publishes(4)
     assert [(p.payload, p.qos) for p in got] == [(b"two", 2), (b"zero", 0), (b"one", 1), (b"wild/x", 1)]
 
 
@@ -522,7 +515,7 @@ def test_unsubscribe_completes_inflight_deliveries(raw, probes):
     pub.connect()
     pub.publish(f"{base}/q1", b"one", qos=1)
     pub.publish(f"{base}/q2", b"two", qos=2)
-    one, two = publishes(client, 2)
+    one, two = client.publishes(2)
     client.send(rm.unsubscribe(3, [f"{base}/q1", f"{base}/q2"]))
     assert client.expect(UNSUBACK).packet_id == 3
 
@@ -700,7 +693,7 @@ def test_pubrel_order_follows_pubrec_order(raw, probes):
     pub.connect()
     for n in range(10):
         pub.publish(topic, f"m{n}".encode(), qos=2)
-    got = publishes(client, 10)
+    got = client.publishes(10)
     assert {p.qos for p in got} == {2}
     assert [p.payload for p in got] == [f"m{n}".encode() for n in range(10)]
     order = [got[n].packet_id for n in (3, 9, 0, 5, 1, 8, 2, 7, 4, 6)]
@@ -726,5 +719,5 @@ def test_longest_topic_name_is_accepted_and_delivered(raw):
     pub = online(raw)
     pub.send(rm.publish(topic, b"long", qos=1, packet_id=1))
     assert pub.expect(PUBACK).packet_id == 1
-    got = publishes(sub, 1)[0]
+    got = sub.publishes(1)[0]
     assert (got.topic, got.payload) == (topic, b"long")

@@ -68,13 +68,6 @@ def subscribed(client: rm.RawClient, filters: list[tuple[str, int]], packet_id: 
     return suback.reason_codes
 
 
-def publishes(client: rm.RawClient, count: int) -> list[rm.Packet]:
-    """The next `count` packets, each of which must be a PUBLISH."""
-    got = [client.read() for _ in range(count)]
-    assert all(p.type == PUBLISH for p in got), got
-    return got
-
-
 def publish5(topic, payload=b"", **kwargs) -> bytes:
     return rm.publish(topic, payload, version=rm.V5, **kwargs)
 
@@ -350,7 +343,7 @@ def test_incoming_dup_flag_not_forwarded(raw):
     assert pub.expect(PUBREC).packet_id == 4
     pub.send(pubrel5(4))
     assert pub.expect(PUBCOMP).packet_id == 4
-    one, two = publishes(sub, 2)
+    one, two = sub.publishes(2)
     assert (one.payload, one.qos, one.dup) == (b"one", 1, False)
     assert (two.payload, two.qos, two.dup) == (b"two", 2, False)
 
@@ -427,8 +420,8 @@ def test_retain_as_published(raw, probes):
     pub.connect()
     pub.publish(topic, b"retained", qos=1, retain=True)
     pub.publish(topic, b"plain", qos=1, retain=False)
-    assert [(p.payload, p.retain) for p in publishes(keep, 2)] == [(b"retained", True), (b"plain", False)]
-    assert [(p.payload, p.retain) for p in publishes(clear, 2)] == [(b"retained", False), (b"plain", False)]
+    assert [(p.payload, p.retain) for p in keep.publishes(2)] == [(b"retained", True), (b"plain", False)]
+    assert [(p.payload, p.retain) for p in clear.publishes(2)] == [(b"retained", False), (b"plain", False)]
 
 
 def test_topic_alias_not_carried_to_new_connection(raw, probes):
@@ -552,7 +545,7 @@ def test_multi_filter_subscribe_codes_in_order(raw, probes):
     pub.connect()
     for name in ("two", "zero", "one", "shared"):
         pub.publish(f"{base}/{name}", name.encode(), qos=2)
-    got = publishes(client, 4)
+    got = client.publishes(4)
     assert [(p.payload, p.qos) for p in got] == [(b"two", 2), (b"zero", 0), (b"one", 1), (b"shared", 1)]
 
 
@@ -592,7 +585,7 @@ def test_unsubscribe_completes_inflight_deliveries(raw, probes):
     pub.connect()
     pub.publish(f"{base}/q1", b"one", qos=1)
     pub.publish(f"{base}/q2", b"two", qos=2)
-    one, two = publishes(client, 2)
+    one, two = client.publishes(2)
     client.send(rm.unsubscribe(3, [f"{base}/q1", f"{base}/q2"], version=rm.V5))
     assert client.expect(UNSUBACK).reason_codes == [SUCCESS, SUCCESS]
     client.send(puback5(one.packet_id), pubrec5(two.packet_id))
@@ -670,7 +663,7 @@ def test_outbound_qos2_first_send(raw, probes):
     pub.connect()
     pub.publish(topic, b"first", qos=2)
     pub.publish(topic, b"second", qos=2)
-    first, second = publishes(client, 2)
+    first, second = client.publishes(2)
     for msg in (first, second):
         assert (msg.qos, msg.dup) == (2, False)
         assert msg.packet_id not in (None, 0)
@@ -694,7 +687,7 @@ def test_error_ack_ends_flow_without_retransmission(raw, probes):
     pub.connect()
     pub.publish(f"{base}/q1", b"refused 1", qos=1)
     pub.publish(f"{base}/q2", b"refused 2", qos=2)
-    one, two = publishes(client, 2)
+    one, two = client.publishes(2)
     client.send(puback5(one.packet_id, UNSPECIFIED_ERROR), pubrec5(two.packet_id, UNSPECIFIED_ERROR))
     assert client.barrier() == [], "the server went on after an error acknowledgement"
     client.close()
@@ -724,7 +717,7 @@ def test_shared_qos2_delivery_completes_to_same_member(raw, probes):
     pub.connect()
     pub.publish(f"{base}/t", b"past pubrec", qos=2)
     pub.publish(f"{base}/t", b"unreceived", qos=2)
-    got, lost = publishes(member, 2)
+    got, lost = member.publishes(2)
     assert (got.payload, lost.payload) == (b"past pubrec", b"unreceived")
     member.send(pubrec5(got.packet_id))
     assert member.expect(PUBREL).packet_id == got.packet_id
@@ -782,7 +775,7 @@ def test_shared_error_ack_discards_message(raw, probes):
     pub.connect()
     pub.publish(f"{base}/q/1", b"refused 1", qos=1)
     pub.publish(f"{base}/q/2", b"refused 2", qos=2)
-    one, two = publishes(member, 2)
+    one, two = member.publishes(2)
     assert (one.qos, two.qos) == (1, 2)
 
     other = online(raw)

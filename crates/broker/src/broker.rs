@@ -33,6 +33,18 @@ pub struct Stats {
     pub bytes_sent: AtomicU64,
 }
 
+/// The delivery of `message` for one router match: live routing and
+/// journal replay build it the same way.
+pub(crate) fn delivery(message: &Arc<Message>, m: strata_router::Delivery<u64>) -> Delivery {
+    Delivery {
+        message: message.clone(),
+        qos: m.qos,
+        // [MQTT-3.3.1-12] [MQTT-3.3.1-13] (3.1.1: [MQTT-3.3.1-9])
+        retain: m.retain_as_published && message.retain,
+        subscription_ids: m.subscription_ids,
+    }
+}
+
 /// What [`Shared::publish_with`] did.
 #[derive(Debug)]
 pub(crate) struct Published {
@@ -155,17 +167,11 @@ impl Shared {
             let Some(mb) = mailboxes.get(&m.key) else {
                 continue;
             };
-            let d = Delivery {
-                message: message.clone(),
-                qos: m.qos,
-                // [MQTT-3.3.1-12] [MQTT-3.3.1-13] (3.1.1: [MQTT-3.3.1-9])
-                retain: m.retain_as_published && message.retain,
-                subscription_ids: m.subscription_ids,
-            };
-            match mb.push(d) {
+            let key = m.key;
+            match mb.push(delivery(&message, m)) {
                 Push::Dropped => continue,
                 Push::First => mb.wake(),
-                Push::Congested if publisher != Some(m.key) => {
+                Push::Congested if publisher != Some(key) => {
                     published.congested.get_or_insert_with(|| mb.clone());
                 }
                 Push::Congested | Push::Queued => {}

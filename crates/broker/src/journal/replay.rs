@@ -228,14 +228,7 @@ impl Replay {
             let Some(s) = self.sessions.get_mut(&r.key) else {
                 continue;
             };
-            let d = Delivery {
-                message: m.clone(),
-                qos: r.qos,
-                // [MQTT-3.3.1-12] [MQTT-3.3.1-13]
-                retain: r.retain_as_published && m.retain,
-                subscription_ids: r.subscription_ids,
-            };
-            keep_pending(s, d);
+            keep_pending(s, crate::broker::delivery(&m, r));
         }
         self.latest = Some(m);
     }
