@@ -18,6 +18,7 @@ pub mod broker;
 pub mod config;
 mod connection;
 mod durable;
+pub mod inspect;
 mod journal;
 mod mailbox;
 mod registry;

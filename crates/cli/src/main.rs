@@ -1,5 +1,5 @@
 //! `strata`: the broker and its tools: `strata serve`, `strata pub`,
-//! `strata sub`.
+//! `strata sub`, `strata bench`, `strata inspect`.
 
 mod bench;
 mod tools;
@@ -50,6 +50,11 @@ enum Command {
     Sub(tools::SubArgs),
     /// Load-test a broker: fan-in, fan-out, pairs, idle connections.
     Bench(bench::BenchArgs),
+    /// Print a data directory's log, record by record (never changes it).
+    Inspect {
+        /// A data directory (as given to --data-dir) or its log/ directory.
+        path: PathBuf,
+    },
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
@@ -83,6 +88,18 @@ fn main() -> ExitCode {
         Command::Pub(args) => tools::run_pub(args),
         Command::Sub(args) => tools::run_sub(args),
         Command::Bench(args) => bench::run_bench(args),
+        Command::Inspect { path } => {
+            let mut out = std::io::stdout().lock();
+            match strata_broker::inspect::inspect(&path, &mut out) {
+                Ok(()) => ExitCode::SUCCESS,
+                // A closed pipe (`| head`) is not an error.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("strata inspect: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
 }
 
