@@ -81,6 +81,11 @@ pub struct BenchArgs {
     /// Unacknowledged publishes per publisher at most.
     #[arg(long, default_value_t = 256)]
     inflight: usize,
+    /// Subscribers keep persistent sessions (3.1.1 Clean Session 0; 5.0 a
+    /// Session Expiry Interval of an hour), so a broker with persistence
+    /// stores their QoS 1/2 messages: the durable path.
+    #[arg(long)]
+    persistent: bool,
     /// PID of the broker, for its CPU and RSS.
     #[arg(long)]
     pid: Option<u32>,
@@ -251,7 +256,12 @@ async fn bench(a: BenchArgs) -> Result<(), String> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut sub_tasks = Vec::new();
     for (i, filter) in subscribers.iter().enumerate() {
-        let (client, mut inbox, _) = Client::connect(options(&a, format!("b-{tag}-s{i}")))
+        let mut o = options(&a, format!("b-{tag}-s{i}"));
+        if a.persistent {
+            o.clean_start = false;
+            o.session_expiry = 3600;
+        }
+        let (client, mut inbox, _) = Client::connect(o)
             .await
             .map_err(|e| format!("subscriber {i}: {e}"))?;
         client

@@ -235,3 +235,38 @@ async fn inspect_prints_the_journal_and_never_changes_it() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn bench_drives_the_durable_path_with_persistent_subscribers() {
+    let dir = std::env::temp_dir().join(format!("strata-bench-durable-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let port = free_port();
+    let mut broker = start(port, &dir);
+    let out = Command::new(BIN)
+        .args([
+            "bench",
+            "-p",
+            &port.to_string(),
+            "--scenario",
+            "fan-in",
+            "-n",
+            "2",
+            "-q",
+            "1",
+        ])
+        .args(["-c", "200", "-d", "60", "--persistent", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let json = String::from_utf8(out.stdout).unwrap();
+    assert!(json.contains("\"delivered\":400,"), "{json}");
+    assert!(json.contains("\"lost\":0,"), "{json}");
+    broker.kill().unwrap();
+    broker.wait().unwrap();
+    // Every one of them went through the journal.
+    let out = Command::new(BIN).arg("inspect").arg(&dir).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.matches("message id=").count(), 400, "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
