@@ -7,14 +7,25 @@
 # every scenario with `strata bench` pinned to CPU 1, and stops it by PID.
 # Prints one table: each broker's figure and Strata's ratio to the best peer.
 #
-# Usage: bench/compare.sh [--quick]      (--quick: 3 s runs, 1k connections)
+# Usage: bench/compare.sh [--quick] [--durable]
+#   --quick    3 s runs, 1k connections
+#   --durable  the durable path instead: QoS 1 fan-in to persistent
+#              subscribers, Strata with a data directory (fsync always, then
+#              never) against Mosquitto with persistence on
 # Results (JSON lines) are kept in target/bench-results/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=10
 CONNS=10000
-if [[ "${1:-}" == "--quick" ]]; then DURATION=3; CONNS=1000; fi
+DURABLE=0
+for arg in "$@"; do
+  case "$arg" in
+    --quick) DURATION=3; CONNS=1000 ;;
+    --durable) DURABLE=1 ;;
+    *) echo "unknown argument $arg" >&2; exit 2 ;;
+  esac
+done
 
 tools=target/bench-tools
 results=target/bench-results
@@ -74,12 +85,22 @@ bind = "127.0.0.1:$PORT"
 [sys]
 interval_secs = 0
 CONF
+# The durable variants: a data directory on the disk the repository is on.
+for policy in always never; do
+  { cat "$conf_dir/strata.toml"; printf '[storage]\ndata_dir = "%s"\nfsync = "%s"\n' "$conf_dir/data-$policy" "$policy"; } \
+    > "$conf_dir/strata-$policy.toml"
+done
+sed -e 's/^persistence false/persistence true/' "$conf_dir/mosquitto.conf" > "$conf_dir/mosquitto-persist.conf"
+echo "persistence_location $conf_dir/" >> "$conf_dir/mosquitto-persist.conf"
 
 start_broker() {
   case "$1" in
     strata) taskset -c 0 "$STRATA" serve -q --config "$conf_dir/strata.toml" >/dev/null 2>&1 & ;;
     mosquitto) taskset -c 0 "$MOSQUITTO" -c "$conf_dir/mosquitto.conf" >/dev/null 2>&1 & ;;
     rumqttd) taskset -c 0 "$RUMQTTD" -c "$conf_dir/rumqttd.toml" -q >/dev/null 2>&1 & ;;
+    strata-fsync-always) taskset -c 0 "$STRATA" serve -q --config "$conf_dir/strata-always.toml" >/dev/null 2>&1 & ;;
+    strata-fsync-never) taskset -c 0 "$STRATA" serve -q --config "$conf_dir/strata-never.toml" >/dev/null 2>&1 & ;;
+    mosquitto-persist) taskset -c 0 "$MOSQUITTO" -c "$conf_dir/mosquitto-persist.conf" >/dev/null 2>&1 & ;;
   esac
   BROKER_PID=$!
   for _ in $(seq 1 200); do
@@ -109,7 +130,16 @@ scenarios=(
   "$CONNS qos1 subscriptions|--scenario subscriptions -n $CONNS -q 1"
 )
 
-for broker in strata mosquitto rumqttd; do
+brokers=(strata mosquitto rumqttd)
+if [[ $DURABLE == 1 ]]; then
+  brokers=(strata-fsync-always strata-fsync-never mosquitto-persist)
+  scenarios=(
+    "durable fan-in qos1, 10 publishers|--scenario fan-in -n 10 -q 1 -s 64 -d $DURATION --persistent --inflight 1024"
+    "durable fan-in qos1, 50 publishers|--scenario fan-in -n 50 -q 1 -s 64 -d $DURATION --persistent --inflight 1024"
+  )
+fi
+
+for broker in "${brokers[@]}"; do
   for s in "${scenarios[@]}"; do
     name=${s%%|*}
     args=${s#*|}
@@ -125,5 +155,5 @@ for broker in strata mosquitto rumqttd; do
   done
 done
 
-python3 bench/table.py "$out"
+python3 bench/table.py "$out" "${brokers[@]}"
 echo "raw results: $out" >&2

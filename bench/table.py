@@ -12,10 +12,8 @@ import json
 import sys
 from collections import OrderedDict
 
-BROKERS = ["strata", "mosquitto", "rumqttd"]
-
-
-def main(path):
+def main(path, brokers):
+    """`brokers`: the first is Strata (or a Strata variant), the rest peers."""
     rows = OrderedDict()
     for line in open(path):
         r = json.loads(line)
@@ -29,20 +27,21 @@ def main(path):
                     ("msg/s", "msg_per_s", True)]
         return [("msg/s", "msg_per_s", True), ("msg/cpu-s", "msg_per_cpu_s", True)]
 
-    header = ["scenario", "metric"] + BROKERS + ["strata vs best peer", "lost/dup/ooo (strata)"]
+    header = ["scenario", "metric"] + brokers + ["strata vs best peer", "lost/dup/ooo (strata)"]
+    PEERS = [b for b in brokers if not b.startswith("strata")]
     out = [header]
     for name, by in rows.items():
         for label, key, higher in metrics(name, by):
             vals = {}
-            for b in BROKERS:
+            for b in brokers:
                 res = by.get(b)
                 vals[b] = None if not res or res.get(key) is None else float(res[key])
             cells = []
-            for b in BROKERS:
+            for b in brokers:
                 v = vals[b]
                 cells.append("failed" if v is None else f"{v:,.0f}")
-            peers = [vals[b] for b in BROKERS[1:] if vals[b] is not None]
-            s = vals["strata"]
+            peers = [vals[b] for b in PEERS if vals[b] is not None]
+            s = vals[brokers[0]]
             if s is None or not peers:
                 ratio = "n/a"
             elif higher:
@@ -51,7 +50,7 @@ def main(path):
             else:
                 best = min(peers)
                 ratio = f"{best / s:.2f}x" if s else "n/a"
-            st = by.get("strata") or {}
+            st = by.get(brokers[0]) or {}
             integrity = (f"{st.get('lost', '-')}/{st.get('duplicates', '-')}/{st.get('out_of_order', '-')}"
                          if st else "-")
             out.append([name, label] + cells + [ratio, integrity])
@@ -63,4 +62,4 @@ def main(path):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2:] or ["strata", "mosquitto", "rumqttd"])
