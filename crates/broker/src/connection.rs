@@ -75,6 +75,8 @@ struct Conn {
     durable_rx: Option<mpsc::UnboundedReceiver<(u64, bool)>>,
     /// A subscriber's mailbox this publisher waits on before reading more.
     paused: Option<Arc<Mailbox>>,
+    /// Stored messages this persistent session finished, not yet journaled.
+    delivered: Vec<u64>,
 }
 
 pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
@@ -95,6 +97,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr
         durable_tx: None,
         durable_rx: None,
         paused: None,
+        delivered: Vec::new(),
     };
     let mut shutdown = conn.shared.shutdown.subscribe();
     // Both buffers are allocated when there is something to read or write
@@ -181,6 +184,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr
             conn.durable_rx = durable_rx;
         }
         conn.process_events().await;
+        conn.record_delivered();
         if conn.flush(&mut wr, &mut wbuf).await.is_err() {
             conn.session.handle_connection_lost(Instant::now());
             conn.process_events().await;
@@ -335,11 +339,23 @@ impl Conn {
         }
     }
 
-    /// The session is done with stored message `id`.
+    /// The session is done with stored message `id`: noted, and journaled
+    /// with the others of this round by [`Conn::record_delivered`].
     fn on_delivered(&mut self, id: u64) {
-        if let Some(a) = self.attached.as_ref().filter(|a| a.persistent) {
+        if self.attached.as_ref().is_some_and(|a| a.persistent) {
+            self.delivered.push(id);
+        }
+    }
+
+    /// One journal entry for the messages finished since the last call.
+    fn record_delivered(&mut self) {
+        if self.delivered.is_empty() {
+            return;
+        }
+        let ids = std::mem::take(&mut self.delivered);
+        if let Some(a) = &self.attached {
             let client = a.client_id.clone();
-            self.shared.record(|| Entry::Delivered { client, id });
+            self.shared.record(|| Entry::Delivered { client, ids });
         }
     }
 
@@ -580,6 +596,7 @@ impl Conn {
     /// Hands the session back to the registry (or ends it) and publishes the
     /// will if one is due.
     fn finish(mut self) {
+        self.record_delivered();
         let Some(a) = self.attached.take() else {
             return;
         };

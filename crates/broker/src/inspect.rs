@@ -131,7 +131,9 @@ fn describe(r: &Record, now: Instant, now_ms: i64) -> String {
                 filter.as_str()
             )
         }
-        Ok(Entry::Delivered { client, id }) => write!(s, "delivered client={client:?} id={id}"),
+        Ok(Entry::Delivered { client, ids }) => {
+            write!(s, "delivered client={client:?} ids={ids:?}")
+        }
         Ok(Entry::Pending {
             client, id, qos, ..
         }) => {

@@ -54,7 +54,7 @@
 //!                  options: bits 0-1 QoS, bit 2 No Local, bit 3 Retain As Published,
 //!                  bits 4-5 Retain Handling, bit 6 a subscription id follows
 //! 'X' Unsubscribe  client string, filter string
-//! 'A' Delivered    client string, id u64
+//! 'A' Delivered    client string, count u32, count ids u64
 //! 'P' Pending      client string, id u64, flags u8 (bits 0-1 QoS, bit 2 RETAIN),
 //!                  count u32, count subscription ids u32
 //! ```
@@ -122,12 +122,12 @@ pub(crate) enum Entry {
         client: MqttStr,
         filter: MqttStr,
     },
-    /// `client` is done with message `id` (acknowledged, failed, expired or
-    /// dropped). The id counts toward `Recovered::next_id` even when no
-    /// session holds it.
+    /// `client` is done with messages `ids` (acknowledged, failed, expired
+    /// or dropped; one entry per batch of the connection's work). The ids
+    /// count toward `Recovered::next_id` even when no session holds them.
     Delivered {
         client: MqttStr,
-        id: u64,
+        ids: Vec<u64>,
     },
     /// `client` still has to get message `id`, which is the latest
     /// `Message` entry before this one, on these terms (the fields of a
@@ -265,9 +265,12 @@ pub(crate) fn encode(entry: &Entry, now_ms: i64) -> NewRecord {
             put_bytes(&mut b, filter.as_bytes());
             kind::UNSUBSCRIBE
         }
-        Entry::Delivered { client, id } => {
+        Entry::Delivered { client, ids } => {
             put_bytes(&mut b, client.as_bytes());
-            b.put_u64_le(*id);
+            b.put_u32_le(len_u32(ids.len()));
+            for id in ids {
+                b.put_u64_le(*id);
+            }
             kind::DELIVERED
         }
         Entry::Pending {
@@ -439,10 +442,16 @@ fn decode_entry(record: &Record, now: Instant, now_ms: i64) -> Result<Entry, Str
             client: r.string("client id")?,
             filter: r.filter()?,
         },
-        kind::DELIVERED => Entry::Delivered {
-            client: r.string("client id")?,
-            id: r.u64("message id")?,
-        },
+        kind::DELIVERED => {
+            let client = r.string("client id")?;
+            let count = r.u32("id count")? as usize;
+            // Bounded by the bytes there are: no allocation on a lying count.
+            let mut ids = Vec::with_capacity(count.min(r.left() / 8));
+            for _ in 0..count {
+                ids.push(r.u64("message id")?);
+            }
+            Entry::Delivered { client, ids }
+        }
         _ => {
             let client = r.string("client id")?;
             let id = r.u64("message id")?;

@@ -171,10 +171,14 @@ impl Replay {
                 }
                 self.router.unsubscribe(key, &filter);
             }
-            Entry::Delivered { client, id } => {
-                self.max_id = self.max_id.max(id);
+            Entry::Delivered { client, ids } => {
+                if let Some(&max) = ids.iter().max() {
+                    self.max_id = self.max_id.max(max);
+                }
                 if let Some(s) = self.session(&client) {
-                    s.pending.remove(&id);
+                    for id in ids {
+                        s.pending.remove(&id);
+                    }
                 }
             }
             Entry::Pending {
@@ -418,7 +422,7 @@ pub(super) fn compact_at(
         // assigns one, [MQTT-3.1.3-6]).
         let mark = Entry::Delivered {
             client: MqttStr::new(),
-            id: r.next_id - 1,
+            ids: vec![r.next_id - 1],
         };
         out.push(encode(&mark, now_ms))?;
     }

@@ -114,7 +114,7 @@ fn unsub(client: &str, filter: &str) -> Entry {
 fn delivered(client: &str, id: u64) -> Entry {
     Entry::Delivered {
         client: s(client),
-        id,
+        ids: vec![id],
     }
 }
 
@@ -229,7 +229,11 @@ fn samples(now: Instant) -> Vec<Entry> {
         },
         Entry::Delivered {
             client: client.clone(),
-            id: u64::MAX,
+            ids: vec![u64::MAX, 0, 7],
+        },
+        Entry::Delivered {
+            client: client.clone(),
+            ids: Vec::new(),
         },
         Entry::Pending {
             client: client.clone(),
