@@ -238,11 +238,13 @@ impl Broker {
             Some(dir) => {
                 let (storage, dir, share) =
                     (config.storage.clone(), dir.clone(), config.share_strategy);
+                let backend = config.storage_backend.clone();
                 // Replay reads files: off the async threads.
-                let (d, r) =
-                    tokio::task::spawn_blocking(move || Durable::open(&storage, &dir, share))
-                        .await
-                        .map_err(io::Error::other)??;
+                let (d, r) = tokio::task::spawn_blocking(move || {
+                    Durable::open(&storage, &dir, share, backend)
+                })
+                .await
+                .map_err(io::Error::other)??;
                 (Some(d), r)
             }
             None => (None, Recovered::default()),

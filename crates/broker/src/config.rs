@@ -125,6 +125,11 @@ pub struct BrokerConfig {
     pub sys_interval: Option<Duration>,
     pub max_connections: usize,
     pub storage: StorageConfig,
+    /// Where the data directory's files live: `None` is the real
+    /// filesystem. Tests put a fault-injecting `strata_store::SimStorage`
+    /// here; the data directory is then a path inside it, with no lock file
+    /// and no compaction at start-up.
+    pub storage_backend: Option<std::sync::Arc<dyn strata_store::Storage>>,
 }
 
 impl Default for BrokerConfig {
@@ -136,6 +141,7 @@ impl Default for BrokerConfig {
             sys_interval: Some(Duration::from_secs(10)),
             max_connections: 100_000,
             storage: StorageConfig::default(),
+            storage_backend: None,
         }
     }
 }

@@ -32,7 +32,7 @@ pub(crate) struct Durable {
     log: Log,
     next_id: AtomicU64,
     /// Held for the broker's life: one broker per data directory.
-    _lock: File,
+    _lock: Option<File>,
 }
 
 fn io_err(what: impl std::fmt::Display) -> io::Error {
@@ -78,7 +78,11 @@ impl Durable {
         config: &StorageConfig,
         dir: &Path,
         share: ShareStrategy,
+        backend: Option<Arc<dyn Storage>>,
     ) -> io::Result<(Durable, Recovered)> {
+        if let Some(storage) = backend {
+            return Durable::open_in(config, dir, share, storage);
+        }
         std::fs::create_dir_all(dir).map_err(|e| {
             io::Error::new(
                 e.kind(),
@@ -135,7 +139,30 @@ impl Durable {
             Durable {
                 log,
                 next_id,
-                _lock: lock,
+                _lock: Some(lock),
+            },
+            recovered,
+        ))
+    }
+
+    /// [`Durable::open`] on another storage: replay only (no lock file, no
+    /// compaction, which renames directories).
+    fn open_in(
+        config: &StorageConfig,
+        dir: &Path,
+        share: ShareStrategy,
+        storage: Arc<dyn Storage>,
+    ) -> io::Result<(Durable, Recovered)> {
+        storage.create_dir_all(dir)?;
+        let (log, _) =
+            Log::open(storage, dir.join("log"), log_config(config.fsync)).map_err(io_err)?;
+        let recovered = journal::replay(&log, share, Instant::now(), now_ms()).map_err(io_err)?;
+        let next_id = AtomicU64::new(recovered.next_id.max(1));
+        Ok((
+            Durable {
+                log,
+                next_id,
+                _lock: None,
             },
             recovered,
         ))

@@ -233,3 +233,86 @@ async fn one_broker_per_data_directory() {
     assert!(e.to_string().contains("in use"), "{e}");
     broker.shutdown(Duration::from_secs(1)).await;
 }
+
+#[tokio::test]
+async fn a_failed_store_write_acknowledges_nothing_and_closes() {
+    // [MQTT-4.8.0-2]: a transient error while handling a packet closes the
+    // connection; and what could not be stored is never acknowledged.
+    let sim = strata_store::SimStorage::new();
+    let mut config = BrokerConfig {
+        sys_interval: None,
+        ..BrokerConfig::default()
+    };
+    config.storage.data_dir = Some("/sim".into());
+    config.storage_backend = Some(std::sync::Arc::new(sim.clone()));
+    let broker = start(config).await;
+    let addr = broker.local_addrs()[0];
+
+    // A persistent subscriber makes QoS 1 messages to t/# durable.
+    let mut o = v4_options(addr, "keeper");
+    o.set_clean_session(false);
+    let mut sub = v4(o).await;
+    sub.subscribe("t/#", QoS::AtLeastOnce).await;
+    sub.client.disconnect().await.unwrap();
+    tokio::time::timeout(WAIT, sub.task).await.unwrap().unwrap();
+
+    // The disk fails from the next sync on.
+    sim.set_faults(strata_store::storage::FaultPlan {
+        fail_sync: Some(1),
+        ..Default::default()
+    });
+
+    // 3.1.1: no PUBACK, and the connection is closed.
+    let mut p = v4(v4_options(addr, "p311")).await;
+    p.client
+        .publish("t/x", QoS::AtLeastOnce, false, "not stored")
+        .await
+        .unwrap();
+    tokio::time::timeout(WAIT, async {
+        while let Some(packet) = p.rx.recv().await {
+            assert!(
+                !matches!(packet, rumqttc::Packet::PubAck(_)),
+                "acknowledged a message that is not on disk"
+            );
+        }
+    })
+    .await
+    .expect("the connection is closed");
+
+    // 5.0: DISCONNECT 0x80 instead of the PUBACK.
+    let mut p5 = v5(v5_options(addr, "p5")).await;
+    p5.client
+        .publish(
+            "t/y",
+            rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+            false,
+            "neither",
+        )
+        .await
+        .unwrap();
+    use rumqttc::v5::mqttbytes::v5::Packet;
+    tokio::time::timeout(WAIT, async {
+        while let Some(packet) = p5.rx.recv().await {
+            assert!(!matches!(packet, Packet::PubAck(_)), "acknowledged");
+        }
+    })
+    .await
+    .expect("the connection is closed");
+    // rumqttc reports the server's DISCONNECT as the end of its loop.
+    let why = tokio::time::timeout(WAIT, p5.task).await.unwrap().unwrap();
+    assert!(
+        why.contains("ServerDisconnect") && why.contains("UnspecifiedError"),
+        "{why}"
+    );
+
+    // Traffic that needs no storage goes on.
+    let mut live = v4(v4_options(addr, "live")).await;
+    live.subscribe("q/#", QoS::AtMostOnce).await;
+    let publ = v4(v4_options(addr, "p0")).await;
+    publ.client
+        .publish("q/1", QoS::AtMostOnce, false, "fine")
+        .await
+        .unwrap();
+    assert_eq!(&live.next_publish().await.payload[..], b"fine");
+    broker.shutdown(Duration::from_secs(1)).await;
+}
