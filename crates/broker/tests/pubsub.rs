@@ -324,3 +324,52 @@ async fn v5_session_expiry_ends_an_offline_session() {
     assert!(!ack.session_present);
     broker.shutdown(Duration::from_secs(1)).await;
 }
+
+#[tokio::test]
+async fn an_offline_queue_overflows_without_holding_the_publisher_back() {
+    // Flow control waits only for subscribers that are connected and
+    // keeping up; an offline session's full queue drops the newest
+    // messages (the written overflow policy) and the publisher goes on.
+    let mut config = strata_broker::BrokerConfig {
+        sys_interval: None,
+        ..Default::default()
+    };
+    config.session.max_queued_messages = 10;
+    let broker = start(config).await;
+    let addr = broker.local_addrs()[0];
+    let mut o = v4_options(addr, "sleeper");
+    o.set_clean_session(false);
+    let mut sub = v4(o.clone()).await;
+    sub.subscribe("q/#", QoS::AtLeastOnce).await;
+    sub.client.disconnect().await.unwrap();
+    tokio::time::timeout(WAIT, sub.task).await.unwrap().unwrap();
+
+    let mut publ = v4(v4_options(addr, "flood")).await;
+    for i in 0..50u8 {
+        publ.client
+            .publish("q/n", QoS::AtLeastOnce, false, vec![i])
+            .await
+            .unwrap();
+    }
+    for _ in 0..50 {
+        publ.next_matching(|p| matches!(p, rumqttc::Packet::PubAck(_)))
+            .await;
+    }
+    let mut sub = v4(o).await;
+    let mut got = Vec::new();
+    for _ in 0..10 {
+        got.push(sub.next_publish().await.payload[0]);
+    }
+    assert_eq!(got, (0..10).collect::<Vec<u8>>(), "the oldest ten are kept");
+    // Nothing else was queued: the next message is a new one.
+    publ.client
+        .publish("q/marker", QoS::AtLeastOnce, false, vec![200])
+        .await
+        .unwrap();
+    let p = sub.next_publish().await;
+    assert_eq!(
+        (p.topic.as_str(), &p.payload[..]),
+        ("q/marker", &[200u8][..])
+    );
+    broker.shutdown(Duration::from_secs(1)).await;
+}
