@@ -83,7 +83,8 @@ impl Session {
         if v5 {
             self.client_receive_maximum = c.properties.receive_maximum.unwrap_or(u16::MAX);
             self.aliases = Aliases::new(c.properties.topic_alias_maximum.unwrap_or(0));
-            self.inbound_aliases = vec![None; usize::from(self.config.topic_alias_maximum)];
+            // Grown on first use, up to the Topic Alias Maximum announced.
+            self.inbound_aliases = Vec::new();
         }
         // [MQTT-3.2.2-21]: a Server Keep Alive replaces the client's value.
         self.keep_alive = match self.config.server_keep_alive {
@@ -137,25 +138,27 @@ impl Session {
                 p.properties.topic_alias = None;
                 // [MQTT-3.3.2-8] alias 0; [MQTT-3.3.2-9]/[MQTT-3.3.2-10] over
                 // the maximum we announced.
-                let Some(slot) = usize::from(alias)
-                    .checked_sub(1)
-                    .and_then(|i| self.inbound_aliases.get_mut(i))
-                else {
-                    let max = self.inbound_aliases.len();
+                let max = self.config.topic_alias_maximum;
+                if alias == 0 || alias > max {
                     let why = format!("topic alias {alias} is outside 1 to {max}");
                     return self.protocol_error(ReasonCode::TopicAliasInvalid, &why);
-                };
+                }
+                let i = usize::from(alias) - 1;
                 if p.topic.is_empty() {
-                    match slot {
-                        Some(t) => p.topic = t.clone(),
+                    match self.inbound_aliases.get(i) {
+                        Some(Some(t)) => p.topic = t.clone(),
                         // An alias never set: Protocol Error (3.3.4).
-                        None => {
+                        _ => {
                             let why = format!("topic alias {alias} was never set");
                             return self.protocol_error(ReasonCode::ProtocolError, &why);
                         }
                     }
                 } else {
-                    *slot = Some(p.topic.clone());
+                    if self.inbound_aliases.len() <= i {
+                        self.inbound_aliases.resize(i + 1, None);
+                    }
+                    // Kept for the connection's life: out of the read buffer.
+                    self.inbound_aliases[i] = Some(p.topic.detach());
                 }
             }
         }
