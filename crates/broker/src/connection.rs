@@ -66,7 +66,8 @@ struct Conn {
     kick: Option<oneshot::Receiver<oneshot::Sender<()>>>,
     /// Answered once the session is back in the registry after a takeover.
     takeover_done: Option<oneshot::Sender<()>>,
-    closed: Option<(u32, Option<Will>)>,
+    /// Boxed: set once, at the end; every connection task carries the field.
+    closed: Option<Box<(u32, Option<Will>)>>,
     deliveries: Vec<Delivery>,
     acks: std::collections::VecDeque<PendingAck>,
     next_seq: u64,
@@ -157,7 +158,8 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr
             _ = async { match &mailbox { Some(m) => m.wait().await, None => std::future::pending().await } }, if take_mail => {
                 conn.drain_mailbox();
             }
-            _ = async { match &paused { Some(m) => m.space().await, None => std::future::pending().await } } => {
+            // Boxed: a rare wait, whose future every idle task would carry.
+            _ = async { match &paused { Some(m) => Box::pin(m.space()).await, None => std::future::pending().await } } => {
                 conn.paused = None;
                 // What was read but not handled when the pause began.
                 conn.read_packets(&mut rbuf).await;
@@ -332,7 +334,7 @@ impl Conn {
                     session_expiry,
                 } => {
                     tracing::debug!(?reason, "session closed");
-                    self.closed = Some((session_expiry, will));
+                    self.closed = Some(Box::new((session_expiry, will)));
                 }
                 Event::Delivered { id } => self.on_delivered(id),
             }
@@ -600,7 +602,7 @@ impl Conn {
         let Some(a) = self.attached.take() else {
             return;
         };
-        let (expiry, will) = self.closed.take().unwrap_or((0, None));
+        let (expiry, will) = self.closed.take().map_or((0, None), |c| *c);
         let state = self.session.take_state();
         let mut fallout = Fallout::default();
         let kept = lock(&self.shared.registry).release(
