@@ -345,14 +345,7 @@ fn resumed_session_resends_inflight_with_dup_in_order() {
     h.send(Packet::PubRec(PubRec::new(2)));
     h.received();
     h.session.disconnect(ReasonCode::UnspecifiedError);
-    let state = h.session.take_state().unwrap();
-
-    let mut h2 = Harness::new(Config::default());
-    h2.now = h.now;
-    c.clean_start = false;
-    h2.send(Packet::Connect(Box::new(c)));
-    h2.take_events();
-    h2.session.accept(h2.now, state, true, None);
+    let mut h2 = h.resume(c);
     let out = h2.received();
     assert!(matches!(&out[0], Packet::ConnAck(a) if a.session_present));
     let rest: Vec<String> = out[1..]
@@ -383,12 +376,7 @@ fn inflight_messages_outlive_their_expiry_and_error_acks_end_them() {
     let expiring = |now, topic, qos| {
         let mut m = message(now, topic, qos);
         m.properties.message_expiry_interval = Some(1);
-        Delivery {
-            message: Arc::new(m),
-            qos,
-            retain: false,
-            subscription_ids: Vec::new(),
-        }
+        delivery_of(m)
     };
     let now = h.now;
     h.session
@@ -411,13 +399,7 @@ fn inflight_messages_outlive_their_expiry_and_error_acks_end_them() {
     assert_eq!(h.received(), vec![]);
 
     h.session.handle_connection_lost(h.now);
-    let state = h.session.take_state().unwrap();
-    let mut h2 = Harness::new(Config::default());
-    h2.now = h.now;
-    c.clean_start = false;
-    h2.send(Packet::Connect(Box::new(c)));
-    h2.take_events();
-    h2.session.accept(h2.now, state, true, None);
+    let mut h2 = h.resume(c);
     let out = h2.received();
     let [Packet::ConnAck(_), Packet::Publish(p), Packet::PubRel(rel)] = out.as_slice() else {
         panic!("expected CONNACK, the expired QoS 1 PUBLISH and PUBREL 2: {out:?}")
@@ -687,12 +669,7 @@ fn stored_messages_report_when_the_session_is_done_with_them() {
         let mut m = message(now, topic, qos);
         m.id = id;
         m.payload = bytes::Bytes::from(vec![b'x'; payload]);
-        Delivery {
-            message: Arc::new(m),
-            qos,
-            retain: false,
-            subscription_ids: Vec::new(),
-        }
+        delivery_of(m)
     };
     let now = h.now;
     h.session

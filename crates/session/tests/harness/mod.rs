@@ -106,6 +106,20 @@ impl Harness {
         }
     }
 
+    /// The session as a new connection resumes it: the old one's state
+    /// handed to a fresh `Session` accepting `c` (made Clean Start 0) with
+    /// Session Present.
+    pub fn resume(&mut self, mut c: Connect) -> Harness {
+        let state = self.session.take_state().expect("a session state");
+        let mut h = Harness::new(Config::default());
+        h.now = self.now;
+        c.clean_start = false;
+        h.send(Packet::Connect(Box::new(c)));
+        h.take_events();
+        h.session.accept(h.now, state, true, None);
+        h
+    }
+
     pub fn deliver(&mut self, topic: &'static str, qos: QoS, sub_qos: QoS) -> QueueOutcome {
         let d = delivery(self.now, topic, qos, sub_qos);
         self.session.handle_delivery(self.now, d)
@@ -132,6 +146,16 @@ pub fn delivery(now: Instant, topic: &'static str, qos: QoS, sub_qos: QoS) -> De
     Delivery {
         message: Arc::new(message(now, topic, qos)),
         qos: sub_qos,
+        retain: false,
+        subscription_ids: Vec::new(),
+    }
+}
+
+/// A delivery of `m` at its own QoS.
+pub fn delivery_of(m: Message) -> Delivery {
+    Delivery {
+        qos: m.qos,
+        message: Arc::new(m),
         retain: false,
         subscription_ids: Vec::new(),
     }
