@@ -184,15 +184,9 @@ struct Shared {
 }
 
 pub fn run_bench(args: BenchArgs) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match crate::tools::runtime(true) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("strata: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match rt.block_on(bench(args)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -120,15 +120,9 @@ fn serve(config: Option<PathBuf>, listen: Vec<SocketAddr>, data_dir: Option<Path
     if data_dir.is_some() {
         cfg.storage.data_dir = data_dir;
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match crate::tools::runtime(true) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("strata: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     rt.block_on(async move {
         let broker = match Broker::start(cfg).await {

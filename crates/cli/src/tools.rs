@@ -143,14 +143,17 @@ pub struct SubArgs {
     no_newline: bool,
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            eprintln!("strata: cannot start the runtime: {e}");
-            ExitCode::FAILURE
-        })
+/// A tokio runtime: on every core (`multi_thread`), or on this thread.
+pub fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, ExitCode> {
+    let mut b = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    b.enable_all().build().map_err(|e| {
+        eprintln!("strata: cannot start the runtime: {e}");
+        ExitCode::FAILURE
+    })
 }
 
 fn fail(what: &str, e: Error) -> ExitCode {
@@ -159,7 +162,7 @@ fn fail(what: &str, e: Error) -> ExitCode {
 }
 
 pub fn run_pub(args: PubArgs) -> ExitCode {
-    let rt = match runtime() {
+    let rt = match runtime(false) {
         Ok(rt) => rt,
         Err(code) => return code,
     };
@@ -247,7 +250,7 @@ async fn publish(args: PubArgs) -> ExitCode {
 }
 
 pub fn run_sub(args: SubArgs) -> ExitCode {
-    let rt = match runtime() {
+    let rt = match runtime(false) {
         Ok(rt) => rt,
         Err(code) => return code,
     };
