@@ -190,22 +190,11 @@ impl Durable {
     /// log's writer thread and must not block.
     pub(crate) fn record_then(&self, entry: &Entry, done: impl FnOnce(bool) + Send + 'static) {
         let r = journal::encode(entry, now_ms());
-        let done = std::sync::Mutex::new(Some(done));
-        let call = move |ok: bool| {
-            if let Some(f) = done.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                f(ok)
-            }
-        };
-        let call = Arc::new(call);
-        let c2 = call.clone();
-        if let Err(e) = self.log.submit_with(vec![r], move |r| {
+        self.log.submit_then(vec![r], move |r| {
             if let Err(e) = &r {
                 tracing::error!(error = %e, "durable append failed");
             }
-            c2(r.is_ok());
-        }) {
-            tracing::error!(error = %e, "durable append refused");
-            call(false);
-        }
+            done(r.is_ok());
+        });
     }
 }

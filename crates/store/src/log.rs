@@ -293,18 +293,43 @@ impl Log {
         records: Vec<NewRecord>,
         done: impl FnOnce(Result<Range<u64>>) + Send + 'static,
     ) -> Result<()> {
+        self.enqueue(records, done).map_err(|(e, _)| e)
+    }
+
+    /// [`Log::submit_with`] where a refused append also goes to `done`, with
+    /// its error: `done` is called exactly once, whatever happens.
+    pub fn submit_then(
+        &self,
+        records: Vec<NewRecord>,
+        done: impl FnOnce(Result<Range<u64>>) + Send + 'static,
+    ) {
+        if let Err((e, done)) = self.enqueue(records, done) {
+            done(Err(e));
+        }
+    }
+
+    /// Queues `records` with `done`, or gives `done` back with the reason.
+    #[allow(clippy::type_complexity)]
+    fn enqueue<F: FnOnce(Result<Range<u64>>) + Send + 'static>(
+        &self,
+        records: Vec<NewRecord>,
+        done: F,
+    ) -> std::result::Result<(), (Error, F)> {
         let max = self.inner.config.max_record_bytes;
         let mut bytes = 0;
         for r in &records {
             let size = r.encoded_len();
             if size > max {
-                return Err(Error::RecordTooLarge { size, max });
+                return Err((Error::RecordTooLarge { size, max }, done));
             }
             if r.topic.len() > usize::from(u16::MAX) {
-                return Err(Error::RecordTooLarge {
-                    size: r.topic.len() as u64,
-                    max: u64::from(u16::MAX),
-                });
+                return Err((
+                    Error::RecordTooLarge {
+                        size: r.topic.len() as u64,
+                        max: u64::from(u16::MAX),
+                    },
+                    done,
+                ));
             }
             bytes += size;
         }
@@ -312,10 +337,10 @@ impl Log {
         let mut q = self.inner.lock_queue();
         loop {
             if let Some(e) = &q.stopped {
-                return Err(Error::Stopped(Box::new(e.clone())));
+                return Err((Error::Stopped(Box::new(e.clone())), done));
             }
             if q.shutdown {
-                return Err(Error::Closed);
+                return Err((Error::Closed, done));
             }
             if q.requests.is_empty()
                 || (q.requests.len() < config.max_queued_appends

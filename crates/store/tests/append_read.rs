@@ -257,6 +257,31 @@ fn oversized_records_are_refused() {
 }
 
 #[test]
+fn submit_then_reports_refusals_and_successes_to_the_callback() {
+    let sim = SimStorage::new();
+    let config = LogConfig {
+        max_record_bytes: 100,
+        ..small_config()
+    };
+    let (log, _) = open(&sim, config).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = tx.clone();
+    log.submit_then(vec![rec(0, 200)], move |r| t.send(r).unwrap());
+    let t = tx.clone();
+    log.submit_then(vec![rec(0, 10)], move |r| t.send(r).unwrap());
+    let wait = std::time::Duration::from_secs(10);
+    assert!(matches!(
+        rx.recv_timeout(wait).unwrap(),
+        Err(Error::RecordTooLarge { max: 100, .. })
+    ));
+    assert_eq!(rx.recv_timeout(wait).unwrap().unwrap(), 0..1);
+    // Each callback ran exactly once: nothing more arrives.
+    log.close().unwrap();
+    drop(tx);
+    assert!(rx.recv_timeout(std::time::Duration::ZERO).is_err());
+}
+
+#[test]
 fn invalid_config_is_refused() {
     let sim = SimStorage::new();
     let bad = LogConfig {
