@@ -169,7 +169,16 @@ impl Shared {
             };
             let key = m.key;
             match mb.push(delivery(&message, m)) {
-                Push::Dropped => continue,
+                Push::Dropped => {
+                    // A stored message this session will never get: the
+                    // journal must say so, or a restart brings it back.
+                    if message.id != 0 && mb.is_persistent() {
+                        let client = mb.client.clone();
+                        let ids = vec![message.id];
+                        self.record(|| Entry::Delivered { client, ids });
+                    }
+                    continue;
+                }
                 Push::First => mb.wake(),
                 Push::Congested if publisher != Some(key) => {
                     published.congested.get_or_insert_with(|| mb.clone());
@@ -382,6 +391,7 @@ fn restore(shared: &Shared, r: Recovered) {
         for s in r.sessions {
             let key = shared.next_id();
             let mailbox = Arc::new(Mailbox::new(
+                s.client_id.clone(),
                 shared.config.session.max_queued_messages,
                 shared.config.session.max_queued_bytes,
             ));

@@ -532,6 +532,7 @@ impl Conn {
                 RegistryEntry {
                     key,
                     mailbox: Arc::new(Mailbox::new(
+                        client_id.clone(),
                         shared.config.session.max_queued_messages,
                         shared.config.session.max_queued_bytes,
                     )),

@@ -24,12 +24,14 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use strata_codec::QoS;
+use strata_codec::{MqttStr, QoS};
 use strata_session::Delivery;
 use tokio::sync::Notify;
 
 #[derive(Debug)]
 pub struct Mailbox {
+    /// The session's client id (for the journal).
+    pub client: MqttStr,
     inner: Mutex<Inner>,
     notify: Notify,
     max_messages: usize,
@@ -74,8 +76,9 @@ struct Inner {
 }
 
 impl Mailbox {
-    pub fn new(max_messages: usize, max_bytes: usize) -> Mailbox {
+    pub fn new(client: MqttStr, max_messages: usize, max_bytes: usize) -> Mailbox {
         Mailbox {
+            client,
             inner: Mutex::new(Inner::default()),
             notify: Notify::new(),
             max_messages,

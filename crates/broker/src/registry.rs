@@ -152,7 +152,7 @@ mod tests {
     fn entry(key: u64) -> Entry {
         Entry {
             key,
-            mailbox: Arc::new(Mailbox::new(10, 1000)),
+            mailbox: Arc::new(Mailbox::new(MqttStr::from_static("c"), 10, 1000)),
             conn: Some((7, oneshot::channel().0)),
             offline: None,
             expires_at: None,

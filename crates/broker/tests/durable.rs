@@ -316,3 +316,61 @@ async fn a_failed_store_write_acknowledges_nothing_and_closes() {
     assert_eq!(&live.next_publish().await.payload[..], b"fine");
     broker.shutdown(Duration::from_secs(1)).await;
 }
+
+#[tokio::test]
+async fn messages_the_queue_dropped_stay_dropped_after_a_restart() {
+    // The overflow policy dropped them (newest first): the journal says so,
+    // so a restart does not bring them back.
+    let dir = DataDir::new();
+    let start_with = |dir: &DataDir, queue: usize| {
+        let mut config = BrokerConfig {
+            sys_interval: None,
+            ..BrokerConfig::default()
+        };
+        config.session.max_queued_messages = queue;
+        config.storage.data_dir = Some(dir.0.clone());
+        start(config)
+    };
+    let broker = start_with(&dir, 3).await;
+    let addr = broker.local_addrs()[0];
+    let mut o = v4_options(addr, "small");
+    o.set_clean_session(false);
+    let mut sub = v4(o).await;
+    sub.subscribe("s/#", QoS::AtLeastOnce).await;
+    sub.client.disconnect().await.unwrap();
+    tokio::time::timeout(WAIT, sub.task).await.unwrap().unwrap();
+    let mut publ = v4(v4_options(addr, "pub")).await;
+    for i in 0..5u8 {
+        publ.client
+            .publish("s/n", QoS::AtLeastOnce, false, vec![i])
+            .await
+            .unwrap();
+    }
+    for _ in 0..5 {
+        publ.next_matching(|p| matches!(p, rumqttc::Packet::PubAck(_)))
+            .await;
+    }
+    drop(publ);
+    broker.shutdown(Duration::from_secs(1)).await;
+
+    // Restarted with room for all five: still only the three kept.
+    let broker = start_with(&dir, 100).await;
+    let addr = broker.local_addrs()[0];
+    let mut o = v4_options(addr, "small");
+    o.set_clean_session(false);
+    let mut sub = v4(o).await;
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        got.push(sub.next_publish().await.payload[0]);
+    }
+    assert_eq!(got, [0, 1, 2]);
+    // Then nothing old: the next message is a new one.
+    let publ = v4(v4_options(addr, "pub2")).await;
+    publ.client
+        .publish("s/marker", QoS::AtLeastOnce, false, vec![9])
+        .await
+        .unwrap();
+    let p = sub.next_publish().await;
+    assert_eq!((p.topic.as_str(), &p.payload[..]), ("s/marker", &[9u8][..]));
+    broker.shutdown(Duration::from_secs(1)).await;
+}
