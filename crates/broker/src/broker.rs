@@ -152,7 +152,7 @@ impl Shared {
         }
         let waiting = match store {
             Some(d) => {
-                d.record_then(&Entry::Message((*message).clone()), done);
+                d.record_message_then(&message, done);
                 true
             }
             None => false,

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use strata_router::ShareStrategy;
+use strata_session::Message;
 use strata_store::{FsStorage, FsyncPolicy, Log, LogConfig, Storage};
 
 use crate::config::{Fsync, StorageConfig};
@@ -185,11 +186,15 @@ impl Durable {
         }
     }
 
-    /// Appends `entry`; `done(true)` once it is durable under the fsync
-    /// policy, `done(false)` if it could not be stored. `done` runs on the
-    /// log's writer thread and must not block.
-    pub(crate) fn record_then(&self, entry: &Entry, done: impl FnOnce(bool) + Send + 'static) {
-        let r = journal::encode(entry, now_ms());
+    /// Appends the stored message `m`; `done(true)` once it is durable
+    /// under the fsync policy, `done(false)` if it could not be stored.
+    /// `done` runs on the log's writer thread and must not block.
+    pub(crate) fn record_message_then(
+        &self,
+        m: &Message,
+        done: impl FnOnce(bool) + Send + 'static,
+    ) {
+        let r = journal::encode_message(m, now_ms());
         self.log.submit_then(vec![r], move |r| {
             if let Err(e) = &r {
                 tracing::error!(error = %e, "durable append failed");

@@ -298,7 +298,7 @@ pub(crate) fn encode(entry: &Entry, now_ms: i64) -> NewRecord {
     }
 }
 
-pub(super) fn encode_message(m: &Message, received_ms: i64) -> NewRecord {
+pub(crate) fn encode_message(m: &Message, received_ms: i64) -> NewRecord {
     let mut props = BytesMut::new();
     let p: &PublishProperties = &m.properties;
     if let Some(v) = p.payload_format_indicator {

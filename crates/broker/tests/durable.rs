@@ -50,29 +50,18 @@ async fn start_on(dir: &DataDir) -> (Broker, std::net::SocketAddr) {
 async fn offline_messages_subscriptions_and_retained_survive_a_restart() {
     let dir = DataDir::new();
     let (broker, addr) = start_on(&dir).await;
-    let mut o = v4_options(addr, "keeper");
-    o.set_clean_session(false);
-    let mut sub = v4(o).await;
-    sub.subscribe("jobs/#", QoS::AtLeastOnce).await;
-    sub.client.disconnect().await.unwrap();
-    tokio::time::timeout(WAIT, sub.task).await.unwrap().unwrap();
+    park_subscriber(addr, "keeper", "jobs/#").await;
 
+    // Every PUBACK came after the message was stored.
     let mut publ = v4(v4_options(addr, "pub")).await;
-    for i in 0..20u8 {
-        publ.client
-            .publish("jobs/a", QoS::AtLeastOnce, false, vec![i])
-            .await
-            .unwrap();
-    }
+    publ.publish_acked("jobs/a", (0..20u8).map(|i| vec![i]))
+        .await;
     publ.client
         .publish("cfg/mode", QoS::AtLeastOnce, true, "eco")
         .await
         .unwrap();
-    // Every PUBACK came after the message was stored.
-    for _ in 0..21 {
-        publ.next_matching(|p| matches!(p, rumqttc::Packet::PubAck(_)))
-            .await;
-    }
+    publ.next_matching(|p| matches!(p, rumqttc::Packet::PubAck(_)))
+        .await;
     drop(publ);
     broker.shutdown(Duration::from_secs(1)).await;
 
@@ -249,12 +238,7 @@ async fn a_failed_store_write_acknowledges_nothing_and_closes() {
     let addr = broker.local_addrs()[0];
 
     // A persistent subscriber makes QoS 1 messages to t/# durable.
-    let mut o = v4_options(addr, "keeper");
-    o.set_clean_session(false);
-    let mut sub = v4(o).await;
-    sub.subscribe("t/#", QoS::AtLeastOnce).await;
-    sub.client.disconnect().await.unwrap();
-    tokio::time::timeout(WAIT, sub.task).await.unwrap().unwrap();
+    park_subscriber(addr, "keeper", "t/#").await;
 
     // The disk fails from the next sync on.
     sim.set_faults(strata_store::storage::FaultPlan {
@@ -333,23 +317,9 @@ async fn messages_the_queue_dropped_stay_dropped_after_a_restart() {
     };
     let broker = start_with(&dir, 3).await;
     let addr = broker.local_addrs()[0];
-    let mut o = v4_options(addr, "small");
-    o.set_clean_session(false);
-    let mut sub = v4(o).await;
-    sub.subscribe("s/#", QoS::AtLeastOnce).await;
-    sub.client.disconnect().await.unwrap();
-    tokio::time::timeout(WAIT, sub.task).await.unwrap().unwrap();
+    park_subscriber(addr, "small", "s/#").await;
     let mut publ = v4(v4_options(addr, "pub")).await;
-    for i in 0..5u8 {
-        publ.client
-            .publish("s/n", QoS::AtLeastOnce, false, vec![i])
-            .await
-            .unwrap();
-    }
-    for _ in 0..5 {
-        publ.next_matching(|p| matches!(p, rumqttc::Packet::PubAck(_)))
-            .await;
-    }
+    publ.publish_acked("s/n", (0..5u8).map(|i| vec![i])).await;
     drop(publ);
     broker.shutdown(Duration::from_secs(1)).await;
 

@@ -89,26 +89,12 @@ async fn retained_message_reaches_a_later_subscriber() {
 async fn persistent_session_keeps_subscriptions_and_queues_messages() {
     // [MQTT-3.1.2-4] [MQTT-3.1.2-5] (3.1.1), [MQTT-3.2.2-2]
     let (broker, addr) = start_default().await;
-    let mut o = v4_options(addr, "durable");
-    o.set_clean_session(false);
-    let mut sub = v4(o.clone()).await;
-    sub.subscribe("jobs/#", QoS::AtLeastOnce).await;
-    sub.client.disconnect().await.unwrap();
-    tokio::time::timeout(WAIT, sub.task).await.unwrap().unwrap();
+    let o = park_subscriber(addr, "durable", "jobs/#").await;
 
-    let publ = v4(v4_options(addr, "pub")).await;
-    for i in 0..5u8 {
-        publ.client
-            .publish("jobs/a", QoS::AtLeastOnce, false, vec![i])
-            .await
-            .unwrap();
-    }
     // The publisher's acks prove the broker took them before we reconnect.
-    let mut publ = publ;
-    for _ in 0..5 {
-        publ.next_matching(|p| matches!(p, rumqttc::Packet::PubAck(_)))
-            .await;
-    }
+    let mut publ = v4(v4_options(addr, "pub")).await;
+    publ.publish_acked("jobs/a", (0..5u8).map(|i| vec![i]))
+        .await;
 
     let (client, mut el) = rumqttc::AsyncClient::new(o, 100);
     let mut got = Vec::new();
@@ -135,12 +121,7 @@ async fn persistent_session_keeps_subscriptions_and_queues_messages() {
 #[tokio::test]
 async fn clean_session_discards_the_old_session() {
     let (broker, addr) = start_default().await;
-    let mut o = v4_options(addr, "c");
-    o.set_clean_session(false);
-    let mut sub = v4(o.clone()).await;
-    sub.subscribe("x", QoS::AtLeastOnce).await;
-    sub.client.disconnect().await.unwrap();
-    tokio::time::timeout(WAIT, sub.task).await.unwrap().unwrap();
+    let mut o = park_subscriber(addr, "c", "x").await;
     o.set_clean_session(true);
     let (_client, mut el) = rumqttc::AsyncClient::new(o, 10);
     let ack = tokio::time::timeout(WAIT, async {
@@ -337,24 +318,10 @@ async fn an_offline_queue_overflows_without_holding_the_publisher_back() {
     config.session.max_queued_messages = 10;
     let broker = start(config).await;
     let addr = broker.local_addrs()[0];
-    let mut o = v4_options(addr, "sleeper");
-    o.set_clean_session(false);
-    let mut sub = v4(o.clone()).await;
-    sub.subscribe("q/#", QoS::AtLeastOnce).await;
-    sub.client.disconnect().await.unwrap();
-    tokio::time::timeout(WAIT, sub.task).await.unwrap().unwrap();
+    let o = park_subscriber(addr, "sleeper", "q/#").await;
 
     let mut publ = v4(v4_options(addr, "flood")).await;
-    for i in 0..50u8 {
-        publ.client
-            .publish("q/n", QoS::AtLeastOnce, false, vec![i])
-            .await
-            .unwrap();
-    }
-    for _ in 0..50 {
-        publ.next_matching(|p| matches!(p, rumqttc::Packet::PubAck(_)))
-            .await;
-    }
+    publ.publish_acked("q/n", (0..50u8).map(|i| vec![i])).await;
     let mut sub = v4(o).await;
     let mut got = Vec::new();
     for _ in 0..10 {

@@ -421,10 +421,10 @@ async fn bench(a: BenchArgs) -> Result<(), String> {
     for t in sub_tasks {
         t.await.map_err(|e| e.to_string())?;
     }
-    let c = shared.collected.lock().await;
+    let mut c = shared.collected.lock().await;
     let delivered = shared.delivered.load(Ordering::Relaxed);
     let elapsed = drain_end.duration_since(t0).as_secs_f64().max(1e-9);
-    let mut lat = c.latencies_ns.clone();
+    let mut lat = std::mem::take(&mut c.latencies_ns);
     lat.sort_unstable();
     let pct = |q: f64| -> f64 {
         if lat.is_empty() {

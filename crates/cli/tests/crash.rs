@@ -5,16 +5,17 @@
 //! message must be the last one acknowledged.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Command};
 use std::time::Duration;
 
+use common::BIN;
 use strata_client::{Client, Options, Protocol, QoS, Reconnect};
 
-const BIN: &str = env!("CARGO_BIN_EXE_strata");
 const WAIT: Duration = Duration::from_secs(30);
 
 fn free_port() -> u16 {
@@ -27,29 +28,10 @@ fn free_port() -> u16 {
 
 /// Starts the broker on `port` with `dir`, and waits until it listens.
 fn start(port: u16, dir: &Path) -> Child {
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "-q",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(dir)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let _ = tx.send(line.unwrap_or_default());
-        }
-    });
-    let line = rx
-        .recv_timeout(WAIT)
-        .expect("the broker restarts and listens");
-    assert!(line.starts_with("listening on"), "{line}");
+    let listen = format!("127.0.0.1:{port}");
+    let (child, listening) =
+        common::serve(&listen, &[OsStr::new("--data-dir"), dir.as_os_str()], WAIT);
+    assert_eq!(listening, port);
     child
 }
 

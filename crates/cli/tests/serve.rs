@@ -1,12 +1,13 @@
 //! `strata serve` as a user runs it: the real binary, real signals.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+mod common;
+
+use std::io::Write;
+use std::process::Command;
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_strata");
+use common::BIN;
 
 #[test]
 fn bad_config_names_the_key_and_the_fix() {
@@ -33,26 +34,8 @@ fn bad_config_names_the_key_and_the_fix() {
 
 #[test]
 fn serves_on_the_given_address_and_stops_on_sigterm() {
-    let mut child = Command::new(BIN)
-        .args(["serve", "-q", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let _ = tx.send(line.unwrap_or_default());
-        }
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("listening line");
-    let addr: std::net::SocketAddr = line
-        .strip_prefix("listening on ")
-        .expect("listening on ...")
-        .parse()
-        .unwrap();
+    let (mut child, port) = common::serve::<&str>("127.0.0.1:0", &[], Duration::from_secs(10));
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     // A CONNECT gets a CONNACK: the broker is really there.
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

@@ -2,12 +2,15 @@
 //! `strata serve`: real processes, real sockets on 127.0.0.1.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Write};
+mod common;
+
+use std::io::Write;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_strata");
+use common::{BIN, lines_of};
+
 const WAIT: Duration = Duration::from_secs(15);
 
 /// A broker process, killed on drop.
@@ -22,19 +25,8 @@ impl Server {
     }
 
     fn start_with(extra: &[&str]) -> Server {
-        let mut child = Command::new(BIN)
-            .args(["serve", "-q", "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let lines = lines_of(child.stdout.take().unwrap());
-        let line = lines.recv_timeout(WAIT).expect("listening line");
-        let addr: std::net::SocketAddr = line["listening on ".len()..].parse().unwrap();
-        Server {
-            child,
-            port: addr.port(),
-        }
+        let (child, port) = common::serve("127.0.0.1:0", extra, WAIT);
+        Server { child, port }
     }
 
     fn port(&self) -> String {
@@ -47,19 +39,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Each line a reader yields, through a channel a test can wait on.
-fn lines_of(r: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(r).lines() {
-            if tx.send(line.unwrap_or_default()).is_err() {
-                return;
-            }
-        }
-    });
-    rx
 }
 
 /// Runs a command to its end, within the bound.

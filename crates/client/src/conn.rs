@@ -468,7 +468,12 @@ impl State {
             return;
         }
         if let Some(mut f) = self.inflight.remove(&packet_id) {
-            self.order.retain(|&id| id != packet_id);
+            // Acknowledgements mostly come in sending order.
+            if self.order.front() == Some(&packet_id) {
+                self.order.pop_front();
+            } else {
+                self.order.retain(|&id| id != packet_id);
+            }
             if let Some(reply) = f.reply.take() {
                 let r = if reason.is_error() {
                     Err(Error::Failed(reason))
@@ -487,29 +492,30 @@ impl State {
                 // Measured with a placeholder id; the real one comes with a
                 // slot in the window.
                 p.packet_id = u16::from(p.qos != QoS::AtMostOnce);
-                let p = Packet::Publish(p);
-                let size = p.encoded_len(self.protocol);
-                let Packet::Publish(p) = p else { return };
-                match size {
-                    Err(e) => {
-                        let _ = reply.send(Err(e.into()));
-                    }
-                    Ok(n) if n > self.server_max_packet => {
-                        let _ = reply.send(Err(Error::Invalid {
-                            what: "publish",
-                            why: format!(
-                                "{n} bytes exceed the server's maximum packet size {}",
-                                self.server_max_packet
-                            ),
-                        }));
-                    }
-                    Ok(_) if p.qos == QoS::AtMostOnce => {
-                        self.put(&Packet::Publish(p));
-                        self.written.push(reply);
-                    }
-                    Ok(_) => {
+                let packet = Packet::Publish(p);
+                let refusal = match packet.encoded_len(self.protocol) {
+                    Err(e) => Some(e.into()),
+                    Ok(n) if n > self.server_max_packet => Some(Error::Invalid {
+                        what: "publish",
+                        why: format!(
+                            "{n} bytes exceed the server's maximum packet size {}",
+                            self.server_max_packet
+                        ),
+                    }),
+                    Ok(_) => None,
+                };
+                if let Some(e) = refusal {
+                    let _ = reply.send(Err(e));
+                    return;
+                }
+                match packet {
+                    Packet::Publish(p) if p.qos != QoS::AtMostOnce => {
                         self.waiting.push_back((p, reply));
                         self.pump();
+                    }
+                    packet => {
+                        self.put(&packet);
+                        self.written.push(reply);
                     }
                 }
             }

@@ -83,8 +83,6 @@ impl Session {
         if v5 {
             self.client_receive_maximum = c.properties.receive_maximum.unwrap_or(u16::MAX);
             self.aliases = Aliases::new(c.properties.topic_alias_maximum.unwrap_or(0));
-            // Grown on first use, up to the Topic Alias Maximum announced.
-            self.inbound_aliases = Vec::new();
         }
         // [MQTT-3.2.2-21]: a Server Keep Alive replaces the client's value.
         self.keep_alive = match self.config.server_keep_alive {

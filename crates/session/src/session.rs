@@ -109,7 +109,8 @@ pub struct Session {
     /// Whether the client allows Reason Strings and User Properties on
     /// packets other than PUBLISH, CONNACK and DISCONNECT [MQTT-3.1.2-29].
     pub(crate) problem_information: bool,
-    /// Inbound Topic Aliases: index = alias - 1.
+    /// Inbound Topic Aliases: index = alias - 1; grown on first use, up to
+    /// the Topic Alias Maximum the server announced.
     pub(crate) inbound_aliases: Vec<Option<MqttStr>>,
     pub(crate) aliases: Aliases,
     /// Inbound QoS 1 and 2 PUBLISH packets not yet completed, for Receive

@@ -25,6 +25,19 @@ pub async fn start_default() -> (Broker, SocketAddr) {
     (b, addr)
 }
 
+/// Connects a persistent 3.1.1 session (Clean Session 0) as `id`,
+/// subscribes it to `filter` at QoS 1, and disconnects it: from now on it
+/// collects messages offline. Returns its options, to reconnect with.
+pub async fn park_subscriber(addr: SocketAddr, id: &str, filter: &str) -> rumqttc::MqttOptions {
+    let mut o = v4_options(addr, id);
+    o.set_clean_session(false);
+    let mut sub = v4(o.clone()).await;
+    sub.subscribe(filter, rumqttc::QoS::AtLeastOnce).await;
+    sub.client.disconnect().await.unwrap();
+    tokio::time::timeout(WAIT, sub.task).await.unwrap().unwrap();
+    o
+}
+
 /// A 3.1.1 client (rumqttc v4) whose incoming packets arrive on a channel.
 pub struct V4 {
     pub client: rumqttc::AsyncClient,
@@ -84,6 +97,28 @@ impl V4 {
         {
             rumqttc::Packet::Publish(p) => p,
             _ => unreachable!(),
+        }
+    }
+
+    /// Publishes each payload to `topic` at QoS 1, then waits for as many
+    /// PUBACKs: the broker has taken (and, with a data directory, stored)
+    /// every one.
+    pub async fn publish_acked(
+        &mut self,
+        topic: &str,
+        payloads: impl IntoIterator<Item = Vec<u8>>,
+    ) {
+        let mut n = 0;
+        for p in payloads {
+            self.client
+                .publish(topic, rumqttc::QoS::AtLeastOnce, false, p)
+                .await
+                .unwrap();
+            n += 1;
+        }
+        for _ in 0..n {
+            self.next_matching(|p| matches!(p, rumqttc::Packet::PubAck(_)))
+                .await;
         }
     }
 

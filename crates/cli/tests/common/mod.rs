@@ -1,0 +1,42 @@
+//! Running the real `strata` binary from tests, with bounded waits.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_strata");
+
+/// Each line a reader yields, through a channel a test can wait on.
+pub fn lines_of(r: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines() {
+            if tx.send(line.unwrap_or_default()).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Starts `strata serve -q --listen LISTEN EXTRA...` and waits, at most
+/// `wait`, for its `listening on` line. Returns the process and its port.
+pub fn serve<S: AsRef<OsStr>>(listen: &str, extra: &[S], wait: Duration) -> (Child, u16) {
+    let mut child = Command::new(BIN)
+        .args(["serve", "-q", "--listen", listen])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = lines_of(child.stdout.take().unwrap());
+    let line = lines.recv_timeout(wait).expect("the broker listens");
+    let addr: std::net::SocketAddr = line
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("not a listening line: {line}"))
+        .parse()
+        .unwrap();
+    (child, addr.port())
+}
