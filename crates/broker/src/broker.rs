@@ -402,16 +402,23 @@ fn restore(shared: &Shared, r: Recovered) {
             }
             subscriptions.push((key, s.subscriptions));
             mailboxes.insert(key, mailbox.clone());
+            // In-flight flows resume under their packet ids.
+            let mut state = strata_session::SessionState::new(s.client_id.clone(), s.expiry);
+            for o in s.inflight {
+                if !state.restore_outbound(o) {
+                    tracing::warn!(client = %s.client_id, "a packet id in flight twice in the journal; the later one is dropped");
+                }
+            }
+            for id in s.inbound {
+                state.restore_inbound_qos2(id);
+            }
             reg.by_client.insert(
-                s.client_id.clone(),
+                s.client_id,
                 crate::registry::Entry {
                     key,
                     mailbox,
                     conn: None,
-                    offline: Some(Box::new(strata_session::SessionState::new(
-                        s.client_id,
-                        s.expiry,
-                    ))),
+                    offline: Some(Box::new(state)),
                     expires_at: s.expires_in.map(|d| now + d),
                     pending_will: None,
                 },

@@ -18,7 +18,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::broker::{Shared, lock};
-use crate::journal::Entry;
+use crate::journal::{Entry, Sent};
 use crate::mailbox::Mailbox;
 use crate::registry::{Entry as RegistryEntry, Fallout};
 
@@ -54,7 +54,21 @@ struct PendingAck {
     packet_id: u16,
     qos: QoS,
     reason: ReasonCode,
-    ready: bool,
+    /// Journal appends still to complete before it may go.
+    waiting: u8,
+}
+
+/// What one round of a persistent session's work puts in the journal, as
+/// one append at the end of the round.
+#[derive(Default)]
+struct RoundLog {
+    sent: Vec<Sent>,
+    released: Vec<u64>,
+    delivered: Vec<u64>,
+    inbound_done: Vec<u16>,
+    /// The round's bytes wait until the append is durable: it sent a QoS 2
+    /// PUBLISH, a PUBREL or a PUBCOMP that a restart must know about.
+    gate: bool,
 }
 
 struct Conn {
@@ -76,8 +90,9 @@ struct Conn {
     durable_rx: Option<mpsc::UnboundedReceiver<(u64, bool)>>,
     /// A subscriber's mailbox this publisher waits on before reading more.
     paused: Option<Arc<Mailbox>>,
-    /// Stored messages this persistent session finished, not yet journaled.
-    delivered: Vec<u64>,
+    /// This round's journal entries (a persistent session with a data
+    /// directory only); boxed, as most connections never have any.
+    round: Option<Box<RoundLog>>,
 }
 
 pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
@@ -98,7 +113,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr
         durable_tx: None,
         durable_rx: None,
         paused: None,
-        delivered: Vec::new(),
+        round: None,
     };
     let mut shutdown = conn.shared.shutdown.subscribe();
     // Both buffers are allocated when there is something to read or write
@@ -186,7 +201,16 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr
             conn.durable_rx = durable_rx;
         }
         conn.process_events().await;
-        conn.record_delivered();
+        if let Some(durable) = conn.record_round()
+            && !durable.await.unwrap_or(false)
+        {
+            // What this round would write promises what the broker could
+            // not store: close without writing it; the client resends on
+            // its next connection [MQTT-4.8.0-2].
+            conn.session.handle_connection_lost(Instant::now());
+            conn.process_events().await;
+            break;
+        }
         if conn.flush(&mut wr, &mut wbuf).await.is_err() {
             conn.session.handle_connection_lost(Instant::now());
             conn.process_events().await;
@@ -272,14 +296,31 @@ impl Conn {
                     let seq = self.next_seq;
                     self.next_seq += 1;
                     let tx = self.durable_sender();
+                    let tx2 = tx.clone();
                     let published = self.shared.publish_with(message, key, true, move |ok| {
                         if let Some(tx) = tx {
                             let _ = tx.send((seq, ok));
                         }
                     });
-                    let (n, waiting) = (published.delivered, published.waiting);
+                    let n = published.delivered;
+                    let mut waiting = u8::from(published.waiting);
                     if published.congested.is_some() {
                         self.paused = published.congested;
+                    }
+                    if let (Some(packet_id), QoS::ExactlyOnce, Some(a), Some(d), Some(tx)) =
+                        (packet_id, qos, self.journaled(), &self.shared.durable, tx2)
+                    {
+                        // The id must be durable before PUBREC: after a
+                        // restart, the client's resend of this PUBLISH is
+                        // then still a duplicate [MQTT-4.3.3-10].
+                        let entry = Entry::Inbound {
+                            client: a.client_id.clone(),
+                            packet_ids: vec![packet_id],
+                        };
+                        d.record_then(&[entry], move |ok| {
+                            let _ = tx.send((seq, ok));
+                        });
+                        waiting += 1;
                     }
                     if let Some(packet_id) = packet_id {
                         let reason = if n == 0 {
@@ -292,7 +333,7 @@ impl Conn {
                             packet_id,
                             qos,
                             reason,
-                            ready: !waiting,
+                            waiting,
                         });
                         self.release_acks();
                     }
@@ -336,29 +377,88 @@ impl Conn {
                     tracing::debug!(?reason, "session closed");
                     self.closed = Some(Box::new((session_expiry, will)));
                 }
-                Event::Delivered { id } => self.on_delivered(id),
+                Event::Delivered { id } => {
+                    if let Some(r) = self.round() {
+                        r.delivered.push(id);
+                    }
+                }
+                Event::Sent {
+                    packet_id,
+                    delivery,
+                } => {
+                    if let Some(r) = self.round() {
+                        r.gate |= delivery.effective_qos() == QoS::ExactlyOnce;
+                        r.sent.push(Sent::of(packet_id, &delivery));
+                    }
+                }
+                Event::Released { id } => {
+                    if let Some(r) = self.round() {
+                        r.released.push(id);
+                        r.gate = true;
+                    }
+                }
+                Event::InboundReleased { packet_id } => {
+                    if let Some(r) = self.round() {
+                        r.inbound_done.push(packet_id);
+                        r.gate = true;
+                    }
+                }
             }
         }
     }
 
-    /// The session is done with stored message `id`: noted, and journaled
-    /// with the others of this round by [`Conn::record_delivered`].
-    fn on_delivered(&mut self, id: u64) {
-        if self.attached.as_ref().is_some_and(|a| a.persistent) {
-            self.delivered.push(id);
-        }
+    /// The session when its changes go to a journal: persistent, with a
+    /// data directory.
+    fn journaled(&self) -> Option<&Attached> {
+        self.shared.durable.as_ref()?;
+        self.attached.as_ref().filter(|a| a.persistent)
     }
 
-    /// One journal entry for the messages finished since the last call.
-    fn record_delivered(&mut self) {
-        if self.delivered.is_empty() {
-            return;
+    /// This round's journal entries, if the session is journaled.
+    fn round(&mut self) -> Option<&mut RoundLog> {
+        self.journaled()?;
+        Some(self.round.get_or_insert_with(Default::default))
+    }
+
+    /// Appends this round's entries as one batch (sends, releases,
+    /// deliveries, inbound releases: the order they can happen in). When
+    /// the round's bytes must wait for it, the receiver says when the
+    /// append is durable (`true`) or failed.
+    fn record_round(&mut self) -> Option<oneshot::Receiver<bool>> {
+        let r = self.round.take()?;
+        let (Some(a), Some(d)) = (&self.attached, &self.shared.durable) else {
+            return None;
+        };
+        let client = &a.client_id;
+        let mut entries = Vec::with_capacity(4);
+        if !r.sent.is_empty() {
+            let (client, sends) = (client.clone(), r.sent);
+            entries.push(Entry::Sent { client, sends });
         }
-        let ids = std::mem::take(&mut self.delivered);
-        if let Some(a) = &self.attached {
-            let client = a.client_id.clone();
-            self.shared.record(|| Entry::Delivered { client, ids });
+        if !r.released.is_empty() {
+            let (client, ids) = (client.clone(), r.released);
+            entries.push(Entry::Released { client, ids });
         }
+        if !r.delivered.is_empty() {
+            let (client, ids) = (client.clone(), r.delivered);
+            entries.push(Entry::Delivered { client, ids });
+        }
+        if !r.inbound_done.is_empty() {
+            let (client, packet_ids) = (client.clone(), r.inbound_done);
+            entries.push(Entry::InboundDone { client, packet_ids });
+        }
+        if entries.is_empty() {
+            return None;
+        }
+        if !r.gate {
+            d.record_all(&entries);
+            return None;
+        }
+        let (tx, rx) = oneshot::channel();
+        d.record_then(&entries, move |ok| {
+            let _ = tx.send(ok);
+        });
+        Some(rx)
     }
 
     /// The sender journal completions come back on (made on first use).
@@ -383,14 +483,14 @@ impl Conn {
             return;
         }
         if let Some(a) = self.acks.iter_mut().find(|a| a.seq == seq) {
-            a.ready = true;
+            a.waiting = a.waiting.saturating_sub(1);
         }
         self.release_acks();
     }
 
     /// Sends the answers that are ready, in order.
     fn release_acks(&mut self) {
-        while self.acks.front().is_some_and(|a| a.ready) {
+        while self.acks.front().is_some_and(|a| a.waiting == 0) {
             if let Some(a) = self.acks.pop_front() {
                 self.session.publish_done(a.packet_id, a.qos, a.reason);
             }
@@ -599,7 +699,8 @@ impl Conn {
     /// Hands the session back to the registry (or ends it) and publishes the
     /// will if one is due.
     fn finish(mut self) {
-        self.record_delivered();
+        // Nothing more is written: no need to wait for it.
+        let _ = self.record_round();
         let Some(a) = self.attached.take() else {
             return;
         };

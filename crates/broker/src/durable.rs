@@ -186,6 +186,25 @@ impl Durable {
         }
     }
 
+    /// Appends `entries` as one batch; nothing waits for it.
+    pub(crate) fn record_all(&self, entries: &[Entry]) {
+        self.record_then(entries, |_| {});
+    }
+
+    /// Appends `entries` as one batch; `done(true)` once it is durable
+    /// under the fsync policy, `done(false)` if it failed. `done` runs on
+    /// the log's writer thread and must not block.
+    pub(crate) fn record_then(&self, entries: &[Entry], done: impl FnOnce(bool) + Send + 'static) {
+        let now = now_ms();
+        let records = entries.iter().map(|e| journal::encode(e, now)).collect();
+        self.log.submit_then(records, move |r| {
+            if let Err(e) = &r {
+                tracing::error!(error = %e, "durable append failed");
+            }
+            done(r.is_ok());
+        });
+    }
+
     /// Appends the stored message `m`; `done(true)` once it is durable
     /// under the fsync policy, `done(false)` if it could not be stored.
     /// `done` runs on the log's writer thread and must not block.

@@ -139,6 +139,25 @@ fn describe(r: &Record, now: Instant, now_ms: i64) -> String {
         }) => {
             write!(s, "pending client={client:?} id={id} qos={}", qos as u8)
         }
+        Ok(Entry::Sent { client, sends }) => {
+            let sends: Vec<String> = sends
+                .iter()
+                .map(|x| format!("{}@{}/qos{}", x.id, x.packet_id, x.qos as u8))
+                .collect();
+            write!(s, "sent client={client:?} id@packet=[{}]", sends.join(", "))
+        }
+        Ok(Entry::Released { client, ids }) => {
+            write!(s, "released client={client:?} ids={ids:?}")
+        }
+        Ok(Entry::Inbound { client, packet_ids }) => {
+            write!(s, "inbound client={client:?} packet_ids={packet_ids:?}")
+        }
+        Ok(Entry::InboundDone { client, packet_ids }) => {
+            write!(
+                s,
+                "inbound-done client={client:?} packet_ids={packet_ids:?}"
+            )
+        }
         Err(e) => write!(s, "undecodable: {e}"),
     };
     s

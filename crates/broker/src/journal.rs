@@ -57,6 +57,12 @@
 //! 'A' Delivered    client string, count u32, count ids u64
 //! 'P' Pending      client string, id u64, flags u8 (bits 0-1 QoS, bit 2 RETAIN),
 //!                  count u32, count subscription ids u32
+//! 'T' Sent         client string, count u32, count times:
+//!                  id u64, packet id u16, flags u8 (bits 0-1 QoS sent with, bit 2 RETAIN),
+//!                  count u32, count subscription ids u32
+//! 'L' Released     client string, count u32, count ids u64
+//! 'I' Inbound      client string, count u32, count packet ids u16
+//! 'J' InboundDone  client string, count u32, count packet ids u16
 //! ```
 //!
 //! Unknown bits, unknown kinds or properties, fields cut short and bytes
@@ -74,7 +80,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use strata_codec::topic::{parse_filter, validate_topic_name};
 use strata_codec::{MqttStr, PublishProperties, PublishProps, QoS, RetainHandling};
 use strata_router::SubOptions;
-use strata_session::{Delivery, Message};
+use strata_session::{Delivery, Message, Outbound};
 use strata_store::{NewRecord, Record};
 
 pub(crate) use replay::{compact_into, replay};
@@ -129,6 +135,32 @@ pub(crate) enum Entry {
         client: MqttStr,
         ids: Vec<u64>,
     },
+    /// `client` sent these stored messages for the first time, in this
+    /// order, each under a packet id (QoS 1 or 2): they are in flight until
+    /// a `Delivered`. A QoS 2 send is durable before its PUBLISH is written.
+    Sent {
+        client: MqttStr,
+        sends: Vec<Sent>,
+    },
+    /// PUBREC came for these in-flight QoS 2 messages of `client`: PUBREL
+    /// is what a restart resends. Durable before the PUBREL is written.
+    Released {
+        client: MqttStr,
+        ids: Vec<u64>,
+    },
+    /// Inbound QoS 2 packet ids of `client` whose message was taken
+    /// (PUBREC goes out only once this is durable): a resent PUBLISH under
+    /// one of them is a duplicate until its PUBREL.
+    Inbound {
+        client: MqttStr,
+        packet_ids: Vec<u16>,
+    },
+    /// PUBREL came for these inbound packet ids of `client`: they are free
+    /// again. Durable before the PUBCOMP is written.
+    InboundDone {
+        client: MqttStr,
+        packet_ids: Vec<u16>,
+    },
     /// `client` still has to get message `id`, which is the latest
     /// `Message` entry before this one, on these terms (the fields of a
     /// [`Delivery`]). Written by [`compact_into`]; the live broker routes.
@@ -139,6 +171,30 @@ pub(crate) enum Entry {
         retain: bool,
         subscription_ids: Vec<u32>,
     },
+}
+
+/// One first send of a stored message (see [`Entry::Sent`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Sent {
+    pub id: u64,
+    pub packet_id: u16,
+    /// The QoS it went out with (1 or 2).
+    pub qos: QoS,
+    pub retain: bool,
+    pub subscription_ids: Vec<u32>,
+}
+
+impl Sent {
+    /// The send of `delivery` under `packet_id`.
+    pub(crate) fn of(packet_id: u16, d: &Delivery) -> Sent {
+        Sent {
+            id: d.message.id,
+            packet_id,
+            qos: d.effective_qos(),
+            retain: d.retain,
+            subscription_ids: d.subscription_ids.clone(),
+        }
+    }
 }
 
 /// Why the journal could not be read or written.
@@ -183,6 +239,11 @@ pub(crate) struct RecoveredSession {
     /// Messages it still has to get, in message-id order, as the live
     /// router would have delivered them. Expired messages are left out.
     pub pending: Vec<Delivery>,
+    /// Messages in flight, in the order first sent, with their packet ids
+    /// and phases.
+    pub inflight: Vec<Outbound>,
+    /// Inbound QoS 2 packet ids awaiting PUBREL, ascending.
+    pub inbound: Vec<u16>,
 }
 
 mod kind {
@@ -195,6 +256,10 @@ mod kind {
     pub const UNSUBSCRIBE: u8 = b'X';
     pub const DELIVERED: u8 = b'A';
     pub const PENDING: u8 = b'P';
+    pub const SENT: u8 = b'T';
+    pub const RELEASED: u8 = b'L';
+    pub const INBOUND: u8 = b'I';
+    pub const INBOUND_DONE: u8 = b'J';
 }
 
 /// Message property tags: the MQTT 5 property identifiers.
@@ -283,11 +348,38 @@ pub(crate) fn encode(entry: &Entry, now_ms: i64) -> NewRecord {
             put_bytes(&mut b, client.as_bytes());
             b.put_u64_le(*id);
             b.put_u8(*qos as u8 | if *retain { RETAIN_FLAG } else { 0 });
-            b.put_u32_le(len_u32(subscription_ids.len()));
-            for &sid in subscription_ids {
-                b.put_u32_le(sid);
-            }
+            put_u32s(&mut b, subscription_ids);
             kind::PENDING
+        }
+        Entry::Sent { client, sends } => {
+            put_bytes(&mut b, client.as_bytes());
+            b.put_u32_le(len_u32(sends.len()));
+            for s in sends {
+                b.put_u64_le(s.id);
+                b.put_u16_le(s.packet_id);
+                b.put_u8(s.qos as u8 | if s.retain { RETAIN_FLAG } else { 0 });
+                put_u32s(&mut b, &s.subscription_ids);
+            }
+            kind::SENT
+        }
+        Entry::Released { client, ids } => {
+            put_bytes(&mut b, client.as_bytes());
+            b.put_u32_le(len_u32(ids.len()));
+            for id in ids {
+                b.put_u64_le(*id);
+            }
+            kind::RELEASED
+        }
+        Entry::Inbound { client, packet_ids } | Entry::InboundDone { client, packet_ids } => {
+            put_bytes(&mut b, client.as_bytes());
+            b.put_u32_le(len_u32(packet_ids.len()));
+            for id in packet_ids {
+                b.put_u16_le(*id);
+            }
+            match entry {
+                Entry::Inbound { .. } => kind::INBOUND,
+                _ => kind::INBOUND_DONE,
+            }
         }
     };
     NewRecord {
@@ -346,6 +438,13 @@ fn len_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
+fn put_u32s(b: &mut BytesMut, v: &[u32]) {
+    b.put_u32_le(len_u32(v.len()));
+    for &x in v {
+        b.put_u32_le(x);
+    }
+}
+
 fn put_bytes(b: &mut BytesMut, v: &[u8]) {
     b.put_u32_le(len_u32(v.len()));
     b.put_slice(v);
@@ -377,6 +476,10 @@ fn decode_entry(record: &Record, now: Instant, now_ms: i64) -> Result<Entry, Str
         kind::UNSUBSCRIBE => "Unsubscribe",
         kind::DELIVERED => "Delivered",
         kind::PENDING => "Pending",
+        kind::SENT => "Sent",
+        kind::RELEASED => "Released",
+        kind::INBOUND => "Inbound",
+        kind::INBOUND_DONE => "InboundDone",
         other => return Err(format!("unknown entry kind 0x{other:02x}")),
     };
     if !record.topic.is_empty() {
@@ -442,41 +545,70 @@ fn decode_entry(record: &Record, now: Instant, now_ms: i64) -> Result<Entry, Str
             client: r.string("client id")?,
             filter: r.filter()?,
         },
-        kind::DELIVERED => {
+        kind::DELIVERED => Entry::Delivered {
+            client: r.string("client id")?,
+            ids: r.u64s("message id")?,
+        },
+        kind::RELEASED => Entry::Released {
+            client: r.string("client id")?,
+            ids: r.u64s("message id")?,
+        },
+        kind::INBOUND => Entry::Inbound {
+            client: r.string("client id")?,
+            packet_ids: r.packet_ids()?,
+        },
+        kind::INBOUND_DONE => Entry::InboundDone {
+            client: r.string("client id")?,
+            packet_ids: r.packet_ids()?,
+        },
+        kind::SENT => {
             let client = r.string("client id")?;
-            let count = r.u32("id count")? as usize;
+            let count = r.u32("send count")? as usize;
             // Bounded by the bytes there are: no allocation on a lying count.
-            let mut ids = Vec::with_capacity(count.min(r.left() / 8));
+            let mut sends = Vec::with_capacity(count.min(r.left() / 15));
             for _ in 0..count {
-                ids.push(r.u64("message id")?);
+                let id = r.u64("message id")?;
+                let packet_id = r.u16("packet id")?;
+                let (qos, retain) = delivery_flags(r.u8("send flags")?)?;
+                if packet_id == 0 || qos == QoS::AtMostOnce {
+                    return Err(format!(
+                        "a send of message {id} has packet id {packet_id} and QoS {}",
+                        qos as u8
+                    ));
+                }
+                sends.push(Sent {
+                    id,
+                    packet_id,
+                    qos,
+                    retain,
+                    subscription_ids: r.u32s("subscription identifier")?,
+                });
             }
-            Entry::Delivered { client, ids }
+            Entry::Sent { client, sends }
         }
         _ => {
             let client = r.string("client id")?;
             let id = r.u64("message id")?;
-            let flags = r.u8("delivery flags")?;
-            if flags & !0b111 != 0 {
-                return Err(format!("delivery flags 0x{flags:02x} set unknown bits"));
-            }
-            let count = r.u32("subscription id count")? as usize;
-            // Bounded by the bytes present, so a damaged count cannot ask
-            // for a huge allocation.
-            let mut subscription_ids = Vec::with_capacity(count.min(r.left() / 4));
-            for _ in 0..count {
-                subscription_ids.push(r.u32("subscription identifier")?);
-            }
+            let (qos, retain) = delivery_flags(r.u8("delivery flags")?)?;
             Entry::Pending {
                 client,
                 id,
-                qos: qos(flags, "delivery")?,
-                retain: flags & RETAIN_FLAG != 0,
-                subscription_ids,
+                qos,
+                retain,
+                subscription_ids: r.u32s("subscription identifier")?,
             }
         }
     };
     r.finish(name)?;
     Ok(entry)
+}
+
+/// A delivery's flags byte: bits 0-1 QoS, bit 2 RETAIN.
+fn delivery_flags(flags: u8) -> Result<(QoS, bool), String> {
+    if flags & !0b111 != 0 {
+        return Err(format!("delivery flags 0x{flags:02x} set unknown bits"));
+    }
+    Ok((qos(flags, "delivery")?, flags & RETAIN_FLAG != 0))
 }
 
 fn qos(bits: u8, what: &str) -> Result<QoS, String> {
@@ -618,6 +750,43 @@ impl<'a> Reader<'a> {
 
     fn u8(&mut self, what: &str) -> Result<u8, String> {
         Ok(self.array::<1>(what)?[0])
+    }
+
+    fn u16(&mut self, what: &str) -> Result<u16, String> {
+        self.array(what).map(u16::from_le_bytes)
+    }
+
+    /// A u32 count and that many values. Capacity is bounded by the bytes
+    /// there are, so a damaged count cannot ask for a huge allocation.
+    fn u64s(&mut self, what: &str) -> Result<Vec<u64>, String> {
+        let count = self.u32("id count")? as usize;
+        let mut v = Vec::with_capacity(count.min(self.left() / 8));
+        for _ in 0..count {
+            v.push(self.u64(what)?);
+        }
+        Ok(v)
+    }
+
+    fn u32s(&mut self, what: &str) -> Result<Vec<u32>, String> {
+        let count = self.u32("subscription id count")? as usize;
+        let mut v = Vec::with_capacity(count.min(self.left() / 4));
+        for _ in 0..count {
+            v.push(self.u32(what)?);
+        }
+        Ok(v)
+    }
+
+    /// Non-zero packet ids [MQTT-2.2.1-3].
+    fn packet_ids(&mut self) -> Result<Vec<u16>, String> {
+        let count = self.u32("packet id count")? as usize;
+        let mut v = Vec::with_capacity(count.min(self.left() / 2));
+        for _ in 0..count {
+            match self.u16("packet id")? {
+                0 => return Err("packet id 0".into()),
+                id => v.push(id),
+            }
+        }
+        Ok(v)
     }
 
     fn u32(&mut self, what: &str) -> Result<u32, String> {

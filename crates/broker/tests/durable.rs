@@ -302,6 +302,55 @@ async fn a_failed_store_write_acknowledges_nothing_and_closes() {
 }
 
 #[tokio::test]
+async fn a_qos2_send_that_cannot_be_stored_is_not_written() {
+    // A QoS 2 PUBLISH to a persistent session goes out only once its packet
+    // id is durable: a restart must resend it under that id, or the client
+    // would take the resend for a new message [MQTT-4.3.3-10]. When the
+    // store fails, nothing is written and the connection closes
+    // [MQTT-4.8.0-2].
+    let sim = strata_store::SimStorage::new();
+    let mut config = BrokerConfig {
+        sys_interval: None,
+        ..BrokerConfig::default()
+    };
+    config.storage.data_dir = Some("/sim".into());
+    config.storage_backend = Some(std::sync::Arc::new(sim.clone()));
+    let broker = start(config).await;
+    let addr = broker.local_addrs()[0];
+    let mut o = v4_options(addr, "online");
+    o.set_clean_session(false);
+    let mut sub = v4(o).await;
+    sub.subscribe("g/#", QoS::ExactlyOnce).await;
+    // Works while the disk does.
+    let publ = v4(v4_options(addr, "pub")).await;
+    publ.client
+        .publish("g/1", QoS::ExactlyOnce, false, "stored")
+        .await
+        .unwrap();
+    assert_eq!(&sub.next_publish().await.payload[..], b"stored");
+
+    sim.set_faults(strata_store::storage::FaultPlan {
+        fail_sync: Some(1),
+        ..Default::default()
+    });
+    publ.client
+        .publish("g/2", QoS::ExactlyOnce, false, "not stored")
+        .await
+        .unwrap();
+    tokio::time::timeout(WAIT, async {
+        while let Some(packet) = sub.rx.recv().await {
+            assert!(
+                !matches!(packet, rumqttc::Packet::Publish(_)),
+                "a QoS 2 PUBLISH went out before its packet id was stored: {packet:?}"
+            );
+        }
+    })
+    .await
+    .expect("the subscriber's connection is closed");
+    broker.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
 async fn messages_the_queue_dropped_stay_dropped_after_a_restart() {
     // The overflow policy dropped them (newest first): the journal says so,
     // so a restart does not bring them back.

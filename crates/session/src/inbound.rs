@@ -245,6 +245,10 @@ impl Session {
             return self.pump(now);
         }
         state.outbound[i].phase = crate::state::OutboundPhase::Released;
+        let id = state.outbound[i].delivery.message.id;
+        if id != 0 {
+            self.events.push_back(Event::Released { id });
+        }
         // [MQTT-4.3.3-4] (3.1.1: [MQTT-4.3.3-1]): answer PUBREC with PUBREL.
         let rel = self.ack(a.packet_id, ReasonCode::Success);
         self.transmit.push_back(Packet::PubRel(rel));
@@ -257,6 +261,9 @@ impl Session {
             .is_some_and(|s| s.inbound_qos2.remove(&a.packet_id));
         let reason = if known {
             self.inbound_unacked = self.inbound_unacked.saturating_sub(1);
+            self.events.push_back(Event::InboundReleased {
+                packet_id: a.packet_id,
+            });
             ReasonCode::Success
         } else {
             ReasonCode::PacketIdentifierNotFound

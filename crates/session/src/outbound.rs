@@ -8,7 +8,7 @@ use std::time::Instant;
 use strata_codec::{MqttStr, Packet, Publish, QoS, ReasonCode};
 
 use crate::message::Delivery;
-use crate::session::{Phase, Session};
+use crate::session::{Event, Phase, Session};
 use crate::state::{Outbound, OutboundPhase, QueueOutcome};
 
 /// The outbound Topic Alias table of one connection. Aliases go to the
@@ -120,6 +120,12 @@ impl Session {
             // Too large for the client: dropped as if sent [MQTT-3.1.2-25].
             self.done_with(&d.message);
         } else if let Some(state) = &mut self.state {
+            if d.message.id != 0 {
+                self.events.push_back(Event::Sent {
+                    packet_id,
+                    delivery: d.clone(),
+                });
+            }
             state.outbound.push_back(Outbound {
                 packet_id,
                 delivery: d,

@@ -31,7 +31,7 @@ use strata_codec::{
 };
 
 use crate::config::Config;
-use crate::message::Message;
+use crate::message::{Delivery, Message};
 use crate::outbound::Aliases;
 use crate::state::SessionState;
 use crate::timer::{Timer, Timers};
@@ -77,6 +77,23 @@ pub enum Event {
     /// forget it for this session. Only for messages with a non-zero
     /// [`Message::id`].
     Delivered { id: u64 },
+    /// The stored message of `delivery` (a non-zero [`Message::id`]) went
+    /// out for the first time, with QoS 1 or 2, under `packet_id`. With a
+    /// durable store, a QoS 2 send is made durable before the PUBLISH is
+    /// written, so that a restart resends it under the same packet id
+    /// [MQTT-4.4.0-1] and the client's duplicate check holds
+    /// [MQTT-4.3.3-10].
+    Sent { packet_id: u16, delivery: Delivery },
+    /// PUBREC came for the stored QoS 2 message `id`, and PUBREL is queued.
+    /// With a durable store this is made durable before the PUBREL is
+    /// written: after a restart the server must resend PUBREL, not the
+    /// PUBLISH the client has already completed [MQTT-4.3.3-5].
+    Released { id: u64 },
+    /// PUBREL released inbound QoS 2 packet id `packet_id`, and PUBCOMP is
+    /// queued. With a durable store this is made durable before the PUBCOMP
+    /// is written: a restart that still held the id would take the
+    /// client's next message under it for a duplicate.
+    InboundReleased { packet_id: u16 },
 }
 
 /// A Will Message to publish.

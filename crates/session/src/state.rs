@@ -75,6 +75,26 @@ impl SessionState {
         self.outbound.iter()
     }
 
+    /// Puts back a message that was in flight when a durable store last
+    /// saw the session; call in the order they were first sent. It is resent
+    /// on resume like any other [MQTT-4.4.0-1]. Returns false, and keeps
+    /// nothing, if its packet id is in flight already.
+    pub fn restore_outbound(&mut self, o: Outbound) -> bool {
+        if o.qos == QoS::AtMostOnce || self.outbound.iter().any(|x| x.packet_id == o.packet_id) {
+            return false;
+        }
+        // Ids are handed out after the newest one in flight.
+        self.last_packet_id = o.packet_id;
+        self.outbound.push_back(o);
+        true
+    }
+
+    /// Puts back an inbound QoS 2 packet id whose PUBREC was sent and whose
+    /// PUBREL has not come [MQTT-4.3.3-10].
+    pub fn restore_inbound_qos2(&mut self, packet_id: u16) {
+        self.inbound_qos2.insert(packet_id);
+    }
+
     /// Messages queued behind the in-flight window.
     pub fn queued(&self) -> impl Iterator<Item = &Delivery> {
         self.queue.iter()

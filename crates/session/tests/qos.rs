@@ -51,6 +51,15 @@ fn inbound_qos2_is_delivered_once() {
     assert_eq!(h.received(), vec![Packet::PubRec(PubRec::new(9))]);
     h.send(Packet::PubRel(PubRel::new(9)));
     assert_eq!(h.received(), vec![Packet::PubComp(PubComp::new(9))]);
+    // The release is an event, for a durable store to note before PUBCOMP.
+    assert_eq!(
+        h.take_events(),
+        vec![Event::InboundReleased { packet_id: 9 }]
+    );
+    // A PUBREL for an id not held releases nothing.
+    h.send(Packet::PubRel(PubRel::new(9)));
+    assert!(h.take_events().is_empty());
+    h.received();
     // After PUBCOMP the id is free: a new PUBLISH with it is a new message.
     h.send(publish("a", QoS::ExactlyOnce, 9));
     assert_eq!(h.take_events().len(), 1);
@@ -736,4 +745,97 @@ fn packet_ids_wrap_around_messages_still_in_flight() {
     h.send(Packet::PubAck(PubAck::new(2)));
     h.send(Packet::PubAck(PubAck::new(3)));
     assert_eq!(next(&mut h), 4);
+}
+
+#[test]
+fn stored_sends_and_releases_are_events_for_the_durable_store() {
+    // A durable store records a stored message's packet id when it is first
+    // sent and its PUBREL phase when PUBREC comes, so that a restart can
+    // resend under the same id [MQTT-4.4.0-1]; unstored messages and resends
+    // report nothing.
+    let mut h = connected(Protocol::V5);
+    let now = h.now;
+    let mut m = message(now, "s", QoS::ExactlyOnce);
+    m.id = 41;
+    let mut d = delivery_of(m);
+    d.subscription_ids = vec![5];
+    h.session.handle_delivery(now, d.clone());
+    h.deliver("unstored", QoS::ExactlyOnce, QoS::ExactlyOnce);
+    while let Some(e) = h.session.poll_event() {
+        h.events.push(e);
+    }
+    let events = h.take_events();
+    assert_eq!(
+        events,
+        vec![Event::Sent {
+            packet_id: 1,
+            delivery: d
+        }]
+    );
+    h.received();
+    h.send(Packet::PubRec(PubRec::new(1)));
+    assert_eq!(h.take_events(), vec![Event::Released { id: 41 }]);
+    assert_eq!(h.received(), vec![Packet::PubRel(PubRel::new(1))]);
+    h.send(Packet::PubRec(PubRec::new(2)));
+    assert!(h.take_events().is_empty(), "the unstored one");
+    // A resend on resume is not a new send.
+    let mut h = h.resume(connect(Protocol::V5, "c"));
+    assert!(
+        !h.take_events()
+            .iter()
+            .any(|e| matches!(e, Event::Sent { .. }))
+    );
+    assert_eq!(h.received().len(), 2 + 1, "CONNACK and two PUBRELs");
+}
+
+#[test]
+fn a_restored_session_resends_its_flows_under_the_stored_ids() {
+    // What a durable store kept of a session: a QoS 2 PUBLISH awaiting
+    // PUBREC (id 7), one awaiting PUBCOMP (id 9), a QoS 1 PUBLISH (id 12),
+    // and inbound id 3 awaiting PUBREL. On resume: the PUBLISH packets again
+    // with DUP and their ids, the PUBREL, in the order first sent
+    // [MQTT-4.4.0-1] [MQTT-4.6.0-1]; the inbound id is still a duplicate
+    // [MQTT-4.3.3-10]; new ids follow the newest restored one.
+    let now = std::time::Instant::now();
+    let mut state = SessionState::new(MqttStr::from_static("r"), 3600);
+    let flow = |topic, qos, packet_id, phase| Outbound {
+        packet_id,
+        delivery: delivery(now, topic, qos, qos),
+        qos,
+        phase,
+    };
+    assert!(state.restore_outbound(flow("a", QoS::ExactlyOnce, 7, OutboundPhase::Published)));
+    assert!(state.restore_outbound(flow("b", QoS::ExactlyOnce, 9, OutboundPhase::Released)));
+    assert!(state.restore_outbound(flow("c", QoS::AtLeastOnce, 12, OutboundPhase::Published)));
+    assert!(
+        !state.restore_outbound(flow("d", QoS::AtLeastOnce, 9, OutboundPhase::Published)),
+        "an id in flight already is refused"
+    );
+    state.restore_inbound_qos2(3);
+    let mut h = Harness::new(Config::default());
+    let mut c = connect(Protocol::V5, "r");
+    c.clean_start = false;
+    h.send(Packet::Connect(Box::new(c)));
+    h.take_events();
+    h.session.accept(h.now, state, true, None);
+    let got = h.received();
+    let summary: Vec<(u8, u16, bool)> = got[1..]
+        .iter()
+        .map(|p| match p {
+            Packet::Publish(p) => (p.qos as u8, p.packet_id, p.dup),
+            Packet::PubRel(r) => (6, r.packet_id, false),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(summary, vec![(2, 7, true), (6, 9, false), (1, 12, true)]);
+    h.send(publish("in", QoS::ExactlyOnce, 3));
+    assert!(h.take_events().is_empty(), "a duplicate is not routed");
+    assert_eq!(h.received(), vec![Packet::PubRec(PubRec::new(3))]);
+    h.send(Packet::PubRel(PubRel::new(3)));
+    assert_eq!(h.received(), vec![Packet::PubComp(PubComp::new(3))]);
+    h.deliver("new", QoS::AtLeastOnce, QoS::AtLeastOnce);
+    match h.received().as_slice() {
+        [Packet::Publish(p)] => assert_eq!(p.packet_id, 13),
+        other => panic!("{other:?}"),
+    }
 }

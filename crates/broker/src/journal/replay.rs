@@ -8,10 +8,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use strata_codec::{MqttStr, PublishProps, QoS};
 use strata_router::{Router, ShareStrategy, SubOptions};
-use strata_session::{Delivery, Message};
+use strata_session::{Delivery, Message, Outbound, OutboundPhase};
 use strata_store::{Log, NewRecord, ReadLimits};
 
-use super::{Entry, JournalError, Recovered, RecoveredSession, decode, encode, encode_message};
+use super::{
+    Entry, JournalError, Recovered, RecoveredSession, Sent, decode, encode, encode_message,
+};
 
 /// Records read at once by [`replay`].
 const REPLAY_CHUNK: ReadLimits = ReadLimits {
@@ -62,6 +64,9 @@ struct Held {
     down_at: Option<i64>,
     subscriptions: Vec<(MqttStr, SubOptions)>,
     pending: BTreeMap<u64, Delivery>,
+    /// In the order first sent.
+    inflight: Vec<Outbound>,
+    inbound: BTreeSet<u16>,
 }
 
 #[derive(Debug)]
@@ -72,6 +77,9 @@ struct Replay {
     keys: HashMap<MqttStr, u64>,
     next_key: u64,
     retained: BTreeMap<MqttStr, Arc<Message>>,
+    /// The retained messages by id: a retained message sent to a new
+    /// subscription is in flight without ever being pending.
+    retained_by_id: HashMap<u64, Arc<Message>>,
     /// The latest message, which `Pending` entries refer to.
     latest: Option<Arc<Message>>,
     max_id: u64,
@@ -88,6 +96,7 @@ impl Replay {
             keys: HashMap::new(),
             next_key: 0,
             retained: BTreeMap::new(),
+            retained_by_id: HashMap::new(),
             latest: None,
             max_id: 0,
             routed: Vec::new(),
@@ -123,6 +132,8 @@ impl Replay {
                         down_at: None,
                         subscriptions: Vec::new(),
                         pending: BTreeMap::new(),
+                        inflight: Vec::new(),
+                        inbound: BTreeSet::new(),
                     };
                     self.sessions.insert(key, held);
                 }
@@ -177,7 +188,67 @@ impl Replay {
                 }
                 if let Some(s) = self.session(&client) {
                     for id in ids {
-                        s.pending.remove(&id);
+                        if s.pending.remove(&id).is_none()
+                            && let Some(i) =
+                                s.inflight.iter().position(|o| o.delivery.message.id == id)
+                        {
+                            s.inflight.remove(i);
+                        }
+                    }
+                }
+            }
+            Entry::Sent { client, sends } => {
+                let Some(&key) = self.keys.get(&client) else {
+                    return Ok(());
+                };
+                let Some(s) = self.sessions.get_mut(&key) else {
+                    return Ok(());
+                };
+                for sent in sends {
+                    // Pending until now; or a retained message sent to a
+                    // new subscription.
+                    let message = match s.pending.remove(&sent.id) {
+                        Some(d) => d.message,
+                        None => match self.retained_by_id.get(&sent.id) {
+                            Some(m) => m.clone(),
+                            None => continue,
+                        },
+                    };
+                    // An id in flight twice can only be a stale flow.
+                    s.inflight.retain(|o| o.packet_id != sent.packet_id);
+                    s.inflight.push(Outbound {
+                        packet_id: sent.packet_id,
+                        delivery: Delivery {
+                            message,
+                            qos: sent.qos,
+                            retain: sent.retain,
+                            subscription_ids: sent.subscription_ids,
+                        },
+                        qos: sent.qos,
+                        phase: OutboundPhase::Published,
+                    });
+                }
+            }
+            Entry::Released { client, ids } => {
+                if let Some(s) = self.session(&client) {
+                    for id in ids {
+                        if let Some(o) = s.inflight.iter_mut().find(|o| {
+                            o.delivery.message.id == id && o.phase == OutboundPhase::Published
+                        }) {
+                            o.phase = OutboundPhase::Released;
+                        }
+                    }
+                }
+            }
+            Entry::Inbound { client, packet_ids } => {
+                if let Some(s) = self.session(&client) {
+                    s.inbound.extend(packet_ids);
+                }
+            }
+            Entry::InboundDone { client, packet_ids } => {
+                if let Some(s) = self.session(&client) {
+                    for id in packet_ids {
+                        s.inbound.remove(&id);
                     }
                 }
             }
@@ -220,10 +291,14 @@ impl Replay {
         let m = Arc::new(m);
         if m.retain {
             // [MQTT-3.3.1-5]..[MQTT-3.3.1-7]: empty clears, else replaces.
-            if m.payload.is_empty() {
-                self.retained.remove(&m.topic);
+            let old = if m.payload.is_empty() {
+                self.retained.remove(&m.topic)
             } else {
-                self.retained.insert(m.topic.clone(), m.clone());
+                self.retained_by_id.insert(m.id, m.clone());
+                self.retained.insert(m.topic.clone(), m.clone())
+            };
+            if let Some(old) = old {
+                self.retained_by_id.remove(&old.id);
             }
         }
         // The publisher is not stored, so No Local cannot be applied here.
@@ -268,6 +343,10 @@ impl Replay {
                         .into_values()
                         .filter(|d| !d.message.is_expired(now))
                         .collect(),
+                    // In flight stays in flight, expired or not: the client
+                    // may hold it already.
+                    inflight: s.inflight,
+                    inbound: s.inbound.into_iter().collect(),
                 })
             })
             .collect();
@@ -335,7 +414,10 @@ pub(super) fn compact_at(
             },
             now_ms,
         ))?;
-        for d in &s.pending {
+        // In-flight messages are written as pending, and `Sent` later
+        // takes them into flight in their order.
+        let inflight = s.inflight.iter().map(|o| &o.delivery);
+        for d in s.pending.iter().chain(inflight) {
             held.entry(d.message.id)
                 .or_insert((&d.message, Vec::new()))
                 .1
@@ -398,6 +480,41 @@ pub(super) fn compact_at(
                 options: *options,
             };
             out.push(encode(&sub, now_ms))?;
+        }
+        let client = &s.client_id;
+        if !s.inflight.is_empty() {
+            let sends = s
+                .inflight
+                .iter()
+                .map(|o| Sent::of(o.packet_id, &o.delivery))
+                .collect();
+            out.push(encode(
+                &Entry::Sent {
+                    client: client.clone(),
+                    sends,
+                },
+                now_ms,
+            ))?;
+            let ids: Vec<u64> = s
+                .inflight
+                .iter()
+                .filter(|o| o.phase == OutboundPhase::Released)
+                .map(|o| o.delivery.message.id)
+                .collect();
+            if !ids.is_empty() {
+                let released = Entry::Released {
+                    client: client.clone(),
+                    ids,
+                };
+                out.push(encode(&released, now_ms))?;
+            }
+        }
+        if !s.inbound.is_empty() {
+            let inbound = Entry::Inbound {
+                client: client.clone(),
+                packet_ids: s.inbound.clone(),
+            };
+            out.push(encode(&inbound, now_ms))?;
         }
         // Down at the time that leaves `expires_in` from now_ms.
         let at_ms = match s.expires_in {

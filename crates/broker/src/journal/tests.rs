@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use strata_codec::{MqttStr, PublishProperties, PublishProps, QoS, RetainHandling};
 use strata_router::{ShareStrategy, SubOptions};
-use strata_session::Message;
+use strata_session::{Message, OutboundPhase};
 use strata_store::{Log, LogConfig, NewRecord, ReadLimits, Record, SimStorage};
 
 use super::replay::{compact_at, replay_in_chunks};
@@ -243,13 +243,89 @@ fn samples(now: Instant) -> Vec<Entry> {
             subscription_ids: vec![1, 7, u32::MAX],
         },
         Entry::Pending {
-            client,
+            client: client.clone(),
             id: 1,
             qos: Q0,
             retain: false,
             subscription_ids: vec![],
         },
+        Entry::Sent {
+            client: client.clone(),
+            sends: vec![
+                Sent {
+                    id: u64::MAX,
+                    packet_id: u16::MAX,
+                    qos: Q2,
+                    retain: true,
+                    subscription_ids: vec![3, u32::MAX],
+                },
+                Sent {
+                    id: 0,
+                    packet_id: 1,
+                    qos: Q1,
+                    retain: false,
+                    subscription_ids: vec![],
+                },
+            ],
+        },
+        Entry::Sent {
+            client: client.clone(),
+            sends: vec![],
+        },
+        Entry::Released {
+            client: client.clone(),
+            ids: vec![u64::MAX, 1],
+        },
+        Entry::Inbound {
+            client: client.clone(),
+            packet_ids: vec![1, u16::MAX],
+        },
+        Entry::InboundDone {
+            client,
+            packet_ids: vec![],
+        },
     ]
+}
+
+fn sent(client: &str, sends: &[(u64, u16, QoS)]) -> Entry {
+    Entry::Sent {
+        client: s(client),
+        sends: sends
+            .iter()
+            .map(|&(id, packet_id, qos)| Sent {
+                id,
+                packet_id,
+                qos,
+                retain: false,
+                subscription_ids: vec![],
+            })
+            .collect(),
+    }
+}
+
+fn released(client: &str, ids: &[u64]) -> Entry {
+    Entry::Released {
+        client: s(client),
+        ids: ids.to_vec(),
+    }
+}
+
+fn inbound(client: &str, packet_ids: &[u16]) -> Entry {
+    Entry::Inbound {
+        client: s(client),
+        packet_ids: packet_ids.to_vec(),
+    }
+}
+
+/// (packet id, message id, released) of each flow in flight, in order.
+fn flows(s: &RecoveredSession) -> Vec<(u16, u64, bool)> {
+    s.inflight
+        .iter()
+        .map(|o| {
+            let released = o.phase == OutboundPhase::Released;
+            (o.packet_id, o.delivery.message.id, released)
+        })
+        .collect()
 }
 
 #[test]
@@ -762,6 +838,19 @@ fn busy_log() -> Log {
             t(4000, msg(8, "s/3", Q1)),
             t(4000, delivered("a", 2)),
             t(4000, msg(9, "s/4", Q2)),
+            // a sent 1 and got PUBREC; b got retained 3 on subscribing
+            // and has an inbound QoS 2 id.
+            t(4100, sent("a", &[(1, 3, Q2)])),
+            t(4100, released("a", &[1])),
+            t(4100, sent("b", &[(3, 9, Q1)])),
+            t(4100, inbound("b", &[4, 9])),
+            t(
+                4100,
+                Entry::InboundDone {
+                    client: s("b"),
+                    packet_ids: vec![9],
+                },
+            ),
             t(4500, Entry::End { client: s("ended") }),
             t(5000, down("a", 600, T0 + 5000)),
             t(5000, down("c", 120, T0 + 5000)),
@@ -776,13 +865,75 @@ fn busy_log() -> Log {
 }
 
 #[test]
+fn in_flight_flows_and_inbound_ids_are_replayed() {
+    // What a restart resends: PUBLISH under its packet id until PUBREC,
+    // then PUBREL until PUBCOMP [MQTT-4.4.0-1]; inbound QoS 2 ids stay
+    // duplicates until their PUBREL [MQTT-4.3.3-10].
+    let log = new_log();
+    write(
+        &log,
+        &at(vec![
+            up("x", 600),
+            sub("x", "t/#", opts(Q2)),
+            retained(1, "r", "kept", Q1),
+            msg(2, "t/a", Q2),
+            msg(3, "t/b", Q1),
+            msg(4, "t/c", Q2),
+            msg(5, "t/d", Q2),
+            // 1 is retained, sent to a new subscription: never pending.
+            // 9 is unknown: ignored.
+            sent("x", &[(2, 10, Q2), (3, 11, Q1), (4, 12, Q2), (1, 13, Q1)]),
+            sent("x", &[(9, 14, Q1)]),
+            released("x", &[2, 3]),
+            delivered("x", 3),
+            inbound("x", &[5, 6, 7]),
+            Entry::InboundDone {
+                client: s("x"),
+                packet_ids: vec![6],
+            },
+        ]),
+    );
+    let r = replay_at(&log, Instant::now(), T0);
+    let x = session(&r, "x");
+    // 3 is QoS 1: Released does not apply to it, and it is done.
+    assert_eq!(
+        flows(x),
+        [(10, 2, true), (12, 4, false), (13, 1, false)],
+        "{x:#?}"
+    );
+    assert_eq!(ids(x), [5], "the unsent message is still pending");
+    assert_eq!(x.inbound, [5, 7]);
+    assert_eq!(x.inflight[1].qos, Q2);
+
+    // Done with 2 (PUBCOMP); the client reused packet id 12 for new flows
+    // after 4's completed; a new session forgets everything.
+    write(
+        &log,
+        &at(vec![
+            delivered("x", 2),
+            delivered("x", 4),
+            sent("x", &[(5, 12, Q2)]),
+        ]),
+    );
+    let r = replay_at(&log, Instant::now(), T0);
+    assert_eq!(flows(session(&r, "x")), [(13, 1, false), (12, 5, false)]);
+    write(&log, &at(vec![up("x", 600)]));
+    let r = replay_at(&log, Instant::now(), T0);
+    let x = session(&r, "x");
+    assert!(x.inflight.is_empty() && x.inbound.is_empty() && x.pending.is_empty());
+}
+
+#[test]
 fn compaction_replays_to_the_same_state() {
     let log = busy_log();
     let (now, now_ms) = (Instant::now(), T0 + 30_000);
     let before = replay_at(&log, now, now_ms);
     // The log is what it should be before comparing compactions of it.
     assert_eq!(clients(&before), ["a", "b", "c"]);
-    assert_eq!(ids(session(&before, "a")), [1]);
+    assert_eq!(ids(session(&before, "a")), Vec::<u64>::new());
+    assert_eq!(flows(session(&before, "a")), [(3, 1, true)]);
+    assert_eq!(flows(session(&before, "b")), [(9, 3, false)]);
+    assert_eq!(session(&before, "b").inbound, [4]);
     // The share group's messages went to b or c, once each (11 was
     // acknowledged, 10 expired); c also has its r/# messages.
     let mut shared = [ids(session(&before, "b")), ids(session(&before, "c"))].concat();

@@ -1,0 +1,224 @@
+//! QoS 2 flows of persistent sessions across a restart on the same data
+//! directory, in raw packets so that every acknowledgement is the test's
+//! choice: an outbound flow comes back under its packet id and in its
+//! phase (PUBLISH with DUP before PUBREC, PUBREL after it), and an inbound
+//! packet id stays a duplicate until its PUBREL. Every message arrives
+//! exactly once.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use strata_broker::BrokerConfig;
+use strata_testkit::raw::{self, packet};
+use strata_testkit::{RawClient, RawPacket, TestBroker};
+
+const CONNACK: u8 = 2;
+const PUBLISH: u8 = 3;
+const PUBREC: u8 = 5;
+const PUBREL: u8 = 6;
+const PUBCOMP: u8 = 7;
+const SUBACK: u8 = 9;
+
+/// A fresh data directory, removed when dropped.
+struct DataDir(PathBuf);
+
+impl DataDir {
+    fn new() -> DataDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "strata-flows-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        DataDir(p)
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn start_on(dir: &DataDir) -> TestBroker {
+    let mut config = BrokerConfig {
+        sys_interval: None,
+        ..BrokerConfig::default()
+    };
+    config.storage.data_dir = Some(dir.0.clone());
+    TestBroker::start(config).await
+}
+
+async fn restart(b: TestBroker, dir: &DataDir) -> TestBroker {
+    b.broker.shutdown(Duration::from_secs(1)).await;
+    start_on(dir).await
+}
+
+/// A 3.1.1 connection with Clean Session 0 (a persistent session) and no
+/// keep alive; returns it and Session Present.
+async fn persistent(b: &TestBroker, id: &str) -> (RawClient, bool) {
+    let mut c = b.client().await;
+    c.send(&raw::connect(4, 0x00, 0, id, &[])).await;
+    let ack = c.expect(CONNACK).await;
+    assert_eq!(ack.body[1], 0, "CONNACK return code");
+    (c, ack.body[0] & 1 == 1)
+}
+
+fn ack(first: u8, id: u16) -> Vec<u8> {
+    packet(first, &id.to_be_bytes())
+}
+
+fn id_of(p: &RawPacket) -> u16 {
+    u16::from_be_bytes([p.body[0], p.body[1]])
+}
+
+/// Packet id, payload and DUP of a 3.1.1 QoS 1/2 PUBLISH.
+fn publish_parts(p: &RawPacket) -> (u16, Vec<u8>, bool) {
+    assert_eq!(p.packet_type(), PUBLISH, "{p:?}");
+    let topic_len = usize::from(u16::from_be_bytes([p.body[0], p.body[1]]));
+    let at = 2 + topic_len;
+    let id = u16::from_be_bytes([p.body[at], p.body[at + 1]]);
+    (id, p.body[at + 2..].to_vec(), p.first & 0x08 != 0)
+}
+
+/// Publishes at QoS 2 and completes the flow.
+async fn publish_qos2(c: &mut RawClient, topic: &str, id: u16, payload: &[u8]) {
+    c.send(&raw::publish(4, 2, false, topic, id, payload)).await;
+    assert_eq!(id_of(&c.expect(PUBREC).await), id);
+    c.send(&ack(0x62, id)).await;
+    assert_eq!(id_of(&c.expect(PUBCOMP).await), id);
+}
+
+async fn subscribe(c: &mut RawClient, filter: &str) {
+    c.send(&raw::subscribe(4, 1, filter, 2)).await;
+    assert_eq!(c.expect(SUBACK).await.body[2], 2, "granted QoS 2");
+}
+
+#[tokio::test]
+async fn outbound_qos2_flows_resume_in_their_phase_after_a_restart() {
+    let dir = DataDir::new();
+    let b = start_on(&dir).await;
+    let (mut sub, _) = persistent(&b, "flows-sub").await;
+    subscribe(&mut sub, "q/#").await;
+    let (mut publ, _) = persistent(&b, "flows-pub").await;
+    publish_qos2(&mut publ, "q/a", 1, b"first").await;
+    publish_qos2(&mut publ, "q/b", 2, b"second").await;
+    let (first_id, first, _) = publish_parts(&sub.expect(PUBLISH).await);
+    let (second_id, second, _) = publish_parts(&sub.expect(PUBLISH).await);
+    assert_eq!((&first[..], &second[..]), (&b"first"[..], &b"second"[..]));
+    // The second reaches PUBREL; the first stays unacknowledged.
+    sub.send(&ack(0x50, second_id)).await;
+    assert_eq!(id_of(&sub.expect(PUBREL).await), second_id);
+    drop((sub, publ));
+
+    let b = restart(b, &dir).await;
+    let (mut sub, present) = persistent(&b, "flows-sub").await;
+    assert!(present, "the session survived the restart");
+    // [MQTT-4.4.0-1]: the PUBLISH again with DUP under its id, then the
+    // PUBREL (not the PUBLISH the client completed), in the order sent.
+    let p = sub.expect(PUBLISH).await;
+    assert_eq!(publish_parts(&p), (first_id, b"first".to_vec(), true));
+    assert_eq!(p.first & 0x06, 0x04, "QoS 2");
+    let rel = sub.read().await;
+    assert_eq!(
+        rel,
+        strata_testkit::Read::Packet(RawPacket {
+            first: 0x62,
+            body: second_id.to_be_bytes().to_vec()
+        }),
+        "PUBREL for the released one"
+    );
+    sub.send(&ack(0x70, second_id)).await;
+    sub.send(&ack(0x50, first_id)).await;
+    assert_eq!(id_of(&sub.expect(PUBREL).await), first_id);
+    sub.send(&ack(0x70, first_id)).await;
+
+    // Nothing comes again: the next PUBLISH is a new message.
+    let (mut publ, _) = persistent(&b, "flows-pub").await;
+    publish_qos2(&mut publ, "q/c", 3, b"third").await;
+    let (_, payload, dup) = publish_parts(&sub.expect(PUBLISH).await);
+    assert_eq!((&payload[..], dup), (&b"third"[..], false));
+
+    // Completed flows stay completed across another restart.
+    drop((sub, publ));
+    let b = restart(b, &dir).await;
+    let (mut sub, present) = persistent(&b, "flows-sub").await;
+    assert!(present);
+    let p = sub.expect(PUBLISH).await;
+    let (third_id, payload, dup) = publish_parts(&p);
+    assert_eq!((&payload[..], dup), (&b"third"[..], true), "only the third");
+    sub.send(&ack(0x50, third_id)).await;
+    assert_eq!(id_of(&sub.expect(PUBREL).await), third_id);
+    sub.send(&ack(0x70, third_id)).await;
+    b.broker.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn an_inbound_qos2_id_stays_a_duplicate_until_pubrel_across_a_restart() {
+    let dir = DataDir::new();
+    let b = start_on(&dir).await;
+    let (mut sub, _) = persistent(&b, "in-sub").await;
+    subscribe(&mut sub, "in/#").await;
+    let (mut publ, _) = persistent(&b, "in-pub").await;
+    // 7: stored for the persistent subscriber; 8: for nobody, so only
+    // the packet id is stored. Both get PUBREC; neither gets PUBREL yet.
+    publ.send(&raw::publish(4, 2, false, "in/x", 7, b"once"))
+        .await;
+    assert_eq!(id_of(&publ.expect(PUBREC).await), 7);
+    publ.send(&raw::publish(4, 2, false, "solo/x", 8, b"solo"))
+        .await;
+    assert_eq!(id_of(&publ.expect(PUBREC).await), 8);
+    let (id, payload, _) = publish_parts(&sub.expect(PUBLISH).await);
+    assert_eq!(payload, b"once");
+    sub.send(&ack(0x50, id)).await;
+    sub.expect(PUBREL).await;
+    sub.send(&ack(0x70, id)).await;
+    drop((sub, publ));
+
+    let b = restart(b, &dir).await;
+    let mut watcher = b.client().await;
+    watcher.send(&raw::connect_clean(4, "in-watch")).await;
+    watcher.expect(CONNACK).await;
+    subscribe(&mut watcher, "solo/#").await;
+    let (mut publ, present) = persistent(&b, "in-pub").await;
+    assert!(present);
+    // The client resends both (it never saw PUBREC survive, as far as the
+    // test is concerned): PUBREC again, routed never [MQTT-4.3.3-10].
+    let mut dup = raw::publish(4, 2, false, "in/x", 7, b"once");
+    dup[0] |= 0x08;
+    publ.send(&dup).await;
+    assert_eq!(id_of(&publ.expect(PUBREC).await), 7);
+    let mut dup = raw::publish(4, 2, false, "solo/x", 8, b"solo");
+    dup[0] |= 0x08;
+    publ.send(&dup).await;
+    assert_eq!(id_of(&publ.expect(PUBREC).await), 8);
+    for id in [7, 8] {
+        publ.send(&ack(0x62, id)).await;
+        assert_eq!(id_of(&publ.expect(PUBCOMP).await), id);
+    }
+    // Released: the same ids now carry new messages.
+    publish_qos2(&mut publ, "in/x", 7, b"again").await;
+    publish_qos2(&mut publ, "solo/x", 8, b"solo again").await;
+    let (_, payload, _) = publish_parts(&watcher.expect(PUBLISH).await);
+    assert_eq!(payload, b"solo again", "the resent one was not routed");
+    let (mut sub, _) = persistent(&b, "in-sub").await;
+    let (_, payload, _) = publish_parts(&sub.expect(PUBLISH).await);
+    assert_eq!(payload, b"again", "the resent one was not routed");
+
+    // And the releases are durable: after another restart, id 7 is free.
+    drop((sub, publ));
+    let b = restart(b, &dir).await;
+    let (mut sub, _) = persistent(&b, "in-sub").await;
+    let (id, payload, _) = publish_parts(&sub.expect(PUBLISH).await);
+    assert_eq!(payload, b"again");
+    sub.send(&ack(0x50, id)).await;
+    sub.expect(PUBREL).await;
+    sub.send(&ack(0x70, id)).await;
+    let (mut publ, _) = persistent(&b, "in-pub").await;
+    publish_qos2(&mut publ, "in/x", 7, b"third").await;
+    let (_, payload, _) = publish_parts(&sub.expect(PUBLISH).await);
+    assert_eq!(payload, b"third");
+    b.broker.shutdown(Duration::from_secs(1)).await;
+}
