@@ -82,6 +82,13 @@ fn answer_events(s: &mut Session, now: Instant, decide: u8) {
                 s.unsubscribe_done(packet_id, vec![ReasonCode::Success; filters.len()]);
             }
             Event::Closed { .. } => {}
+            Event::Delivered { id } => assert_ne!(id, 0, "only stored messages"),
+            Event::Sent { packet_id, delivery } => {
+                assert_ne!(packet_id, 0);
+                assert_ne!(delivery.message.id, 0, "only stored messages");
+            }
+            Event::Released { id } => assert_ne!(id, 0, "only stored messages"),
+            Event::InboundReleased { packet_id } => assert_ne!(packet_id, 0),
         }
     }
 }
@@ -217,6 +224,9 @@ fuzz_target!(|data: &[u8]| {
                     retain: b & 0x10 != 0,
                     properties: Default::default(),
                     received: now,
+                    // Stored or not: stored messages raise the durable
+                    // store's events.
+                    id: u64::from(b & 0x40 != 0) * u64::from(b),
                 };
                 if b & 0x20 != 0 {
                     m.properties.message_expiry_interval = Some(u32::from(b >> 6));

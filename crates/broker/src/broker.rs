@@ -93,7 +93,7 @@ impl Shared {
     /// publishing session (for No Local). Messages that must survive are
     /// stored first: see [`Shared::publish_with`].
     pub fn publish(&self, message: Message, publisher: Option<u64>) -> usize {
-        self.publish_with(message, publisher, true, |_| {})
+        self.publish_with(message, publisher, None, true, |_| {})
             .delivered
     }
 
@@ -106,12 +106,15 @@ impl Shared {
     /// subscriber sees it, so every later journal entry about it follows it.
     /// `congested` names a receiving mailbox (not the publisher's own) the
     /// publisher should wait on before reading more (see `mailbox.rs`).
+    /// `from` (a persistent publisher's client id and inbound QoS 2 packet
+    /// id, or 0) goes into the stored record with the message.
     ///
     /// Lock order: router, then mailboxes (read).
     pub fn publish_with(
         &self,
         mut message: Message,
         publisher: Option<u64>,
+        from: Option<(&MqttStr, u16)>,
         durable: bool,
         done: impl FnOnce(bool) + Send + 'static,
     ) -> Published {
@@ -152,7 +155,7 @@ impl Shared {
         }
         let waiting = match store {
             Some(d) => {
-                d.record_message_then(&message, done);
+                d.record_message_then(&message, from, done);
                 true
             }
             None => false,
@@ -452,7 +455,7 @@ async fn sys_publisher(shared: Arc<Shared>, every: Duration) {
                 id: 0,
             };
             // $SYS values are regenerated, never stored.
-            shared.publish_with(message, None, false, |_| {});
+            shared.publish_with(message, None, None, false, |_| {});
         }
     }
 }

@@ -54,8 +54,8 @@ struct PendingAck {
     packet_id: u16,
     qos: QoS,
     reason: ReasonCode,
-    /// Journal appends still to complete before it may go.
-    waiting: u8,
+    /// Waiting for a journal append.
+    waiting: bool,
 }
 
 /// What one round of a persistent session's work puts in the journal, as
@@ -296,31 +296,44 @@ impl Conn {
                     let seq = self.next_seq;
                     self.next_seq += 1;
                     let tx = self.durable_sender();
+                    // An inbound QoS 2 id of a journaled session must be
+                    // durable before PUBREC: after a restart, the client's
+                    // resend of this PUBLISH is then still a duplicate
+                    // [MQTT-4.3.3-10]. It goes in the message's own record
+                    // when the message is stored, else in a record of its
+                    // own; either way one record, written whole or not at
+                    // all.
+                    let inbound_id = match (packet_id, qos) {
+                        (Some(id), QoS::ExactlyOnce) => id,
+                        _ => 0,
+                    };
                     let tx2 = tx.clone();
-                    let published = self.shared.publish_with(message, key, true, move |ok| {
-                        if let Some(tx) = tx {
-                            let _ = tx.send((seq, ok));
-                        }
-                    });
+                    let from = self.journaled().map(|a| (&a.client_id, inbound_id));
+                    let published = self
+                        .shared
+                        .publish_with(message, key, from, true, move |ok| {
+                            if let Some(tx) = tx {
+                                let _ = tx.send((seq, ok));
+                            }
+                        });
                     let n = published.delivered;
-                    let mut waiting = u8::from(published.waiting);
+                    let mut waiting = published.waiting;
                     if published.congested.is_some() {
                         self.paused = published.congested;
                     }
-                    if let (Some(packet_id), QoS::ExactlyOnce, Some(a), Some(d), Some(tx)) =
-                        (packet_id, qos, self.journaled(), &self.shared.durable, tx2)
+                    if !waiting
+                        && inbound_id != 0
+                        && let (Some(a), Some(d), Some(tx)) =
+                            (self.journaled(), &self.shared.durable, tx2)
                     {
-                        // The id must be durable before PUBREC: after a
-                        // restart, the client's resend of this PUBLISH is
-                        // then still a duplicate [MQTT-4.3.3-10].
                         let entry = Entry::Inbound {
                             client: a.client_id.clone(),
-                            packet_ids: vec![packet_id],
+                            packet_ids: vec![inbound_id],
                         };
                         d.record_then(&[entry], move |ok| {
                             let _ = tx.send((seq, ok));
                         });
-                        waiting += 1;
+                        waiting = true;
                     }
                     if let Some(packet_id) = packet_id {
                         let reason = if n == 0 {
@@ -483,14 +496,14 @@ impl Conn {
             return;
         }
         if let Some(a) = self.acks.iter_mut().find(|a| a.seq == seq) {
-            a.waiting = a.waiting.saturating_sub(1);
+            a.waiting = false;
         }
         self.release_acks();
     }
 
     /// Sends the answers that are ready, in order.
     fn release_acks(&mut self) {
-        while self.acks.front().is_some_and(|a| a.waiting == 0) {
+        while self.acks.front().is_some_and(|a| !a.waiting) {
             if let Some(a) = self.acks.pop_front() {
                 self.session.publish_done(a.packet_id, a.qos, a.reason);
             }

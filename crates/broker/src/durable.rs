@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use strata_codec::MqttStr;
 use strata_router::ShareStrategy;
 use strata_session::Message;
 use strata_store::{FsStorage, FsyncPolicy, Log, LogConfig, Storage};
@@ -205,15 +206,17 @@ impl Durable {
         });
     }
 
-    /// Appends the stored message `m`; `done(true)` once it is durable
+    /// Appends the stored message `m` (from a persistent session: its
+    /// client id and inbound QoS 2 packet id, see `Entry::Published`); `done(true)` once it is durable
     /// under the fsync policy, `done(false)` if it could not be stored.
     /// `done` runs on the log's writer thread and must not block.
     pub(crate) fn record_message_then(
         &self,
         m: &Message,
+        from: Option<(&MqttStr, u16)>,
         done: impl FnOnce(bool) + Send + 'static,
     ) {
-        let r = journal::encode_message(m, now_ms());
+        let r = journal::encode_message(m, now_ms(), from);
         self.log.submit_then(vec![r], move |r| {
             if let Err(e) = &r {
                 tracing::error!(error = %e, "durable append failed");

@@ -91,16 +91,18 @@ impl Storage for ReadOnly {
 fn describe(r: &Record, now: Instant, now_ms: i64) -> String {
     let mut s = format!("{:>10}  {}  ", r.offset, r.timestamp);
     let _ = match journal::decode(r, now, now_ms) {
-        Ok(Entry::Message(m)) => write!(
-            s,
-            "message id={} topic={:?} qos={} retain={} payload={}B{}",
-            m.id,
-            m.topic.as_str(),
-            m.qos as u8,
-            m.retain,
-            m.payload.len(),
-            printable(&m.payload)
-        ),
+        Ok(Entry::Message(m)) => {
+            write_message(&mut s, &m);
+            Ok(())
+        }
+        Ok(Entry::Published {
+            message,
+            client,
+            packet_id,
+        }) => {
+            write_message(&mut s, &message);
+            write!(s, " from={client:?} inbound_packet_id={packet_id}")
+        }
         Ok(Entry::Up { client, expiry }) => write!(s, "up client={client:?} expiry={expiry}s"),
         Ok(Entry::Resume { client, expiry }) => {
             write!(s, "resume client={client:?} expiry={expiry}s")
@@ -161,6 +163,19 @@ fn describe(r: &Record, now: Instant, now_ms: i64) -> String {
         Err(e) => write!(s, "undecodable: {e}"),
     };
     s
+}
+
+fn write_message(s: &mut String, m: &strata_session::Message) {
+    let _ = write!(
+        s,
+        "message id={} topic={:?} qos={} retain={} payload={}B{}",
+        m.id,
+        m.topic.as_str(),
+        m.qos as u8,
+        m.retain,
+        m.payload.len(),
+        printable(&m.payload)
+    );
 }
 
 /// A short text payload shown inline.

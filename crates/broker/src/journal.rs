@@ -31,7 +31,8 @@
 //! properties are
 //!
 //! ```text
-//! 'M' | flags u8 (bits 0-1 QoS, bit 2 RETAIN) | id u64 | length u32 | properties
+//! 'M' | flags u8 (bits 0-1 QoS, bit 2 RETAIN, bit 3 PUBLISHER) | id u64 | length u32
+//!     | properties | [publisher string | packet id u16]
 //! ```
 //!
 //! where `properties` (exactly `length` bytes) is a sequence of MQTT 5
@@ -41,6 +42,8 @@
 //! response topic (string), `0x09` correlation data (binary), `0x26` user
 //! property (two strings, repeated in order). Topic aliases and
 //! subscription identifiers belong to one connection and are not stored.
+//! With bit 3 (a [`Entry::Published`]), the publisher's client id and the
+//! packet id of its QoS 2 PUBLISH (0: none) follow the properties.
 //!
 //! Every other entry has an empty record topic, the kind byte alone as its
 //! properties, and its fields in the payload, in this order:
@@ -93,6 +96,17 @@ pub(crate) enum Entry {
     /// session). `message.id` != 0. `message.received` is not stored: the
     /// record timestamp (ms since the Unix epoch) is.
     Message(Message),
+    /// A stored message from the persistent session `client`: replay
+    /// applies No Local to that session's subscriptions, and a non-zero
+    /// `packet_id` is the inbound QoS 2 id the message came under, held
+    /// until an `InboundDone` (one record, so the message and its id are
+    /// durable together: a restart never takes the client's resend for a
+    /// new message, nor drops a message it never stored).
+    Published {
+        message: Message,
+        client: MqttStr,
+        packet_id: u16,
+    },
     /// A persistent session starts fresh (new, or Clean Start discarded the
     /// old one): forget any earlier state of `client`. Expiry 0 ends it.
     Up {
@@ -273,6 +287,7 @@ mod prop {
 }
 
 const RETAIN_FLAG: u8 = 0b100;
+const PUBLISHER_FLAG: u8 = 0b1000;
 const HAS_SUBSCRIPTION_ID: u8 = 0b100_0000;
 
 /// Encodes `entry` as a record stamped `now_ms` (for a message: when it was
@@ -280,7 +295,12 @@ const HAS_SUBSCRIPTION_ID: u8 = 0b100_0000;
 pub(crate) fn encode(entry: &Entry, now_ms: i64) -> NewRecord {
     let mut b = BytesMut::new();
     let kind = match entry {
-        Entry::Message(m) => return encode_message(m, now_ms),
+        Entry::Message(m) => return encode_message(m, now_ms, None),
+        Entry::Published {
+            message,
+            client,
+            packet_id,
+        } => return encode_message(message, now_ms, Some((client, *packet_id))),
         Entry::Up { client, expiry } => {
             b.put_u32_le(*expiry);
             put_bytes(&mut b, client.as_bytes());
@@ -390,7 +410,13 @@ pub(crate) fn encode(entry: &Entry, now_ms: i64) -> NewRecord {
     }
 }
 
-pub(crate) fn encode_message(m: &Message, received_ms: i64) -> NewRecord {
+/// A message record; `from` is the publisher's client id and inbound QoS 2
+/// packet id (see [`Entry::Published`]).
+pub(crate) fn encode_message(
+    m: &Message,
+    received_ms: i64,
+    from: Option<(&MqttStr, u16)>,
+) -> NewRecord {
     let mut props = BytesMut::new();
     let p: &PublishProperties = &m.properties;
     if let Some(v) = p.payload_format_indicator {
@@ -418,12 +444,18 @@ pub(crate) fn encode_message(m: &Message, received_ms: i64) -> NewRecord {
         put_bytes(&mut props, k.as_bytes());
         put_bytes(&mut props, v.as_bytes());
     }
-    let mut out = BytesMut::with_capacity(14 + props.len());
+    let from_len = from.map_or(0, |(c, _)| 6 + c.len());
+    let mut out = BytesMut::with_capacity(14 + props.len() + from_len);
     out.put_u8(kind::MESSAGE);
-    out.put_u8(m.qos as u8 | if m.retain { RETAIN_FLAG } else { 0 });
+    let publisher = if from.is_some() { PUBLISHER_FLAG } else { 0 };
+    out.put_u8(m.qos as u8 | if m.retain { RETAIN_FLAG } else { 0 } | publisher);
     out.put_u64_le(m.id);
     out.put_u32_le(len_u32(props.len()));
     out.put_slice(&props);
+    if let Some((client, packet_id)) = from {
+        put_bytes(&mut out, client.as_bytes());
+        out.put_u16_le(packet_id);
+    }
     NewRecord {
         timestamp: received_ms,
         topic: m.topic.as_bytes().clone(),
@@ -465,7 +497,7 @@ fn decode_entry(record: &Record, now: Instant, now_ms: i64) -> Result<Entry, Str
         return Err("the properties are empty, so there is no entry kind".into());
     };
     if kind == kind::MESSAGE {
-        return decode_message(record, now, now_ms).map(Entry::Message);
+        return decode_message(record, now, now_ms);
     }
     let name = match kind {
         kind::UP => "Up",
@@ -615,11 +647,11 @@ fn qos(bits: u8, what: &str) -> Result<QoS, String> {
     QoS::from_u8(bits & 0b11).ok_or_else(|| format!("{what} QoS 3"))
 }
 
-fn decode_message(record: &Record, now: Instant, now_ms: i64) -> Result<Message, String> {
+fn decode_message(record: &Record, now: Instant, now_ms: i64) -> Result<Entry, String> {
     let mut r = Reader::new(&record.properties);
     r.u8("entry kind")?;
     let flags = r.u8("message flags")?;
-    if flags & !0b111 != 0 {
+    if flags & !0b1111 != 0 {
         return Err(format!("message flags 0x{flags:02x} set unknown bits"));
     }
     let qos = qos(flags, "message")?;
@@ -629,13 +661,20 @@ fn decode_message(record: &Record, now: Instant, now_ms: i64) -> Result<Message,
     }
     let len = r.u32("message properties length")? as usize;
     let props = r.take(len, "message properties")?;
+    let from = match flags & PUBLISHER_FLAG {
+        0 => None,
+        _ => Some((
+            r.string("publisher client id")?,
+            r.u16("inbound packet id")?,
+        )),
+    };
     r.finish("Message")?;
     let mut properties = decode_properties(&props)?;
     let topic =
         MqttStr::from_bytes(record.topic.clone()).map_err(|e| format!("the message topic {e}"))?;
     validate_topic_name(&topic).map_err(|e| format!("message topic {topic:?}: {e}"))?;
     let received = received_at(now, now_ms, record.timestamp, &mut properties);
-    Ok(Message {
+    let message = Message {
         topic,
         payload: record.payload.clone(),
         qos,
@@ -643,6 +682,14 @@ fn decode_message(record: &Record, now: Instant, now_ms: i64) -> Result<Message,
         properties,
         received,
         id,
+    };
+    Ok(match from {
+        None => Entry::Message(message),
+        Some((client, packet_id)) => Entry::Published {
+            message,
+            client,
+            packet_id,
+        },
     })
 }
 

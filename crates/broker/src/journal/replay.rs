@@ -119,7 +119,20 @@ impl Replay {
     /// a new `Up`.
     fn apply(&mut self, entry: Entry, offset: u64) -> Result<(), JournalError> {
         match entry {
-            Entry::Message(m) => self.message(m),
+            Entry::Message(m) => self.message(m, None),
+            Entry::Published {
+                message,
+                client,
+                packet_id,
+            } => {
+                let publisher = self.keys.get(&client).copied();
+                self.message(message, publisher);
+                if packet_id != 0
+                    && let Some(s) = self.session(&client)
+                {
+                    s.inbound.insert(packet_id);
+                }
+            }
             Entry::Up { client, expiry } => {
                 self.end(&client);
                 if expiry > 0 {
@@ -285,8 +298,9 @@ impl Replay {
         Ok(())
     }
 
-    /// What `Shared::publish` does with a stored message.
-    fn message(&mut self, m: Message) {
+    /// What `Shared::publish` does with a stored message; `publisher` is
+    /// the router key of the publishing session, for No Local.
+    fn message(&mut self, m: Message, publisher: Option<u64>) {
         self.max_id = self.max_id.max(m.id);
         let m = Arc::new(m);
         if m.retain {
@@ -301,8 +315,8 @@ impl Replay {
                 self.retained_by_id.remove(&old.id);
             }
         }
-        // The publisher is not stored, so No Local cannot be applied here.
-        self.router.route(&m.topic, None, &mut self.routed);
+        // [MQTT-3.8.3-3]: No Local, as live routing applied it.
+        self.router.route(&m.topic, publisher, &mut self.routed);
         for r in self.routed.drain(..) {
             let Some(s) = self.sessions.get_mut(&r.key) else {
                 continue;
@@ -425,7 +439,7 @@ pub(super) fn compact_at(
         }
     }
     let write = |out: &mut Batch, m: &Message, holders: &[(&MqttStr, &Delivery)]| {
-        out.push(encode_message(m, received_ms(m)))?;
+        out.push(encode_message(m, received_ms(m), None))?;
         for (client, d) in holders {
             let pending = Entry::Pending {
                 client: (*client).clone(),

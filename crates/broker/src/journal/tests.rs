@@ -174,6 +174,16 @@ fn samples(now: Instant) -> Vec<Entry> {
     };
     let client = s("客户端-1");
     vec![
+        Entry::Published {
+            message: rich.clone(),
+            client: client.clone(),
+            packet_id: u16::MAX,
+        },
+        Entry::Published {
+            message: bare.clone(),
+            client: s(""),
+            packet_id: 0,
+        },
         Entry::Message(rich),
         Entry::Message(bare),
         Entry::Up {
@@ -363,7 +373,7 @@ fn every_strict_prefix_is_refused() {
             );
         }
         // A message payload is opaque; every other payload is fields.
-        if !matches!(e, Entry::Message(_)) {
+        if !matches!(e, Entry::Message(_) | Entry::Published { .. }) {
             for n in 0..full.payload.len() {
                 let mut r = full.clone();
                 r.payload = full.payload.slice(..n);
@@ -921,6 +931,47 @@ fn in_flight_flows_and_inbound_ids_are_replayed() {
     let r = replay_at(&log, Instant::now(), T0);
     let x = session(&r, "x");
     assert!(x.inflight.is_empty() && x.inbound.is_empty() && x.pending.is_empty());
+}
+
+#[test]
+fn replay_applies_no_local_and_keeps_the_inbound_id_of_a_stored_message() {
+    // [MQTT-3.8.3-3]: a No Local subscription does not get its own
+    // session's messages, after a restart as live. The QoS 2 id of the
+    // PUBLISH that brought a stored message is held until InboundDone
+    // [MQTT-4.3.3-10].
+    let log = new_log();
+    let no_local = SubOptions {
+        no_local: true,
+        ..opts(Q1)
+    };
+    let published = |id: u64, client: &str, packet_id: u16| Entry::Published {
+        message: message(id, "chat/room", "hi", Q2, false),
+        client: s(client),
+        packet_id,
+    };
+    write(
+        &log,
+        &at(vec![
+            up("me", 600),
+            up("you", 600),
+            sub("me", "chat/#", no_local),
+            sub("you", "chat/#", opts(Q1)),
+            published(1, "me", 5),
+            published(2, "you", 0),
+            // From a session that is not persistent: no session to hold
+            // an id, and No Local has nobody to spare.
+            published(3, "passer-by", 9),
+        ]),
+    );
+    let now = Instant::now();
+    let r = replay_at(&log, now, T0);
+    assert_eq!(ids(session(&r, "me")), [2, 3], "not its own message");
+    assert_eq!(ids(session(&r, "you")), [1, 2, 3], "no No Local there");
+    assert_eq!(session(&r, "me").inbound, [5]);
+    assert!(session(&r, "you").inbound.is_empty());
+    let compacted = new_log();
+    compact_at(&r, &compacted, now, T0).unwrap();
+    assert_eq!(replay_at(&compacted, now, T0).sessions, r.sessions);
 }
 
 #[test]
