@@ -5,7 +5,7 @@
 mod common;
 
 use std::io::Write;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ const WAIT: Duration = Duration::from_secs(15);
 
 /// A broker process, killed on drop.
 struct Server {
-    child: Child,
+    child: common::Server,
     port: u16,
 }
 
@@ -31,13 +31,6 @@ impl Server {
 
     fn port(&self) -> String {
         self.port.to_string()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -475,7 +475,12 @@ impl State {
                 self.order.retain(|&id| id != packet_id);
             }
             if let Some(reply) = f.reply.take() {
-                let r = if reason.is_error() {
+                // A PUBCOMP ends a flow whose PUBREC accepted the message:
+                // 0x92 only says the server had already forgotten the id,
+                // as it has when a PUBREL resent after a reconnect meets a
+                // flow completed before the connection broke.
+                let accepted = qos == QoS::ExactlyOnce && f.released;
+                let r = if reason.is_error() && !accepted {
                     Err(Error::Failed(reason))
                 } else {
                     Ok(())

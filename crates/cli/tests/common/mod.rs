@@ -22,15 +22,43 @@ pub fn lines_of(r: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String
     rx
 }
 
+/// A `strata` process that is killed when dropped, so that a failing test
+/// leaves no broker behind (one would hold the test's output open).
+pub struct Server(pub Child);
+
+impl std::ops::Deref for Server {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Starts `strata serve -q --listen LISTEN EXTRA...` and waits, at most
 /// `wait`, for its `listening on` line. Returns the process and its port.
-pub fn serve<S: AsRef<OsStr>>(listen: &str, extra: &[S], wait: Duration) -> (Child, u16) {
-    let mut child = Command::new(BIN)
-        .args(["serve", "-q", "--listen", listen])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+pub fn serve<S: AsRef<OsStr>>(listen: &str, extra: &[S], wait: Duration) -> (Server, u16) {
+    let mut child = Server(
+        Command::new(BIN)
+            .args(["serve", "-q", "--listen", listen])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let lines = lines_of(child.stdout.take().unwrap());
     let line = lines.recv_timeout(wait).expect("the broker listens");
     let addr: std::net::SocketAddr = line
