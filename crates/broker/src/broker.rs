@@ -155,7 +155,24 @@ impl Shared {
         }
         let waiting = match store {
             Some(d) => {
-                d.record_message_then(&message, from, done);
+                // Which member of a share group got the message is the
+                // router's choice of the moment, which replay cannot make
+                // again: it is stated, in the message's append.
+                let chosen = matches
+                    .iter()
+                    .filter(|m| m.share_group.is_some() && m.qos != QoS::AtMostOnce)
+                    .filter_map(|m| {
+                        let mb = mailboxes.get(&m.key).filter(|mb| mb.is_persistent())?;
+                        Some(Entry::Pending {
+                            client: mb.client.clone(),
+                            id: message.id,
+                            qos: m.qos,
+                            retain: m.retain_as_published && message.retain,
+                            subscription_ids: m.subscription_ids.clone(),
+                        })
+                    })
+                    .collect();
+                d.record_message_then(&message, from, chosen, done);
                 true
             }
             None => false,

@@ -207,17 +207,22 @@ impl Durable {
     }
 
     /// Appends the stored message `m` (from a persistent session: its
-    /// client id and inbound QoS 2 packet id, see `Entry::Published`); `done(true)` once it is durable
+    /// client id and inbound QoS 2 packet id, see `Entry::Published`) and
+    /// the entries `then` about it, in one append; `done(true)` once it is durable
     /// under the fsync policy, `done(false)` if it could not be stored.
     /// `done` runs on the log's writer thread and must not block.
     pub(crate) fn record_message_then(
         &self,
         m: &Message,
         from: Option<(&MqttStr, u16)>,
+        then: Vec<Entry>,
         done: impl FnOnce(bool) + Send + 'static,
     ) {
-        let r = journal::encode_message(m, now_ms(), from);
-        self.log.submit_then(vec![r], move |r| {
+        let now = now_ms();
+        let mut records = Vec::with_capacity(1 + then.len());
+        records.push(journal::encode_message(m, now, from));
+        records.extend(then.iter().map(|e| journal::encode(e, now)));
+        self.log.submit_then(records, move |r| {
             if let Err(e) = &r {
                 tracing::error!(error = %e, "durable append failed");
             }

@@ -5,9 +5,11 @@
 //!
 //! The live broker appends an entry per change and never rewrites one.
 //! Replay ([`replay`]) routes every stored message through a real
-//! [`Router`](strata_router::Router), so overlapping and shared
-//! subscriptions, subscription identifiers, QoS and Retain As Published give
-//! the deliveries `Shared::publish` gave. At start-up the rebuilt state is written to a
+//! [`Router`](strata_router::Router), so overlapping subscriptions,
+//! subscription identifiers, QoS, Retain As Published and No Local give the
+//! deliveries `Shared::publish` gave. A share group's pick is not made again:
+//! the live broker states it as a [`Entry::Pending`] in the message's own
+//! append. At start-up the rebuilt state is written to a
 //! fresh log ([`compact_into`]), which states each pending delivery
 //! ([`Entry::Pending`]) instead of routing again, because the subscriptions
 //! that chose it may have changed since.
@@ -177,7 +179,9 @@ pub(crate) enum Entry {
     },
     /// `client` still has to get message `id`, which is the latest
     /// `Message` entry before this one, on these terms (the fields of a
-    /// [`Delivery`]). Written by [`compact_into`]; the live broker routes.
+    /// [`Delivery`]). Written by [`compact_into`] for every delivery, and by
+    /// the live broker for the member a share group picked (replay routes
+    /// everything else).
     Pending {
         client: MqttStr,
         id: u64,

@@ -318,6 +318,10 @@ impl Replay {
         // [MQTT-3.8.3-3]: No Local, as live routing applied it.
         self.router.route(&m.topic, publisher, &mut self.routed);
         for r in self.routed.drain(..) {
+            if r.share_group.is_some() {
+                // The live broker's pick follows as a `Pending` entry.
+                continue;
+            }
             let Some(s) = self.sessions.get_mut(&r.key) else {
                 continue;
             };
