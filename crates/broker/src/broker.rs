@@ -223,6 +223,9 @@ impl Shared {
         for client in fallout.ended {
             self.record(|| Entry::End { client });
         }
+        for client in fallout.wills_gone {
+            self.record(|| Entry::WillGone { client });
+        }
         if !fallout.removed_keys.is_empty() {
             {
                 let mut router = lock(&self.router);
@@ -340,6 +343,11 @@ impl Broker {
         for t in &self.tasks {
             t.abort();
         }
+        // Dropped once they return: their hold on the shared state (and
+        // the data directory's lock) ends here, not at some later poll.
+        for t in self.tasks {
+            let _ = t.await;
+        }
         let _ = self.shared.shutdown.send(true);
         let deadline = tokio::time::Instant::now() + grace;
         while self.shared.active.load(Ordering::Acquire) > 0 {
@@ -354,6 +362,12 @@ impl Broker {
                 );
                 break;
             }
+        }
+        // A finished connection task lets go of the shared state just
+        // after it counts itself out; the data directory is free once the
+        // last one did.
+        while Arc::strong_count(&self.shared) > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
 }
@@ -440,7 +454,9 @@ fn restore(shared: &Shared, r: Recovered) {
                     conn: None,
                     offline: Some(Box::new(state)),
                     expires_at: s.expires_in.map(|d| now + d),
-                    pending_will: None,
+                    // Due at once if its time passed while the broker was
+                    // down; the sweeper publishes it.
+                    pending_will: s.will.map(|(left, m)| Box::new((now + left, m))),
                 },
             );
         }

@@ -718,6 +718,21 @@ impl Conn {
             return;
         };
         let (expiry, will) = self.closed.take().map_or((0, None), |c| *c);
+        // A delayed will of a session kept offline waits in the registry;
+        // the journal keeps it too. Due at the Will Delay Interval or the
+        // session's end, whichever is first [MQTT-3.1.3-9].
+        let delayed = will
+            .as_ref()
+            .filter(|w| !w.delay.is_zero() && a.persistent && self.shared.durable.is_some())
+            .map(|w| {
+                let delay = match expiry {
+                    u32::MAX => w.delay,
+                    e => w.delay.min(Duration::from_secs(u64::from(e))),
+                };
+                let due_ms = crate::durable::now_ms()
+                    .saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
+                (due_ms, w.message.clone())
+            });
         let state = self.session.take_state();
         let mut fallout = Fallout::default();
         let kept = lock(&self.shared.registry).release(
@@ -736,6 +751,14 @@ impl Conn {
                 expiry,
                 at_ms: crate::durable::now_ms(),
             });
+            if let Some((due_ms, message)) = delayed {
+                let client = a.client_id.clone();
+                self.shared.record(|| Entry::Will {
+                    client,
+                    due_ms,
+                    message,
+                });
+            }
         }
         self.shared.settle(fallout);
         if let Some(done) = self.takeover_done.take() {

@@ -141,6 +141,16 @@ fn describe(r: &Record, now: Instant, now_ms: i64) -> String {
         }) => {
             write!(s, "pending client={client:?} id={id} qos={}", qos as u8)
         }
+        Ok(Entry::Will {
+            client,
+            due_ms,
+            message,
+        }) => {
+            let _ = write!(s, "will client={client:?} due={due_ms} ");
+            write_message(&mut s, &message);
+            Ok(())
+        }
+        Ok(Entry::WillGone { client }) => write!(s, "will-gone client={client:?}"),
         Ok(Entry::Sent { client, sends }) => {
             let sends: Vec<String> = sends
                 .iter()

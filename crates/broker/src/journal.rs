@@ -47,6 +47,10 @@
 //! With bit 3 (a [`Entry::Published`]), the publisher's client id and the
 //! packet id of its QoS 2 PUBLISH (0: none) follow the properties.
 //!
+//! A delayed will (`W`, [`Entry::Will`]) is laid out as a message with bit
+//! 3 set, kind byte `W`, id 0 and packet id 0; its client is the session's,
+//! and the record timestamp is when the will is due (ms since the epoch).
+//!
 //! Every other entry has an empty record topic, the kind byte alone as its
 //! properties, and its fields in the payload, in this order:
 //!
@@ -68,6 +72,7 @@
 //! 'L' Released     client string, count u32, count ids u64
 //! 'I' Inbound      client string, count u32, count packet ids u16
 //! 'J' InboundDone  client string, count u32, count packet ids u16
+//! 'G' WillGone     client string
 //! ```
 //!
 //! Unknown bits, unknown kinds or properties, fields cut short and bytes
@@ -177,6 +182,18 @@ pub(crate) enum Entry {
         client: MqttStr,
         packet_ids: Vec<u16>,
     },
+    /// The offline session `client` has a will due at `due_ms` (ms since
+    /// the Unix epoch) unless it resumes first [MQTT-3.1.3-9]; the session
+    /// ending publishes it at once [MQTT-3.1.2-8].
+    Will {
+        client: MqttStr,
+        due_ms: i64,
+        message: Message,
+    },
+    /// The pending will of `client` was published.
+    WillGone {
+        client: MqttStr,
+    },
     /// `client` still has to get message `id`, which is the latest
     /// `Message` entry before this one, on these terms (the fields of a
     /// [`Delivery`]). Written by [`compact_into`] for every delivery, and by
@@ -262,6 +279,8 @@ pub(crate) struct RecoveredSession {
     pub inflight: Vec<Outbound>,
     /// Inbound QoS 2 packet ids awaiting PUBREL, ascending.
     pub inbound: Vec<u16>,
+    /// A delayed will and the time left until it is due (zero: due now).
+    pub will: Option<(Duration, Message)>,
 }
 
 mod kind {
@@ -278,6 +297,8 @@ mod kind {
     pub const RELEASED: u8 = b'L';
     pub const INBOUND: u8 = b'I';
     pub const INBOUND_DONE: u8 = b'J';
+    pub const WILL: u8 = b'W';
+    pub const WILL_GONE: u8 = b'G';
 }
 
 /// Message property tags: the MQTT 5 property identifiers.
@@ -305,6 +326,21 @@ pub(crate) fn encode(entry: &Entry, now_ms: i64) -> NewRecord {
             client,
             packet_id,
         } => return encode_message(message, now_ms, Some((client, *packet_id))),
+        Entry::Will {
+            client,
+            due_ms,
+            message,
+        } => {
+            let mut r = encode_message(message, *due_ms, Some((client, 0)));
+            let mut p = BytesMut::from(&r.properties[..]);
+            p[0] = kind::WILL;
+            r.properties = p.freeze();
+            return r;
+        }
+        Entry::WillGone { client } => {
+            put_bytes(&mut b, client.as_bytes());
+            kind::WILL_GONE
+        }
         Entry::Up { client, expiry } => {
             b.put_u32_le(*expiry);
             put_bytes(&mut b, client.as_bytes());
@@ -500,7 +536,7 @@ fn decode_entry(record: &Record, now: Instant, now_ms: i64) -> Result<Entry, Str
     let Some(&kind) = record.properties.first() else {
         return Err("the properties are empty, so there is no entry kind".into());
     };
-    if kind == kind::MESSAGE {
+    if kind == kind::MESSAGE || kind == kind::WILL {
         return decode_message(record, now, now_ms);
     }
     let name = match kind {
@@ -516,6 +552,7 @@ fn decode_entry(record: &Record, now: Instant, now_ms: i64) -> Result<Entry, Str
         kind::RELEASED => "Released",
         kind::INBOUND => "Inbound",
         kind::INBOUND_DONE => "InboundDone",
+        kind::WILL_GONE => "WillGone",
         other => return Err(format!("unknown entry kind 0x{other:02x}")),
     };
     if !record.topic.is_empty() {
@@ -597,6 +634,9 @@ fn decode_entry(record: &Record, now: Instant, now_ms: i64) -> Result<Entry, Str
             client: r.string("client id")?,
             packet_ids: r.packet_ids()?,
         },
+        kind::WILL_GONE => Entry::WillGone {
+            client: r.string("client id")?,
+        },
         kind::SENT => {
             let client = r.string("client id")?;
             let count = r.u32("send count")? as usize;
@@ -653,14 +693,17 @@ fn qos(bits: u8, what: &str) -> Result<QoS, String> {
 
 fn decode_message(record: &Record, now: Instant, now_ms: i64) -> Result<Entry, String> {
     let mut r = Reader::new(&record.properties);
-    r.u8("entry kind")?;
+    let will = r.u8("entry kind")? == kind::WILL;
     let flags = r.u8("message flags")?;
     if flags & !0b1111 != 0 {
         return Err(format!("message flags 0x{flags:02x} set unknown bits"));
     }
     let qos = qos(flags, "message")?;
     let id = r.u64("message id")?;
-    if id == 0 {
+    if will && (id != 0 || flags & PUBLISHER_FLAG == 0) {
+        return Err(format!("a will has id {id} or no client"));
+    }
+    if id == 0 && !will {
         return Err("message id 0 (stored messages are numbered from 1)".into());
     }
     let len = r.u32("message properties length")? as usize;
@@ -677,7 +720,12 @@ fn decode_message(record: &Record, now: Instant, now_ms: i64) -> Result<Entry, S
     let topic =
         MqttStr::from_bytes(record.topic.clone()).map_err(|e| format!("the message topic {e}"))?;
     validate_topic_name(&topic).map_err(|e| format!("message topic {topic:?}: {e}"))?;
-    let received = received_at(now, now_ms, record.timestamp, &mut properties);
+    // A will's timestamp is when it is due; its expiry counts from when it
+    // is published.
+    let received = match will {
+        true => now,
+        false => received_at(now, now_ms, record.timestamp, &mut properties),
+    };
     let message = Message {
         topic,
         payload: record.payload.clone(),
@@ -689,6 +737,12 @@ fn decode_message(record: &Record, now: Instant, now_ms: i64) -> Result<Entry, S
     };
     Ok(match from {
         None => Entry::Message(message),
+        Some((client, 0)) if will => Entry::Will {
+            client,
+            due_ms: record.timestamp,
+            message,
+        },
+        Some((_, id)) if will => return Err(format!("a will has packet id {id}")),
         Some((client, packet_id)) => Entry::Published {
             message,
             client,

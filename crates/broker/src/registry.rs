@@ -47,6 +47,9 @@ pub struct Fallout {
     pub wills: Vec<Message>,
     /// Persistent sessions that ended (for the durable log).
     pub ended: Vec<MqttStr>,
+    /// Persistent sessions whose delayed will is published with `wills`
+    /// while the session goes on (for the durable log).
+    pub wills_gone: Vec<MqttStr>,
 }
 
 #[derive(Debug, Default)]
@@ -132,12 +135,15 @@ impl Registry {
         for id in expired {
             self.end(&id, fallout);
         }
-        for e in self.by_client.values_mut() {
+        for (client, e) in &mut self.by_client {
             if e.pending_will.as_ref().is_some_and(|p| p.0 <= now)
                 && let Some(pending) = e.pending_will.take()
             {
                 let (_, w) = *pending;
                 fallout.wills.push(w);
+                if e.mailbox.is_persistent() {
+                    fallout.wills_gone.push(client.clone());
+                }
             }
         }
     }

@@ -351,6 +351,83 @@ async fn a_qos2_send_that_cannot_be_stored_is_not_written() {
 }
 
 #[tokio::test]
+async fn a_delayed_will_survives_a_restart() {
+    // The connection of a persistent session breaks with a will delayed by
+    // 1 s; the broker restarts before it is due. The will still goes out
+    // [MQTT-3.1.3-9]: the journal kept it.
+    use rumqttc::v5::mqttbytes::v5::{LastWill, LastWillProperties};
+    let dir = DataDir::new();
+    let (broker, addr) = start_on(&dir).await;
+    let mut o = v5_options(addr, "mortal");
+    o.set_clean_start(false);
+    o.set_session_expiry_interval(Some(3600));
+    o.set_last_will(LastWill::new(
+        "wills/mortal",
+        "gone",
+        rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+        false,
+        Some(LastWillProperties {
+            delay_interval: Some(1),
+            payload_format_indicator: None,
+            message_expiry_interval: None,
+            content_type: None,
+            response_topic: None,
+            correlation_data: None,
+            user_properties: Vec::new(),
+        }),
+    ));
+    let c = v5(o).await;
+    // The connection breaks: no DISCONNECT, so the will is due.
+    c.task.abort();
+    drop(c);
+    tokio::time::timeout(WAIT, async {
+        while broker.connected_clients() > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the broker sees the connection end");
+    broker.shutdown(Duration::from_secs(1)).await;
+
+    let (broker, addr) = start_on(&dir).await;
+    let mut watcher = v5(v5_options(addr, "watcher")).await;
+    watcher
+        .client
+        .subscribe("wills/#", rumqttc::v5::mqttbytes::QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let p = watcher.next_publish().await;
+    assert_eq!(
+        (&p.topic[..], &p.payload[..]),
+        (&b"wills/mortal"[..], &b"gone"[..])
+    );
+
+    // Published once: a restart now does not bring it back.
+    drop(watcher);
+    broker.shutdown(Duration::from_secs(1)).await;
+    let (broker, addr) = start_on(&dir).await;
+    let mut watcher = v5(v5_options(addr, "watcher2")).await;
+    watcher
+        .client
+        .subscribe("wills/#", rumqttc::v5::mqttbytes::QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    watcher
+        .client
+        .publish(
+            "wills/marker",
+            rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+            false,
+            "m",
+        )
+        .await
+        .unwrap();
+    let p = watcher.next_publish().await;
+    assert_eq!(&p.topic[..], b"wills/marker", "the will came again");
+    broker.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
 async fn messages_the_queue_dropped_stay_dropped_after_a_restart() {
     // The overflow policy dropped them (newest first): the journal says so,
     // so a restart does not bring them back.

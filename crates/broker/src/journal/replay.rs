@@ -67,6 +67,8 @@ struct Held {
     /// In the order first sent.
     inflight: Vec<Outbound>,
     inbound: BTreeSet<u16>,
+    /// A pending delayed will: due time (ms since the epoch) and message.
+    will: Option<(i64, Message)>,
 }
 
 #[derive(Debug)]
@@ -147,6 +149,7 @@ impl Replay {
                         pending: BTreeMap::new(),
                         inflight: Vec::new(),
                         inbound: BTreeSet::new(),
+                        will: None,
                     };
                     self.sessions.insert(key, held);
                 }
@@ -156,6 +159,8 @@ impl Replay {
                 if let Some(s) = self.session(&client) {
                     s.expiry = expiry;
                     s.down_at = None;
+                    // [MQTT-3.1.3-9]: resuming cancels a delayed will.
+                    s.will = None;
                 }
             }
             Entry::Down {
@@ -251,6 +256,20 @@ impl Replay {
                             o.phase = OutboundPhase::Released;
                         }
                     }
+                }
+            }
+            Entry::Will {
+                client,
+                due_ms,
+                message,
+            } => {
+                if let Some(s) = self.session(&client) {
+                    s.will = Some((due_ms, message));
+                }
+            }
+            Entry::WillGone { client } => {
+                if let Some(s) = self.session(&client) {
+                    s.will = None;
                 }
             }
             Entry::Inbound { client, packet_ids } => {
@@ -365,6 +384,10 @@ impl Replay {
                     // may hold it already.
                     inflight: s.inflight,
                     inbound: s.inbound.into_iter().collect(),
+                    will: s.will.map(|(due_ms, m)| {
+                        let left = u64::try_from(due_ms.saturating_sub(now_ms)).unwrap_or(0);
+                        (Duration::from_millis(left), m)
+                    }),
                 })
             })
             .collect();
@@ -550,6 +573,15 @@ pub(super) fn compact_at(
             at_ms,
         };
         out.push(encode(&down, now_ms))?;
+        if let Some((left, message)) = &s.will {
+            let due_ms = now_ms.saturating_add(i64::try_from(left.as_millis()).unwrap_or(i64::MAX));
+            let will = Entry::Will {
+                client: s.client_id.clone(),
+                due_ms,
+                message: message.clone(),
+            };
+            out.push(encode(&will, now_ms))?;
+        }
     }
     if r.next_id > written.saturating_add(1) {
         // Keeps ids from being handed out twice: a Delivered entry counts

@@ -291,10 +291,34 @@ fn samples(now: Instant) -> Vec<Entry> {
             packet_ids: vec![1, u16::MAX],
         },
         Entry::InboundDone {
-            client,
+            client: client.clone(),
             packet_ids: vec![],
         },
+        Entry::Will {
+            client: client.clone(),
+            due_ms: i64::MIN,
+            message: Message {
+                id: 0,
+                ..samples_will(now)
+            },
+        },
+        Entry::WillGone { client },
     ]
+}
+
+fn samples_will(now: Instant) -> Message {
+    let mut m = message(0, "wills/客户端", "bye", Q1, true);
+    m.received = now;
+    m.properties.content_type = Some(s("text/plain"));
+    m
+}
+
+fn will(client: &str, due_ms: i64) -> Entry {
+    Entry::Will {
+        client: s(client),
+        due_ms,
+        message: message(0, &format!("wills/{client}"), "bye", Q1, false),
+    }
 }
 
 fn sent(client: &str, sends: &[(u64, u16, QoS)]) -> Entry {
@@ -373,7 +397,10 @@ fn every_strict_prefix_is_refused() {
             );
         }
         // A message payload is opaque; every other payload is fields.
-        if !matches!(e, Entry::Message(_) | Entry::Published { .. }) {
+        if !matches!(
+            e,
+            Entry::Message(_) | Entry::Published { .. } | Entry::Will { .. }
+        ) {
             for n in 0..full.payload.len() {
                 let mut r = full.clone();
                 r.payload = full.payload.slice(..n);
@@ -992,6 +1019,55 @@ fn replay_applies_no_local_and_keeps_the_inbound_id_of_a_stored_message() {
     let compacted = new_log();
     compact_at(&r, &compacted, now, T0).unwrap();
     assert_eq!(replay_at(&compacted, now, T0).sessions, r.sessions);
+}
+
+#[test]
+fn a_delayed_will_waits_across_a_restart_until_resumed_or_published() {
+    // [MQTT-3.1.3-9]: due at its time unless the session resumes first.
+    let log = new_log();
+    write(
+        &log,
+        &at(vec![
+            up("late", 600),
+            down("late", 600, T0),
+            will("late", T0 + 5_000),
+            up("past", 600),
+            down("past", 600, T0),
+            will("past", T0 - 1),
+            up("back", 600),
+            down("back", 600, T0),
+            will("back", T0 + 5_000),
+            Entry::Resume {
+                client: s("back"),
+                expiry: 600,
+            },
+            up("sent", 600),
+            down("sent", 600, T0),
+            will("sent", T0 + 5_000),
+            Entry::WillGone { client: s("sent") },
+        ]),
+    );
+    let now = Instant::now();
+    let r = replay_at(&log, now, T0 + 2_000);
+    let due = |c: &str| {
+        session(&r, c)
+            .will
+            .as_ref()
+            .map(|(d, m)| (*d, m.topic.to_string()))
+    };
+    assert_eq!(
+        due("late"),
+        Some((Duration::from_secs(3), "wills/late".to_string()))
+    );
+    assert_eq!(
+        due("past"),
+        Some((Duration::ZERO, "wills/past".to_string()))
+    );
+    assert_eq!(due("back"), None, "resumed");
+    assert_eq!(due("sent"), None, "published");
+    let compacted = new_log();
+    compact_at(&r, &compacted, now, T0 + 2_000).unwrap();
+    assert_eq!(replay_at(&compacted, now, T0 + 2_000).sessions, r.sessions);
 }
 
 #[test]

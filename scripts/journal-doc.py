@@ -1,0 +1,30 @@
+#!/usr/bin/env python3
+"""Copies the journal format from the module docs of
+crates/broker/src/journal.rs into docs/STORAGE_FORMAT.md (the section
+"The broker's journal"), so the two never disagree. --check fails when
+they differ."""
+import re, sys
+
+src = open('crates/broker/src/journal.rs').read().split('\n')
+start = next(i for i, l in enumerate(src) if l.startswith('//! All integers are little-endian'))
+end = next(i for i, l in enumerate(src) if 'decoding never panics.' in l)
+body = '\n'.join(l[4:] if l.startswith('//! ') else l[3:] for l in src[start:end + 1])
+body = re.sub(r'\(\[`JournalError::Malformed`\], naming the\s*record\'s offset\)',
+              "(the broker refuses to start, naming the record's offset)", body)
+body = re.sub(r'\[`Entry::(\w+)`\]', r'`\1`', body)
+section = """## The broker's journal: what the records hold
+
+The broker keeps everything it must remember across a restart as records
+of one log in `DATA_DIR/log/` (the format above), each record one entry.
+`strata inspect DATA_DIR` prints them. The source of truth is the module
+documentation of `crates/broker/src/journal.rs`; `scripts/journal-doc.py`
+copies it here.
+
+""" + body + "\n\n"
+doc = open('docs/STORAGE_FORMAT.md').read()
+new = re.sub(r"## The broker's journal: what the records hold\n.*?(?=## Version rule)", lambda _: section, doc, flags=re.S)
+if '--check' in sys.argv:
+    if new != doc:
+        sys.exit('docs/STORAGE_FORMAT.md is out of date: run scripts/journal-doc.py')
+else:
+    open('docs/STORAGE_FORMAT.md', 'w').write(new)
