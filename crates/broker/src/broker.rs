@@ -311,6 +311,9 @@ impl Broker {
             )));
         }
         tasks.push(tokio::spawn(sweeper(shared.clone())));
+        if shared.durable.is_some() {
+            tasks.push(tokio::spawn(compactor(shared.clone())));
+        }
         if let Some(every) = shared.config.sys_interval {
             tasks.push(tokio::spawn(sys_publisher(shared.clone(), every)));
         }
@@ -410,6 +413,20 @@ async fn sweeper(shared: Arc<Shared>) {
         let mut fallout = Fallout::default();
         lock(&shared.registry).sweep(Instant::now(), &mut fallout);
         shared.settle(fallout);
+    }
+}
+
+/// Compacts the journal whenever it has grown enough, one compaction at a
+/// time, off the async threads.
+async fn compactor(shared: Arc<Shared>) {
+    let Some(d) = &shared.durable else { return };
+    loop {
+        d.compaction_wanted().await;
+        let s = shared.clone();
+        let done = tokio::task::spawn_blocking(move || s.durable.as_ref().map(|d| d.compact()));
+        if let Ok(Some(Err(e))) = done.await {
+            tracing::error!(error = %e, "journal compaction failed; the log goes on as it was");
+        }
     }
 }
 

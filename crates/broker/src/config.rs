@@ -85,6 +85,7 @@ pub struct RawStorage {
     pub data_dir: Option<String>,
     pub fsync: Option<String>,
     pub fsync_interval_ms: Option<u64>,
+    pub compact_after_records: Option<u64>,
 }
 
 /// When appends to the durable log are flushed to disk.
@@ -104,6 +105,9 @@ pub struct StorageConfig {
     /// The data directory; `None` keeps everything in memory.
     pub data_dir: Option<std::path::PathBuf>,
     pub fsync: Fsync,
+    /// The journal is compacted while the broker runs once it holds this
+    /// many records (and twice what the last compaction left).
+    pub compact_after_records: u64,
 }
 
 impl Default for StorageConfig {
@@ -111,6 +115,7 @@ impl Default for StorageConfig {
         StorageConfig {
             data_dir: None,
             fsync: Fsync::Always,
+            compact_after_records: 1_000_000,
         }
     }
 }
@@ -339,6 +344,16 @@ impl RawConfig {
                 ));
             }
         };
+        if let Some(n) = st.compact_after_records {
+            if n == 0 {
+                return Err(invalid(
+                    "storage.compact_after_records",
+                    n,
+                    "use a positive number of records, e.g. 1000000",
+                ));
+            }
+            c.storage.compact_after_records = n;
+        }
         Ok(c)
     }
 }
@@ -391,6 +406,13 @@ mod tests {
             e.to_string()
                 .starts_with("shared_subscriptions.strategy = \"fair\"")
         );
+        let e = BrokerConfig::from_toml("[storage]\ncompact_after_records = 0\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "storage.compact_after_records = 0: use a positive number of records, e.g. 1000000"
+        );
+        let c = BrokerConfig::from_toml("[storage]\ncompact_after_records = 5000\n").unwrap();
+        assert_eq!(c.storage.compact_after_records, 5000);
     }
 
     #[test]

@@ -2,22 +2,31 @@
 //! strata-store log under the data directory.
 //!
 //! Layout of the data directory: `LOCK` (held exclusively while a broker
-//! runs on it), `log/` (the segment log). At start-up the log is replayed
-//! into sessions, subscriptions, offline queues and retained messages, then
-//! compacted: the live state is written to `log.compact/`, which replaces
-//! `log/` by rename. A crash during the swap is finished at the next start.
+//! runs on it), `CURRENT` (the name of the live log's directory), and that
+//! directory: `log/` or `log-N/` (a strata-store segment log). Without
+//! `CURRENT` the log is `log/` (as older builds left it).
+//!
+//! Compaction writes the live state into a fresh `log-N+1/` and switches
+//! `CURRENT` to it (write, fsync, rename, fsync the directory): a crash
+//! before the switch leaves the old log in force, a crash after it the new
+//! one; the next start removes whichever is not current. It runs at
+//! start-up (after replay) and while the broker runs, whenever the log
+//! holds `compact_after_records` records and twice what the last
+//! compaction left ([`Durable::compact`]): the records before the cut are
+//! compacted, the ones after are copied behind them, and appends are held
+//! only while the last of them are copied and the new log is opened.
 
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use strata_codec::MqttStr;
 use strata_router::ShareStrategy;
 use strata_session::Message;
-use strata_store::{FsStorage, FsyncPolicy, Log, LogConfig, Storage};
+use strata_store::{FsStorage, FsyncPolicy, Log, LogConfig, NewRecord, ReadLimits, Storage};
 
 use crate::config::{Fsync, StorageConfig};
 use crate::journal::{self, Entry, Recovered};
@@ -31,10 +40,103 @@ pub(crate) fn now_ms() -> i64 {
 
 #[derive(Debug)]
 pub(crate) struct Durable {
-    log: Log,
+    /// Read-locked to append; write-locked only to switch to a compacted log.
+    log: RwLock<Log>,
     next_id: AtomicU64,
     /// Held for the broker's life: one broker per data directory.
     _lock: Option<File>,
+    /// Runtime compaction: on a real data directory only.
+    compaction: Option<Compaction>,
+}
+
+#[derive(Debug)]
+struct Compaction {
+    dir: PathBuf,
+    share: ShareStrategy,
+    fsync: Fsync,
+    after_records: u64,
+    /// The generation of the live log directory; held while compacting.
+    generation: Mutex<u64>,
+    /// Records the last compaction left.
+    left: AtomicU64,
+    running: AtomicBool,
+    /// Appends since start, to look at the log's size every so often.
+    appends: AtomicU64,
+    /// Wakes the compactor task ([`Durable::compaction_wanted`]).
+    wanted: tokio::sync::Notify,
+}
+
+/// The log directory of generation `g`.
+fn log_name(g: u64) -> String {
+    match g {
+        0 => "log".to_string(),
+        g => format!("log-{g}"),
+    }
+}
+
+/// The generation `CURRENT` names (0 without it).
+fn current_generation(data: &Path) -> io::Result<u64> {
+    let name = match std::fs::read_to_string(data.join("CURRENT")) {
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let name = name.trim();
+    match name {
+        "log" => Ok(0),
+        _ => name
+            .strip_prefix("log-")
+            .and_then(|g| g.parse().ok())
+            .ok_or_else(|| {
+                io_err(format!(
+                    "{}: {name:?} is not a log directory name (log or log-N); \
+                     write the name of the newest log directory into it",
+                    data.join("CURRENT").display()
+                ))
+            }),
+    }
+}
+
+/// The live log directory of the data directory `data`.
+pub(crate) fn current_log_dir(data: &Path) -> io::Result<PathBuf> {
+    Ok(data.join(log_name(current_generation(data)?)))
+}
+
+/// Points `CURRENT` at generation `g`, durably.
+fn switch_to(data: &Path, g: u64) -> io::Result<()> {
+    let tmp = data.join("CURRENT.tmp");
+    {
+        let mut f = File::create(&tmp)?;
+        io::Write::write_all(&mut f, log_name(g).as_bytes())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, data.join("CURRENT"))?;
+    sync_dir(data)
+}
+
+/// Copies the records `from..to` of `src` to the end of `dst`.
+fn copy_records(src: &Log, mut from: u64, to: u64, dst: &Log) -> io::Result<()> {
+    while from < to {
+        let chunk = src.read(from, ReadLimits::records(4096)).map_err(io_err)?;
+        let mut batch = Vec::with_capacity(chunk.len());
+        for r in chunk {
+            if r.offset >= to {
+                break;
+            }
+            from = r.offset + 1;
+            batch.push(NewRecord {
+                timestamp: r.timestamp,
+                topic: r.topic,
+                properties: r.properties,
+                payload: r.payload,
+            });
+        }
+        if batch.is_empty() {
+            break;
+        }
+        dst.append(batch).map_err(io_err)?;
+    }
+    Ok(())
 }
 
 fn io_err(what: impl std::fmt::Display) -> io::Error {
@@ -52,22 +154,30 @@ fn log_config(fsync: Fsync) -> LogConfig {
     }
 }
 
-/// Finishes a swap a crash interrupted, and clears leftovers.
-fn settle_dirs(data: &Path) -> io::Result<()> {
-    let (log, compact, old) = (
-        data.join("log"),
-        data.join("log.compact"),
-        data.join("log.old"),
-    );
-    if !log.exists() && compact.exists() {
+/// Finishes a switch a crash interrupted, clears leftovers, and returns
+/// the live generation.
+fn settle_dirs(data: &Path) -> io::Result<u64> {
+    let (log, compact) = (data.join("log"), data.join("log.compact"));
+    if !data.join("CURRENT").exists() && !log.exists() && compact.exists() {
+        // An older build's swap, cut short.
         std::fs::rename(&compact, &log)?;
     }
-    for leftover in [compact, old] {
-        if leftover.exists() {
-            std::fs::remove_dir_all(leftover)?;
+    let g = current_generation(data)?;
+    let live = log_name(g);
+    for entry in std::fs::read_dir(data)? {
+        let name = entry?.file_name();
+        let name = name.to_string_lossy();
+        let ours = name == "log" || name.starts_with("log-") || name.starts_with("log.");
+        if (ours && name != live) || name == "CURRENT.tmp" {
+            let path = data.join(&*name);
+            if path.is_dir() {
+                std::fs::remove_dir_all(path)?;
+            } else {
+                std::fs::remove_file(path)?;
+            }
         }
     }
-    Ok(())
+    Ok(g)
 }
 
 fn sync_dir(path: &Path) -> io::Result<()> {
@@ -102,10 +212,10 @@ impl Durable {
                 dir.display()
             )));
         }
-        settle_dirs(dir)?;
+        let generation = settle_dirs(dir)?;
         let storage: Arc<dyn Storage> = Arc::new(FsStorage);
         let started = Instant::now();
-        let log_dir: PathBuf = dir.join("log");
+        let log_dir: PathBuf = dir.join(log_name(generation));
         let (log, report) =
             Log::open(storage.clone(), &log_dir, log_config(config.fsync)).map_err(io_err)?;
         if let Some(t) = &report.truncated {
@@ -119,16 +229,17 @@ impl Durable {
         let recovered = journal::replay(&log, share, Instant::now(), now_ms()).map_err(io_err)?;
         log.close().map_err(io_err)?;
         // Compact: the live state only, in a fresh log that replaces the old.
-        let compact_dir = dir.join("log.compact");
+        let generation = generation + 1;
+        let compact_dir = dir.join(log_name(generation));
         let (compact, _) =
             Log::open(storage.clone(), &compact_dir, log_config(Fsync::Always)).map_err(io_err)?;
         journal::compact_into(&recovered, &compact, now_ms()).map_err(io_err)?;
         compact.close().map_err(io_err)?;
-        std::fs::rename(&log_dir, dir.join("log.old"))?;
-        std::fs::rename(&compact_dir, &log_dir)?;
-        sync_dir(dir)?;
-        std::fs::remove_dir_all(dir.join("log.old"))?;
-        let (log, _) = Log::open(storage, &log_dir, log_config(config.fsync)).map_err(io_err)?;
+        switch_to(dir, generation)?;
+        std::fs::remove_dir_all(&log_dir)?;
+        let (log, _) =
+            Log::open(storage, &compact_dir, log_config(config.fsync)).map_err(io_err)?;
+        let left = log.next_offset() - log.first_offset();
         tracing::info!(
             records = recovered.records,
             sessions = recovered.sessions.len(),
@@ -139,9 +250,20 @@ impl Durable {
         let next_id = AtomicU64::new(recovered.next_id.max(1));
         Ok((
             Durable {
-                log,
+                log: RwLock::new(log),
                 next_id,
                 _lock: Some(lock),
+                compaction: Some(Compaction {
+                    dir: dir.to_path_buf(),
+                    share,
+                    fsync: config.fsync,
+                    after_records: config.compact_after_records,
+                    generation: Mutex::new(generation),
+                    left: AtomicU64::new(left),
+                    running: AtomicBool::new(false),
+                    appends: AtomicU64::new(0),
+                    wanted: tokio::sync::Notify::new(),
+                }),
             },
             recovered,
         ))
@@ -162,12 +284,142 @@ impl Durable {
         let next_id = AtomicU64::new(recovered.next_id.max(1));
         Ok((
             Durable {
-                log,
+                log: RwLock::new(log),
                 next_id,
                 _lock: None,
+                compaction: None,
             },
             recovered,
         ))
+    }
+
+    fn log(&self) -> RwLockReadGuard<'_, Log> {
+        self.log.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Resolves when the log has grown enough for [`Durable::compact`]
+    /// (looked at every 256 appends); never without runtime compaction.
+    pub(crate) async fn compaction_wanted(&self) {
+        match &self.compaction {
+            Some(c) => c.wanted.notified().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Called per append: every so often, wakes the compactor if the log
+    /// has grown enough.
+    fn note_append(&self) {
+        if let Some(c) = &self.compaction
+            && c.appends.fetch_add(1, Ordering::Relaxed) % 256 == 255
+            && self.start_compaction()
+        {
+            c.wanted.notify_one();
+        }
+    }
+
+    /// Whether the log has grown enough for [`Durable::compact`]; marks it
+    /// as started when it has, so that one compaction runs at a time.
+    pub(crate) fn start_compaction(&self) -> bool {
+        let Some(c) = &self.compaction else {
+            return false;
+        };
+        let records = {
+            let log = self.log();
+            log.next_offset() - log.first_offset()
+        };
+        let due = records >= c.after_records.max(2 * c.left.load(Ordering::Relaxed));
+        due && !c.running.swap(true, Ordering::AcqRel)
+    }
+
+    /// Compacts the log while the broker runs (see the module docs), after
+    /// [`Durable::start_compaction`] said so. Blocks: run it off the async
+    /// threads. On failure the old log stays in force.
+    pub(crate) fn compact(&self) -> io::Result<()> {
+        let Some(c) = &self.compaction else {
+            return Ok(());
+        };
+        let r = self.compact_inner(c, &|| {});
+        c.running.store(false, Ordering::Release);
+        r
+    }
+
+    /// `during` runs after the prefix is compacted, before the records
+    /// after it are copied (tests append there).
+    fn compact_inner(&self, c: &Compaction, during: &dyn Fn()) -> io::Result<()> {
+        let mut generation = c.generation.lock().unwrap_or_else(|e| e.into_inner());
+        let started = Instant::now();
+        let (now, now_ms) = (Instant::now(), now_ms());
+        let (mut state, cut, before) = {
+            let log = self.log();
+            let cut = log.next_offset();
+            let state = journal::replay_prefix(&log, c.share, cut, now, now_ms).map_err(io_err)?;
+            (state, cut, cut - log.first_offset())
+        };
+        // Ids for the compaction's own records that no message has: at most
+        // one per message held.
+        let held: usize = state
+            .sessions
+            .iter()
+            .map(|s| s.pending.len() + s.inflight.len())
+            .sum();
+        state.next_id = self.next_id.fetch_add(held as u64 + 1, Ordering::Relaxed);
+        let next_gen = *generation + 1;
+        let next_dir = c.dir.join(log_name(next_gen));
+        if next_dir.exists() {
+            std::fs::remove_dir_all(&next_dir)?;
+        }
+        let storage: Arc<dyn Storage> = Arc::new(FsStorage);
+        let result = (|| {
+            let (next, _) =
+                Log::open(storage.clone(), &next_dir, log_config(Fsync::Always)).map_err(io_err)?;
+            journal::compact_into(&state, &next, now_ms).map_err(io_err)?;
+            during();
+            // What was appended meanwhile, while appends go on.
+            let mut from = cut;
+            loop {
+                let to = self.log().next_offset();
+                if to - from < 1024 {
+                    break;
+                }
+                copy_records(&self.log(), from, to, &next)?;
+                from = to;
+            }
+            // The rest, with appends held.
+            let mut live = self.log.write().unwrap_or_else(|e| e.into_inner());
+            // An empty append completes after every earlier one.
+            live.append(Vec::new()).map_err(io_err)?;
+            let to = live.next_offset();
+            copy_records(&live, from, to, &next)?;
+            next.close().map_err(io_err)?;
+            let (fresh, _) = Log::open(storage, &next_dir, log_config(c.fsync)).map_err(io_err)?;
+            switch_to(&c.dir, next_gen)?;
+            let after = fresh.next_offset() - fresh.first_offset();
+            let old = std::mem::replace(&mut *live, fresh);
+            drop(live);
+            if let Err(e) = old.close() {
+                tracing::warn!(error = %e, "closing the log compacted away");
+            }
+            Ok::<_, io::Error>(after)
+        })();
+        let old_dir = c.dir.join(log_name(*generation));
+        match result {
+            Ok(after) => {
+                *generation = next_gen;
+                c.left.store(after, Ordering::Relaxed);
+                std::fs::remove_dir_all(old_dir)?;
+                tracing::info!(
+                    records_before = before,
+                    records_after = after,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "journal compacted"
+                );
+                Ok(())
+            }
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&next_dir);
+                Err(e)
+            }
+        }
     }
 
     /// A fresh message id.
@@ -178,7 +430,7 @@ impl Durable {
     /// Appends `entry`; nothing waits for it.
     pub(crate) fn record(&self, entry: &Entry) {
         let r = journal::encode(entry, now_ms());
-        if let Err(e) = self.log.submit_with(vec![r], |r| {
+        if let Err(e) = self.log().submit_with(vec![r], |r| {
             if let Err(e) = r {
                 tracing::error!(error = %e, "durable append failed");
             }
@@ -196,9 +448,10 @@ impl Durable {
     /// under the fsync policy, `done(false)` if it failed. `done` runs on
     /// the log's writer thread and must not block.
     pub(crate) fn record_then(&self, entries: &[Entry], done: impl FnOnce(bool) + Send + 'static) {
+        self.note_append();
         let now = now_ms();
         let records = entries.iter().map(|e| journal::encode(e, now)).collect();
-        self.log.submit_then(records, move |r| {
+        self.log().submit_then(records, move |r| {
             if let Err(e) = &r {
                 tracing::error!(error = %e, "durable append failed");
             }
@@ -218,15 +471,118 @@ impl Durable {
         then: Vec<Entry>,
         done: impl FnOnce(bool) + Send + 'static,
     ) {
+        self.note_append();
         let now = now_ms();
         let mut records = Vec::with_capacity(1 + then.len());
         records.push(journal::encode_message(m, now, from));
         records.extend(then.iter().map(|e| journal::encode(e, now)));
-        self.log.submit_then(records, move |r| {
+        self.log().submit_then(records, move |r| {
             if let Err(e) = &r {
                 tracing::error!(error = %e, "durable append failed");
             }
             done(r.is_ok());
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::Entry;
+    use bytes::Bytes;
+    use strata_codec::QoS;
+    use strata_router::SubOptions;
+
+    fn open(dir: &Path) -> (Durable, Recovered) {
+        let config = StorageConfig {
+            data_dir: Some(dir.to_path_buf()),
+            fsync: Fsync::Always,
+            compact_after_records: 1,
+        };
+        Durable::open(&config, dir, ShareStrategy::RoundRobin, None).unwrap()
+    }
+
+    fn message(d: &Durable, n: u8) -> Message {
+        Message {
+            topic: MqttStr::from_static("t/x"),
+            payload: Bytes::from(vec![n]),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            properties: Default::default(),
+            received: Instant::now(),
+            id: d.next_id(),
+        }
+    }
+
+    fn stored(d: &Durable, m: &Message) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        d.record_message_then(m, None, Vec::new(), move |ok| tx.send(ok).unwrap());
+        assert!(rx.recv().unwrap());
+    }
+
+    #[test]
+    fn appends_made_while_compacting_are_carried_over() {
+        // Runtime compaction: what is appended while the prefix is being
+        // compacted lands after it in the new log, and the switch keeps
+        // one log directory.
+        let dir = std::env::temp_dir().join(format!("strata-compact-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (d, _) = open(&dir);
+        let client = MqttStr::from_static("x");
+        d.record_all(&[
+            Entry::Up {
+                client: client.clone(),
+                expiry: 600,
+            },
+            Entry::Subscribe {
+                client: client.clone(),
+                filter: MqttStr::from_static("t/#"),
+                options: SubOptions {
+                    qos: QoS::AtLeastOnce,
+                    ..SubOptions::default()
+                },
+            },
+        ]);
+        let early: Vec<Message> = (0..3).map(|n| message(&d, n)).collect();
+        for m in &early {
+            stored(&d, m);
+        }
+        assert!(d.start_compaction());
+        let c = d.compaction.as_ref().unwrap();
+        let late: Vec<Message> = (3..2000u16).map(|n| message(&d, n as u8)).collect();
+        d.compact_inner(c, &|| {
+            // Enough to be copied in both phases.
+            for m in &late {
+                stored(&d, m);
+            }
+            d.record_all(&[Entry::Delivered {
+                client: client.clone(),
+                ids: vec![early[0].id, late[0].id],
+            }]);
+        })
+        .unwrap();
+        c.running.store(false, Ordering::Release);
+        assert_eq!(current_generation(&dir).unwrap(), 2);
+        let logs = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("log")
+            })
+            .count();
+        assert_eq!(logs, 1);
+        // And the new log takes appends.
+        let last = message(&d, 9);
+        stored(&d, &last);
+        drop(d);
+        let (_, r) = open(&dir);
+        let ids: Vec<u64> = r.sessions[0].pending.iter().map(|p| p.message.id).collect();
+        let mut expected: Vec<u64> = early[1..].iter().chain(&late[1..]).map(|m| m.id).collect();
+        expected.push(last.id);
+        assert_eq!(ids, expected);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

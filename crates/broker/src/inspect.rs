@@ -199,8 +199,9 @@ fn printable(p: &[u8]) -> String {
 /// Writes a summary and every record of the log under `dir` (a data
 /// directory or its `log/`) to `out`.
 pub fn inspect(dir: &Path, out: &mut dyn io::Write) -> io::Result<()> {
-    let log_dir = if dir.join("log").is_dir() {
-        dir.join("log")
+    let current = crate::durable::current_log_dir(dir)?;
+    let log_dir = if current.is_dir() {
+        current
     } else {
         dir.to_path_buf()
     };

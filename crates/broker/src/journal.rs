@@ -93,7 +93,7 @@ use strata_router::SubOptions;
 use strata_session::{Delivery, Message, Outbound};
 use strata_store::{NewRecord, Record};
 
-pub(crate) use replay::{compact_into, replay};
+pub(crate) use replay::{compact_into, replay, replay_prefix};
 
 /// One durable fact. Everything the broker must remember goes into the log
 /// as one of these.
@@ -264,6 +264,9 @@ pub(crate) struct Recovered {
 /// One persistent session, offline, as replay left it.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct RecoveredSession {
+    /// Still connected where a prefix replay ended (only from
+    /// `replay_prefix`; a restart counts every session as disconnected).
+    pub connected: bool,
     pub client_id: MqttStr,
     pub expiry: u32,
     /// Time left before it expires, counted from now; None = never

@@ -427,6 +427,94 @@ async fn a_delayed_will_survives_a_restart() {
     broker.shutdown(Duration::from_secs(1)).await;
 }
 
+/// The generation `CURRENT` names: 1 after the first start's compaction.
+fn generation(dir: &DataDir) -> u64 {
+    let name = std::fs::read_to_string(dir.0.join("CURRENT")).unwrap_or_default();
+    name.trim()
+        .strip_prefix("log-")
+        .and_then(|g| g.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journal_is_compacted_while_the_broker_runs() {
+    // A small threshold: the journal is compacted again and again while
+    // messages are published, acknowledged and taken; nothing is lost or
+    // comes back, and one log directory is left.
+    let dir = DataDir::new();
+    let start_small = |dir: &DataDir| {
+        let mut config = BrokerConfig {
+            sys_interval: None,
+            ..BrokerConfig::default()
+        };
+        config.storage.data_dir = Some(dir.0.clone());
+        config.storage.compact_after_records = 100;
+        start(config)
+    };
+    let broker = start_small(&dir).await;
+    let addr = broker.local_addrs()[0];
+    let first = generation(&dir);
+    park_subscriber(addr, "keeper", "jobs/#").await;
+    let mut online = {
+        let mut o = v4_options(addr, "online");
+        o.set_clean_session(false);
+        let mut c = v4(o).await;
+        c.subscribe("jobs/#", QoS::AtLeastOnce).await;
+        c
+    };
+    let mut publ = v4(v4_options(addr, "pub")).await;
+    let mut taken = 0;
+    for round in 0..10u8 {
+        publ.publish_acked("jobs/a", (0..50u8).map(|i| vec![round, i]))
+            .await;
+        for _ in 0..50 {
+            let p = online.next_publish().await;
+            assert_eq!(&p.payload[..], &[round, taken % 50][..]);
+            taken = (taken + 1) % 50;
+        }
+    }
+    tokio::time::timeout(WAIT, async {
+        while generation(&dir) < first + 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("compacted while running");
+    let logs: Vec<_> = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("log"))
+        .collect();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    // A SUBACK after the last PUBACK: the broker has read them all.
+    online.subscribe("sync/x", QoS::AtMostOnce).await;
+    drop((publ, online));
+    broker.shutdown(Duration::from_secs(1)).await;
+
+    // After a restart: the offline session has all 500, in order; the
+    // online one had everything acknowledged, so nothing comes again.
+    let broker = start_small(&dir).await;
+    let addr = broker.local_addrs()[0];
+    let mut o = v4_options(addr, "keeper");
+    o.set_clean_session(false);
+    let mut keeper = v4(o).await;
+    for round in 0..10u8 {
+        for i in 0..50u8 {
+            assert_eq!(&keeper.next_publish().await.payload[..], &[round, i][..]);
+        }
+    }
+    let mut o = v4_options(addr, "online");
+    o.set_clean_session(false);
+    let mut online = v4(o).await;
+    let publ = v4(v4_options(addr, "pub")).await;
+    publ.client
+        .publish("jobs/end", QoS::AtLeastOnce, false, "end")
+        .await
+        .unwrap();
+    assert_eq!(&online.next_publish().await.payload[..], b"end");
+    broker.shutdown(Duration::from_secs(1)).await;
+}
+
 #[tokio::test]
 async fn messages_the_queue_dropped_stay_dropped_after_a_restart() {
     // The overflow policy dropped them (newest first): the journal says so,

@@ -33,6 +33,21 @@ pub(crate) fn replay(
     replay_in_chunks(log, share, now, now_ms, REPLAY_CHUNK)
 }
 
+/// The state after the records before offset `end`, while the broker
+/// runs: for a compaction of that prefix, after which the records from
+/// `end` on still apply. Unlike [`replay`], sessions still connected stay
+/// connected (`RecoveredSession::connected`) and no session is dropped for
+/// having expired: the live broker journals those ends itself.
+pub(crate) fn replay_prefix(
+    log: &Log,
+    share: ShareStrategy,
+    end: u64,
+    now: Instant,
+    now_ms: i64,
+) -> Result<Recovered, JournalError> {
+    replay_until(log, share, end, true, now, now_ms, REPLAY_CHUNK)
+}
+
 pub(super) fn replay_in_chunks(
     log: &Log,
     share: ShareStrategy,
@@ -40,19 +55,34 @@ pub(super) fn replay_in_chunks(
     now_ms: i64,
     limits: ReadLimits,
 ) -> Result<Recovered, JournalError> {
+    replay_until(log, share, u64::MAX, false, now, now_ms, limits)
+}
+
+fn replay_until(
+    log: &Log,
+    share: ShareStrategy,
+    end: u64,
+    prefix: bool,
+    now: Instant,
+    now_ms: i64,
+    limits: ReadLimits,
+) -> Result<Recovered, JournalError> {
     let mut state = Replay::new(share);
     let mut records = 0;
     let mut from = log.first_offset();
-    loop {
+    'chunks: loop {
         let chunk = log.read(from, limits)?;
         let Some(last) = chunk.last() else { break };
         from = last.offset + 1;
         for record in &chunk {
+            if record.offset >= end {
+                break 'chunks;
+            }
             state.apply(decode(record, now, now_ms)?, record.offset)?;
             records += 1;
         }
     }
-    Ok(state.finish(now, now_ms, records))
+    Ok(state.finish(now, now_ms, records, prefix))
 }
 
 /// One session during replay.
@@ -349,7 +379,8 @@ impl Replay {
         self.latest = Some(m);
     }
 
-    fn finish(self, now: Instant, now_ms: i64, records: u64) -> Recovered {
+    /// `prefix`: see [`replay_prefix`].
+    fn finish(self, now: Instant, now_ms: i64, records: u64, prefix: bool) -> Recovered {
         let mut sessions: Vec<RecoveredSession> = self
             .sessions
             .into_values()
@@ -362,15 +393,17 @@ impl Replay {
                         // the future (the clock stepped back) counts as now.
                         let since = s.down_at.map_or(now_ms, |at| at.min(now_ms));
                         let left = i128::from(since) + i128::from(e) * 1000 - i128::from(now_ms);
-                        if left <= 0 {
+                        if left <= 0 && !prefix {
                             return None;
                         }
+                        let left = left.max(0);
                         Some(Duration::from_millis(
                             u64::try_from(left).unwrap_or(u64::MAX),
                         ))
                     }
                 };
                 Some(RecoveredSession {
+                    connected: prefix && s.down_at.is_none(),
                     client_id: s.client,
                     expiry: s.expiry,
                     expires_in,
@@ -556,6 +589,11 @@ pub(super) fn compact_at(
                 packet_ids: s.inbound.clone(),
             };
             out.push(encode(&inbound, now_ms))?;
+        }
+        if s.connected {
+            // No Down: replay leaves it connected, for the records after
+            // the compacted prefix.
+            continue;
         }
         // Down at the time that leaves `expires_in` from now_ms.
         let at_ms = match s.expires_in {

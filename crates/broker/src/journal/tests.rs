@@ -1110,6 +1110,90 @@ fn compaction_replays_to_the_same_state() {
 }
 
 #[test]
+fn a_compacted_prefix_and_the_records_after_it_replay_to_the_same_state() {
+    // Runtime compaction: the records before a cut are compacted, the rest
+    // are copied after them. For every cut point the result replays to
+    // what the whole log does. The records after the busy log's refer to
+    // state from before: sessions resumed and gone down, messages sent and
+    // acknowledged, inbound ids released, a session still connected.
+    let log = busy_log();
+    let t = |dt: i64, e: Entry| (T0 + dt, e);
+    write(
+        &log,
+        &[
+            t(
+                7000,
+                Entry::Resume {
+                    client: s("a"),
+                    expiry: 900,
+                },
+            ),
+            t(7000, sent("a", &[(3, 4, Q1)])),
+            t(7000, delivered("a", 1)),
+            t(
+                7100,
+                Entry::Resume {
+                    client: s("b"),
+                    expiry: u32::MAX,
+                },
+            ),
+            t(
+                7100,
+                Entry::InboundDone {
+                    client: s("b"),
+                    packet_ids: vec![4],
+                },
+            ),
+            t(7100, delivered("b", 3)),
+            t(7200, msg(12, "s/7", Q2)),
+            t(7200, pending("b", 12)),
+            t(7300, down("a", 900, T0 + 7300)),
+            t(7300, will("a", T0 + 60_000)),
+            t(7400, unsub("c", "r/#")),
+            t(7400, retained(13, "r/keep", "", Q0)),
+        ],
+    );
+    let (now, now_ms) = (Instant::now(), T0 + 30_000);
+    let whole = replay_at(&log, now, now_ms);
+    let all = log.read(0, ReadLimits::records(100_000)).unwrap();
+    let mut cuts = 0;
+    for cut in 0..=all.len() {
+        // The live broker cuts between appends: a share group's pick is in
+        // its message's append.
+        if all.get(cut).is_some_and(|r| r.properties[0] == b'P') {
+            continue;
+        }
+        let mut prefix =
+            replay_prefix(&log, ShareStrategy::RoundRobin, cut as u64, now, now_ms).unwrap();
+        // Ids for the compaction's own records, past any the log uses.
+        prefix.next_id = 1_000;
+        let next = new_log();
+        compact_at(&prefix, &next, now, now_ms).unwrap();
+        let tail: Vec<NewRecord> = all[cut..]
+            .iter()
+            .map(|r| NewRecord {
+                timestamp: r.timestamp,
+                topic: r.topic.clone(),
+                properties: r.properties.clone(),
+                payload: r.payload.clone(),
+            })
+            .collect();
+        if !tail.is_empty() {
+            next.append(tail).unwrap();
+        }
+        let again = replay_at(&next, now, now_ms);
+        assert_eq!(again.sessions, whole.sessions, "cut at {cut}");
+        assert_eq!(again.retained, whole.retained, "cut at {cut}");
+        cuts += 1;
+    }
+    assert!(cuts > 40, "{cuts} cuts");
+    // The state the last record leaves is what the test meant to build.
+    assert_eq!(flows(session(&whole, "a")), [(4, 3, false)]);
+    assert!(session(&whole, "a").will.is_some());
+    assert!(session(&whole, "b").inbound.is_empty());
+}
+
+#[test]
 fn compact_into_reads_the_clock_itself() {
     let log = busy_log();
     let now_ms = T0 + 30_000;
