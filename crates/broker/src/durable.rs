@@ -390,8 +390,18 @@ impl Durable {
             live.append(Vec::new()).map_err(io_err)?;
             let to = live.next_offset();
             copy_records(&live, from, to, &next)?;
-            next.close().map_err(io_err)?;
-            let (fresh, _) = Log::open(storage, &next_dir, log_config(c.fsync)).map_err(io_err)?;
+            let fresh = match c.fsync {
+                // Written with that policy already.
+                Fsync::Always => next,
+                // Everything is durable now; appends from here on follow
+                // the configured policy.
+                _ => {
+                    next.close().map_err(io_err)?;
+                    Log::open(storage, &next_dir, log_config(c.fsync))
+                        .map_err(io_err)?
+                        .0
+                }
+            };
             switch_to(&c.dir, next_gen)?;
             let after = fresh.next_offset() - fresh.first_offset();
             let old = std::mem::replace(&mut *live, fresh);
