@@ -95,7 +95,8 @@ echo "persistence_location $conf_dir/" >> "$conf_dir/mosquitto-persist.conf"
 
 start_broker() {
   case "$1" in
-    strata) taskset -c 0 "$STRATA" serve -q --config "$conf_dir/strata.toml" >/dev/null 2>&1 & ;;
+    # In memory, as Mosquitto and rumqttd run in the main table.
+    strata) taskset -c 0 "$STRATA" serve -q --in-memory --config "$conf_dir/strata.toml" >/dev/null 2>&1 & ;;
     mosquitto) taskset -c 0 "$MOSQUITTO" -c "$conf_dir/mosquitto.conf" >/dev/null 2>&1 & ;;
     rumqttd) taskset -c 0 "$RUMQTTD" -c "$conf_dir/rumqttd.toml" -q >/dev/null 2>&1 & ;;
     strata-fsync-always) taskset -c 0 "$STRATA" serve -q --config "$conf_dir/strata-always.toml" >/dev/null 2>&1 & ;;

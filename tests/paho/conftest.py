@@ -42,6 +42,9 @@ def _strata(directory: Path, config: str | None = None):
         pytest.fail(f"{STRATA_BIN} not found: run `cargo build -p strata` first")
     directory.mkdir(parents=True, exist_ok=True)
     args = [str(STRATA_BIN), "serve", "--listen", "127.0.0.1:0", "-q"]
+    if config is None or "data_dir" not in config:
+        # Nothing on disk unless the test asks: brokers run side by side.
+        args.append("--in-memory")
     if config is not None:
         config_path = directory / "strata.toml"
         config_path.write_text(config)

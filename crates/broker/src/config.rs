@@ -86,7 +86,12 @@ pub struct RawStorage {
     pub fsync: Option<String>,
     pub fsync_interval_ms: Option<u64>,
     pub compact_after_records: Option<u64>,
+    pub in_memory: Option<bool>,
 }
+
+/// Where a configuration file (or `strata serve` without one) keeps its
+/// durable state unless told otherwise.
+pub const DEFAULT_DATA_DIR: &str = "./data";
 
 /// When appends to the durable log are flushed to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -312,15 +317,25 @@ impl RawConfig {
             c.sys_interval = (v > 0).then(|| Duration::from_secs(v));
         }
         let st = self.storage;
-        if let Some(dir) = st.data_dir {
-            if dir.is_empty() {
+        let in_memory = st.in_memory.unwrap_or(false);
+        match st.data_dir {
+            Some(_) if in_memory => {
+                return Err(invalid(
+                    "storage.in_memory",
+                    "true",
+                    "remove it to keep state in storage.data_dir, or remove data_dir to keep nothing across restarts",
+                ));
+            }
+            Some(dir) if dir.is_empty() => {
                 return Err(invalid(
                     "storage.data_dir",
                     "\"\"",
-                    "give a directory path, e.g. \"./data\", or leave the key out to keep sessions in memory",
+                    "give a directory path, e.g. \"./data\", or set in_memory = true to keep nothing across restarts",
                 ));
             }
-            c.storage.data_dir = Some(dir.into());
+            Some(dir) => c.storage.data_dir = Some(dir.into()),
+            None if in_memory => c.storage.data_dir = None,
+            None => c.storage.data_dir = Some(DEFAULT_DATA_DIR.into()),
         }
         c.storage.fsync = match st.fsync.as_deref() {
             None | Some("always") => Fsync::Always,
@@ -371,8 +386,17 @@ mod tests {
 
     #[test]
     fn storage_section() {
+        // A file's defaults are durable; the library's (embedding, tests)
+        // keep state in memory.
         let c = BrokerConfig::from_toml("").unwrap();
-        assert_eq!(c.storage, StorageConfig::default());
+        assert_eq!(
+            c.storage,
+            StorageConfig {
+                data_dir: Some(DEFAULT_DATA_DIR.into()),
+                ..StorageConfig::default()
+            }
+        );
+        assert_eq!(StorageConfig::default().data_dir, None);
         let c = BrokerConfig::from_toml(
             "[storage]\ndata_dir = \"/var/lib/strata\"\nfsync = \"interval\"\nfsync_interval_ms = 5\n",
         )
@@ -389,6 +413,18 @@ mod tests {
         );
         let e = BrokerConfig::from_toml("[storage]\ndata_dir = \"\"\n").unwrap_err();
         assert!(e.to_string().starts_with("storage.data_dir"), "{e}");
+        // Durable by default; in memory only when asked, and not both.
+        let c = BrokerConfig::from_toml("").unwrap();
+        assert_eq!(c.storage.data_dir.as_deref(), Some(Path::new("./data")));
+        let c = BrokerConfig::from_toml("[storage]\nin_memory = true\n").unwrap();
+        assert_eq!(c.storage.data_dir, None);
+        let e =
+            BrokerConfig::from_toml("[storage]\nin_memory = true\ndata_dir = \"d\"\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("storage.in_memory = true: remove"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -25,7 +25,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the broker (embedded defaults: listener 127.0.0.1:1883).
+    /// Run the broker (embedded defaults: listener 127.0.0.1:1883, durable
+    /// state in ./data).
     Serve {
         /// A TOML configuration file; see strata.toml in the repository.
         #[arg(long, short)]
@@ -34,9 +35,14 @@ enum Command {
         #[arg(long, value_name = "HOST:PORT")]
         listen: Vec<SocketAddr>,
         /// Keep sessions, offline messages and retained messages in this
-        /// directory across restarts (overrides storage.data_dir).
-        #[arg(long, value_name = "DIR")]
+        /// directory across restarts (overrides storage.data_dir; the
+        /// default is ./data).
+        #[arg(long, value_name = "DIR", conflicts_with = "in_memory")]
         data_dir: Option<PathBuf>,
+        /// Keep nothing across restarts: no data directory (overrides
+        /// storage.data_dir).
+        #[arg(long)]
+        in_memory: bool,
         /// More log output (-v debug, -vv trace). RUST_LOG overrides.
         #[arg(short, long, action = clap::ArgAction::Count)]
         verbose: u8,
@@ -79,11 +85,12 @@ fn main() -> ExitCode {
             config,
             listen,
             data_dir,
+            in_memory,
             verbose,
             quiet,
         } => {
             init_logging(verbose, quiet);
-            serve(config, listen, data_dir)
+            serve(config, listen, data_dir, in_memory)
         }
         Command::Pub(args) => tools::run_pub(args),
         Command::Sub(args) => tools::run_sub(args),
@@ -103,7 +110,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(config: Option<PathBuf>, listen: Vec<SocketAddr>, data_dir: Option<PathBuf>) -> ExitCode {
+fn serve(
+    config: Option<PathBuf>,
+    listen: Vec<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    in_memory: bool,
+) -> ExitCode {
     let mut cfg = match config {
         Some(path) => match BrokerConfig::from_file(&path) {
             Ok(c) => c,
@@ -112,12 +124,19 @@ fn serve(config: Option<PathBuf>, listen: Vec<SocketAddr>, data_dir: Option<Path
                 return ExitCode::from(2);
             }
         },
-        None => BrokerConfig::default(),
+        // The defaults of a configuration file: durable in ./data.
+        None => match BrokerConfig::from_toml("") {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("strata: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
     };
     if !listen.is_empty() {
         cfg.listeners = listen;
     }
-    if data_dir.is_some() {
+    if data_dir.is_some() || in_memory {
         cfg.storage.data_dir = data_dir;
     }
     let rt = match crate::tools::runtime(true) {

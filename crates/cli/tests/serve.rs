@@ -34,7 +34,17 @@ fn bad_config_names_the_key_and_the_fix() {
 
 #[test]
 fn serves_on_the_given_address_and_stops_on_sigterm() {
-    let (mut child, port) = common::serve::<&str>("127.0.0.1:0", &[], Duration::from_secs(10));
+    // No flags beyond the address: the defaults, durable state in ./data
+    // of the working directory.
+    let cwd = std::env::temp_dir().join(format!("strata-cwd-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cwd);
+    std::fs::create_dir_all(&cwd).unwrap();
+    let (mut child, port) =
+        common::serve_in::<&str>(Some(&cwd), "127.0.0.1:0", &[], Duration::from_secs(10));
+    assert!(
+        cwd.join("data/CURRENT").is_file() && cwd.join("data/LOCK").is_file(),
+        "the default data directory ./data"
+    );
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     // A CONNECT gets a CONNACK: the broker is really there.
     let mut s = std::net::TcpStream::connect(addr).unwrap();
@@ -62,4 +72,5 @@ fn serves_on_the_given_address_and_stops_on_sigterm() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    let _ = std::fs::remove_dir_all(&cwd);
 }

@@ -50,10 +50,30 @@ impl Drop for Server {
 
 /// Starts `strata serve -q --listen LISTEN EXTRA...` and waits, at most
 /// `wait`, for its `listening on` line. Returns the process and its port.
+/// Without `--data-dir` in `extra`, the broker keeps nothing on disk
+/// (`--in-memory`): tests run side by side.
 pub fn serve<S: AsRef<OsStr>>(listen: &str, extra: &[S], wait: Duration) -> (Server, u16) {
+    let durable = extra.iter().any(|a| a.as_ref() == "--data-dir");
+    let mut args: Vec<&OsStr> = extra.iter().map(AsRef::as_ref).collect();
+    if !durable {
+        args.push(OsStr::new("--in-memory"));
+    }
+    serve_in(None, listen, &args, wait)
+}
+
+/// [`serve`] exactly as given, in the working directory `cwd`.
+pub fn serve_in<S: AsRef<OsStr>>(
+    cwd: Option<&std::path::Path>,
+    listen: &str,
+    extra: &[S],
+    wait: Duration,
+) -> (Server, u16) {
+    let mut cmd = Command::new(BIN);
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
     let mut child = Server(
-        Command::new(BIN)
-            .args(["serve", "-q", "--listen", listen])
+        cmd.args(["serve", "-q", "--listen", listen])
             .args(extra)
             .stdout(Stdio::piped())
             .spawn()
