@@ -436,39 +436,37 @@ impl Conn {
     /// Appends this round's entries as one batch (sends, releases,
     /// deliveries, inbound releases: the order they can happen in). When
     /// the round's bytes must wait for it, the receiver says when the
-    /// append is durable (`true`) or failed.
+    /// append is durable (`true`) or failed. The round's vectors are
+    /// cleared and kept for the next round.
     fn record_round(&mut self) -> Option<oneshot::Receiver<bool>> {
-        let r = self.round.take()?;
+        let r = self.round.as_deref_mut()?;
         let (Some(a), Some(d)) = (&self.attached, &self.shared.durable) else {
             return None;
         };
-        let client = &a.client_id;
-        let mut entries = Vec::with_capacity(4);
-        if !r.sent.is_empty() {
-            let (client, sends) = (client.clone(), r.sent);
-            entries.push(Entry::Sent { client, sends });
-        }
-        if !r.released.is_empty() {
-            let (client, ids) = (client.clone(), r.released);
-            entries.push(Entry::Released { client, ids });
-        }
-        if !r.delivered.is_empty() {
-            let (client, ids) = (client.clone(), r.delivered);
-            entries.push(Entry::Delivered { client, ids });
-        }
-        if !r.inbound_done.is_empty() {
-            let (client, packet_ids) = (client.clone(), r.inbound_done);
-            entries.push(Entry::InboundDone { client, packet_ids });
-        }
-        if entries.is_empty() {
+        let mut records = Vec::new();
+        crate::journal::encode_round(
+            &a.client_id,
+            &r.sent,
+            &r.released,
+            &r.delivered,
+            &r.inbound_done,
+            crate::durable::now_ms(),
+            &mut records,
+        );
+        r.sent.clear();
+        r.released.clear();
+        r.delivered.clear();
+        r.inbound_done.clear();
+        let gate = std::mem::take(&mut r.gate);
+        if records.is_empty() {
             return None;
         }
-        if !r.gate {
-            d.record_all(&entries);
+        if !gate {
+            d.append_then(records, |_| {});
             return None;
         }
         let (tx, rx) = oneshot::channel();
-        d.record_then(&entries, move |ok| {
+        d.append_then(records, move |ok| {
             let _ = tx.send(ok);
         });
         Some(rx)

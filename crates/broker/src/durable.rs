@@ -450,8 +450,25 @@ impl Durable {
     }
 
     /// Appends `entries` as one batch; nothing waits for it.
+    #[cfg(test)]
     pub(crate) fn record_all(&self, entries: &[Entry]) {
         self.record_then(entries, |_| {});
+    }
+
+    /// Appends encoded `records` as one batch; `done` as for
+    /// [`Durable::record_then`].
+    pub(crate) fn append_then(
+        &self,
+        records: Vec<NewRecord>,
+        done: impl FnOnce(bool) + Send + 'static,
+    ) {
+        self.note_append();
+        self.log().submit_then(records, move |r| {
+            if let Err(e) = &r {
+                tracing::error!(error = %e, "durable append failed");
+            }
+            done(r.is_ok());
+        });
     }
 
     /// Appends `entries` as one batch; `done(true)` once it is durable

@@ -394,11 +394,7 @@ pub(crate) fn encode(entry: &Entry, now_ms: i64) -> NewRecord {
             kind::UNSUBSCRIBE
         }
         Entry::Delivered { client, ids } => {
-            put_bytes(&mut b, client.as_bytes());
-            b.put_u32_le(len_u32(ids.len()));
-            for id in ids {
-                b.put_u64_le(*id);
-            }
+            put_ids(&mut b, client, ids);
             kind::DELIVERED
         }
         Entry::Pending {
@@ -415,41 +411,105 @@ pub(crate) fn encode(entry: &Entry, now_ms: i64) -> NewRecord {
             kind::PENDING
         }
         Entry::Sent { client, sends } => {
-            put_bytes(&mut b, client.as_bytes());
-            b.put_u32_le(len_u32(sends.len()));
-            for s in sends {
-                b.put_u64_le(s.id);
-                b.put_u16_le(s.packet_id);
-                b.put_u8(s.qos as u8 | if s.retain { RETAIN_FLAG } else { 0 });
-                put_u32s(&mut b, &s.subscription_ids);
-            }
+            put_sends(&mut b, client, sends);
             kind::SENT
         }
         Entry::Released { client, ids } => {
-            put_bytes(&mut b, client.as_bytes());
-            b.put_u32_le(len_u32(ids.len()));
-            for id in ids {
-                b.put_u64_le(*id);
-            }
+            put_ids(&mut b, client, ids);
             kind::RELEASED
         }
         Entry::Inbound { client, packet_ids } | Entry::InboundDone { client, packet_ids } => {
-            put_bytes(&mut b, client.as_bytes());
-            b.put_u32_le(len_u32(packet_ids.len()));
-            for id in packet_ids {
-                b.put_u16_le(*id);
-            }
+            put_packet_ids(&mut b, client, packet_ids);
             match entry {
                 Entry::Inbound { .. } => kind::INBOUND,
                 _ => kind::INBOUND_DONE,
             }
         }
     };
+    record(kind, b, now_ms)
+}
+
+/// Every kind byte, for record properties that need no allocation.
+static KIND_BYTES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = i as u8;
+        i += 1;
+    }
+    t
+};
+
+/// A non-message record: the kind byte as its properties, `payload` its
+/// fields.
+fn record(kind: u8, payload: BytesMut, now_ms: i64) -> NewRecord {
+    let k = usize::from(kind);
     NewRecord {
         timestamp: now_ms,
         topic: Bytes::new(),
-        properties: Bytes::copy_from_slice(&[kind]),
-        payload: b.freeze(),
+        properties: Bytes::from_static(&KIND_BYTES[k..k + 1]),
+        payload: payload.freeze(),
+    }
+}
+
+fn put_sends(b: &mut BytesMut, client: &MqttStr, sends: &[Sent]) {
+    b.reserve(8 + client.len() + sends.len() * 15);
+    put_bytes(b, client.as_bytes());
+    b.put_u32_le(len_u32(sends.len()));
+    for s in sends {
+        b.put_u64_le(s.id);
+        b.put_u16_le(s.packet_id);
+        b.put_u8(s.qos as u8 | if s.retain { RETAIN_FLAG } else { 0 });
+        put_u32s(b, &s.subscription_ids);
+    }
+}
+
+fn put_ids(b: &mut BytesMut, client: &MqttStr, ids: &[u64]) {
+    b.reserve(8 + client.len() + ids.len() * 8);
+    put_bytes(b, client.as_bytes());
+    b.put_u32_le(len_u32(ids.len()));
+    for id in ids {
+        b.put_u64_le(*id);
+    }
+}
+
+fn put_packet_ids(b: &mut BytesMut, client: &MqttStr, ids: &[u16]) {
+    b.reserve(8 + client.len() + ids.len() * 2);
+    put_bytes(b, client.as_bytes());
+    b.put_u32_le(len_u32(ids.len()));
+    for id in ids {
+        b.put_u16_le(*id);
+    }
+}
+
+/// The records of one round of a journaled connection's work, from
+/// borrowed parts (the same bytes as `Sent`, `Released`, `Delivered` and
+/// `InboundDone` entries, in that order; empty parts give no record).
+pub(crate) fn encode_round(
+    client: &MqttStr,
+    sent: &[Sent],
+    released: &[u64],
+    delivered: &[u64],
+    inbound_done: &[u16],
+    now_ms: i64,
+    out: &mut Vec<NewRecord>,
+) {
+    if !sent.is_empty() {
+        let mut b = BytesMut::new();
+        put_sends(&mut b, client, sent);
+        out.push(record(kind::SENT, b, now_ms));
+    }
+    for (kind, ids) in [(kind::RELEASED, released), (kind::DELIVERED, delivered)] {
+        if !ids.is_empty() {
+            let mut b = BytesMut::new();
+            put_ids(&mut b, client, ids);
+            out.push(record(kind, b, now_ms));
+        }
+    }
+    if !inbound_done.is_empty() {
+        let mut b = BytesMut::new();
+        put_packet_ids(&mut b, client, inbound_done);
+        out.push(record(kind::INBOUND_DONE, b, now_ms));
     }
 }
 
@@ -460,41 +520,44 @@ pub(crate) fn encode_message(
     received_ms: i64,
     from: Option<(&MqttStr, u16)>,
 ) -> NewRecord {
-    let mut props = BytesMut::new();
-    let p: &PublishProperties = &m.properties;
-    if let Some(v) = p.payload_format_indicator {
-        props.put_u8(prop::PAYLOAD_FORMAT);
-        props.put_u8(v);
-    }
-    if let Some(v) = p.message_expiry_interval {
-        props.put_u8(prop::MESSAGE_EXPIRY);
-        props.put_u32_le(v);
-    }
-    if let Some(v) = &p.content_type {
-        props.put_u8(prop::CONTENT_TYPE);
-        put_bytes(&mut props, v.as_bytes());
-    }
-    if let Some(v) = &p.response_topic {
-        props.put_u8(prop::RESPONSE_TOPIC);
-        put_bytes(&mut props, v.as_bytes());
-    }
-    if let Some(v) = &p.correlation_data {
-        props.put_u8(prop::CORRELATION_DATA);
-        put_bytes(&mut props, v);
-    }
-    for (k, v) in &p.user_properties {
-        props.put_u8(prop::USER_PROPERTY);
-        put_bytes(&mut props, k.as_bytes());
-        put_bytes(&mut props, v.as_bytes());
-    }
     let from_len = from.map_or(0, |(c, _)| 6 + c.len());
-    let mut out = BytesMut::with_capacity(14 + props.len() + from_len);
+    // One buffer: the header with a length patched in once the
+    // properties are written. Messages without properties (the common
+    // case) need 14 bytes and the publisher.
+    let mut out = BytesMut::with_capacity(14 + from_len);
     out.put_u8(kind::MESSAGE);
     let publisher = if from.is_some() { PUBLISHER_FLAG } else { 0 };
     out.put_u8(m.qos as u8 | if m.retain { RETAIN_FLAG } else { 0 } | publisher);
     out.put_u64_le(m.id);
-    out.put_u32_le(len_u32(props.len()));
-    out.put_slice(&props);
+    out.put_u32_le(0);
+    let p: &PublishProperties = &m.properties;
+    if let Some(v) = p.payload_format_indicator {
+        out.put_u8(prop::PAYLOAD_FORMAT);
+        out.put_u8(v);
+    }
+    if let Some(v) = p.message_expiry_interval {
+        out.put_u8(prop::MESSAGE_EXPIRY);
+        out.put_u32_le(v);
+    }
+    if let Some(v) = &p.content_type {
+        out.put_u8(prop::CONTENT_TYPE);
+        put_bytes(&mut out, v.as_bytes());
+    }
+    if let Some(v) = &p.response_topic {
+        out.put_u8(prop::RESPONSE_TOPIC);
+        put_bytes(&mut out, v.as_bytes());
+    }
+    if let Some(v) = &p.correlation_data {
+        out.put_u8(prop::CORRELATION_DATA);
+        put_bytes(&mut out, v);
+    }
+    for (k, v) in &p.user_properties {
+        out.put_u8(prop::USER_PROPERTY);
+        put_bytes(&mut out, k.as_bytes());
+        put_bytes(&mut out, v.as_bytes());
+    }
+    let props_len = len_u32(out.len() - 14);
+    out[10..14].copy_from_slice(&props_len.to_le_bytes());
     if let Some((client, packet_id)) = from {
         put_bytes(&mut out, client.as_bytes());
         out.put_u16_le(packet_id);

@@ -384,6 +384,50 @@ fn encode_then_decode_is_the_identity() {
 }
 
 #[test]
+fn a_round_encodes_as_its_entries() {
+    // encode_round (the connection's path, from borrowed parts) writes the
+    // bytes of the entries it stands for, in their order, and nothing for
+    // empty parts.
+    let now = Instant::now();
+    let client = s("round");
+    let Entry::Sent { sends, .. } = sent("round", &[(7, 3, Q2), (8, 4, Q1)]) else {
+        unreachable!()
+    };
+    let mut out = Vec::new();
+    encode_round(&client, &sends, &[], &[5, 6], &[9], T0, &mut out);
+    let got: Vec<Entry> = out
+        .iter()
+        .enumerate()
+        .map(|(i, r)| decode(&as_record(r.clone(), i as u64), now, T0).unwrap())
+        .collect();
+    let expected = vec![
+        Entry::Sent {
+            client: client.clone(),
+            sends,
+        },
+        Entry::Delivered {
+            client: client.clone(),
+            ids: vec![5, 6],
+        },
+        Entry::InboundDone {
+            client: client.clone(),
+            packet_ids: vec![9],
+        },
+    ];
+    assert_eq!(got, expected);
+    for (r, e) in out.iter().zip(&expected) {
+        let direct = encode(e, T0);
+        assert_eq!(
+            (&r.properties, &r.payload),
+            (&direct.properties, &direct.payload)
+        );
+    }
+    out.clear();
+    encode_round(&client, &[], &[], &[], &[], T0, &mut out);
+    assert!(out.is_empty());
+}
+
+#[test]
 fn every_strict_prefix_is_refused() {
     let now = Instant::now();
     for (i, e) in samples(now).iter().enumerate() {
