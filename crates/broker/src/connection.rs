@@ -191,6 +191,13 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr
             }
             Some((seq, stored)) = async { match durable_rx.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
                 conn.on_stored(seq, stored);
+                // A group commit completes many appends at once: answer
+                // them all with one write, not one write each.
+                if let Some(rx) = durable_rx.as_mut() {
+                    while let Ok((seq, stored)) = rx.try_recv() {
+                        conn.on_stored(seq, stored);
+                    }
+                }
             }
             _ = shutdown.changed() => conn.session.disconnect(ReasonCode::ServerShuttingDown),
         }
