@@ -223,10 +223,8 @@ async fn one_broker_per_data_directory() {
     broker.shutdown(Duration::from_secs(1)).await;
 }
 
-#[tokio::test]
-async fn a_failed_store_write_acknowledges_nothing_and_closes() {
-    // [MQTT-4.8.0-2]: a transient error while handling a packet closes the
-    // connection; and what could not be stored is never acknowledged.
+/// A broker whose data directory is on `SimStorage`, to inject faults.
+async fn start_on_sim() -> (Broker, std::net::SocketAddr, strata_store::SimStorage) {
     let sim = strata_store::SimStorage::new();
     let mut config = BrokerConfig {
         sys_interval: None,
@@ -236,6 +234,14 @@ async fn a_failed_store_write_acknowledges_nothing_and_closes() {
     config.storage_backend = Some(std::sync::Arc::new(sim.clone()));
     let broker = start(config).await;
     let addr = broker.local_addrs()[0];
+    (broker, addr, sim)
+}
+
+#[tokio::test]
+async fn a_failed_store_write_acknowledges_nothing_and_closes() {
+    // [MQTT-4.8.0-2]: a transient error while handling a packet closes the
+    // connection; and what could not be stored is never acknowledged.
+    let (broker, addr, sim) = start_on_sim().await;
 
     // A persistent subscriber makes QoS 1 messages to t/# durable.
     park_subscriber(addr, "keeper", "t/#").await;
@@ -308,15 +314,7 @@ async fn a_qos2_send_that_cannot_be_stored_is_not_written() {
     // would take the resend for a new message [MQTT-4.3.3-10]. When the
     // store fails, nothing is written and the connection closes
     // [MQTT-4.8.0-2].
-    let sim = strata_store::SimStorage::new();
-    let mut config = BrokerConfig {
-        sys_interval: None,
-        ..BrokerConfig::default()
-    };
-    config.storage.data_dir = Some("/sim".into());
-    config.storage_backend = Some(std::sync::Arc::new(sim.clone()));
-    let broker = start(config).await;
-    let addr = broker.local_addrs()[0];
+    let (broker, addr, sim) = start_on_sim().await;
     let mut o = v4_options(addr, "online");
     o.set_clean_session(false);
     let mut sub = v4(o).await;
