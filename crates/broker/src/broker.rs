@@ -220,12 +220,6 @@ impl Shared {
     /// Removes subscriptions and mailboxes of ended sessions and publishes
     /// their wills.
     pub fn settle(&self, fallout: Fallout) {
-        for client in fallout.ended {
-            self.record(|| Entry::End { client });
-        }
-        for client in fallout.wills_gone {
-            self.record(|| Entry::WillGone { client });
-        }
         if !fallout.removed_keys.is_empty() {
             {
                 let mut router = lock(&self.router);
@@ -243,6 +237,14 @@ impl Shared {
             // Expiry of a will counts from when it is published.
             will.received = now;
             self.publish(will, None);
+        }
+        // After the wills: a crash in between publishes a will twice
+        // rather than never [MQTT-3.1.2-8].
+        for client in fallout.ended {
+            self.record(|| Entry::End { client });
+        }
+        for client in fallout.wills_gone {
+            self.record(|| Entry::WillGone { client });
         }
     }
 }

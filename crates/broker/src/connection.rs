@@ -740,7 +740,11 @@ impl Conn {
             });
         let state = self.session.take_state();
         let mut fallout = Fallout::default();
-        let kept = lock(&self.shared.registry).release(
+        // The journal hears of it under the registry lock: a CONNECT that
+        // resumes the session right after must find its `Down` (and will)
+        // already written before its `Resume`.
+        let mut reg = lock(&self.shared.registry);
+        let kept = reg.release(
             Instant::now(),
             &a.client_id,
             self.id,
@@ -765,6 +769,7 @@ impl Conn {
                 });
             }
         }
+        drop(reg);
         self.shared.settle(fallout);
         if let Some(done) = self.takeover_done.take() {
             let _ = done.send(());

@@ -104,14 +104,17 @@ pub(crate) fn current_log_dir(data: &Path) -> io::Result<PathBuf> {
 
 /// Points `CURRENT` at generation `g`, durably.
 fn switch_to(data: &Path, g: u64) -> io::Result<()> {
-    let tmp = data.join("CURRENT.tmp");
-    {
-        let mut f = File::create(&tmp)?;
-        io::Write::write_all(&mut f, log_name(g).as_bytes())?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, data.join("CURRENT"))?;
+    prepare_switch(data, g)?;
+    std::fs::rename(data.join("CURRENT.tmp"), data.join("CURRENT"))?;
     sync_dir(data)
+}
+
+/// Writes `CURRENT.tmp` naming generation `g`, durably; renaming it over
+/// `CURRENT` is the switch.
+fn prepare_switch(data: &Path, g: u64) -> io::Result<()> {
+    let mut f = File::create(data.join("CURRENT.tmp"))?;
+    io::Write::write_all(&mut f, log_name(g).as_bytes())?;
+    f.sync_all()
 }
 
 /// Copies the records `from..to` of `src` to the end of `dst`.
@@ -349,11 +352,18 @@ impl Durable {
         let mut generation = c.generation.lock().unwrap_or_else(|e| e.into_inner());
         let started = Instant::now();
         let (now, now_ms) = (Instant::now(), now_ms());
-        let (mut state, cut, before) = {
+        // The cut goes between appends: with appends held, an empty
+        // append completes after every earlier one. (A segment roll makes
+        // the end of the log visible in the middle of a batch.)
+        let cut = {
+            let live = self.log.write().unwrap_or_else(|e| e.into_inner());
+            live.append(Vec::new()).map_err(io_err)?;
+            live.next_offset()
+        };
+        let (mut state, before) = {
             let log = self.log();
-            let cut = log.next_offset();
             let state = journal::replay_prefix(&log, c.share, cut, now, now_ms).map_err(io_err)?;
-            (state, cut, cut - log.first_offset())
+            (state, cut - log.first_offset())
         };
         // Ids for the compaction's own records that no message has: at most
         // one per message held.
@@ -402,21 +412,33 @@ impl Durable {
                         .0
                 }
             };
-            switch_to(&c.dir, next_gen)?;
+            prepare_switch(&c.dir, next_gen)?;
+            // The switch. Once the rename is done the new log is the one
+            // in force, whatever happens next.
+            std::fs::rename(c.dir.join("CURRENT.tmp"), c.dir.join("CURRENT"))?;
+            let synced = sync_dir(&c.dir);
             let after = fresh.next_offset() - fresh.first_offset();
             let old = std::mem::replace(&mut *live, fresh);
             drop(live);
             if let Err(e) = old.close() {
                 tracing::warn!(error = %e, "closing the log compacted away");
             }
-            Ok::<_, io::Error>(after)
+            Ok::<_, io::Error>((after, synced))
         })();
         let old_dir = c.dir.join(log_name(*generation));
         match result {
-            Ok(after) => {
+            Ok((after, synced)) => {
                 *generation = next_gen;
                 c.left.store(after, Ordering::Relaxed);
-                std::fs::remove_dir_all(old_dir)?;
+                match synced {
+                    // The old log goes only once the switch is durable; if
+                    // it is not, a machine crash may bring the old CURRENT
+                    // back, and its log with it.
+                    Ok(()) => std::fs::remove_dir_all(old_dir)?,
+                    Err(e) => {
+                        tracing::error!(error = %e, dir = %old_dir.display(), "the switch to the compacted log may not be durable: the old log is kept")
+                    }
+                }
                 tracing::info!(
                     records_before = before,
                     records_after = after,

@@ -213,7 +213,14 @@ impl Session {
     /// Takes the persistent state out when the connection is over, to keep
     /// it for the client's next connection.
     pub fn take_state(&mut self) -> Option<SessionState> {
-        self.state.take()
+        let mut state = self.state.take()?;
+        // A QoS 2 PUBLISH handed to the broker whose PUBREC had not gone out
+        // when the connection ended was routed already: a resend of it is
+        // a duplicate [MQTT-4.3.3-10].
+        state
+            .inbound_qos2
+            .extend(self.inbound_qos2_pending.drain(..));
+        Some(state)
     }
 
     // ---- input ----

@@ -839,3 +839,22 @@ fn a_restored_session_resends_its_flows_under_the_stored_ids() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_qos2_publish_taken_before_the_connection_broke_stays_a_duplicate() {
+    // [MQTT-4.3.3-10]: the broker took the message (Publish event) but the
+    // connection ended before PUBREC. The client resends it on the resumed
+    // session: PUBREC, and no second delivery.
+    let mut h = connected(Protocol::V5);
+    h.send(publish("a", QoS::ExactlyOnce, 4));
+    assert_eq!(h.take_events().len(), 1);
+    h.session.handle_connection_lost(h.now);
+    h.take_events();
+    let mut h = h.resume(connect(Protocol::V5, "c"));
+    h.received();
+    h.send(publish("a", QoS::ExactlyOnce, 4));
+    assert!(h.take_events().is_empty(), "routed once only");
+    assert_eq!(h.received(), vec![Packet::PubRec(PubRec::new(4))]);
+    h.send(Packet::PubRel(PubRel::new(4)));
+    assert_eq!(h.received(), vec![Packet::PubComp(PubComp::new(4))]);
+}
