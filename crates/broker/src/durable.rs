@@ -510,7 +510,7 @@ impl Durable {
 
     /// Appends the stored message `m` (from a persistent session: its
     /// client id and inbound QoS 2 packet id, see `Entry::Published`) and
-    /// the entries `then` about it, in one append; `done(true)` once it is durable
+    /// the entries `then` about it (before it), in one append; `done(true)` once it is durable
     /// under the fsync policy, `done(false)` if it could not be stored.
     /// `done` runs on the log's writer thread and must not block.
     pub(crate) fn record_message_then(
@@ -523,8 +523,10 @@ impl Durable {
         self.note_append();
         let now = now_ms();
         let mut records = Vec::with_capacity(1 + then.len());
-        records.push(journal::encode_message(m, now, from));
+        // `then` first: a torn append keeps a prefix, and a message must
+        // not survive without what is stated about it.
         records.extend(then.iter().map(|e| journal::encode(e, now)));
+        records.push(journal::encode_message(m, now, from));
         self.log().submit_then(records, move |r| {
             if let Err(e) = &r {
                 tracing::error!(error = %e, "durable append failed");

@@ -9,7 +9,8 @@
 //! subscription identifiers, QoS, Retain As Published and No Local give the
 //! deliveries `Shared::publish` gave. A share group's pick is not made again:
 //! the live broker states it as a [`Entry::Pending`] in the message's own
-//! append. At start-up the rebuilt state is written to a
+//! append, just before the message (a torn append keeps a prefix, so the
+//! message never survives without it). At start-up the rebuilt state is written to a
 //! fresh log ([`compact_into`]), which states each pending delivery
 //! ([`Entry::Pending`]) instead of routing again, because the subscriptions
 //! that chose it may have changed since.
@@ -194,11 +195,12 @@ pub(crate) enum Entry {
     WillGone {
         client: MqttStr,
     },
-    /// `client` still has to get message `id`, which is the latest
-    /// `Message` entry before this one, on these terms (the fields of a
-    /// [`Delivery`]). Written by [`compact_into`] for every delivery, and by
-    /// the live broker for the member a share group picked (replay routes
-    /// everything else).
+    /// `client` still has to get message `id`, on these terms (the fields
+    /// of a [`Delivery`]): the latest message before this entry if it has
+    /// that id, else the next message with that id (none: the entry is
+    /// void). Written by [`compact_into`] after each message, and by the
+    /// live broker before a message for the member a share group picked
+    /// (replay routes everything else).
     Pending {
         client: MqttStr,
         id: u64,

@@ -78,12 +78,16 @@ fn replay_until(
             if record.offset >= end {
                 break 'chunks;
             }
-            state.apply(decode(record, now, now_ms)?, record.offset)?;
+            state.apply(decode(record, now, now_ms)?)?;
             records += 1;
         }
     }
     Ok(state.finish(now, now_ms, records, prefix))
 }
+
+/// A `Pending` waiting for its message: client, QoS, RETAIN,
+/// subscription ids.
+type Pick = (MqttStr, QoS, bool, Vec<u32>);
 
 /// One session during replay.
 #[derive(Debug)]
@@ -112,6 +116,11 @@ struct Replay {
     /// The retained messages by id: a retained message sent to a new
     /// subscription is in flight without ever being pending.
     retained_by_id: HashMap<u64, Arc<Message>>,
+    /// By topic, the id of the retained message the current one replaced.
+    retained_prev: HashMap<MqttStr, u64>,
+    /// `Pending` entries written before their message (share-group picks),
+    /// by message id; left over when a torn append lost the message.
+    early: HashMap<u64, Vec<Pick>>,
     /// The latest message, which `Pending` entries refer to.
     latest: Option<Arc<Message>>,
     max_id: u64,
@@ -129,6 +138,8 @@ impl Replay {
             next_key: 0,
             retained: BTreeMap::new(),
             retained_by_id: HashMap::new(),
+            retained_prev: HashMap::new(),
+            early: HashMap::new(),
             latest: None,
             max_id: 0,
             routed: Vec::new(),
@@ -149,7 +160,7 @@ impl Replay {
     /// Entries about a client without a session (ended, or never
     /// persistent) change nothing: an ended session comes back only with
     /// a new `Up`.
-    fn apply(&mut self, entry: Entry, offset: u64) -> Result<(), JournalError> {
+    fn apply(&mut self, entry: Entry) -> Result<(), JournalError> {
         match entry {
             Entry::Message(m) => self.message(m, None),
             Entry::Published {
@@ -323,14 +334,13 @@ impl Replay {
             } => {
                 let message = match &self.latest {
                     Some(m) if m.id == id => m.clone(),
+                    // A share group's pick, stated just before its message:
+                    // applied when the message comes (never, if a torn
+                    // append lost it).
                     _ => {
-                        return Err(JournalError::Malformed {
-                            offset,
-                            what: format!(
-                                "a pending delivery of message {id} to {client:?} does not \
-                                 follow that message"
-                            ),
-                        });
+                        let d = (client, qos, retain, subscription_ids);
+                        self.early.entry(id).or_default().push(d);
+                        return Ok(());
                     }
                 };
                 if let Some(s) = self.session(&client) {
@@ -360,8 +370,13 @@ impl Replay {
                 self.retained_by_id.insert(m.id, m.clone());
                 self.retained.insert(m.topic.clone(), m.clone())
             };
-            if let Some(old) = old {
-                self.retained_by_id.remove(&old.id);
+            // The message it replaced stays findable for one replacement
+            // more: a subscription may have been sent it just before, with
+            // its `Sent` entry appended just after.
+            if let Some(old) = old
+                && let Some(older) = self.retained_prev.insert(m.topic.clone(), old.id)
+            {
+                self.retained_by_id.remove(&older);
             }
         }
         // [MQTT-3.8.3-3]: No Local, as live routing applied it.
@@ -375,6 +390,18 @@ impl Replay {
                 continue;
             };
             keep_pending(s, crate::broker::delivery(&m, r));
+        }
+        for (client, qos, retain, subscription_ids) in self.early.remove(&m.id).unwrap_or_default()
+        {
+            if let Some(s) = self.session(&client) {
+                let d = Delivery {
+                    message: m.clone(),
+                    qos,
+                    retain,
+                    subscription_ids,
+                };
+                keep_pending(s, d);
+            }
         }
         self.latest = Some(m);
     }
@@ -393,7 +420,10 @@ impl Replay {
                         // the future (the clock stepped back) counts as now.
                         let since = s.down_at.map_or(now_ms, |at| at.min(now_ms));
                         let left = i128::from(since) + i128::from(e) * 1000 - i128::from(now_ms);
-                        if left <= 0 && !prefix {
+                        // An expired session with a delayed will is kept,
+                        // expired, so that the will still goes out when
+                        // the broker ends it [MQTT-3.1.2-8].
+                        if left <= 0 && !prefix && s.will.is_none() {
                             return None;
                         }
                         let left = left.max(0);
