@@ -14,7 +14,6 @@ use strata_router::SubOptions;
 use strata_session::{Delivery, Event, Session, SessionState, Will};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::broker::{Shared, lock};
@@ -98,7 +97,10 @@ struct Conn {
 pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     // Small packets must not wait for Nagle's algorithm.
     let _ = stream.set_nodelay(true);
-    let (rd, mut wr) = stream.into_split();
+    // One stream, not split halves: readiness is polled in place (no
+    // readiness future, no shared allocation), which keeps an idle
+    // connection small.
+    let mut stream = stream;
     let mut conn = Conn {
         session: Session::new(shared.session_config.clone(), Instant::now()),
         id: shared.next_id(),
@@ -136,12 +138,12 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr
         // mailbox is left to fill, which slows the publishers down.
         let take_mail = conn.session.queued_len() < QUEUE_HIGH;
         tokio::select! {
-            r = rd.readable(), if paused.is_none() => {
+            r = std::future::poll_fn(|cx| stream.poll_read_ready(cx)), if paused.is_none() => {
                 if rbuf.capacity() - rbuf.len() < read_size / 2 {
                     rbuf.reserve(read_size);
                 }
                 let room = rbuf.capacity() - rbuf.len();
-                match r.and_then(|()| rd.try_read_buf(&mut rbuf)) {
+                match r.and_then(|()| stream.try_read_buf(&mut rbuf)) {
                     Ok(0) => conn.session.handle_connection_lost(Instant::now()),
                     Ok(n) => {
                         conn.shared.stats.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
@@ -218,7 +220,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr
             conn.process_events().await;
             break;
         }
-        if conn.flush(&mut wr, &mut wbuf).await.is_err() {
+        if conn.flush(&mut stream, &mut wbuf).await.is_err() {
             conn.session.handle_connection_lost(Instant::now());
             conn.process_events().await;
         }
@@ -226,7 +228,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr
             break;
         }
     }
-    let _ = wr.shutdown().await;
+    let _ = stream.shutdown().await;
     conn.finish();
 }
 
@@ -272,7 +274,7 @@ impl Conn {
             .fetch_add(n, Ordering::Relaxed);
     }
 
-    async fn flush(&mut self, wr: &mut OwnedWriteHalf, wbuf: &mut BytesMut) -> std::io::Result<()> {
+    async fn flush(&mut self, wr: &mut TcpStream, wbuf: &mut BytesMut) -> std::io::Result<()> {
         self.session.poll_transmit(Instant::now(), wbuf);
         if wbuf.is_empty() {
             return Ok(());
