@@ -15,8 +15,11 @@ body = re.sub(r'\[`Entry::(\w+)`\]', r'`\1`', body)
 section = """## The broker's journal: what the records hold
 
 The broker keeps everything it must remember across a restart as records
-of one log in `DATA_DIR/log/` (the format above), each record one entry.
-`strata inspect DATA_DIR` prints them. The source of truth is the module
+of one log (the format above), each record one entry. The log lives in
+`DATA_DIR/log/` or `DATA_DIR/log-N/`: the file `DATA_DIR/CURRENT` holds the
+name of the live one (a compaction writes `log-N+1/` and switches `CURRENT`
+by rename; without `CURRENT` the log is `log/`). `strata inspect DATA_DIR`
+prints the records. The source of truth is the module
 documentation of `crates/broker/src/journal.rs`; `scripts/journal-doc.py`
 copies it here.
 
