@@ -65,9 +65,17 @@ struct RoundLog {
     released: Vec<u64>,
     delivered: Vec<u64>,
     inbound_done: Vec<u16>,
-    /// The round's bytes wait until the append is durable: it sent a QoS 2
-    /// PUBLISH, a PUBREL or a PUBCOMP that a restart must know about.
-    gate: bool,
+}
+
+impl RoundLog {
+    /// Whether the round's bytes wait until its append is durable: it sent
+    /// a QoS 2 PUBLISH, a PUBREL or a PUBCOMP that a restart must know
+    /// about.
+    fn gates(&self) -> bool {
+        !self.released.is_empty()
+            || !self.inbound_done.is_empty()
+            || self.sent.iter().any(|s| s.qos == QoS::ExactlyOnce)
+    }
 }
 
 struct Conn {
@@ -409,20 +417,17 @@ impl Conn {
                     delivery,
                 } => {
                     if let Some(r) = self.round() {
-                        r.gate |= delivery.effective_qos() == QoS::ExactlyOnce;
                         r.sent.push(Sent::of(packet_id, &delivery));
                     }
                 }
                 Event::Released { id } => {
                     if let Some(r) = self.round() {
                         r.released.push(id);
-                        r.gate = true;
                     }
                 }
                 Event::InboundReleased { packet_id } => {
                     if let Some(r) = self.round() {
                         r.inbound_done.push(packet_id);
-                        r.gate = true;
                     }
                 }
             }
@@ -452,6 +457,7 @@ impl Conn {
         let (Some(a), Some(d)) = (&self.attached, &self.shared.durable) else {
             return None;
         };
+        let gate = r.gates();
         let mut records = Vec::new();
         crate::journal::encode_round(
             &a.client_id,
@@ -466,7 +472,6 @@ impl Conn {
         r.released.clear();
         r.delivered.clear();
         r.inbound_done.clear();
-        let gate = std::mem::take(&mut r.gate);
         if records.is_empty() {
             return None;
         }

@@ -461,14 +461,7 @@ impl Durable {
 
     /// Appends `entry`; nothing waits for it.
     pub(crate) fn record(&self, entry: &Entry) {
-        let r = journal::encode(entry, now_ms());
-        if let Err(e) = self.log().submit_with(vec![r], |r| {
-            if let Err(e) = r {
-                tracing::error!(error = %e, "durable append failed");
-            }
-        }) {
-            tracing::error!(error = %e, "durable append refused");
-        }
+        self.append_then(vec![journal::encode(entry, now_ms())], |_| {});
     }
 
     /// Appends `entries` as one batch; nothing waits for it.
@@ -477,8 +470,10 @@ impl Durable {
         self.record_then(entries, |_| {});
     }
 
-    /// Appends encoded `records` as one batch; `done` as for
-    /// [`Durable::record_then`].
+    /// Appends encoded `records` as one batch: every append goes through
+    /// here. `done(true)` once it is durable under the fsync policy,
+    /// `done(false)` if it failed or was refused. `done` runs on the log's
+    /// writer thread (or here, on a refusal) and must not block.
     pub(crate) fn append_then(
         &self,
         records: Vec<NewRecord>,
@@ -493,26 +488,20 @@ impl Durable {
         });
     }
 
-    /// Appends `entries` as one batch; `done(true)` once it is durable
-    /// under the fsync policy, `done(false)` if it failed. `done` runs on
-    /// the log's writer thread and must not block.
+    /// Appends `entries` as one batch; `done` as for
+    /// [`Durable::append_then`].
     pub(crate) fn record_then(&self, entries: &[Entry], done: impl FnOnce(bool) + Send + 'static) {
-        self.note_append();
         let now = now_ms();
-        let records = entries.iter().map(|e| journal::encode(e, now)).collect();
-        self.log().submit_then(records, move |r| {
-            if let Err(e) = &r {
-                tracing::error!(error = %e, "durable append failed");
-            }
-            done(r.is_ok());
-        });
+        self.append_then(
+            entries.iter().map(|e| journal::encode(e, now)).collect(),
+            done,
+        );
     }
 
     /// Appends the stored message `m` (from a persistent session: its
-    /// client id and inbound QoS 2 packet id, see `Entry::Published`) and
-    /// the entries `then` about it (before it), in one append; `done(true)` once it is durable
-    /// under the fsync policy, `done(false)` if it could not be stored.
-    /// `done` runs on the log's writer thread and must not block.
+    /// client id and inbound QoS 2 packet id, see `Entry::Published`) and,
+    /// before it, the entries `then` about it, in one append; `done` as for
+    /// [`Durable::append_then`].
     pub(crate) fn record_message_then(
         &self,
         m: &Message,
@@ -520,19 +509,13 @@ impl Durable {
         then: Vec<Entry>,
         done: impl FnOnce(bool) + Send + 'static,
     ) {
-        self.note_append();
         let now = now_ms();
         let mut records = Vec::with_capacity(1 + then.len());
         // `then` first: a torn append keeps a prefix, and a message must
         // not survive without what is stated about it.
         records.extend(then.iter().map(|e| journal::encode(e, now)));
         records.push(journal::encode_message(m, now, from));
-        self.log().submit_then(records, move |r| {
-            if let Err(e) = &r {
-                tracing::error!(error = %e, "durable append failed");
-            }
-            done(r.is_ok());
-        });
+        self.append_then(records, done);
     }
 }
 

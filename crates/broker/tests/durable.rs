@@ -258,16 +258,11 @@ async fn a_failed_store_write_acknowledges_nothing_and_closes() {
         .publish("t/x", QoS::AtLeastOnce, false, "not stored")
         .await
         .unwrap();
-    tokio::time::timeout(WAIT, async {
-        while let Some(packet) = p.rx.recv().await {
-            assert!(
-                !matches!(packet, rumqttc::Packet::PubAck(_)),
-                "acknowledged a message that is not on disk"
-            );
-        }
-    })
-    .await
-    .expect("the connection is closed");
+    p.until_closed_without(
+        |p| matches!(p, rumqttc::Packet::PubAck(_)),
+        "acknowledged a message that is not on disk",
+    )
+    .await;
 
     // 5.0: DISCONNECT 0x80 instead of the PUBACK.
     let mut p5 = v5(v5_options(addr, "p5")).await;
@@ -335,16 +330,11 @@ async fn a_qos2_send_that_cannot_be_stored_is_not_written() {
         .publish("g/2", QoS::ExactlyOnce, false, "not stored")
         .await
         .unwrap();
-    tokio::time::timeout(WAIT, async {
-        while let Some(packet) = sub.rx.recv().await {
-            assert!(
-                !matches!(packet, rumqttc::Packet::Publish(_)),
-                "a QoS 2 PUBLISH went out before its packet id was stored: {packet:?}"
-            );
-        }
-    })
-    .await
-    .expect("the subscriber's connection is closed");
+    sub.until_closed_without(
+        |p| matches!(p, rumqttc::Packet::Publish(_)),
+        "a QoS 2 PUBLISH went out before its packet id was stored",
+    )
+    .await;
     broker.shutdown(Duration::from_secs(1)).await;
 }
 

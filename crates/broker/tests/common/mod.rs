@@ -128,6 +128,22 @@ impl V4 {
             .await;
     }
 
+    /// Reads until the server closes the connection (within [`WAIT`]),
+    /// failing on any packet for which `forbidden` holds.
+    pub async fn until_closed_without(
+        &mut self,
+        forbidden: impl Fn(&rumqttc::Packet) -> bool,
+        why: &str,
+    ) {
+        tokio::time::timeout(WAIT, async {
+            while let Some(packet) = self.rx.recv().await {
+                assert!(!forbidden(&packet), "{why}: {packet:?}");
+            }
+        })
+        .await
+        .expect("the connection is closed");
+    }
+
     /// Asserts nothing arrives for `d` (used only after a positive wait
     /// proved the path works, to check that nothing else follows).
     pub async fn assert_silent(&mut self, d: Duration) {

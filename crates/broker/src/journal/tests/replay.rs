@@ -1,0 +1,562 @@
+//! Replay against what live routing does: sessions, subscriptions,
+//! queues, flows in flight, wills, retained messages.
+
+use super::*;
+
+#[test]
+fn a_pending_entry_applies_only_to_its_message() {
+    let log = new_log();
+    let pending = Entry::Pending {
+        client: s("a"),
+        id: 1,
+        qos: Q1,
+        retain: false,
+        subscription_ids: vec![],
+    };
+    // Not after message 1: it waits for a message 1 to come, which never
+    // does (a share group's pick is written before its message, and a torn
+    // append may have lost the message).
+    write(
+        &log,
+        &at(vec![up("a", 60), msg(1, "t", Q1), msg(2, "t", Q1), pending]),
+    );
+    let r = replay(&log, ShareStrategy::RoundRobin, Instant::now(), T0).unwrap();
+    assert!(session(&r, "a").pending.is_empty());
+}
+
+#[test]
+fn pending_follows_subscriptions() {
+    let log = new_log();
+    let sid5 = SubOptions {
+        qos: Q1,
+        retain_as_published: true,
+        subscription_id: Some(5),
+        ..SubOptions::default()
+    };
+    write(
+        &log,
+        &at(vec![
+            up("a", 100),
+            up("b", 100),
+            sub("a", "t/+", sid5),
+            sub("a", "x", opts(Q2)),
+            sub("b", "x", opts(Q0)),
+            retained(1, "t/1", "r", Q2),
+            msg(2, "x", Q1),
+            msg(3, "t/2", Q0),
+            msg(4, "other", Q2),
+        ]),
+    );
+    let r = replay_at(&log, Instant::now(), T0);
+    assert_eq!(r.records, 9);
+    let a = session(&r, "a");
+    assert_eq!(ids(a), [1, 2]);
+    let d = &a.pending[0];
+    assert_eq!((d.qos, d.effective_qos(), d.retain), (Q1, Q1, true));
+    assert_eq!(d.subscription_ids, [5]);
+    let d = &a.pending[1];
+    assert_eq!((d.qos, d.effective_qos(), d.retain), (Q2, Q1, false));
+    assert!(d.subscription_ids.is_empty());
+    assert_eq!(&*d.message.payload, b"payload 2");
+    // QoS 0 to b: an offline mailbox would not keep it.
+    assert!(session(&r, "b").pending.is_empty());
+    assert_eq!(r.next_id, 5);
+}
+
+#[test]
+fn overlapping_subscriptions_give_one_delivery_at_the_highest_qos() {
+    let log = new_log();
+    let with_id = |qos, id| SubOptions {
+        qos,
+        subscription_id: Some(id),
+        ..SubOptions::default()
+    };
+    write(
+        &log,
+        &at(vec![
+            up("a", 100),
+            sub("a", "a/#", with_id(Q1, 1)),
+            sub("a", "a/b", with_id(Q2, 2)),
+            sub("a", "+/b", opts(Q0)),
+            msg(1, "a/b", Q2),
+        ]),
+    );
+    let r = replay_at(&log, Instant::now(), T0);
+    let a = session(&r, "a");
+    assert_eq!(a.pending.len(), 1);
+    assert_eq!(a.pending[0].qos, Q2);
+    assert_eq!(a.pending[0].subscription_ids, [1, 2]);
+}
+
+#[test]
+fn unsubscribe_stops_later_messages_and_keeps_earlier_ones() {
+    let log = new_log();
+    write(
+        &log,
+        &at(vec![
+            up("a", 100),
+            sub("a", "t", opts(Q1)),
+            sub("a", "u", opts(Q1)),
+            msg(1, "t", Q1),
+            unsub("a", "t"),
+            msg(2, "t", Q1),
+            // The same filter again replaces, keeping its place.
+            sub("a", "v", opts(Q1)),
+            sub("a", "u", opts(Q2)),
+        ]),
+    );
+    let r = replay_at(&log, Instant::now(), T0);
+    let a = session(&r, "a");
+    assert_eq!(ids(a), [1]);
+    assert_eq!(a.subscriptions, [(s("u"), opts(Q2)), (s("v"), opts(Q1))]);
+}
+
+#[test]
+fn delivered_removes_from_that_client_only() {
+    let log = new_log();
+    write(
+        &log,
+        &at(vec![
+            up("a", 100),
+            up("b", 100),
+            sub("a", "t", opts(Q1)),
+            sub("b", "t", opts(Q1)),
+            msg(1, "t", Q1),
+            msg(2, "t", Q1),
+            msg(3, "t", Q1),
+            delivered("a", 2),
+            delivered("b", 1),
+            delivered("a", 99),
+        ]),
+    );
+    let r = replay_at(&log, Instant::now(), T0);
+    assert_eq!(ids(session(&r, "a")), [1, 3]);
+    assert_eq!(ids(session(&r, "b")), [2, 3]);
+    // A Delivered id counts: no id is handed out twice.
+    assert_eq!(r.next_id, 100);
+}
+
+#[test]
+fn up_resets_a_client_and_end_removes_it() {
+    let log = new_log();
+    write(
+        &log,
+        &at(vec![
+            up("a", 100),
+            up("b", 100),
+            up("c", 100),
+            sub("a", "t", opts(Q1)),
+            sub("b", "t", opts(Q1)),
+            msg(1, "t", Q1),
+            up("a", 50),
+            msg(2, "t", Q1),
+            Entry::End { client: s("b") },
+            // An ended session is not brought back by later entries.
+            sub("b", "t", opts(Q1)),
+            down("b", 100, T0),
+            msg(3, "t", Q1),
+            up("c", 0),
+        ]),
+    );
+    let r = replay_at(&log, Instant::now(), T0);
+    assert_eq!(clients(&r), ["a"]);
+    let a = session(&r, "a");
+    assert_eq!(
+        (a.expiry, a.subscriptions.len(), a.pending.len()),
+        (50, 0, 0)
+    );
+}
+
+#[test]
+fn retained_messages_are_set_replaced_and_cleared() {
+    let log = new_log();
+    let mut old = message(6, "d", "expired", Q1, true);
+    old.properties.message_expiry_interval = Some(1);
+    write(
+        &log,
+        &[
+            (T0, up("a", 100)),
+            (T0, sub("a", "#", opts(Q1))),
+            (T0, retained(1, "a", "x", Q1)),
+            (T0, retained(2, "b", "y", Q1)),
+            (T0, retained(3, "a", "z", Q0)),
+            (T0, retained(4, "b", "", Q1)),
+            (T0, retained(5, "c", "w", Q0)),
+            (T0, msg(7, "c", Q1)),
+            (T0 - 2000, Entry::Message(old)),
+        ],
+    );
+    let r = replay_at(&log, Instant::now(), T0);
+    let got: Vec<(u64, &str, &[u8])> = r
+        .retained
+        .iter()
+        .map(|m| (m.id, m.topic.as_str(), &m.payload[..]))
+        .collect();
+    assert_eq!(got, [(3, "a", &b"z"[..]), (5, "c", b"w")]);
+    // Retained QoS 0 is not pending; the expired one is dropped.
+    assert_eq!(ids(session(&r, "a")), [1, 2, 4, 7]);
+}
+
+#[test]
+fn sessions_expire_by_the_wall_clock() {
+    let log = new_log();
+    write(
+        &log,
+        &at(vec![
+            up("gone", 10),
+            down("gone", 10, T0),
+            up("left", 60),
+            down("left", 60, T0),
+            up("connected", 30),
+            up("never", u32::MAX),
+            down("never", u32::MAX, T0 - 1_000_000_000_000),
+            up("future", 5),
+            down("future", 5, T0 + 1_000_000),
+            up("shortened", 1000),
+            down("shortened", 3, T0),
+        ]),
+    );
+    let r = replay_at(&log, Instant::now(), T0 + 10_000);
+    assert_eq!(clients(&r), ["connected", "future", "left", "never"]);
+    let left = |c| session(&r, c).expires_in;
+    assert_eq!(left("left"), Some(Duration::from_secs(50)));
+    assert_eq!(left("connected"), Some(Duration::from_secs(30)));
+    assert_eq!(left("never"), None);
+    // A down time after now (the clock stepped back) counts as now.
+    assert_eq!(left("future"), Some(Duration::from_secs(5)));
+    // Expiry is due exactly at at_ms + expiry: gone at T0 + 10 s.
+    let r = replay_at(&log, Instant::now(), T0 + 9_999);
+    assert_eq!(
+        session(&r, "gone").expires_in,
+        Some(Duration::from_millis(1))
+    );
+}
+
+#[test]
+fn resume_counts_as_connected() {
+    let log = new_log();
+    write(
+        &log,
+        &[
+            (T0, up("a", 60)),
+            (T0, up("b", 60)),
+            (T0, up("c", 60)),
+            (T0, down("a", 60, T0)),
+            (T0, down("b", 60, T0)),
+            (T0, down("c", 60, T0)),
+            (
+                T0 + 30_000,
+                Entry::Resume {
+                    client: s("a"),
+                    expiry: 90,
+                },
+            ),
+            (
+                T0 + 30_000,
+                Entry::Resume {
+                    client: s("c"),
+                    expiry: 0,
+                },
+            ),
+            (
+                T0 + 30_000,
+                Entry::Resume {
+                    client: s("nobody"),
+                    expiry: 9,
+                },
+            ),
+        ],
+    );
+    let r = replay_at(&log, Instant::now(), T0 + 100_000);
+    assert_eq!(clients(&r), ["a"]);
+    assert_eq!(session(&r, "a").expiry, 90);
+    assert_eq!(session(&r, "a").expires_in, Some(Duration::from_secs(90)));
+}
+
+#[test]
+fn a_share_group_member_is_the_one_the_live_broker_picked() {
+    // Replay does not pick again (its router would choose differently, and
+    // one member would get a message another already had): the pick
+    // follows each message as a Pending entry: the chosen member completes
+    // the delivery [MQTT-4.8.2-4], no other member gets it [MQTT-4.8.2-5].
+    let log = new_log();
+    let mut entries = vec![
+        up("a", 100),
+        up("b", 100),
+        up("c", 100),
+        sub("a", "$share/g/s/#", opts(Q1)),
+        sub("b", "$share/g/s/#", opts(Q1)),
+        sub("c", "s/#", opts(Q1)),
+    ];
+    for i in 1..=6 {
+        let pick = pending(if i == 2 { "a" } else { "b" }, i);
+        if i % 2 == 0 {
+            // As the live broker writes it: before the message, in its
+            // append, so that no torn append keeps the message alone.
+            entries.push(pick);
+            entries.push(msg(i, &format!("s/{i}"), Q1));
+        } else {
+            // As compaction writes it.
+            entries.push(msg(i, &format!("s/{i}"), Q1));
+            entries.push(pick);
+        }
+    }
+    // A pick whose message a torn append lost: nothing.
+    entries.push(pending("a", 7));
+    write(&log, &at(entries));
+    let r = replay_at(&log, Instant::now(), T0);
+    assert_eq!(ids(session(&r, "a")), [2]);
+    assert_eq!(ids(session(&r, "b")), [1, 3, 4, 5, 6]);
+    assert_eq!(ids(session(&r, "c")), [1, 2, 3, 4, 5, 6], "not shared");
+}
+
+#[test]
+fn message_expiry_keeps_counting_across_a_restart() {
+    let log = new_log();
+    write(
+        &log,
+        &[
+            (T0, up("a", 1000)),
+            (T0, sub("a", "#", opts(Q1))),
+            (T0, expiring(1, "t", 100)),
+            (T0, expiring(2, "t", 20)),
+            (T0 + 25_000, msg(3, "t", Q1)),
+        ],
+    );
+    let now = Instant::now();
+    let r = replay_at(&log, now, T0 + 30_000);
+    let a = session(&r, "a");
+    assert_eq!(ids(a), [1, 3]);
+    assert_eq!(a.pending[0].message.received, now - Duration::from_secs(30));
+    assert_eq!(a.pending[0].message.remaining_expiry(now), Some(70));
+    let later = now + Duration::from_secs(69);
+    assert_eq!(a.pending[0].message.remaining_expiry(later), Some(1));
+    assert!(
+        a.pending[0]
+            .message
+            .is_expired(now + Duration::from_secs(70))
+    );
+    assert_eq!(a.pending[1].message.remaining_expiry(now), None);
+    assert_eq!(a.pending[1].message.received, now - Duration::from_secs(5));
+}
+
+#[test]
+fn an_unreachable_receive_time_shortens_the_expiry_instead() {
+    let mut p = PublishProps::new();
+    p.message_expiry_interval = Some(100);
+    rebase_expiry(30_500, &mut p);
+    assert_eq!(p.message_expiry_interval, Some(70));
+    rebase_expiry(70_000, &mut p);
+    assert_eq!(p.message_expiry_interval, Some(0));
+    let mut none = PublishProps::new();
+    rebase_expiry(5_000, &mut none);
+    assert!(none.is_empty());
+}
+
+#[test]
+fn in_flight_flows_and_inbound_ids_are_replayed() {
+    // What a restart resends: PUBLISH under its packet id until PUBREC,
+    // then PUBREL until PUBCOMP [MQTT-4.4.0-1]; inbound QoS 2 ids stay
+    // duplicates until their PUBREL [MQTT-4.3.3-10].
+    let log = new_log();
+    write(
+        &log,
+        &at(vec![
+            up("x", 600),
+            sub("x", "t/#", opts(Q2)),
+            retained(1, "r", "kept", Q1),
+            msg(2, "t/a", Q2),
+            msg(3, "t/b", Q1),
+            msg(4, "t/c", Q2),
+            msg(5, "t/d", Q2),
+            // 1 is retained, sent to a new subscription: never pending.
+            // 9 is unknown: ignored.
+            sent("x", &[(2, 10, Q2), (3, 11, Q1), (4, 12, Q2), (1, 13, Q1)]),
+            sent("x", &[(9, 14, Q1)]),
+            released("x", &[2, 3]),
+            delivered("x", 3),
+            inbound("x", &[5, 6, 7]),
+            Entry::InboundDone {
+                client: s("x"),
+                packet_ids: vec![6],
+            },
+        ]),
+    );
+    let r = replay_at(&log, Instant::now(), T0);
+    let x = session(&r, "x");
+    // 3 is QoS 1: Released does not apply to it, and it is done.
+    assert_eq!(
+        flows(x),
+        [(10, 2, true), (12, 4, false), (13, 1, false)],
+        "{x:#?}"
+    );
+    assert_eq!(ids(x), [5], "the unsent message is still pending");
+    assert_eq!(x.inbound, [5, 7]);
+    assert_eq!(x.inflight[1].qos, Q2);
+
+    // Done with 2 (PUBCOMP); the client reused packet id 12 for new flows
+    // after 4's completed; a new session forgets everything.
+    write(
+        &log,
+        &at(vec![
+            delivered("x", 2),
+            delivered("x", 4),
+            sent("x", &[(5, 12, Q2)]),
+        ]),
+    );
+    let r = replay_at(&log, Instant::now(), T0);
+    assert_eq!(flows(session(&r, "x")), [(13, 1, false), (12, 5, false)]);
+    // A retained message sent to a new subscription, replaced before the
+    // round's Sent entry was appended: still found.
+    write(
+        &log,
+        &at(vec![
+            retained(20, "r", "v1", Q2),
+            retained(21, "r", "v2", Q2),
+            sent("x", &[(20, 30, Q2)]),
+        ]),
+    );
+    let r = replay_at(&log, Instant::now(), T0);
+    assert_eq!(
+        flows(session(&r, "x")),
+        [(13, 1, false), (12, 5, false), (30, 20, false)]
+    );
+    write(&log, &at(vec![up("x", 600)]));
+    let r = replay_at(&log, Instant::now(), T0);
+    let x = session(&r, "x");
+    assert!(x.inflight.is_empty() && x.inbound.is_empty() && x.pending.is_empty());
+}
+
+#[test]
+fn replay_applies_no_local_and_keeps_the_inbound_id_of_a_stored_message() {
+    // [MQTT-3.8.3-3]: a No Local subscription does not get its own
+    // session's messages, after a restart as live. The QoS 2 id of the
+    // PUBLISH that brought a stored message is held until InboundDone
+    // [MQTT-4.3.3-10].
+    let log = new_log();
+    let no_local = SubOptions {
+        no_local: true,
+        ..opts(Q1)
+    };
+    let published = |id: u64, client: &str, packet_id: u16| Entry::Published {
+        message: message(id, "chat/room", "hi", Q2, false),
+        client: s(client),
+        packet_id,
+    };
+    write(
+        &log,
+        &at(vec![
+            up("me", 600),
+            up("you", 600),
+            sub("me", "chat/#", no_local),
+            sub("you", "chat/#", opts(Q1)),
+            published(1, "me", 5),
+            published(2, "you", 0),
+            // From a session that is not persistent: no session to hold
+            // an id, and No Local has nobody to spare.
+            published(3, "passer-by", 9),
+        ]),
+    );
+    let now = Instant::now();
+    let r = replay_at(&log, now, T0);
+    assert_eq!(ids(session(&r, "me")), [2, 3], "not its own message");
+    assert_eq!(ids(session(&r, "you")), [1, 2, 3], "no No Local there");
+    assert_eq!(session(&r, "me").inbound, [5]);
+    assert!(session(&r, "you").inbound.is_empty());
+    assert_compaction_keeps(&r, now, T0);
+}
+
+#[test]
+fn a_delayed_will_waits_across_a_restart_until_resumed_or_published() {
+    // [MQTT-3.1.3-9]: due at its time unless the session resumes first.
+    let log = new_log();
+    write(
+        &log,
+        &at(vec![
+            up("late", 600),
+            down("late", 600, T0),
+            will("late", T0 + 5_000),
+            up("past", 600),
+            down("past", 600, T0),
+            will("past", T0 - 1),
+            up("back", 600),
+            down("back", 600, T0),
+            will("back", T0 + 5_000),
+            Entry::Resume {
+                client: s("back"),
+                expiry: 600,
+            },
+            up("sent", 600),
+            down("sent", 600, T0),
+            will("sent", T0 + 5_000),
+            Entry::WillGone { client: s("sent") },
+        ]),
+    );
+    let now = Instant::now();
+    let r = replay_at(&log, now, T0 + 2_000);
+    let due = |c: &str| {
+        session(&r, c)
+            .will
+            .as_ref()
+            .map(|(d, m)| (*d, m.topic.to_string()))
+    };
+    assert_eq!(
+        due("late"),
+        Some((Duration::from_secs(3), "wills/late".to_string()))
+    );
+    assert_eq!(
+        due("past"),
+        Some((Duration::ZERO, "wills/past".to_string()))
+    );
+    assert_eq!(due("back"), None, "resumed");
+    assert_eq!(due("sent"), None, "published");
+    assert_compaction_keeps(&r, now, T0 + 2_000);
+}
+
+#[test]
+fn a_session_that_expired_while_the_broker_was_down_still_has_its_will() {
+    // [MQTT-3.1.2-8]: the will goes out when the session ends. The broker
+    // was down for an hour; the session (expiry 60 s) comes back expired,
+    // with its will due, and the sweeper ends it and publishes the will.
+    let log = new_log();
+    write(
+        &log,
+        &at(vec![
+            up("gone", 60),
+            down("gone", 60, T0),
+            will("gone", T0 + 30_000),
+            up("plain", 60),
+            down("plain", 60, T0),
+        ]),
+    );
+    let now = Instant::now();
+    let r = replay_at(&log, now, T0 + 3_600_000);
+    assert_eq!(clients(&r), ["gone"], "the one without a will is gone");
+    let gone = session(&r, "gone");
+    assert_eq!(gone.expires_in, Some(Duration::ZERO));
+    assert_eq!(gone.will.as_ref().map(|(d, _)| *d), Some(Duration::ZERO));
+    assert_compaction_keeps(&r, now, T0 + 3_600_000);
+}
+
+#[test]
+fn replay_reads_the_log_in_chunks() {
+    let log = busy_log();
+    let now = Instant::now();
+    let whole = replay_at(&log, now, T0 + 30_000);
+    for limits in [
+        ReadLimits::records(1),
+        ReadLimits {
+            max_records: 3,
+            max_bytes: 10,
+        },
+    ] {
+        let r =
+            replay_in_chunks(&log, ShareStrategy::RoundRobin, now, T0 + 30_000, limits).unwrap();
+        assert_eq!(r, whole);
+    }
+    let empty = replay_at(&new_log(), now, T0);
+    assert_eq!(
+        (empty.sessions.len(), empty.next_id, empty.records),
+        (0, 1, 0)
+    );
+}
