@@ -354,6 +354,17 @@ impl Broker {
             let _ = t.await;
         }
         let _ = self.shared.shutdown.send(true);
+        // Connected sessions hear of it through their mailbox; one that
+        // attaches after this sees the flag.
+        for mb in self
+            .shared
+            .mailboxes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+        {
+            mb.shut();
+        }
         let deadline = tokio::time::Instant::now() + grace;
         while self.shared.active.load(Ordering::Acquire) > 0 {
             let idle = self.shared.idle.notified();
@@ -387,14 +398,9 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, permits: Arc<Se
             Ok((stream, peer)) => {
                 backoff = Duration::from_millis(5);
                 shared.active.fetch_add(1, Ordering::AcqRel);
-                let shared = shared.clone();
-                tokio::spawn(async move {
-                    connection::run(shared.clone(), stream, peer).await;
-                    drop(permit);
-                    if shared.active.fetch_sub(1, Ordering::AcqRel) == 1 {
-                        shared.idle.notify_waiters();
-                    }
-                });
+                tracing::debug!(%peer, "connection");
+                // The task counts itself out of `active` when it ends.
+                tokio::spawn(connection::run(shared.clone(), stream, permit));
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of

@@ -13,6 +13,12 @@
 //! overrunning it; a subscriber that stopped draining does not hold
 //! publishers back.
 //!
+//! Signals: the mailbox is also how the connection task that owns the
+//! session is woken, without a wait future of its own in the task (memory
+//! per idle connection is a benchmark row): a push rings it, a takeover
+//! kicks it, and broker shutdown tells it to close. One waker slot serves
+//! them all; the owner polls [`Mailbox::poll_signal`].
+//!
 //! Overflow policy: past the count or byte limit a new delivery is dropped
 //! and counted (the oldest are kept, so the subscriber sees a gap at the end
 //! rather than out-of-order messages). While no connection is attached, QoS
@@ -22,26 +28,26 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use strata_codec::{MqttStr, QoS};
 use strata_session::Delivery;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 
 #[derive(Debug)]
 pub struct Mailbox {
     /// The session's client id (for the journal).
     pub client: MqttStr,
     inner: Mutex<Inner>,
-    notify: Notify,
-    max_messages: usize,
+    max_messages: u32,
+    /// Congestion starts at this many queued deliveries.
+    high: u32,
     max_bytes: usize,
     pub dropped: AtomicU64,
     /// The session outlives its connection (and, with a data directory,
     /// its QoS 1 and 2 messages are stored).
     persistent: AtomicBool,
-    /// Congestion starts at this many queued deliveries.
-    high: usize,
     /// Notified when a drain made room.
     space: Notify,
     /// Milliseconds after `EPOCH` of the last drain.
@@ -68,11 +74,34 @@ fn epoch_ms() -> u64 {
     EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
+/// What woke the connection task that owns the session.
+#[derive(Debug)]
+pub enum Signal {
+    /// Deliveries were queued since the last drain.
+    Mail,
+    /// Another connection took the session over [MQTT-3.1.4-3]; the
+    /// sender, if any, is answered once the session is back in the
+    /// registry.
+    Kicked(Option<oneshot::Sender<()>>),
+    /// The broker is shutting down.
+    Shutdown,
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     queue: VecDeque<Delivery>,
     bytes: usize,
     online: bool,
+    /// Pushed (or rung) since the owner last took [`Signal::Mail`].
+    rung: bool,
+    shutdown: bool,
+    /// The connection that owns the session (0: none yet).
+    owner: u64,
+    /// A takeover's request to `owner`-to-be-replaced: its connection id
+    /// and the sender it answers. Boxed: rare.
+    kick: Option<Box<(u64, oneshot::Sender<()>)>>,
+    /// The owner's task, woken by a push, kick or shutdown.
+    waker: Option<Waker>,
 }
 
 impl Mailbox {
@@ -80,14 +109,13 @@ impl Mailbox {
         Mailbox {
             client,
             inner: Mutex::new(Inner::default()),
-            notify: Notify::new(),
-            max_messages,
+            max_messages: u32::try_from(max_messages).unwrap_or(u32::MAX),
+            // Half the limit at most: publishers not yet paused can still
+            // add their next message without an overflow.
+            high: (max_messages / 2).clamp(1, 1024) as u32,
             max_bytes,
             dropped: AtomicU64::new(0),
             persistent: AtomicBool::new(false),
-            // Half the limit at most: publishers not yet paused can still
-            // add their next message without an overflow.
-            high: (max_messages / 2).clamp(1, 1024),
             space: Notify::new(),
             last_drain: AtomicU64::new(epoch_ms()),
         }
@@ -106,7 +134,7 @@ impl Mailbox {
         let mut inner = self.lock();
         let size = d.message.size();
         let keep = (inner.online || d.effective_qos() != QoS::AtMostOnce)
-            && inner.queue.len() < self.max_messages
+            && inner.queue.len() < self.max_messages as usize
             && inner.bytes + size <= self.max_bytes;
         if !keep {
             drop(inner);
@@ -115,10 +143,11 @@ impl Mailbox {
         }
         inner.bytes += size;
         inner.queue.push_back(d);
-        if inner.queue.len() == 1 {
+        if !inner.rung {
+            inner.rung = true;
             // Only the first delivery since the last drain needs a wake.
             Push::First
-        } else if inner.online && inner.queue.len() >= self.high && self.keeping_up() {
+        } else if inner.online && inner.queue.len() >= self.high as usize && self.keeping_up() {
             Push::Congested
         } else {
             Push::Queued
@@ -140,7 +169,8 @@ impl Mailbox {
             notified.as_mut().enable();
             {
                 let inner = self.lock();
-                if !inner.online || inner.queue.len() < self.high / 2 || !self.keeping_up() {
+                if !inner.online || inner.queue.len() < self.high as usize / 2 || !self.keeping_up()
+                {
                     return;
                 }
             }
@@ -148,13 +178,82 @@ impl Mailbox {
         }
     }
 
+    /// Wakes the owner's task: called once per batch of pushes, after the
+    /// first of them returned [`Push::First`].
     pub fn wake(&self) {
-        self.notify.notify_one();
+        let waker = self.lock().waker.take();
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 
-    /// Waits until a push (or a wake) happened since the last drain.
-    pub async fn wait(&self) {
-        self.notify.notified().await;
+    /// What the owner's task `conn` must do next, or `Pending` with its
+    /// waker kept for a push, kick or shutdown. Mail is taken only when
+    /// `take_mail` (the task stops taking it while its session's own queue
+    /// is full); the other signals always come through.
+    pub fn poll_signal(&self, cx: &mut Context<'_>, conn: u64, take_mail: bool) -> Poll<Signal> {
+        let mut inner = self.lock();
+        if inner.shutdown {
+            return Poll::Ready(Signal::Shutdown);
+        }
+        if inner.kick.as_ref().is_some_and(|k| k.0 == conn) {
+            return Poll::Ready(Signal::Kicked(inner.kick.take().map(|k| k.1)));
+        }
+        if inner.owner != conn {
+            // Replaced by a connection that stopped waiting for this one.
+            return Poll::Ready(Signal::Kicked(None));
+        }
+        if take_mail && inner.rung {
+            inner.rung = false;
+            return Poll::Ready(Signal::Mail);
+        }
+        if !inner
+            .waker
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            inner.waker = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+
+    /// The session now belongs to connection `conn`: only its task takes
+    /// signals.
+    pub fn attach(&self, conn: u64) {
+        let mut inner = self.lock();
+        inner.owner = conn;
+        inner.online = true;
+        // Whatever is queued is news to the new owner.
+        inner.rung = !inner.queue.is_empty();
+        inner.waker = None;
+        drop(inner);
+        self.last_drain.store(epoch_ms(), Ordering::Relaxed);
+    }
+
+    /// Asks connection `conn` to give the session up; it answers on
+    /// `done` once the state is back in the registry. Called under the
+    /// registry lock, where the owner also takes an unanswered kick back
+    /// at its end ([`Mailbox::take_kick`]).
+    pub fn kick(&self, conn: u64, done: oneshot::Sender<()>) {
+        self.lock().kick = Some(Box::new((conn, done)));
+        self.wake();
+    }
+
+    /// The answer a takeover waits for from connection `conn`, if it asked
+    /// and the task did not see it.
+    pub fn take_kick(&self, conn: u64) -> Option<oneshot::Sender<()>> {
+        let mut inner = self.lock();
+        if inner.kick.as_ref().is_some_and(|k| k.0 == conn) {
+            inner.kick.take().map(|k| k.1)
+        } else {
+            None
+        }
+    }
+
+    /// Tells the owner, if any, that the broker is shutting down.
+    pub fn shut(&self) {
+        self.lock().shutdown = true;
+        self.wake();
     }
 
     /// Moves everything queued into `out`.
@@ -165,18 +264,20 @@ impl Mailbox {
         out.extend(inner.queue.drain(..));
         drop(inner);
         self.last_drain.store(epoch_ms(), Ordering::Relaxed);
-        if was >= self.high / 2 {
+        if was >= self.high as usize / 2 {
             self.space.notify_waiters();
         }
     }
 
-    pub fn set_online(&self, online: bool) {
-        self.lock().online = online;
-        if !online {
-            self.space.notify_waiters();
-        } else {
-            self.last_drain.store(epoch_ms(), Ordering::Relaxed);
-        }
+    /// The owner went away: QoS 0 is no longer queued, and paused
+    /// publishers go on.
+    pub fn detach(&self) {
+        let mut inner = self.lock();
+        inner.online = false;
+        inner.owner = 0;
+        inner.waker = None;
+        drop(inner);
+        self.space.notify_waiters();
     }
 
     pub fn set_persistent(&self, persistent: bool) {
@@ -185,5 +286,142 @@ impl Mailbox {
 
     pub fn is_persistent(&self) -> bool {
         self.persistent.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+    use strata_session::Message;
+
+    /// Counts its wakes.
+    struct Counter(AtomicUsize);
+
+    impl Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn waker() -> (Arc<Counter>, Waker) {
+        let c = Arc::new(Counter(AtomicUsize::new(0)));
+        (c.clone(), Waker::from(c))
+    }
+
+    fn delivery(qos: QoS) -> Delivery {
+        Delivery {
+            message: Arc::new(Message {
+                topic: MqttStr::from_static("t"),
+                payload: Bytes::from_static(b"x"),
+                qos,
+                retain: false,
+                properties: Default::default(),
+                received: Instant::now(),
+                id: 0,
+            }),
+            qos,
+            retain: false,
+            subscription_ids: Vec::new(),
+        }
+    }
+
+    fn poll(m: &Mailbox, w: &Waker, conn: u64, take_mail: bool) -> Poll<Signal> {
+        m.poll_signal(&mut Context::from_waker(w), conn, take_mail)
+    }
+
+    #[test]
+    fn a_push_wakes_the_owner_once_per_batch_and_is_taken_as_mail() {
+        let m = Mailbox::new(MqttStr::from_static("c"), 100, 1 << 20);
+        m.attach(7);
+        let (count, w) = waker();
+        assert!(poll(&m, &w, 7, true).is_pending());
+        assert_eq!(m.push(delivery(QoS::AtLeastOnce)), Push::First);
+        assert_eq!(m.push(delivery(QoS::AtLeastOnce)), Push::Queued);
+        m.wake();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert!(matches!(poll(&m, &w, 7, true), Poll::Ready(Signal::Mail)));
+        // Taken once: nothing new until the next push.
+        assert!(poll(&m, &w, 7, true).is_pending());
+        let mut out = Vec::new();
+        m.drain_into(&mut out);
+        assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn mail_waits_while_the_owner_does_not_take_it() {
+        let m = Mailbox::new(MqttStr::from_static("c"), 100, 1 << 20);
+        m.attach(7);
+        let (_, w) = waker();
+        m.push(delivery(QoS::AtLeastOnce));
+        assert!(poll(&m, &w, 7, false).is_pending());
+        assert!(matches!(poll(&m, &w, 7, true), Poll::Ready(Signal::Mail)));
+    }
+
+    #[test]
+    fn a_kick_reaches_only_the_connection_it_names() {
+        let m = Mailbox::new(MqttStr::from_static("c"), 100, 1 << 20);
+        m.attach(7);
+        let (count, w) = waker();
+        assert!(poll(&m, &w, 7, true).is_pending());
+        let (tx, mut rx) = oneshot::channel();
+        m.kick(7, tx);
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "the owner is woken");
+        match poll(&m, &w, 7, true) {
+            Poll::Ready(Signal::Kicked(Some(done))) => done.send(()).unwrap(),
+            other => panic!("expected a kick with its answer, got {other:?}"),
+        }
+        assert!(rx.try_recv().is_ok());
+        // A kick the task never saw is taken back at its end.
+        let (tx, _rx) = oneshot::channel();
+        m.kick(7, tx);
+        assert!(m.take_kick(8).is_none());
+        assert!(m.take_kick(7).is_some());
+    }
+
+    #[test]
+    fn a_connection_that_lost_the_session_is_told_to_leave() {
+        // The takeover stopped waiting for the old connection and the new
+        // one attached: the old one must not take the new one's mail.
+        let m = Mailbox::new(MqttStr::from_static("c"), 100, 1 << 20);
+        m.attach(7);
+        m.attach(9);
+        m.push(delivery(QoS::AtLeastOnce));
+        let (_, w) = waker();
+        assert!(matches!(
+            poll(&m, &w, 7, true),
+            Poll::Ready(Signal::Kicked(None))
+        ));
+        assert!(matches!(poll(&m, &w, 9, true), Poll::Ready(Signal::Mail)));
+    }
+
+    #[test]
+    fn shutdown_wakes_the_owner_and_comes_before_mail() {
+        let m = Mailbox::new(MqttStr::from_static("c"), 100, 1 << 20);
+        m.attach(7);
+        let (count, w) = waker();
+        assert!(poll(&m, &w, 7, true).is_pending());
+        m.push(delivery(QoS::AtLeastOnce));
+        m.shut();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert!(matches!(
+            poll(&m, &w, 7, true),
+            Poll::Ready(Signal::Shutdown)
+        ));
+    }
+
+    #[test]
+    fn queued_mail_is_news_to_a_new_owner() {
+        let m = Mailbox::new(MqttStr::from_static("c"), 100, 1 << 20);
+        m.push(delivery(QoS::AtLeastOnce));
+        m.attach(3);
+        let (_, w) = waker();
+        assert!(matches!(poll(&m, &w, 3, true), Poll::Ready(Signal::Mail)));
+        m.detach();
+        // Offline: QoS 0 is not kept [MQTT-3.1.2-5].
+        assert_eq!(m.push(delivery(QoS::AtMostOnce)), Push::Dropped);
     }
 }

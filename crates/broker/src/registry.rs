@@ -11,13 +11,8 @@ use std::time::{Duration, Instant};
 
 use strata_codec::MqttStr;
 use strata_session::{Message, SessionState, Will};
-use tokio::sync::oneshot;
 
 use crate::mailbox::Mailbox;
-
-/// Asks a connected task to leave (takeover); it answers on the inner
-/// sender once its session state is back in the registry.
-pub type Kick = oneshot::Sender<oneshot::Sender<()>>;
 
 /// One client id's session.
 #[derive(Debug)]
@@ -25,8 +20,9 @@ pub struct Entry {
     /// The router key of this session's subscriptions.
     pub key: u64,
     pub mailbox: Arc<Mailbox>,
-    /// The connection that owns the session now, if any.
-    pub conn: Option<(u64, Kick)>,
+    /// The connection that owns the session now, if any (a takeover asks
+    /// it to leave through the mailbox).
+    pub conn: Option<u64>,
     /// The state while no connection owns it.
     /// Boxed, like the will below: an entry exists for every connected
     /// client, and most of the time neither is there.
@@ -92,13 +88,13 @@ impl Registry {
         let Some(e) = self.by_client.get_mut(client_id) else {
             return false;
         };
-        if e.conn.as_ref().is_some_and(|(id, _)| *id != conn_id) {
+        if e.conn.is_some_and(|id| id != conn_id) {
             return false;
         }
         if e.conn.take().is_some() {
             self.connected = self.connected.saturating_sub(1);
         }
-        e.mailbox.set_online(false);
+        e.mailbox.detach();
         if session_expiry == 0 {
             if let Some(w) = will {
                 fallout.wills.push(w.message);
@@ -159,7 +155,7 @@ mod tests {
         Entry {
             key,
             mailbox: Arc::new(Mailbox::new(MqttStr::from_static("c"), 10, 1000)),
-            conn: Some((7, oneshot::channel().0)),
+            conn: Some(7),
             offline: None,
             expires_at: None,
             pending_will: None,

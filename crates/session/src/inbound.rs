@@ -82,7 +82,11 @@ impl Session {
         self.session_expiry = self.requested_expiry.min(max_expiry);
         if v5 {
             self.client_receive_maximum = c.properties.receive_maximum.unwrap_or(u16::MAX);
-            self.aliases = Aliases::new(c.properties.topic_alias_maximum.unwrap_or(0));
+            self.aliases = c
+                .properties
+                .topic_alias_maximum
+                .filter(|&m| m > 0)
+                .map(|m| Box::new(Aliases::new(m)));
         }
         // [MQTT-3.2.2-21]: a Server Keep Alive replaces the client's value.
         self.keep_alive = match self.config.server_keep_alive {
@@ -142,8 +146,12 @@ impl Session {
                     return self.protocol_error(ReasonCode::TopicAliasInvalid, &why);
                 }
                 let i = usize::from(alias) - 1;
+                let inbound = &mut self
+                    .aliases
+                    .get_or_insert_with(|| Box::new(Aliases::new(0)))
+                    .inbound;
                 if p.topic.is_empty() {
-                    match self.inbound_aliases.get(i) {
+                    match inbound.get(i) {
                         Some(Some(t)) => p.topic = t.clone(),
                         // An alias never set: Protocol Error (3.3.4).
                         _ => {
@@ -152,11 +160,11 @@ impl Session {
                         }
                     }
                 } else {
-                    if self.inbound_aliases.len() <= i {
-                        self.inbound_aliases.resize(i + 1, None);
+                    if inbound.len() <= i {
+                        inbound.resize(i + 1, None);
                     }
                     // Kept for the connection's life: out of the read buffer.
-                    self.inbound_aliases[i] = Some(p.topic.detach());
+                    inbound[i] = Some(p.topic.detach());
                 }
             }
         }

@@ -14,10 +14,15 @@ use crate::state::{Outbound, OutboundPhase, QueueOutcome};
 /// The outbound Topic Alias table of one connection. Aliases go to the
 /// first topics sent, up to the client's Topic Alias Maximum, and are kept
 /// for the connection's life [MQTT-3.1.2-26] [MQTT-3.1.2-27].
+///
+/// The inbound table is here too (index = alias - 1; grown on first use, up
+/// to the Topic Alias Maximum the server announced): the session holds both
+/// in one box, made only for a connection that uses aliases.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Aliases {
     max: u16,
     by_topic: HashMap<MqttStr, u16>,
+    pub(crate) inbound: Vec<Option<MqttStr>>,
 }
 
 impl Aliases {
@@ -25,6 +30,7 @@ impl Aliases {
         Aliases {
             max,
             by_topic: HashMap::new(),
+            inbound: Vec::new(),
         }
     }
 
@@ -192,7 +198,10 @@ impl Session {
             }
             // A resend after reconnect starts a fresh alias table, so it
             // carries the full topic.
-            if !dup && let Some((alias, is_new)) = self.aliases.lookup(&m.topic) {
+            if !dup
+                && let Some((alias, is_new)) =
+                    self.aliases.as_ref().and_then(|a| a.lookup(&m.topic))
+            {
                 publish.properties.topic_alias = Some(alias);
                 if is_new {
                     new_alias = Some(alias);
@@ -208,8 +217,8 @@ impl Session {
         if !fits {
             return false;
         }
-        if let Some(a) = new_alias {
-            self.aliases.by_topic.insert(m.topic.clone(), a);
+        if let (Some(a), Some(aliases)) = (new_alias, self.aliases.as_mut()) {
+            aliases.by_topic.insert(m.topic.clone(), a);
         }
         self.transmit.push_back(packet);
         true

@@ -126,10 +126,9 @@ pub struct Session {
     /// Whether the client allows Reason Strings and User Properties on
     /// packets other than PUBLISH, CONNACK and DISCONNECT [MQTT-3.1.2-29].
     pub(crate) problem_information: bool,
-    /// Inbound Topic Aliases: index = alias - 1; grown on first use, up to
-    /// the Topic Alias Maximum the server announced.
-    pub(crate) inbound_aliases: Vec<Option<MqttStr>>,
-    pub(crate) aliases: Aliases,
+    /// Topic Aliases both ways; boxed and made on first use, as most
+    /// connections use none.
+    pub(crate) aliases: Option<Box<Aliases>>,
     /// Inbound QoS 1 and 2 PUBLISH packets not yet completed, for Receive
     /// Maximum [MQTT-3.3.4-7].
     pub(crate) inbound_unacked: u16,
@@ -163,8 +162,7 @@ impl Session {
             client_receive_maximum: u16::MAX,
             client_max_packet_size: u32::MAX,
             problem_information: true,
-            inbound_aliases: Vec::new(),
-            aliases: Aliases::new(0),
+            aliases: None,
             inbound_unacked: 0,
             inbound_qos2_pending: Vec::new(),
             will: None,
