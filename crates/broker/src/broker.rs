@@ -353,7 +353,8 @@ impl Broker {
         for t in self.tasks {
             let _ = t.await;
         }
-        let _ = self.shared.shutdown.send(true);
+        // Kept even with no receiver: connections check the flag.
+        self.shared.shutdown.send_replace(true);
         // Connected sessions hear of it through their mailbox; one that
         // attaches after this sees the flag.
         for mb in self
@@ -476,7 +477,7 @@ fn restore(shared: &Shared, r: Recovered) {
                 crate::registry::Entry {
                     key,
                     mailbox,
-                    conn: None,
+                    conn: crate::registry::Owner::None,
                     offline: Some(Box::new(state)),
                     expires_at: s.expires_in.map(|d| now + d),
                     // Due at once if its time passed while the broker was

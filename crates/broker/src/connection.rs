@@ -21,7 +21,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use crate::broker::{Shared, lock};
 use crate::journal::{Entry, Sent};
 use crate::mailbox::{Mailbox, Signal};
-use crate::registry::{Entry as RegistryEntry, Fallout};
+use crate::registry::{Entry as RegistryEntry, Fallout, Owner};
 
 /// How long a takeover waits for the old connection to hand back its
 /// session before going ahead without it.
@@ -422,6 +422,11 @@ impl Conn {
 
     fn drain_mailbox(&mut self) {
         let Some(a) = &self.attached else { return };
+        if !self.session.is_connected() {
+            // Closed in this round (DISCONNECT, a lost connection, a failed
+            // append): the mail stays for the session's next connection.
+            return;
+        }
         a.mailbox.drain_into(&mut self.deliveries);
         let now = Instant::now();
         let n = self.deliveries.len() as u64;
@@ -789,14 +794,17 @@ impl Conn {
         let kicked = {
             let mut reg = lock(&shared.registry);
             let kicked = reg.by_client.get_mut(&client_id).and_then(|e| {
-                let old = e.conn.take()?;
+                let Owner::Conn(old) = e.conn else {
+                    return None;
+                };
+                e.conn = Owner::Leaving(old);
                 let (tx, rx) = oneshot::channel();
                 e.mailbox.kick(old, tx);
                 Some(rx)
             });
             if kicked.is_some() {
-                // The old connection no longer counts; its release sees no
-                // owner and only parks the state.
+                // The old connection no longer counts; its release (as
+                // `Leaving`) only parks the state.
                 reg.connected = reg.connected.saturating_sub(1);
             }
             kicked
@@ -828,7 +836,7 @@ impl Conn {
                         shared.config.session.max_queued_messages,
                         shared.config.session.max_queued_bytes,
                     )),
-                    conn: None,
+                    conn: Owner::None,
                     offline: None,
                     expires_at: None,
                     pending_will: None,
@@ -839,7 +847,7 @@ impl Conn {
             // Interval cancels the pending will.
             entry.pending_will = None;
             entry.expires_at = None;
-            entry.conn = Some(self.id);
+            entry.conn = Owner::Conn(self.id);
             entry.mailbox.attach(self.id);
             let was_persistent = entry.mailbox.is_persistent();
             entry.mailbox.set_persistent(persistent);

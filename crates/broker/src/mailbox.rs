@@ -260,6 +260,8 @@ impl Mailbox {
     pub fn drain_into(&self, out: &mut Vec<Delivery>) {
         let mut inner = self.lock();
         inner.bytes = 0;
+        // Everything pushed so far is taken: no news for the owner.
+        inner.rung = false;
         let was = inner.queue.len();
         out.extend(inner.queue.drain(..));
         drop(inner);

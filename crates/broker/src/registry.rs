@@ -14,6 +14,17 @@ use strata_session::{Message, SessionState, Will};
 
 use crate::mailbox::Mailbox;
 
+/// Who holds a session's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    None,
+    /// This connection runs it.
+    Conn(u64),
+    /// A takeover asked this connection to leave and waits for it to hand
+    /// the state back; it no longer counts as connected.
+    Leaving(u64),
+}
+
 /// One client id's session.
 #[derive(Debug)]
 pub struct Entry {
@@ -22,7 +33,7 @@ pub struct Entry {
     pub mailbox: Arc<Mailbox>,
     /// The connection that owns the session now, if any (a takeover asks
     /// it to leave through the mailbox).
-    pub conn: Option<u64>,
+    pub conn: Owner,
     /// The state while no connection owns it.
     /// Boxed, like the will below: an entry exists for every connected
     /// client, and most of the time neither is there.
@@ -88,12 +99,16 @@ impl Registry {
         let Some(e) = self.by_client.get_mut(client_id) else {
             return false;
         };
-        if e.conn.is_some_and(|id| id != conn_id) {
-            return false;
+        match e.conn {
+            Owner::Conn(id) if id == conn_id => {
+                self.connected = self.connected.saturating_sub(1);
+            }
+            Owner::Leaving(id) if id == conn_id => {}
+            // Not its session any more: a takeover stopped waiting for this
+            // connection, and its state must not replace the newer one.
+            _ => return false,
         }
-        if e.conn.take().is_some() {
-            self.connected = self.connected.saturating_sub(1);
-        }
+        e.conn = Owner::None;
         e.mailbox.detach();
         if session_expiry == 0 {
             if let Some(w) = will {
@@ -125,7 +140,7 @@ impl Registry {
         let expired: Vec<MqttStr> = self
             .by_client
             .iter()
-            .filter(|(_, e)| e.conn.is_none() && e.expires_at.is_some_and(|at| at <= now))
+            .filter(|(_, e)| e.conn == Owner::None && e.expires_at.is_some_and(|at| at <= now))
             .map(|(k, _)| k.clone())
             .collect();
         for id in expired {
@@ -155,7 +170,7 @@ mod tests {
         Entry {
             key,
             mailbox: Arc::new(Mailbox::new(MqttStr::from_static("c"), 10, 1000)),
-            conn: Some(7),
+            conn: Owner::Conn(7),
             offline: None,
             expires_at: None,
             pending_will: None,

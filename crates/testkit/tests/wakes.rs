@@ -1,0 +1,62 @@
+//! What reaches a connection task at the same time is handled together,
+//! and nothing of it is lost: here a message for a persistent session that
+//! arrives in the same wake as the client's DISCONNECT stays with the
+//! session for its next connection [MQTT-3.1.2-5] [MQTT-4.4.0-1].
+
+use strata_testkit::raw::{self, packet};
+use strata_testkit::{RawClient, RawPacket, TestBroker};
+
+const CONNACK: u8 = 2;
+const PUBLISH: u8 = 3;
+const PUBACK: u8 = 4;
+const SUBACK: u8 = 9;
+
+/// A 3.1.1 connection with Clean Session 0; returns it and Session Present.
+async fn persistent(b: &TestBroker, id: &str) -> (RawClient, bool) {
+    let mut c = b.client().await;
+    c.send(&raw::connect(4, 0x00, 0, id, &[])).await;
+    let ack = c.expect(CONNACK).await;
+    assert_eq!(ack.body[1], 0, "CONNACK return code");
+    (c, ack.body[0] & 1 == 1)
+}
+
+/// Packet id and payload of a 3.1.1 QoS 1 PUBLISH.
+fn publish_parts(p: &RawPacket) -> (u16, Vec<u8>) {
+    assert_eq!(p.packet_type(), PUBLISH, "{p:?}");
+    let topic_len = usize::from(u16::from_be_bytes([p.body[0], p.body[1]]));
+    let at = 2 + topic_len;
+    let id = u16::from_be_bytes([p.body[at], p.body[at + 1]]);
+    (id, p.body[at + 2..].to_vec())
+}
+
+#[tokio::test]
+async fn a_message_that_comes_with_the_disconnect_waits_for_the_next_connection() {
+    let b = TestBroker::start_default().await;
+    let (mut sub, _) = persistent(&b, "wake-sub").await;
+    sub.send(&raw::subscribe(4, 1, "w/t", 1)).await;
+    assert_eq!(sub.expect(SUBACK).await.body[2], 1, "granted QoS 1");
+    let mut publ = b.client().await;
+    publ.send(&raw::connect_clean(4, "wake-pub")).await;
+    publ.expect(CONNACK).await;
+    for round in 1..=20u16 {
+        let payload = format!("m{round}").into_bytes();
+        // Both written before the broker runs again (one thread): the
+        // publisher's task routes the message into the subscriber's
+        // mailbox while the subscriber's DISCONNECT waits in its socket,
+        // so one wake of the subscriber's task finds both.
+        publ.send(&raw::publish(4, 1, false, "w/t", round, &payload))
+            .await;
+        sub.send(&[0xE0, 0x00]).await;
+        sub.until_closed().await;
+        publ.expect(PUBACK).await;
+        let (mut next, present) = persistent(&b, "wake-sub").await;
+        assert!(present, "round {round}: the session is kept");
+        // Sent before the close and never acknowledged (then resent), or
+        // still queued: either way it is the next PUBLISH.
+        let (id, got) = publish_parts(&next.expect(PUBLISH).await);
+        assert_eq!(got, payload, "round {round}");
+        next.send(&packet(0x40, &id.to_be_bytes())).await;
+        sub = next;
+    }
+    b.broker.shutdown(std::time::Duration::from_secs(1)).await;
+}
