@@ -73,6 +73,8 @@ pub(crate) struct Shared {
     pub shutdown: watch::Sender<bool>,
     pub active: AtomicUsize,
     pub idle: Notify,
+    /// The connections' keep-alive and CONNECT deadlines.
+    pub alarms: crate::alarm::Alarms,
     /// The journal under the data directory; `None` keeps state in memory.
     pub durable: Option<Durable>,
 }
@@ -295,6 +297,7 @@ impl Broker {
             shutdown: watch::channel(false).0,
             active: AtomicUsize::new(0),
             idle: Notify::new(),
+            alarms: Default::default(),
             durable,
             config,
         });
@@ -313,6 +316,7 @@ impl Broker {
             )));
         }
         tasks.push(tokio::spawn(sweeper(shared.clone())));
+        tasks.push(tokio::spawn(alarm_clock(shared.clone())));
         if shared.durable.is_some() {
             tasks.push(tokio::spawn(compactor(shared.clone())));
         }
@@ -412,6 +416,11 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, permits: Arc<Se
             }
         }
     }
+}
+
+/// Wakes connection tasks at their deadlines.
+async fn alarm_clock(shared: Arc<Shared>) {
+    shared.alarms.run().await;
 }
 
 /// Ends expired offline sessions and publishes delayed wills.

@@ -18,6 +18,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
+use crate::alarm::Alarm;
 use crate::broker::{Shared, lock};
 use crate::journal::{Entry, Sent};
 use crate::mailbox::{Mailbox, Signal};
@@ -116,6 +117,8 @@ struct Conn {
     attached: Option<Attached>,
     deliveries: Vec<Delivery>,
     more: Option<Box<More>>,
+    /// Wakes the task at the session's next deadline.
+    alarm: Alarm,
 }
 
 /// Everything that was ready when the task woke: one round handles all of
@@ -140,8 +143,8 @@ impl Wakes {
 }
 
 /// Serves one connection until it closes. Every wait of the task is polled
-/// in place, on state the task keeps anyway (the socket, the mailbox, one
-/// timer), so an idle connection costs its session and little more.
+/// in place, on state kept anyway (the socket, the mailbox, the broker's
+/// alarms), so an idle connection costs its session and little more.
 ///
 /// Not an `async fn`: its arguments would be stored twice in the task (as
 /// arguments and as locals); the block uses its captures in place.
@@ -171,6 +174,7 @@ async fn serve(shared: &Arc<Shared>, stream: &mut TcpStream) {
         attached: None,
         deliveries: Vec::new(),
         more: None,
+        alarm: Alarm::default(),
     };
     // The read buffer is allocated when there is something to read and
     // released when empty again (so is each round's write buffer), so an
@@ -178,37 +182,14 @@ async fn serve(shared: &Arc<Shared>, stream: &mut TcpStream) {
     // benchmark row).
     let mut rbuf = BytesMut::new();
     let mut read_size = READ_MIN;
-    // One timer for the task's life, moved to each new deadline: moving a
-    // tokio timer later is cheap, a new one per wake is not.
-    let timer = tokio::time::sleep(Duration::from_secs(86_400));
-    tokio::pin!(timer);
-    let mut armed: Option<tokio::time::Instant> = None;
     loop {
-        {
-            let deadline = conn
-                .session
-                .poll_timeout()
-                .map(tokio::time::Instant::from_std);
-            if deadline != armed {
-                if let Some(d) = deadline {
-                    timer.as_mut().reset(d);
-                }
-                armed = deadline;
-            }
-        }
         let wakes = if conn.attached.is_some() {
-            std::future::poll_fn(|cx| conn.poll_wakes(cx, stream, timer.as_mut(), armed.is_some()))
-                .await
+            std::future::poll_fn(|cx| conn.poll_wakes(cx, stream)).await
         } else {
             // Before CONNECT: boxed, so that its wait futures are not part
             // of every task.
-            Box::pin(wait_unattached(
-                &conn.shared,
-                stream,
-                timer.as_mut(),
-                armed.is_some(),
-            ))
-            .await
+            let deadline = conn.session.poll_timeout();
+            Box::pin(wait_unattached(&conn.shared, stream, deadline)).await
         };
         if let Some((seq, stored)) = wakes.stored {
             conn.on_stored(seq, stored);
@@ -305,17 +286,13 @@ async fn serve(shared: &Arc<Shared>, stream: &mut TcpStream) {
         }
     }
     let _ = stream.shutdown().await;
+    conn.alarm.clear(&conn.shared.alarms, conn.id);
     conn.finish();
 }
 
 /// The wait of a connection whose CONNECT was not accepted yet: the socket,
 /// the CONNECT timeout and broker shutdown.
-async fn wait_unattached(
-    shared: &Shared,
-    stream: &TcpStream,
-    timer: Pin<&mut tokio::time::Sleep>,
-    armed: bool,
-) -> Wakes {
+async fn wait_unattached(shared: &Shared, stream: &TcpStream, deadline: Option<Instant>) -> Wakes {
     let mut wakes = Wakes::default();
     let mut shutdown = shared.shutdown.subscribe();
     if *shutdown.borrow_and_update() {
@@ -324,7 +301,12 @@ async fn wait_unattached(
     }
     tokio::select! {
         r = std::future::poll_fn(|cx| stream.poll_read_ready(cx)) => wakes.readable = Some(r),
-        _ = timer, if armed => wakes.timeout = true,
+        _ = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending().await,
+            }
+        } => wakes.timeout = true,
         _ = shutdown.changed() => wakes.signal = Some(Signal::Shutdown),
     }
     wakes
@@ -342,15 +324,9 @@ impl Conn {
 
     /// What is ready for an attached connection: its mailbox's signals,
     /// journal completions, room for a paused publisher, the socket (not
-    /// while paused) and the timer. All of it is polled on every wake, so
+    /// while paused) and the session's deadline (its alarm). All of it is polled on every wake, so
     /// that a busy mailbox cannot starve the socket, or the other way round.
-    fn poll_wakes(
-        &mut self,
-        cx: &mut Context<'_>,
-        stream: &TcpStream,
-        timer: Pin<&mut tokio::time::Sleep>,
-        armed: bool,
-    ) -> Poll<Wakes> {
+    fn poll_wakes(&mut self, cx: &mut Context<'_>, stream: &TcpStream) -> Poll<Wakes> {
         let mut wakes = Wakes::default();
         if let Some(a) = &self.attached {
             // Past this many messages waiting for the in-flight window, the
@@ -373,7 +349,15 @@ impl Conn {
                 }
             }
         }
-        if armed && timer.poll(cx).is_ready() {
+        if let Some(deadline) = self.session.poll_timeout()
+            && self.alarm.due(
+                &self.shared.alarms,
+                self.id,
+                deadline,
+                Instant::now(),
+                cx.waker(),
+            )
+        {
             wakes.timeout = true;
         }
         if wakes.any() {

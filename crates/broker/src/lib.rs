@@ -8,12 +8,15 @@
 //!   `strata_session::Session`.
 //! - `registry` (private): client id to session, connected or offline;
 //!   takeover and resume.
-//! - `mailbox` (private): the bounded queue between router and session.
+//! - `mailbox` (private): the bounded queue between router and session,
+//!   and what wakes a connection task.
+//! - `alarm` (private): one timer for every connection's deadlines.
 //! - [`config`]: the TOML configuration, validated in two stages.
 //! - `durable` (private): the data directory: lock, replay, compaction, and
 //!   appends to the journal (`journal`, private: what is stored, and how
 //!   replay rebuilds sessions, subscriptions, offline queues, retained).
 
+mod alarm;
 pub mod broker;
 pub mod config;
 mod connection;
