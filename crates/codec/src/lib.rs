@@ -33,8 +33,9 @@ mod wire;
 pub use error::{DecodeError, EncodeError, ErrorKind};
 pub use packet::{
     Auth, ConnAck, Connect, Disconnect, FixedHeader, LastWill, Packet, PacketType, PubAck, PubComp,
-    PubRec, PubRel, PubResponse, Publish, RetainHandling, SubAck, Subscribe, SubscribeOptions,
-    Subscription, UnsubAck, Unsubscribe, decode, decode_fixed_header,
+    PubRec, PubRel, PubResponse, Publish, PublishHeader, RetainHandling, SubAck, Subscribe,
+    SubscribeOptions, Subscription, UnsubAck, Unsubscribe, decode, decode_fixed_header,
+    encode_publish,
 };
 pub use property::{
     AckProperties, AuthProperties, ConnAckProperties, ConnectProperties, DisconnectProperties,

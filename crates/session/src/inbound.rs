@@ -181,7 +181,7 @@ impl Session {
                         // A resent QoS 2 PUBLISH already stored: acknowledge
                         // again, deliver once [MQTT-4.3.3-10] (3.1.1: [MQTT-4.3.3-2]).
                         let ack = self.ack(id, ReasonCode::Success);
-                        self.transmit.push_back(Packet::PubRec(ack));
+                        self.queue(Packet::PubRec(ack));
                         return;
                     }
                     if self.inbound_qos2_pending.contains(&id) {
@@ -236,7 +236,7 @@ impl Session {
                     "no QoS 2 message in flight with packet identifier {}",
                     a.packet_id
                 ));
-                self.transmit.push_back(Packet::PubRel(rel));
+                self.queue(Packet::PubRel(rel));
             }
             return;
         };
@@ -259,7 +259,7 @@ impl Session {
         }
         // [MQTT-4.3.3-4] (3.1.1: [MQTT-4.3.3-1]): answer PUBREC with PUBREL.
         let rel = self.ack(a.packet_id, ReasonCode::Success);
-        self.transmit.push_back(Packet::PubRel(rel));
+        self.queue(Packet::PubRel(rel));
     }
 
     pub(crate) fn on_pubrel(&mut self, a: PubResponse) {
@@ -285,7 +285,7 @@ impl Session {
                 a.packet_id
             ));
         }
-        self.transmit.push_back(Packet::PubComp(comp));
+        self.queue(Packet::PubComp(comp));
     }
 
     pub(crate) fn on_pubcomp(&mut self, now: Instant, a: PubResponse) {
@@ -378,7 +378,7 @@ impl Session {
             };
             let mut d = Disconnect::new(code);
             d.properties.reason_string = crate::problem::reason(why);
-            self.transmit.push_back(Packet::Disconnect(d));
+            self.queue(Packet::Disconnect(d));
         }
         self.finish(code);
     }
@@ -416,15 +416,14 @@ impl Session {
             } else {
                 UnspecifiedError
             };
-            self.transmit
-                .push_back(Packet::ConnAck(Box::new(strata_codec::ConnAck {
-                    session_present: false,
-                    code,
-                    properties: strata_codec::ConnAckProperties {
-                        reason_string: crate::problem::reason(why),
-                        ..Default::default()
-                    },
-                })));
+            self.queue(Packet::ConnAck(Box::new(strata_codec::ConnAck {
+                session_present: false,
+                code,
+                properties: strata_codec::ConnAckProperties {
+                    reason_string: crate::problem::reason(why),
+                    ..Default::default()
+                },
+            })));
         }
         self.will = None;
         self.finish(code);

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use strata_codec::{MqttStr, Packet, Publish, QoS, ReasonCode};
+use strata_codec::{MqttStr, Packet, PublishHeader, QoS, ReasonCode, encode_publish};
 
 use crate::message::Delivery;
 use crate::session::{Event, Phase, Session};
@@ -155,7 +155,7 @@ impl Session {
                 }
                 OutboundPhase::Released => {
                     let rel = self.ack(o.packet_id, ReasonCode::Success);
-                    self.transmit.push_back(Packet::PubRel(rel));
+                    self.queue(Packet::PubRel(rel));
                 }
             }
         }
@@ -173,54 +173,76 @@ impl Session {
         dup: bool,
     ) -> bool {
         let m = &d.message;
-        let mut publish = Publish {
+        let h = PublishHeader {
             // [MQTT-3.3.1-3]: DUP only for a resend of this very packet.
             dup,
             qos,
             retain: d.retain,
-            topic: m.topic.clone(),
             packet_id,
-            properties: Default::default(),
-            payload: m.payload.clone(),
         };
+        let start = self.out.len();
         let mut new_alias = None;
-        if self.protocol.is_v5() {
-            // Shares the message's properties; writes (which allocate a
-            // private copy) happen only when something must change.
-            publish.properties = m.properties.clone();
+        let written = if self.protocol.is_v5() {
             // [MQTT-3.3.2-6]: the interval left, not the one published.
             let expiry = m.remaining_expiry(now);
-            if expiry != publish.properties.message_expiry_interval {
-                publish.properties.message_expiry_interval = expiry;
-            }
-            if !d.subscription_ids.is_empty() {
-                publish.properties.subscription_identifiers = d.subscription_ids.clone();
-            }
             // A resend after reconnect starts a fresh alias table, so it
             // carries the full topic.
-            if !dup
-                && let Some((alias, is_new)) =
-                    self.aliases.as_ref().and_then(|a| a.lookup(&m.topic))
+            let alias = if dup {
+                None
+            } else {
+                self.aliases.as_ref().and_then(|a| a.lookup(&m.topic))
+            };
+            if expiry == m.properties.message_expiry_interval
+                && d.subscription_ids.is_empty()
+                && alias.is_none()
             {
-                publish.properties.topic_alias = Some(alias);
-                if is_new {
-                    new_alias = Some(alias);
-                } else {
-                    publish.topic = MqttStr::new();
+                // The message's own properties, as they are.
+                encode_publish(
+                    self.protocol,
+                    &mut self.out,
+                    h,
+                    m.topic.as_bytes(),
+                    &m.properties,
+                    &m.payload,
+                )
+            } else {
+                // Shares the message's properties; writes (which allocate a
+                // private copy) happen only when something must change.
+                let mut props = m.properties.clone();
+                if expiry != props.message_expiry_interval {
+                    props.message_expiry_interval = expiry;
                 }
+                if !d.subscription_ids.is_empty() {
+                    props.subscription_identifiers = d.subscription_ids.clone();
+                }
+                let mut topic: &[u8] = m.topic.as_bytes();
+                if let Some((alias, is_new)) = alias {
+                    props.topic_alias = Some(alias);
+                    if is_new {
+                        new_alias = Some(alias);
+                    } else {
+                        topic = b"";
+                    }
+                }
+                encode_publish(self.protocol, &mut self.out, h, topic, &props, &m.payload)
             }
-        }
-        let packet = Packet::Publish(publish);
-        let fits = packet
-            .encoded_len(self.protocol)
-            .is_ok_and(|n| n <= self.client_max_packet_size as usize);
-        if !fits {
+        } else {
+            encode_publish(
+                self.protocol,
+                &mut self.out,
+                h,
+                m.topic.as_bytes(),
+                &m.properties,
+                &m.payload,
+            )
+        };
+        if !written.is_ok_and(|n| n <= self.client_max_packet_size as usize) {
+            self.out.truncate(start);
             return false;
         }
         if let (Some(a), Some(aliases)) = (new_alias, self.aliases.as_mut()) {
             aliases.by_topic.insert(m.topic.clone(), a);
         }
-        self.transmit.push_back(packet);
         true
     }
 }

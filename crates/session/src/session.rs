@@ -142,7 +142,9 @@ pub struct Session {
     /// The Session Expiry Interval the client asked for in CONNECT.
     pub(crate) requested_expiry: u32,
     pub(crate) state: Option<SessionState>,
-    pub(crate) transmit: VecDeque<Packet>,
+    /// Packets to send, encoded as they are queued (a delivery's PUBLISH
+    /// goes straight from the message into these bytes).
+    pub(crate) out: BytesMut,
     pub(crate) events: VecDeque<Event>,
     /// The latest time any input carried.
     pub(crate) now: Instant,
@@ -169,7 +171,7 @@ impl Session {
             session_expiry: 0,
             requested_expiry: 0,
             state: None,
-            transmit: VecDeque::new(),
+            out: BytesMut::new(),
             events: VecDeque::new(),
             now,
         }
@@ -253,7 +255,7 @@ impl Session {
             Packet::PubComp(a) => self.on_pubcomp(now, a),
             Packet::Subscribe(s) => self.on_subscribe(s),
             Packet::Unsubscribe(u) => self.on_unsubscribe(u),
-            Packet::PingReq => self.transmit.push_back(Packet::PingResp),
+            Packet::PingReq => self.queue(Packet::PingResp),
             Packet::Disconnect(d) => self.on_disconnect(d),
             Packet::Auth(_) => {
                 // Re-authentication needs a method; none is configured, and
@@ -391,7 +393,7 @@ impl Session {
         }
         // [MQTT-3.2.2-2]/[MQTT-3.2.2-3]: Session Present only with a resumed
         // session.
-        self.transmit.push_back(Packet::ConnAck(Box::new(ConnAck {
+        self.queue(Packet::ConnAck(Box::new(ConnAck {
             session_present,
             code: ReasonCode::Success,
             properties: props,
@@ -422,7 +424,7 @@ impl Session {
             QoS::AtMostOnce => {}
             QoS::AtLeastOnce => {
                 self.inbound_unacked = self.inbound_unacked.saturating_sub(1);
-                self.transmit.push_back(Packet::PubAck(ack));
+                self.queue(Packet::PubAck(ack));
             }
             QoS::ExactlyOnce => {
                 self.inbound_qos2_pending.retain(|&id| id != packet_id);
@@ -433,7 +435,7 @@ impl Session {
                 } else if let Some(s) = &mut self.state {
                     s.inbound_qos2.insert(packet_id);
                 }
-                self.transmit.push_back(Packet::PubRec(ack));
+                self.queue(Packet::PubRec(ack));
             }
         }
     }
@@ -443,7 +445,7 @@ impl Session {
         if self.phase != Phase::Connected {
             return;
         }
-        self.transmit.push_back(Packet::SubAck(SubAck {
+        self.queue(Packet::SubAck(SubAck {
             packet_id,
             properties: AckProperties::default(),
             codes,
@@ -460,7 +462,7 @@ impl Session {
         } else {
             Vec::new()
         };
-        self.transmit.push_back(Packet::UnsubAck(UnsubAck {
+        self.queue(Packet::UnsubAck(UnsubAck {
             packet_id,
             properties: AckProperties::default(),
             codes,
@@ -493,19 +495,28 @@ impl Session {
     /// added. Packets larger than the client's Maximum Packet Size were
     /// already dropped [MQTT-3.1.2-25].
     pub fn poll_transmit(&mut self, now: Instant, out: &mut BytesMut) -> usize {
-        let start = out.len();
-        while let Some(mut packet) = self.transmit.pop_front() {
-            if self.protocol.is_v5() {
-                self.fit_problem_information(&mut packet);
-            }
-            // Encoding fails only for packets the session built wrongly; a
-            // debug build says so, a release build drops the packet.
-            let r = packet.encode(self.protocol, out);
-            debug_assert!(r.is_ok(), "{r:?} for {packet:?}");
+        let n = self.out.len();
+        if out.is_empty() {
+            // The caller takes the buffer itself: an idle session then holds
+            // none.
+            std::mem::swap(out, &mut self.out);
+        } else {
+            out.extend_from_slice(&self.out);
+            self.out.clear();
         }
-        release_if_small(&mut self.transmit);
         let _ = now;
-        out.len() - start
+        n
+    }
+
+    /// Encodes a packet for sending.
+    pub(crate) fn queue(&mut self, mut packet: Packet) {
+        if self.protocol.is_v5() {
+            self.fit_problem_information(&mut packet);
+        }
+        // Encoding fails only for packets the session built wrongly; a
+        // debug build says so, a release build drops the packet.
+        let r = packet.encode(self.protocol, &mut self.out);
+        debug_assert!(r.is_ok(), "{r:?} for {packet:?}");
     }
 
     /// When `handle_timeout` must next be called.

@@ -10,7 +10,7 @@ mod subscribe;
 pub use ack::{PubAck, PubComp, PubRec, PubRel, PubResponse};
 pub use connect::{ConnAck, Connect, LastWill};
 pub use control::{Auth, Disconnect};
-pub use publish::Publish;
+pub use publish::{Publish, PublishHeader, encode_publish};
 pub use subscribe::{
     RetainHandling, SubAck, Subscribe, SubscribeOptions, Subscription, UnsubAck, Unsubscribe,
 };

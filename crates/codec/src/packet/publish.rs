@@ -93,52 +93,26 @@ impl Publish {
         })
     }
 
-    /// Encodes without the generic path: sizes are worked out inline and the
-    /// fixed header, topic length and packet identifier go out in one copy.
-    /// The hot path of every delivery.
+    /// Encodes without the generic path: see [`encode_publish`].
     #[inline]
     pub(super) fn encode_fast(
         &self,
         p: Protocol,
         out: &mut BytesMut,
     ) -> Result<usize, EncodeError> {
-        let topic = self.topic.as_bytes();
-        if topic.len() > usize::from(u16::MAX) {
-            return Err(EncodeError::TooLong {
-                field: "topic name",
-                len: topic.len(),
-            });
-        }
-        let has_id = self.qos != QoS::AtMostOnce;
-        if has_id {
-            check_packet_id(self.packet_id)?;
-        }
-        let (props_len, props_total) = if !p.is_v5() {
-            (0, 0)
-        } else if self.properties.is_empty() {
-            (0, 1)
-        } else {
-            property::block_len(&*self.properties)?
-        };
-        let remaining =
-            2 + topic.len() + 2 * usize::from(has_id) + props_total + self.payload.len();
-        let vbi = wire::check_var_int(remaining, "remaining length")?;
-        let total = 1 + vbi + remaining;
-        let start = out.len();
-        out.resize(start + total, 0);
-        let w = &mut Writer::new(&mut out[start..]);
-        w.put_u8(0x30 | self.flags());
-        wire::put_var_int(w, remaining);
-        wire::put_field(w, topic);
-        if has_id {
-            w.put_u16(self.packet_id);
-        }
-        if p.is_v5() {
-            property::put(w, &*self.properties, props_len);
-        }
-        w.put_slice(&self.payload);
-        debug_assert_eq!(w.written(), total);
-        Ok(total)
+        encode_publish(
+            p,
+            out,
+            PublishHeader {
+                dup: self.dup,
+                qos: self.qos,
+                retain: self.retain,
+                packet_id: self.packet_id,
+            },
+            self.topic.as_bytes(),
+            &self.properties,
+            &self.payload,
+        )
     }
 
     #[inline]
@@ -161,4 +135,65 @@ impl Publish {
         s.remaining = n + self.payload.len();
         Ok(s)
     }
+}
+
+/// The fixed header flags and packet identifier of a PUBLISH.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublishHeader {
+    pub dup: bool,
+    pub qos: QoS,
+    pub retain: bool,
+    /// Not written at QoS 0 [MQTT-2.2.1-2].
+    pub packet_id: u16,
+}
+
+/// Appends a PUBLISH made of borrowed parts and returns its length: the
+/// bytes [`Publish`] encodes to, without a `Publish` to build or reference
+/// counts to touch (the hot path of every delivery). Sizes are worked out
+/// inline, and the fixed header, topic length and packet identifier go out
+/// in one copy. On error nothing is written.
+#[inline]
+pub fn encode_publish(
+    p: Protocol,
+    out: &mut BytesMut,
+    h: PublishHeader,
+    topic: &[u8],
+    properties: &PublishProperties,
+    payload: &[u8],
+) -> Result<usize, EncodeError> {
+    if topic.len() > usize::from(u16::MAX) {
+        return Err(EncodeError::TooLong {
+            field: "topic name",
+            len: topic.len(),
+        });
+    }
+    let has_id = h.qos != QoS::AtMostOnce;
+    if has_id {
+        check_packet_id(h.packet_id)?;
+    }
+    let (props_len, props_total) = if !p.is_v5() {
+        (0, 0)
+    } else if properties.is_empty() {
+        (0, 1)
+    } else {
+        property::block_len(properties)?
+    };
+    let remaining = 2 + topic.len() + 2 * usize::from(has_id) + props_total + payload.len();
+    let vbi = wire::check_var_int(remaining, "remaining length")?;
+    let total = 1 + vbi + remaining;
+    let start = out.len();
+    out.resize(start + total, 0);
+    let w = &mut Writer::new(&mut out[start..]);
+    w.put_u8(0x30 | u8::from(h.dup) << 3 | (h.qos as u8) << 1 | u8::from(h.retain));
+    wire::put_var_int(w, remaining);
+    wire::put_field(w, topic);
+    if has_id {
+        w.put_u16(h.packet_id);
+    }
+    if p.is_v5() {
+        property::put(w, properties, props_len);
+    }
+    w.put_slice(payload);
+    debug_assert_eq!(w.written(), total);
+    Ok(total)
 }
