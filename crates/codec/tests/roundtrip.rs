@@ -115,3 +115,37 @@ fn publish_fields_share_the_read_buffer() {
     assert!(range.contains(&(p.topic.as_ptr() as usize)));
     assert_eq!(p.payload.len(), 64);
 }
+
+/// Short acknowledgements (read in place) and other packets decode in
+/// order from one buffer, each taking exactly its own bytes; a zero packet
+/// identifier is still refused [MQTT-2.2.1-3].
+#[test]
+fn short_acknowledgements_decode_in_place_and_in_order() {
+    for p in [Protocol::V3_1_1, Protocol::V5] {
+        let packets = [
+            Packet::PubAck(PubResponse::new(1)),
+            Packet::PingReq,
+            Packet::PubRec(PubResponse::new(2)),
+            Packet::Publish(Publish::new(
+                MqttStr::from_static("t"),
+                QoS::AtMostOnce,
+                bytes::Bytes::from_static(b"x"),
+            )),
+            Packet::PubRel(PubResponse::new(3)),
+            Packet::PubComp(PubResponse::new(65535)),
+        ];
+        let mut buf = BytesMut::new();
+        for packet in &packets {
+            buf.extend_from_slice(&common::encode(p, packet));
+        }
+        for packet in &packets {
+            assert_eq!(
+                decode(&mut buf, p, MAX_PACKET_SIZE).unwrap().as_ref(),
+                Some(packet)
+            );
+        }
+        assert!(buf.is_empty());
+        let mut zero = BytesMut::from(&[0x40, 0x02, 0x00, 0x00][..]);
+        assert!(decode(&mut zero, p, MAX_PACKET_SIZE).is_err(), "{p:?}");
+    }
+}
