@@ -115,7 +115,8 @@ struct Conn {
     id: u64,
     session: Session,
     attached: Option<Attached>,
-    deliveries: Vec<Delivery>,
+    /// Swapped with the mailbox's queue on every drain.
+    deliveries: std::collections::VecDeque<Delivery>,
     more: Option<Box<More>>,
     /// Wakes the task at the session's next deadline.
     alarm: Alarm,
@@ -172,7 +173,7 @@ async fn serve(shared: &Arc<Shared>, stream: &mut TcpStream) {
         id: shared.next_id(),
         shared,
         attached: None,
-        deliveries: Vec::new(),
+        deliveries: Default::default(),
         more: None,
         alarm: Alarm::default(),
     };

@@ -256,14 +256,20 @@ impl Mailbox {
         self.wake();
     }
 
-    /// Moves everything queued into `out`.
-    pub fn drain_into(&self, out: &mut Vec<Delivery>) {
+    /// Moves everything queued into `out`: an empty `out` trades places
+    /// with the queue, which copies nothing and leaves the mailbox the
+    /// capacity `out` had.
+    pub fn drain_into(&self, out: &mut VecDeque<Delivery>) {
         let mut inner = self.lock();
         inner.bytes = 0;
         // Everything pushed so far is taken: no news for the owner.
         inner.rung = false;
         let was = inner.queue.len();
-        out.extend(inner.queue.drain(..));
+        if out.is_empty() {
+            std::mem::swap(out, &mut inner.queue);
+        } else {
+            out.extend(inner.queue.drain(..));
+        }
         drop(inner);
         self.last_drain.store(epoch_ms(), Ordering::Relaxed);
         if was >= self.high as usize / 2 {
@@ -348,7 +354,7 @@ mod tests {
         assert!(matches!(poll(&m, &w, 7, true), Poll::Ready(Signal::Mail)));
         // Taken once: nothing new until the next push.
         assert!(poll(&m, &w, 7, true).is_pending());
-        let mut out = Vec::new();
+        let mut out = VecDeque::new();
         m.drain_into(&mut out);
         assert_eq!(out.len(), 2);
     }
