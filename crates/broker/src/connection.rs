@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use strata_codec::{Connect, MqttStr, QoS, ReasonCode, decode, topic};
+use strata_codec::{Connect, MqttStr, Packet, QoS, ReasonCode, decode, topic};
 use strata_router::SubOptions;
 use strata_session::{Delivery, Event, Session, SessionState, Will};
 use tokio::io::AsyncWriteExt;
@@ -37,6 +37,20 @@ const READ_MAX: usize = 64 * 1024;
 const QUEUE_HIGH: usize = 4096;
 /// Reads up to this size are copied into an exact-size buffer.
 const SMALL_READ: usize = 2048;
+/// A paused publisher reads on (for its acknowledgements and PINGREQ)
+/// while it holds less than this much unhandled input.
+const PAUSED_READ_MAX: usize = 64 * 1024;
+
+/// Packets a paused publisher handles at once, ahead of the packets it holds
+/// back: they answer the server's own flows or keep the connection alive,
+/// and no packet before them changes what they mean. Not PUBREL: a PUBLISH
+/// held before it could be the resend of its packet id [MQTT-4.3.3-10].
+fn skips_ahead(p: &Packet) -> bool {
+    matches!(
+        p,
+        Packet::PubAck(_) | Packet::PubRec(_) | Packet::PubComp(_) | Packet::PingReq
+    )
+}
 
 /// What the task knows once CONNECT was accepted.
 struct Attached {
@@ -101,6 +115,14 @@ struct More {
     /// Set while this publisher waits for room in a congested subscriber's
     /// mailbox before reading more; ready once there is room.
     paused: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// Packets read during a pause and held back until it ends, in order;
+    /// acknowledgements and PINGREQ are not held (see `skips_ahead`).
+    held: std::collections::VecDeque<Packet>,
+    /// Bytes of the packets in `held`.
+    held_bytes: usize,
+    /// The client closed its side while packets were held: the connection
+    /// counts as lost once they are handled.
+    eof: bool,
     /// This round's journal entries (a persistent session with a data
     /// directory only).
     round: RoundLog,
@@ -185,7 +207,8 @@ async fn serve(shared: &Arc<Shared>, stream: &mut TcpStream) {
     let mut read_size = READ_MIN;
     loop {
         let wakes = if conn.attached.is_some() {
-            std::future::poll_fn(|cx| conn.poll_wakes(cx, stream)).await
+            let unread = rbuf.len();
+            std::future::poll_fn(|cx| conn.poll_wakes(cx, stream, unread)).await
         } else {
             // Before CONNECT: boxed, so that its wait futures are not part
             // of every task.
@@ -211,6 +234,9 @@ async fn serve(shared: &Arc<Shared>, stream: &mut TcpStream) {
             }
             let room = rbuf.capacity() - rbuf.len();
             match r.and_then(|()| read_some(stream, &mut rbuf, room)) {
+                // What the client sent before it closed (a DISCONNECT
+                // among it) is handled first.
+                Ok(0) if conn.holding() => conn.more().eof = true,
                 Ok(0) => conn.session.handle_connection_lost(Instant::now()),
                 Ok(n) => {
                     conn.shared
@@ -260,6 +286,9 @@ async fn serve(shared: &Arc<Shared>, stream: &mut TcpStream) {
             }
             // What was read but not handled when the pause began.
             conn.read_packets(&mut rbuf).await;
+            if !conn.holding() && conn.more.as_ref().is_some_and(|m| m.eof) {
+                conn.session.handle_connection_lost(Instant::now());
+            }
             if rbuf.is_empty() {
                 rbuf = BytesMut::new();
             }
@@ -340,6 +369,11 @@ impl Conn {
         self.more.get_or_insert_with(Default::default)
     }
 
+    /// Whether packets read during a pause wait to be handled.
+    fn holding(&self) -> bool {
+        self.more.as_ref().is_some_and(|m| !m.held.is_empty())
+    }
+
     /// Whether this publisher waits for room in a subscriber's mailbox.
     fn paused(&self) -> bool {
         self.more.as_ref().is_some_and(|m| m.paused.is_some())
@@ -349,7 +383,12 @@ impl Conn {
     /// journal completions, room for a paused publisher, the socket (not
     /// while paused) and the session's deadline (its alarm). All of it is polled on every wake, so
     /// that a busy mailbox cannot starve the socket, or the other way round.
-    fn poll_wakes(&mut self, cx: &mut Context<'_>, stream: &TcpStream) -> Poll<Wakes> {
+    fn poll_wakes(
+        &mut self,
+        cx: &mut Context<'_>,
+        stream: &TcpStream,
+        unread: usize,
+    ) -> Poll<Wakes> {
         let mut wakes = Wakes::default();
         if let Some(a) = &self.attached {
             // Past this many messages waiting for the in-flight window, the
@@ -364,13 +403,21 @@ impl Conn {
         {
             wakes.stored = Some(done);
         }
-        match self.more.as_mut().and_then(|m| m.paused.as_mut()) {
-            Some(room) => wakes.room = room.as_mut().poll(cx).is_ready(),
-            None => {
-                if let Poll::Ready(r) = stream.poll_read_ready(cx) {
-                    wakes.readable = Some(r);
-                }
-            }
+        let mut read = true;
+        if let Some(m) = self.more.as_mut()
+            && let Some(room) = m.paused.as_mut()
+        {
+            wakes.room = room.as_mut().poll(cx).is_ready();
+            // Paused, it reads on for what it can handle at once, up to a
+            // bound; past that, TCP pushes back on the client.
+            read = m.held_bytes + unread < PAUSED_READ_MAX;
+        }
+        if self.more.as_ref().is_some_and(|m| m.eof) {
+            // Nothing more to read.
+            read = false;
+        }
+        if read && let Poll::Ready(r) = stream.poll_read_ready(cx) {
+            wakes.readable = Some(r);
         }
         if let Some(deadline) = self.session.poll_timeout()
             && self.alarm.due(
@@ -399,31 +446,63 @@ impl Conn {
         }
     }
 
-    /// Decodes and handles every complete packet in the buffer.
+    /// Decodes and handles every complete packet in the buffer, after the
+    /// packets held back by a pause that ended. While paused, it handles
+    /// acknowledgements and PINGREQ and holds the rest back, in order.
     async fn read_packets(&mut self, rbuf: &mut BytesMut) {
         // One clock reading per batch: a packet's time is when it was read.
         let now = Instant::now();
+        // The packet is a temporary moved into the session: it must not be
+        // part of the state kept across the await below.
         loop {
-            let max = self.session.max_packet_size();
-            // Not matched in place: the decoded packet must not be part of
-            // the state kept across the await below.
-            let packet = match decode(rbuf, self.session.protocol(), max) {
-                Ok(Some(packet)) => packet,
-                Ok(None) => return,
-                Err(e) => {
-                    tracing::debug!(error = %e, "decode error");
-                    self.session.handle_decode_error(Instant::now(), &e);
-                    return;
-                }
+            let Some(packet) = self.next_packet(rbuf) else {
+                return;
             };
             self.session.handle_packet(now, packet);
             // Events (CONNECT above all) are answered before the next
             // packet is handled.
             self.settle().await;
-            if self.session.is_closed() || self.paused() {
-                // Paused: the rest waits in the buffer for room.
+            if self.session.is_closed() {
                 return;
             }
+        }
+    }
+
+    /// The next packet to handle: a held one once the pause is over, else
+    /// the next in the buffer; while paused, what does not skip ahead is
+    /// held back.
+    fn next_packet(&mut self, rbuf: &mut BytesMut) -> Option<Packet> {
+        let paused = self.paused();
+        if !paused
+            && let Some(m) = self.more.as_mut()
+            && let Some(p) = m.held.pop_front()
+        {
+            if m.held.is_empty() {
+                m.held_bytes = 0;
+            }
+            return Some(p);
+        }
+        loop {
+            let max = self.session.max_packet_size();
+            let before = rbuf.len();
+            let packet = match decode(rbuf, self.session.protocol(), max) {
+                Ok(Some(packet)) => packet,
+                Ok(None) => return None,
+                // Paused: what comes before the bad bytes is handled first;
+                // the error waits for the pause to end.
+                Err(_) if paused => return None,
+                Err(e) => {
+                    tracing::debug!(error = %e, "decode error");
+                    self.session.handle_decode_error(Instant::now(), &e);
+                    return None;
+                }
+            };
+            if !paused || skips_ahead(&packet) {
+                return Some(packet);
+            }
+            let m = self.more();
+            m.held_bytes += before - rbuf.len();
+            m.held.push_back(packet);
         }
     }
 

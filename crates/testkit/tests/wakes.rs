@@ -60,3 +60,57 @@ async fn a_message_that_comes_with_the_disconnect_waits_for_the_next_connection(
     }
     b.broker.shutdown(std::time::Duration::from_secs(1)).await;
 }
+
+const PINGRESP: u8 = 13;
+
+#[tokio::test]
+async fn a_paused_publisher_answers_pingreq_ahead_of_the_messages_it_holds() {
+    // A subscriber that reads nothing: its in-flight window fills, then its
+    // queue, then its mailbox, and the publisher is paused (mailbox.rs).
+    let b = TestBroker::start_default().await;
+    let mut slow = b.client().await;
+    slow.send(&raw::connect_clean(4, "slow")).await;
+    slow.expect(CONNACK).await;
+    slow.send(&raw::subscribe(4, 1, "p/t", 1)).await;
+    slow.expect(SUBACK).await;
+    let mut publ = b.client().await;
+    publ.send(&raw::connect_clean(4, "fast")).await;
+    publ.expect(CONNACK).await;
+    // More than the window (64), the queue limit of a session's task
+    // (4,096) and a mailbox's congestion mark (1,024) together, then a
+    // PINGREQ.
+    const N: u16 = 8000;
+    let mut bytes = Vec::new();
+    for id in 1..=N {
+        bytes.extend(raw::publish(4, 1, false, "p/t", id, b"x"));
+    }
+    bytes.extend([0xC0, 0x00]);
+    publ.send(&bytes).await;
+    // The pause holds the PUBLISH packets behind it back, but the PINGREQ
+    // is answered at once [MQTT-3.12.4-1]: before the PUBACK of the last
+    // PUBLISH, which was sent before it.
+    let mut acked = Vec::new();
+    loop {
+        let p = match publ.read().await {
+            strata_testkit::Read::Packet(p) => p,
+            strata_testkit::Read::Closed => panic!("closed after {} PUBACKs", acked.len()),
+        };
+        match p.packet_type() {
+            PUBACK => acked.push(u16::from_be_bytes([p.body[0], p.body[1]])),
+            PINGRESP => break,
+            t => panic!("unexpected packet type {t}"),
+        }
+    }
+    assert!(
+        acked.len() < usize::from(N),
+        "PINGRESP came only after every PUBACK: the paused publisher read nothing"
+    );
+    // Everything held is handled once the pause ends, and every PUBACK
+    // comes in the order of its PUBLISH [MQTT-4.6.0-2].
+    while acked.len() < usize::from(N) {
+        let p = publ.expect(PUBACK).await;
+        acked.push(u16::from_be_bytes([p.body[0], p.body[1]]));
+    }
+    assert!(acked.iter().copied().eq(1..=N), "PUBACKs in order");
+    b.broker.shutdown(std::time::Duration::from_secs(1)).await;
+}
