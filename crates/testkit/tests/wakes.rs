@@ -63,11 +63,15 @@ async fn a_message_that_comes_with_the_disconnect_waits_for_the_next_connection(
 
 const PINGRESP: u8 = 13;
 
-#[tokio::test]
-async fn a_paused_publisher_answers_pingreq_ahead_of_the_messages_it_holds() {
-    // A subscriber that reads nothing: its in-flight window fills, then its
-    // queue, then its mailbox, and the publisher is paused (mailbox.rs).
-    let b = TestBroker::start_default().await;
+/// A publisher ("fast") whose stream pauses it: a subscriber ("slow") that
+/// reads nothing fills its in-flight window (64), then the queue limit of a
+/// session's task (4,096), then its mailbox's congestion mark (1,024), and
+/// the publisher is paused (mailbox.rs) with PUBLISH packets still to
+/// come. Returns the publisher after writing `N` QoS 1 PUBLISH packets and
+/// then `tail`, and the subscriber (kept connected).
+const N: u16 = 8000;
+
+async fn paused_publisher(b: &TestBroker, tail: &[u8]) -> (RawClient, RawClient) {
     let mut slow = b.client().await;
     slow.send(&raw::connect_clean(4, "slow")).await;
     slow.expect(CONNACK).await;
@@ -76,16 +80,19 @@ async fn a_paused_publisher_answers_pingreq_ahead_of_the_messages_it_holds() {
     let mut publ = b.client().await;
     publ.send(&raw::connect_clean(4, "fast")).await;
     publ.expect(CONNACK).await;
-    // More than the window (64), the queue limit of a session's task
-    // (4,096) and a mailbox's congestion mark (1,024) together, then a
-    // PINGREQ.
-    const N: u16 = 8000;
     let mut bytes = Vec::new();
     for id in 1..=N {
         bytes.extend(raw::publish(4, 1, false, "p/t", id, b"x"));
     }
-    bytes.extend([0xC0, 0x00]);
+    bytes.extend(tail);
     publ.send(&bytes).await;
+    (publ, slow)
+}
+
+#[tokio::test]
+async fn a_paused_publisher_answers_pingreq_ahead_of_the_messages_it_holds() {
+    let b = TestBroker::start_default().await;
+    let (mut publ, _slow) = paused_publisher(&b, &[0xC0, 0x00]).await;
     // The pause holds the PUBLISH packets behind it back, but the PINGREQ
     // is answered at once [MQTT-3.12.4-1]: before the PUBACK of the last
     // PUBLISH, which was sent before it.
@@ -112,5 +119,21 @@ async fn a_paused_publisher_answers_pingreq_ahead_of_the_messages_it_holds() {
         acked.push(u16::from_be_bytes([p.body[0], p.body[1]]));
     }
     assert!(acked.iter().copied().eq(1..=N), "PUBACKs in order");
+    b.broker.shutdown(std::time::Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn a_malformed_packet_closes_a_paused_publisher_at_once() {
+    // A QoS 1 PUBLISH with packet identifier 0 [MQTT-2.2.1-3], sent while
+    // the publisher is paused: the connection closes [MQTT-4.8.0-1]; it
+    // does not wait for the pause to end, nor is the packet passed over.
+    let b = TestBroker::start_default().await;
+    let (mut publ, _slow) = paused_publisher(&b, &raw::publish(4, 1, false, "p/t", 0, b"x")).await;
+    let seen = publ.until_closed().await;
+    assert!(
+        seen.len() < usize::from(N),
+        "closed only after every PUBACK ({} packets)",
+        seen.len()
+    );
     b.broker.shutdown(std::time::Duration::from_secs(1)).await;
 }
