@@ -37,8 +37,9 @@ const READ_MAX: usize = 64 * 1024;
 const QUEUE_HIGH: usize = 4096;
 /// Reads up to this size are copied into an exact-size buffer.
 const SMALL_READ: usize = 2048;
-/// A paused publisher reads on (for its acknowledgements and PINGREQ)
-/// while it holds less than this much unhandled input.
+/// A paused publisher that the server waits on for acknowledgements reads
+/// on (for them and PINGREQ) while it holds less than this much unhandled
+/// input.
 const PAUSED_READ_MAX: usize = 64 * 1024;
 
 /// What holding a packet costs against `PAUSED_READ_MAX`: its bytes on the
@@ -458,9 +459,14 @@ impl Conn {
             && let Some(room) = m.paused.as_mut()
         {
             wakes.room = room.as_mut().poll(cx).is_ready();
-            // Paused, it reads on for what it can handle at once, up to a
-            // bound; past that, TCP pushes back on the client.
-            read = m.held_bytes + unread < PAUSED_READ_MAX;
+            // Paused, it reads on only while the server waits for its
+            // acknowledgements (it subscribes too): they free its own
+            // window, and publishers paused on each other's mailboxes would
+            // otherwise stall until the keeping-up rule lets them go. Up to
+            // a bound; past that, or for a client that only publishes, TCP
+            // pushes back on the client at no cost (reading on would wake
+            // the task for every packet it cannot handle yet).
+            read = self.session.awaits_acks() && m.held_bytes + unread < PAUSED_READ_MAX;
         }
         if self.more.as_ref().is_some_and(|m| m.eof) {
             // Nothing more to read.

@@ -330,6 +330,12 @@ impl Session {
         self.state.as_ref().map_or(0, |s| s.queue.len())
     }
 
+    /// Whether QoS 1 or 2 messages sent to the client wait for its
+    /// acknowledgement.
+    pub fn awaits_acks(&self) -> bool {
+        self.state.as_ref().is_some_and(|s| !s.outbound.is_empty())
+    }
+
     /// The granted Session Expiry Interval (5.0; 3.x: 0 for a clean
     /// session, `u32::MAX` for a persistent one), known from the CONNECT on.
     pub fn session_expiry(&self) -> u32 {

@@ -67,8 +67,10 @@ const PINGRESP: u8 = 13;
 /// reads nothing fills its in-flight window (64), then the queue limit of a
 /// session's task (4,096), then its mailbox's congestion mark (1,024), and
 /// the publisher is paused (mailbox.rs) with PUBLISH packets still to
-/// come. Returns the publisher after writing `N` QoS 1 PUBLISH packets and
-/// then `tail`, and the subscriber (kept connected).
+/// come. "fast" subscribes too, and holds a QoS 1 message it has not
+/// acknowledged: the server waits for its acknowledgements, so it reads on
+/// while paused. Returns the publisher after writing `N` QoS 1 PUBLISH
+/// packets and then `tail`, and the subscriber (kept connected).
 const N: u16 = 8000;
 
 async fn paused_publisher(b: &TestBroker, tail: &[u8]) -> (RawClient, RawClient) {
@@ -80,6 +82,13 @@ async fn paused_publisher(b: &TestBroker, tail: &[u8]) -> (RawClient, RawClient)
     let mut publ = b.client().await;
     publ.send(&raw::connect_clean(4, "fast")).await;
     publ.expect(CONNACK).await;
+    publ.send(&raw::subscribe(4, 1, "p/back", 1)).await;
+    publ.expect(SUBACK).await;
+    slow.send(&raw::publish(4, 1, false, "p/back", 1, b"y"))
+        .await;
+    slow.expect(PUBACK).await;
+    let (_, back) = publish_parts(&publ.expect(PUBLISH).await);
+    assert_eq!(back, b"y");
     let mut bytes = Vec::new();
     for id in 1..=N {
         bytes.extend(raw::publish(4, 1, false, "p/t", id, b"x"));
