@@ -1,7 +1,9 @@
-//! One task per connection: it owns the client's [`Session`], reads and
-//! decodes every complete packet in the buffer per wake, drains the mailbox,
-//! fires timers, and writes everything the session produced with one
-//! syscall per wake.
+//! One task per connection: it owns the client's [`Session`]. Per wake it
+//! handles everything that is ready (see [`Conn::poll_wakes`]): it reads
+//! and decodes every complete packet in the buffer, drains the mailbox,
+//! fires the session's timers, and writes everything the session produced
+//! with one syscall. A paused publisher holds back what it cannot handle
+//! yet ([`Conn::next_packet`]).
 
 use std::future::Future;
 use std::pin::Pin;

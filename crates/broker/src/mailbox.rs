@@ -57,7 +57,8 @@ pub struct Mailbox {
 /// What [`Mailbox::push`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Push {
-    /// Queued; the task must be woken (the queue was empty).
+    /// Queued, the first since the owner last took its mail: the task must
+    /// be woken ([`Mailbox::wake`]).
     First,
     Queued,
     /// Queued, and the publisher should wait for [`Mailbox::space`].
