@@ -41,14 +41,10 @@ const QUEUE_HIGH: usize = 4096;
 const SMALL_READ: usize = 2048;
 /// A paused publisher that the server waits on for acknowledgements reads
 /// on (for them and PINGREQ) while it holds less than this much unhandled
-/// input.
+/// input on the wire, and fewer than `PAUSED_HELD_MAX` packets (a tiny
+/// PUBLISH is far larger decoded: this bounds the memory, about 0.5 MB).
 const PAUSED_READ_MAX: usize = 64 * 1024;
-
-/// What holding a packet costs against `PAUSED_READ_MAX`: its bytes on the
-/// wire and the packet itself (a tiny PUBLISH is far larger decoded).
-fn held_cost(wire: usize) -> usize {
-    wire + std::mem::size_of::<Packet>() + std::mem::size_of::<usize>()
-}
+const PAUSED_HELD_MAX: usize = 4096;
 
 /// Packets a paused publisher handles at once, ahead of the packets it holds
 /// back: they answer the server's own flows or keep the connection alive,
@@ -125,10 +121,10 @@ struct More {
     /// mailbox before reading more; ready once there is room.
     paused: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     /// Packets read during a pause and held back until it ends, in order,
-    /// with what each costs (see `held_cost`); acknowledgements and
-    /// PINGREQ are not held (see `skips_ahead`).
+    /// with their size on the wire; acknowledgements and PINGREQ are not
+    /// held (see `skips_ahead`).
     held: std::collections::VecDeque<(Packet, usize)>,
-    /// What the packets in `held` cost in all.
+    /// The wire size of the packets in `held`.
     held_bytes: usize,
     /// The client closed its side while packets were held: the connection
     /// counts as lost once they are handled.
@@ -468,7 +464,9 @@ impl Conn {
             // a bound; past that, or for a client that only publishes, TCP
             // pushes back on the client at no cost (reading on would wake
             // the task for every packet it cannot handle yet).
-            read = self.session.awaits_acks() && m.held_bytes + unread < PAUSED_READ_MAX;
+            read = self.session.awaits_acks()
+                && m.held_bytes + unread < PAUSED_READ_MAX
+                && m.held.len() < PAUSED_HELD_MAX;
         }
         if self.more.as_ref().is_some_and(|m| m.eof) {
             // Nothing more to read.
@@ -560,7 +558,7 @@ impl Conn {
             }
             // Held, but the client is alive.
             self.session.packet_arrived(now);
-            let cost = held_cost(before - rbuf.len());
+            let cost = before - rbuf.len();
             let m = self.more();
             m.held_bytes += cost;
             m.held.push_back((packet, cost));
