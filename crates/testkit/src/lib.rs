@@ -46,6 +46,16 @@ impl TestBroker {
     pub async fn client(&self) -> RawClient {
         RawClient::connect(self.addr).await
     }
+
+    /// A 3.1.1 connection with Clean Session 0 (a persistent session) and
+    /// no keep alive, accepted; returns it and Session Present.
+    pub async fn persistent(&self, id: &str) -> (RawClient, bool) {
+        let mut c = self.client().await;
+        c.send(&raw::connect(4, 0x00, 0, id, &[])).await;
+        let ack = c.expect(2).await;
+        assert_eq!(ack.body[1], 0, "CONNACK return code");
+        (c, ack.body[0] & 1 == 1)
+    }
 }
 
 /// One packet as read off the wire.
@@ -59,6 +69,20 @@ pub struct RawPacket {
 impl RawPacket {
     pub fn packet_type(&self) -> u8 {
         self.first >> 4
+    }
+
+    /// The packet identifier of an acknowledgement (its first two bytes).
+    pub fn ack_id(&self) -> u16 {
+        u16::from_be_bytes([self.body[0], self.body[1]])
+    }
+
+    /// Packet identifier, payload and DUP of a 3.1.1 QoS 1 or 2 PUBLISH.
+    pub fn publish_parts(&self) -> (u16, Vec<u8>, bool) {
+        assert_eq!(self.packet_type(), 3, "not a PUBLISH: {self:?}");
+        let topic_len = usize::from(u16::from_be_bytes([self.body[0], self.body[1]]));
+        let at = 2 + topic_len;
+        let id = u16::from_be_bytes([self.body[at], self.body[at + 1]]);
+        (id, self.body[at + 2..].to_vec(), self.first & 0x08 != 0)
     }
 }
 

@@ -56,39 +56,16 @@ async fn restart(b: TestBroker, dir: &DataDir) -> TestBroker {
     start_on(dir).await
 }
 
-/// A 3.1.1 connection with Clean Session 0 (a persistent session) and no
-/// keep alive; returns it and Session Present.
-async fn persistent(b: &TestBroker, id: &str) -> (RawClient, bool) {
-    let mut c = b.client().await;
-    c.send(&raw::connect(4, 0x00, 0, id, &[])).await;
-    let ack = c.expect(CONNACK).await;
-    assert_eq!(ack.body[1], 0, "CONNACK return code");
-    (c, ack.body[0] & 1 == 1)
-}
-
 fn ack(first: u8, id: u16) -> Vec<u8> {
     packet(first, &id.to_be_bytes())
-}
-
-fn id_of(p: &RawPacket) -> u16 {
-    u16::from_be_bytes([p.body[0], p.body[1]])
-}
-
-/// Packet id, payload and DUP of a 3.1.1 QoS 1/2 PUBLISH.
-fn publish_parts(p: &RawPacket) -> (u16, Vec<u8>, bool) {
-    assert_eq!(p.packet_type(), PUBLISH, "{p:?}");
-    let topic_len = usize::from(u16::from_be_bytes([p.body[0], p.body[1]]));
-    let at = 2 + topic_len;
-    let id = u16::from_be_bytes([p.body[at], p.body[at + 1]]);
-    (id, p.body[at + 2..].to_vec(), p.first & 0x08 != 0)
 }
 
 /// Publishes at QoS 2 and completes the flow.
 async fn publish_qos2(c: &mut RawClient, topic: &str, id: u16, payload: &[u8]) {
     c.send(&raw::publish(4, 2, false, topic, id, payload)).await;
-    assert_eq!(id_of(&c.expect(PUBREC).await), id);
+    assert_eq!(c.expect(PUBREC).await.ack_id(), id);
     c.send(&ack(0x62, id)).await;
-    assert_eq!(id_of(&c.expect(PUBCOMP).await), id);
+    assert_eq!(c.expect(PUBCOMP).await.ack_id(), id);
 }
 
 async fn subscribe(c: &mut RawClient, filter: &str) {
@@ -100,26 +77,26 @@ async fn subscribe(c: &mut RawClient, filter: &str) {
 async fn outbound_qos2_flows_resume_in_their_phase_after_a_restart() {
     let dir = DataDir::new();
     let b = start_on(&dir).await;
-    let (mut sub, _) = persistent(&b, "flows-sub").await;
+    let (mut sub, _) = b.persistent("flows-sub").await;
     subscribe(&mut sub, "q/#").await;
-    let (mut publ, _) = persistent(&b, "flows-pub").await;
+    let (mut publ, _) = b.persistent("flows-pub").await;
     publish_qos2(&mut publ, "q/a", 1, b"first").await;
     publish_qos2(&mut publ, "q/b", 2, b"second").await;
-    let (first_id, first, _) = publish_parts(&sub.expect(PUBLISH).await);
-    let (second_id, second, _) = publish_parts(&sub.expect(PUBLISH).await);
+    let (first_id, first, _) = sub.expect(PUBLISH).await.publish_parts();
+    let (second_id, second, _) = sub.expect(PUBLISH).await.publish_parts();
     assert_eq!((&first[..], &second[..]), (&b"first"[..], &b"second"[..]));
     // The second reaches PUBREL; the first stays unacknowledged.
     sub.send(&ack(0x50, second_id)).await;
-    assert_eq!(id_of(&sub.expect(PUBREL).await), second_id);
+    assert_eq!(sub.expect(PUBREL).await.ack_id(), second_id);
     drop((sub, publ));
 
     let b = restart(b, &dir).await;
-    let (mut sub, present) = persistent(&b, "flows-sub").await;
+    let (mut sub, present) = b.persistent("flows-sub").await;
     assert!(present, "the session survived the restart");
     // [MQTT-4.4.0-1]: the PUBLISH again with DUP under its id, then the
     // PUBREL (not the PUBLISH the client completed), in the order sent.
     let p = sub.expect(PUBLISH).await;
-    assert_eq!(publish_parts(&p), (first_id, b"first".to_vec(), true));
+    assert_eq!(p.publish_parts(), (first_id, b"first".to_vec(), true));
     assert_eq!(p.first & 0x06, 0x04, "QoS 2");
     let rel = sub.read().await;
     assert_eq!(
@@ -132,25 +109,25 @@ async fn outbound_qos2_flows_resume_in_their_phase_after_a_restart() {
     );
     sub.send(&ack(0x70, second_id)).await;
     sub.send(&ack(0x50, first_id)).await;
-    assert_eq!(id_of(&sub.expect(PUBREL).await), first_id);
+    assert_eq!(sub.expect(PUBREL).await.ack_id(), first_id);
     sub.send(&ack(0x70, first_id)).await;
 
     // Nothing comes again: the next PUBLISH is a new message.
-    let (mut publ, _) = persistent(&b, "flows-pub").await;
+    let (mut publ, _) = b.persistent("flows-pub").await;
     publish_qos2(&mut publ, "q/c", 3, b"third").await;
-    let (_, payload, dup) = publish_parts(&sub.expect(PUBLISH).await);
+    let (_, payload, dup) = sub.expect(PUBLISH).await.publish_parts();
     assert_eq!((&payload[..], dup), (&b"third"[..], false));
 
     // Completed flows stay completed across another restart.
     drop((sub, publ));
     let b = restart(b, &dir).await;
-    let (mut sub, present) = persistent(&b, "flows-sub").await;
+    let (mut sub, present) = b.persistent("flows-sub").await;
     assert!(present);
     let p = sub.expect(PUBLISH).await;
-    let (third_id, payload, dup) = publish_parts(&p);
+    let (third_id, payload, dup) = p.publish_parts();
     assert_eq!((&payload[..], dup), (&b"third"[..], true), "only the third");
     sub.send(&ack(0x50, third_id)).await;
-    assert_eq!(id_of(&sub.expect(PUBREL).await), third_id);
+    assert_eq!(sub.expect(PUBREL).await.ack_id(), third_id);
     sub.send(&ack(0x70, third_id)).await;
     b.broker.shutdown(Duration::from_secs(1)).await;
 }
@@ -159,18 +136,18 @@ async fn outbound_qos2_flows_resume_in_their_phase_after_a_restart() {
 async fn an_inbound_qos2_id_stays_a_duplicate_until_pubrel_across_a_restart() {
     let dir = DataDir::new();
     let b = start_on(&dir).await;
-    let (mut sub, _) = persistent(&b, "in-sub").await;
+    let (mut sub, _) = b.persistent("in-sub").await;
     subscribe(&mut sub, "in/#").await;
-    let (mut publ, _) = persistent(&b, "in-pub").await;
+    let (mut publ, _) = b.persistent("in-pub").await;
     // 7: stored for the persistent subscriber; 8: for nobody, so only
     // the packet id is stored. Both get PUBREC; neither gets PUBREL yet.
     publ.send(&raw::publish(4, 2, false, "in/x", 7, b"once"))
         .await;
-    assert_eq!(id_of(&publ.expect(PUBREC).await), 7);
+    assert_eq!(publ.expect(PUBREC).await.ack_id(), 7);
     publ.send(&raw::publish(4, 2, false, "solo/x", 8, b"solo"))
         .await;
-    assert_eq!(id_of(&publ.expect(PUBREC).await), 8);
-    let (id, payload, _) = publish_parts(&sub.expect(PUBLISH).await);
+    assert_eq!(publ.expect(PUBREC).await.ack_id(), 8);
+    let (id, payload, _) = sub.expect(PUBLISH).await.publish_parts();
     assert_eq!(payload, b"once");
     sub.send(&ack(0x50, id)).await;
     sub.expect(PUBREL).await;
@@ -182,43 +159,43 @@ async fn an_inbound_qos2_id_stays_a_duplicate_until_pubrel_across_a_restart() {
     watcher.send(&raw::connect_clean(4, "in-watch")).await;
     watcher.expect(CONNACK).await;
     subscribe(&mut watcher, "solo/#").await;
-    let (mut publ, present) = persistent(&b, "in-pub").await;
+    let (mut publ, present) = b.persistent("in-pub").await;
     assert!(present);
     // The client resends both (it never saw PUBREC survive, as far as the
     // test is concerned): PUBREC again, routed never [MQTT-4.3.3-10].
     let mut dup = raw::publish(4, 2, false, "in/x", 7, b"once");
     dup[0] |= 0x08;
     publ.send(&dup).await;
-    assert_eq!(id_of(&publ.expect(PUBREC).await), 7);
+    assert_eq!(publ.expect(PUBREC).await.ack_id(), 7);
     let mut dup = raw::publish(4, 2, false, "solo/x", 8, b"solo");
     dup[0] |= 0x08;
     publ.send(&dup).await;
-    assert_eq!(id_of(&publ.expect(PUBREC).await), 8);
+    assert_eq!(publ.expect(PUBREC).await.ack_id(), 8);
     for id in [7, 8] {
         publ.send(&ack(0x62, id)).await;
-        assert_eq!(id_of(&publ.expect(PUBCOMP).await), id);
+        assert_eq!(publ.expect(PUBCOMP).await.ack_id(), id);
     }
     // Released: the same ids now carry new messages.
     publish_qos2(&mut publ, "in/x", 7, b"again").await;
     publish_qos2(&mut publ, "solo/x", 8, b"solo again").await;
-    let (_, payload, _) = publish_parts(&watcher.expect(PUBLISH).await);
+    let (_, payload, _) = watcher.expect(PUBLISH).await.publish_parts();
     assert_eq!(payload, b"solo again", "the resent one was not routed");
-    let (mut sub, _) = persistent(&b, "in-sub").await;
-    let (_, payload, _) = publish_parts(&sub.expect(PUBLISH).await);
+    let (mut sub, _) = b.persistent("in-sub").await;
+    let (_, payload, _) = sub.expect(PUBLISH).await.publish_parts();
     assert_eq!(payload, b"again", "the resent one was not routed");
 
     // And the releases are durable: after another restart, id 7 is free.
     drop((sub, publ));
     let b = restart(b, &dir).await;
-    let (mut sub, _) = persistent(&b, "in-sub").await;
-    let (id, payload, _) = publish_parts(&sub.expect(PUBLISH).await);
+    let (mut sub, _) = b.persistent("in-sub").await;
+    let (id, payload, _) = sub.expect(PUBLISH).await.publish_parts();
     assert_eq!(payload, b"again");
     sub.send(&ack(0x50, id)).await;
     sub.expect(PUBREL).await;
     sub.send(&ack(0x70, id)).await;
-    let (mut publ, _) = persistent(&b, "in-pub").await;
+    let (mut publ, _) = b.persistent("in-pub").await;
     publish_qos2(&mut publ, "in/x", 7, b"third").await;
-    let (_, payload, _) = publish_parts(&sub.expect(PUBLISH).await);
+    let (_, payload, _) = sub.expect(PUBLISH).await.publish_parts();
     assert_eq!(payload, b"third");
     b.broker.shutdown(Duration::from_secs(1)).await;
 }

@@ -4,35 +4,17 @@
 //! session for its next connection [MQTT-3.1.2-5] [MQTT-4.4.0-1].
 
 use strata_testkit::raw::{self, packet};
-use strata_testkit::{RawClient, RawPacket, TestBroker};
+use strata_testkit::{RawClient, TestBroker};
 
 const CONNACK: u8 = 2;
 const PUBLISH: u8 = 3;
 const PUBACK: u8 = 4;
 const SUBACK: u8 = 9;
 
-/// A 3.1.1 connection with Clean Session 0; returns it and Session Present.
-async fn persistent(b: &TestBroker, id: &str) -> (RawClient, bool) {
-    let mut c = b.client().await;
-    c.send(&raw::connect(4, 0x00, 0, id, &[])).await;
-    let ack = c.expect(CONNACK).await;
-    assert_eq!(ack.body[1], 0, "CONNACK return code");
-    (c, ack.body[0] & 1 == 1)
-}
-
-/// Packet id and payload of a 3.1.1 QoS 1 PUBLISH.
-fn publish_parts(p: &RawPacket) -> (u16, Vec<u8>) {
-    assert_eq!(p.packet_type(), PUBLISH, "{p:?}");
-    let topic_len = usize::from(u16::from_be_bytes([p.body[0], p.body[1]]));
-    let at = 2 + topic_len;
-    let id = u16::from_be_bytes([p.body[at], p.body[at + 1]]);
-    (id, p.body[at + 2..].to_vec())
-}
-
 #[tokio::test]
 async fn a_message_that_comes_with_the_disconnect_waits_for_the_next_connection() {
     let b = TestBroker::start_default().await;
-    let (mut sub, _) = persistent(&b, "wake-sub").await;
+    let (mut sub, _) = b.persistent("wake-sub").await;
     sub.send(&raw::subscribe(4, 1, "w/t", 1)).await;
     assert_eq!(sub.expect(SUBACK).await.body[2], 1, "granted QoS 1");
     let mut publ = b.client().await;
@@ -49,11 +31,11 @@ async fn a_message_that_comes_with_the_disconnect_waits_for_the_next_connection(
         sub.send(&[0xE0, 0x00]).await;
         sub.until_closed().await;
         publ.expect(PUBACK).await;
-        let (mut next, present) = persistent(&b, "wake-sub").await;
+        let (mut next, present) = b.persistent("wake-sub").await;
         assert!(present, "round {round}: the session is kept");
         // Sent before the close and never acknowledged (then resent), or
         // still queued: either way it is the next PUBLISH.
-        let (id, got) = publish_parts(&next.expect(PUBLISH).await);
+        let (id, got, _) = next.expect(PUBLISH).await.publish_parts();
         assert_eq!(got, payload, "round {round}");
         next.send(&packet(0x40, &id.to_be_bytes())).await;
         sub = next;
@@ -87,7 +69,7 @@ async fn paused_publisher(b: &TestBroker, tail: &[u8]) -> (RawClient, RawClient)
     slow.send(&raw::publish(4, 1, false, "p/back", 1, b"y"))
         .await;
     slow.expect(PUBACK).await;
-    let (_, back) = publish_parts(&publ.expect(PUBLISH).await);
+    let (_, back, _) = publ.expect(PUBLISH).await.publish_parts();
     assert_eq!(back, b"y");
     let mut bytes = Vec::new();
     for id in 1..=N {
@@ -112,7 +94,7 @@ async fn a_paused_publisher_answers_pingreq_ahead_of_the_messages_it_holds() {
             strata_testkit::Read::Closed => panic!("closed after {} PUBACKs", acked.len()),
         };
         match p.packet_type() {
-            PUBACK => acked.push(u16::from_be_bytes([p.body[0], p.body[1]])),
+            PUBACK => acked.push(p.ack_id()),
             PINGRESP => break,
             t => panic!("unexpected packet type {t}"),
         }
@@ -125,7 +107,7 @@ async fn a_paused_publisher_answers_pingreq_ahead_of_the_messages_it_holds() {
     // comes in the order of its PUBLISH [MQTT-4.6.0-2].
     while acked.len() < usize::from(N) {
         let p = publ.expect(PUBACK).await;
-        acked.push(u16::from_be_bytes([p.body[0], p.body[1]]));
+        acked.push(p.ack_id());
     }
     assert!(acked.iter().copied().eq(1..=N), "PUBACKs in order");
     b.broker.shutdown(std::time::Duration::from_secs(1)).await;
