@@ -182,7 +182,9 @@ impl Session {
         };
         let start = self.out.len();
         let mut new_alias = None;
-        let written = if self.protocol.is_v5() {
+        // 5.0: what this client's copy changes of the message's properties
+        // and topic; `None` sends the message as it is (3.x always).
+        let changed = if self.protocol.is_v5() {
             // [MQTT-3.3.2-6]: the interval left, not the one published.
             let expiry = m.remaining_expiry(now);
             // A resend after reconnect starts a fresh alias table, so it
@@ -192,20 +194,10 @@ impl Session {
             } else {
                 self.aliases.as_ref().and_then(|a| a.lookup(&m.topic))
             };
-            if expiry == m.properties.message_expiry_interval
+            let same = expiry == m.properties.message_expiry_interval
                 && d.subscription_ids.is_empty()
-                && alias.is_none()
-            {
-                // The message's own properties, as they are.
-                encode_publish(
-                    self.protocol,
-                    &mut self.out,
-                    h,
-                    m.topic.as_bytes(),
-                    &m.properties,
-                    &m.payload,
-                )
-            } else {
+                && alias.is_none();
+            (!same).then(|| {
                 // Shares the message's properties; writes (which allocate a
                 // private copy) happen only when something must change.
                 let mut props = m.properties.clone();
@@ -224,18 +216,16 @@ impl Session {
                         topic = b"";
                     }
                 }
-                encode_publish(self.protocol, &mut self.out, h, topic, &props, &m.payload)
-            }
+                (props, topic)
+            })
         } else {
-            encode_publish(
-                self.protocol,
-                &mut self.out,
-                h,
-                m.topic.as_bytes(),
-                &m.properties,
-                &m.payload,
-            )
+            None
         };
+        let (props, topic) = match &changed {
+            Some((props, topic)) => (props, *topic),
+            None => (&m.properties, &m.topic.as_bytes()[..]),
+        };
+        let written = encode_publish(self.protocol, &mut self.out, h, topic, props, &m.payload);
         if !written.is_ok_and(|n| n <= self.client_max_packet_size as usize) {
             self.out.truncate(start);
             return false;
