@@ -133,23 +133,8 @@ impl Alarm {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::Wake;
+    use crate::testing::counting_waker as waker;
     use std::time::Duration;
-
-    struct Counter(AtomicUsize);
-
-    impl Wake for Counter {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    fn waker() -> (Arc<Counter>, Waker) {
-        let c = Arc::new(Counter(AtomicUsize::new(0)));
-        (c.clone(), Waker::from(c))
-    }
 
     #[test]
     fn an_alarm_rings_once_when_due() {
@@ -158,11 +143,11 @@ mod tests {
         let t0 = Instant::now();
         alarms.set(t0 + Duration::from_secs(10), 1, &w);
         assert_eq!(alarms.ring(t0), Some(t0 + Duration::from_secs(10)));
-        assert_eq!(count.0.load(Ordering::SeqCst), 0);
+        assert_eq!(count.count(), 0);
         assert_eq!(alarms.ring(t0 + Duration::from_secs(10)), None);
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(count.count(), 1);
         alarms.ring(t0 + Duration::from_secs(20));
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(count.count(), 1);
     }
 
     #[test]
@@ -194,7 +179,7 @@ mod tests {
         let moved = first + Duration::from_secs(60);
         let later = first + Duration::from_millis(1);
         alarms.ring(later);
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(count.count(), 1);
         assert!(!alarm.due(&alarms, 7, moved, later, &w));
         assert!(lock(&alarms.set).contains_key(&(moved, 7)));
         // A deadline that has come is due at once.

@@ -25,6 +25,8 @@ pub mod inspect;
 mod journal;
 mod mailbox;
 mod registry;
+#[cfg(test)]
+mod testing;
 
 pub use broker::Broker;
 pub use config::{BrokerConfig, ConfigError, Fsync, StorageConfig};

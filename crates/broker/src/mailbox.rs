@@ -301,25 +301,10 @@ impl Mailbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::counting_waker as waker;
     use bytes::Bytes;
     use std::sync::Arc;
-    use std::sync::atomic::AtomicUsize;
-    use std::task::Wake;
     use strata_session::Message;
-
-    /// Counts its wakes.
-    struct Counter(AtomicUsize);
-
-    impl Wake for Counter {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    fn waker() -> (Arc<Counter>, Waker) {
-        let c = Arc::new(Counter(AtomicUsize::new(0)));
-        (c.clone(), Waker::from(c))
-    }
 
     fn delivery(qos: QoS) -> Delivery {
         Delivery {
@@ -351,7 +336,7 @@ mod tests {
         assert_eq!(m.push(delivery(QoS::AtLeastOnce)), Push::First);
         assert_eq!(m.push(delivery(QoS::AtLeastOnce)), Push::Queued);
         m.wake();
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(count.count(), 1);
         assert!(matches!(poll(&m, &w, 7, true), Poll::Ready(Signal::Mail)));
         // Taken once: nothing new until the next push.
         assert!(poll(&m, &w, 7, true).is_pending());
@@ -378,7 +363,7 @@ mod tests {
         assert!(poll(&m, &w, 7, true).is_pending());
         let (tx, mut rx) = oneshot::channel();
         m.kick(7, tx);
-        assert_eq!(count.0.load(Ordering::SeqCst), 1, "the owner is woken");
+        assert_eq!(count.count(), 1, "the owner is woken");
         match poll(&m, &w, 7, true) {
             Poll::Ready(Signal::Kicked(Some(done))) => done.send(()).unwrap(),
             other => panic!("expected a kick with its answer, got {other:?}"),
@@ -415,7 +400,7 @@ mod tests {
         assert!(poll(&m, &w, 7, true).is_pending());
         m.push(delivery(QoS::AtLeastOnce));
         m.shut();
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(count.count(), 1);
         assert!(matches!(
             poll(&m, &w, 7, true),
             Poll::Ready(Signal::Shutdown)
