@@ -3,7 +3,8 @@
 //! and decodes every complete packet in the buffer, drains the mailbox,
 //! fires the session's timers, and writes everything the session produced
 //! with one syscall. A paused publisher holds back what it cannot handle
-//! yet ([`Conn::next_packet`]).
+//! yet ([`Conn::next_packet`]). How the session is taken from and handed
+//! back to the registry is in `attach`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use strata_codec::{Connect, MqttStr, Packet, QoS, ReasonCode, decode, topic};
 use strata_router::SubOptions;
-use strata_session::{Delivery, Event, Session, SessionState, Will};
+use strata_session::{Delivery, Event, Session, Will};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
@@ -24,7 +25,8 @@ use crate::alarm::Alarm;
 use crate::broker::{Shared, lock};
 use crate::journal::{Entry, Sent};
 use crate::mailbox::{Mailbox, Signal};
-use crate::registry::{Entry as RegistryEntry, Fallout, Owner};
+
+mod attach;
 
 /// How long a takeover waits for the old connection to hand back its
 /// session before going ahead without it.
@@ -910,209 +912,6 @@ impl Conn {
         let now = Instant::now();
         for d in retained {
             self.session.handle_delivery(now, d);
-        }
-    }
-
-    /// Takeover, resume or a new session, then CONNACK.
-    async fn on_connect(&mut self, c: Box<Connect>) {
-        let shared = self.shared.clone();
-        let _serial = shared.connect_lock.lock().await;
-        let assigned = c.client_id.is_empty();
-        let client_id = if assigned {
-            // Unique: the connection id never repeats in this process.
-            MqttStr::try_from(format!(
-                "{}{:x}-{:x}",
-                shared.config.session.assigned_id_prefix,
-                shared.started.elapsed().as_nanos() as u64,
-                self.id
-            ))
-            .unwrap_or_default()
-        } else {
-            // Kept as long as the session: out of the read buffer.
-            c.client_id.detach()
-        };
-
-        // Take the session back from a connection that still holds it: the
-        // kick is placed under the registry lock, where that connection's
-        // end also looks for one it did not see.
-        let kicked = {
-            let mut reg = lock(&shared.registry);
-            let kicked = reg.by_client.get_mut(&client_id).and_then(|e| {
-                let Owner::Conn(old) = e.conn else {
-                    return None;
-                };
-                e.conn = Owner::Leaving(old);
-                let (tx, rx) = oneshot::channel();
-                e.mailbox.kick(old, tx);
-                Some(rx)
-            });
-            if kicked.is_some() {
-                // The old connection no longer counts; its release (as
-                // `Leaving`) only parks the state.
-                reg.connected = reg.connected.saturating_sub(1);
-            }
-            kicked
-        };
-        if let Some(done) = kicked {
-            let _ = tokio::time::timeout(TAKEOVER_WAIT, done).await;
-        }
-
-        let mut fallout = Fallout::default();
-        let persistent = self.session.session_expiry() > 0;
-        let (state, key, mailbox, present, was_persistent) = {
-            let mut reg = lock(&shared.registry);
-            let resumable = !c.clean_start
-                && reg
-                    .by_client
-                    .get(&client_id)
-                    .is_some_and(|e| e.offline.is_some());
-            if !resumable {
-                // [MQTT-3.1.2-4]: Clean Start discards any existing session.
-                reg.end(&client_id, &mut fallout);
-            }
-            reg.connected += 1;
-            let entry = reg.by_client.entry(client_id.clone()).or_insert_with(|| {
-                let key = shared.next_id();
-                RegistryEntry {
-                    key,
-                    mailbox: Arc::new(Mailbox::new(
-                        client_id.clone(),
-                        shared.config.session.max_queued_messages,
-                        shared.config.session.max_queued_bytes,
-                    )),
-                    conn: Owner::None,
-                    offline: None,
-                    expires_at: None,
-                    pending_will: None,
-                }
-            });
-            let state = entry.offline.take();
-            // [MQTT-3.1.3-9]: a session resumed within the Will Delay
-            // Interval cancels the pending will.
-            entry.pending_will = None;
-            entry.expires_at = None;
-            entry.conn = Owner::Conn(self.id);
-            entry.mailbox.attach(self.id);
-            let was_persistent = entry.mailbox.is_persistent();
-            entry.mailbox.set_persistent(persistent);
-            let present = state.is_some();
-            (
-                state,
-                entry.key,
-                entry.mailbox.clone(),
-                present,
-                was_persistent,
-            )
-        };
-        shared.settle(fallout);
-        let (client, expiry) = (client_id.clone(), self.session.session_expiry());
-        if persistent && !present {
-            // A new persistent session: earlier state of this id is gone
-            // (an End for it was written by settle, if it was persistent).
-            shared.record(|| Entry::Up { client, expiry });
-        } else if present && was_persistent {
-            // Connected again: until the next Down, a crash must not count
-            // the session as offline. Expiry 0 here ends it in the journal.
-            shared.record(|| Entry::Resume { client, expiry });
-        }
-        shared
-            .mailboxes
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, mailbox.clone());
-        shared.stats.clients_total.fetch_add(1, Ordering::Relaxed);
-
-        let state = state.map_or_else(|| SessionState::new(client_id.clone(), 0), |s| *s);
-        self.session.accept(
-            Instant::now(),
-            state,
-            present,
-            assigned.then(|| client_id.clone()),
-        );
-        self.attached = Some(Attached {
-            key,
-            mailbox,
-            persistent,
-        });
-        // Messages that arrived while offline.
-        self.drain_mailbox(Instant::now());
-        // Shutdown rings the mailboxes it finds; one added after that sees
-        // the flag.
-        if *shared.shutdown.borrow() {
-            self.session.disconnect(ReasonCode::ServerShuttingDown);
-        }
-    }
-
-    /// Hands the session back to the registry (or ends it) and publishes the
-    /// will if one is due.
-    fn finish(mut self) {
-        // Nothing more is written: no need to wait for it.
-        let _ = self.record_round();
-        let Some(a) = self.attached.take() else {
-            return;
-        };
-        let (expiry, will) = self
-            .more
-            .as_mut()
-            .and_then(|m| m.closed.take())
-            .unwrap_or((0, None));
-        // A delayed will of a session kept offline waits in the registry;
-        // the journal keeps it too. Due at the Will Delay Interval or the
-        // session's end, whichever is first [MQTT-3.1.3-9].
-        let delayed = will
-            .as_ref()
-            .filter(|w| !w.delay.is_zero() && a.persistent && self.shared.durable.is_some())
-            .map(|w| {
-                let delay = match expiry {
-                    u32::MAX => w.delay,
-                    e => w.delay.min(Duration::from_secs(u64::from(e))),
-                };
-                let due_ms = crate::durable::now_ms()
-                    .saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
-                (due_ms, w.message.clone())
-            });
-        let state = self.session.take_state();
-        let mut fallout = Fallout::default();
-        // The journal hears of it under the registry lock: a CONNECT that
-        // resumes the session right after must find its `Down` (and will)
-        // already written before its `Resume`.
-        let mut reg = lock(&self.shared.registry);
-        let kept = reg.release(
-            Instant::now(),
-            a.client_id(),
-            self.id,
-            state,
-            expiry,
-            will,
-            &mut fallout,
-        );
-        // A takeover that asked after this task last looked is answered
-        // here.
-        let takeover_done = self
-            .more
-            .as_mut()
-            .and_then(|m| m.takeover_done.take())
-            .or_else(|| a.mailbox.take_kick(self.id));
-        if kept && a.persistent {
-            let client = a.client_id().clone();
-            self.shared.record(|| Entry::Down {
-                client,
-                expiry,
-                at_ms: crate::durable::now_ms(),
-            });
-            if let Some((due_ms, message)) = delayed {
-                let client = a.client_id().clone();
-                self.shared.record(|| Entry::Will {
-                    client,
-                    due_ms,
-                    message,
-                });
-            }
-        }
-        drop(reg);
-        self.shared.settle(fallout);
-        if let Some(done) = takeover_done {
-            let _ = done.send(());
         }
     }
 }
