@@ -98,6 +98,10 @@ pub struct BenchArgs {
 }
 
 const HEADER: usize = 20;
+/// Keep Alive of every bench connection, seconds.
+const KEEP_ALIVE_S: u16 = 600;
+
+mod subscriber;
 
 fn qos_of(v: u8) -> QoS {
     match v {
@@ -167,6 +171,44 @@ impl Track {
     }
 }
 
+/// What one subscriber collects, as it reads.
+#[derive(Debug)]
+struct Collector {
+    shared: Arc<Shared>,
+    /// One per publisher.
+    tracks: Vec<Track>,
+    latencies_ns: Vec<u64>,
+    /// When the current read arrived, since `shared.start`.
+    now_ns: u64,
+}
+
+impl Collector {
+    /// Every message of one read arrived when the read returned.
+    fn read_now(&mut self) {
+        self.now_ns = self.shared.start.elapsed().as_nanos() as u64;
+    }
+
+    /// A message's payload: publisher index, sequence number, send time.
+    fn record(&mut self, p: &[u8]) {
+        if p.len() < HEADER {
+            return;
+        }
+        let idx = u32::from_be_bytes([p[0], p[1], p[2], p[3]]) as usize;
+        let seq = u64::from_be_bytes(p[4..12].try_into().unwrap_or_default());
+        let sent = u64::from_be_bytes(p[12..20].try_into().unwrap_or_default());
+        if let Some(t) = self.tracks.get_mut(idx) {
+            t.record(seq);
+        }
+        self.latencies_ns.push(self.now_ns.saturating_sub(sent));
+    }
+
+    fn delivered(&self, n: u64) {
+        if n > 0 {
+            self.shared.delivered.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Everything the subscribers collect.
 #[derive(Debug, Default)]
 struct Collected {
@@ -203,7 +245,7 @@ fn options(a: &BenchArgs, id: String) -> Options {
         Version::V311 => Protocol::V3_1_1,
         Version::V5 => Protocol::V5,
     };
-    o.keep_alive = Duration::from_secs(600);
+    o.keep_alive = Duration::from_secs(u64::from(KEEP_ALIVE_S));
     o.connect_timeout = Duration::from_secs(30);
     o
 }
@@ -255,47 +297,40 @@ async fn bench(a: BenchArgs) -> Result<(), String> {
             o.clean_start = false;
             o.session_expiry = 3600;
         }
-        let (client, mut inbox, _) = Client::connect(o)
+        let setup = subscriber::Setup {
+            addr: format!("{}:{}", a.host, a.port),
+            client_id: format!("b-{tag}-s{i}"),
+            protocol: match a.version {
+                Version::V311 => strata_codec::Protocol::V3_1_1,
+                Version::V5 => strata_codec::Protocol::V5,
+            },
+            clean_start: !a.persistent,
+            session_expiry: if a.persistent { 3600 } else { 0 },
+            keep_alive: KEEP_ALIVE_S,
+            filter: filter.clone(),
+            qos: match qos {
+                QoS::AtMostOnce => strata_codec::QoS::AtMostOnce,
+                QoS::AtLeastOnce => strata_codec::QoS::AtLeastOnce,
+                QoS::ExactlyOnce => strata_codec::QoS::ExactlyOnce,
+            },
+        };
+        let sub = subscriber::Subscriber::connect(&setup)
             .await
             .map_err(|e| format!("subscriber {i}: {e}"))?;
-        client
-            .subscribe(&[(filter.as_str(), qos)])
-            .await
-            .map_err(|e| format!("subscribe {i}: {e}"))?;
-        let shared = shared.clone();
-        let mut stop = stop_rx.clone();
-        let npub = publishers.len();
+        let mut collector = Collector {
+            shared: shared.clone(),
+            tracks: (0..publishers.len()).map(|_| Track::default()).collect(),
+            latencies_ns: Vec::new(),
+            now_ns: 0,
+        };
+        let stop = stop_rx.clone();
         sub_tasks.push(tokio::spawn(async move {
-            let mut tracks: Vec<Track> = (0..npub).map(|_| Track::default()).collect();
-            let mut lat = Vec::new();
-            loop {
-                let m = tokio::select! {
-                    biased;
-                    m = inbox.recv() => match m {
-                        Some(m) => m,
-                        None => break,
-                    },
-                    _ = stop.changed() => break,
-                };
-                let now = shared.start.elapsed().as_nanos() as u64;
-                let p = &m.payload;
-                if p.len() < HEADER {
-                    continue;
-                }
-                let idx = u32::from_be_bytes([p[0], p[1], p[2], p[3]]) as usize;
-                let seq = u64::from_be_bytes(p[4..12].try_into().unwrap_or_default());
-                let sent = u64::from_be_bytes(p[12..20].try_into().unwrap_or_default());
-                if let Some(t) = tracks.get_mut(idx) {
-                    t.record(seq);
-                }
-                lat.push(now.saturating_sub(sent));
-                shared.delivered.fetch_add(1, Ordering::Relaxed);
-            }
-            let mut c = shared.collected.lock().await;
-            c.latencies_ns.extend(lat);
-            c.tracks.push(tracks);
+            let r = sub.run(stop, &mut collector).await;
+            let mut c = collector.shared.collected.lock().await;
+            c.latencies_ns.extend(collector.latencies_ns);
+            c.tracks.push(collector.tracks);
             drop(c);
-            let _ = client.disconnect().await;
+            r.map_err(|e| format!("subscriber {i}: {e}"))
         }));
         ramp_pause(&a).await;
     }
@@ -419,7 +454,7 @@ async fn bench(a: BenchArgs) -> Result<(), String> {
     let _ = stop_tx.send(true);
     progress.abort();
     for t in sub_tasks {
-        t.await.map_err(|e| e.to_string())?;
+        t.await.map_err(|e| e.to_string())??;
     }
     let mut c = shared.collected.lock().await;
     let delivered = shared.delivered.load(Ordering::Relaxed);
