@@ -13,13 +13,11 @@
 //! per publisher. Given `--pid`, the broker's CPU time (from
 //! /proc/PID/stat) and RSS (/proc/PID/status) are read before and after.
 
-use std::collections::VecDeque;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, Bytes, BytesMut};
 use clap::{Args, ValueEnum};
 use strata_client::{Client, Options, Protocol, QoS};
 use tokio::sync::Mutex;
@@ -101,7 +99,7 @@ const HEADER: usize = 20;
 /// Keep Alive of every bench connection, seconds.
 const KEEP_ALIVE_S: u16 = 600;
 
-mod subscriber;
+mod raw;
 
 fn qos_of(v: u8) -> QoS {
     match v {
@@ -239,6 +237,30 @@ pub fn run_bench(args: BenchArgs) -> ExitCode {
     }
 }
 
+/// How a bench client connects; `persistent`: a session that outlives the
+/// connection (3.1.1 Clean Session 0; 5.0 a Session Expiry of an hour).
+fn setup(a: &BenchArgs, client_id: String, persistent: bool) -> raw::Setup {
+    raw::Setup {
+        addr: format!("{}:{}", a.host, a.port),
+        client_id,
+        protocol: match a.version {
+            Version::V311 => strata_codec::Protocol::V3_1_1,
+            Version::V5 => strata_codec::Protocol::V5,
+        },
+        clean_start: !persistent,
+        session_expiry: if persistent { 3600 } else { 0 },
+        keep_alive: KEEP_ALIVE_S,
+    }
+}
+
+fn codec_qos(q: QoS) -> strata_codec::QoS {
+    match q {
+        QoS::AtMostOnce => strata_codec::QoS::AtMostOnce,
+        QoS::AtLeastOnce => strata_codec::QoS::AtLeastOnce,
+        QoS::ExactlyOnce => strata_codec::QoS::ExactlyOnce,
+    }
+}
+
 fn options(a: &BenchArgs, id: String) -> Options {
     let mut o = Options::new(format!("{}:{}", a.host, a.port), id);
     o.protocol = match a.version {
@@ -297,26 +319,13 @@ async fn bench(a: BenchArgs) -> Result<(), String> {
             o.clean_start = false;
             o.session_expiry = 3600;
         }
-        let setup = subscriber::Setup {
-            addr: format!("{}:{}", a.host, a.port),
-            client_id: format!("b-{tag}-s{i}"),
-            protocol: match a.version {
-                Version::V311 => strata_codec::Protocol::V3_1_1,
-                Version::V5 => strata_codec::Protocol::V5,
-            },
-            clean_start: !a.persistent,
-            session_expiry: if a.persistent { 3600 } else { 0 },
-            keep_alive: KEEP_ALIVE_S,
-            filter: filter.clone(),
-            qos: match qos {
-                QoS::AtMostOnce => strata_codec::QoS::AtMostOnce,
-                QoS::AtLeastOnce => strata_codec::QoS::AtLeastOnce,
-                QoS::ExactlyOnce => strata_codec::QoS::ExactlyOnce,
-            },
-        };
-        let sub = subscriber::Subscriber::connect(&setup)
-            .await
-            .map_err(|e| format!("subscriber {i}: {e}"))?;
+        let sub = raw::Subscriber::connect(
+            &setup(&a, format!("b-{tag}-s{i}"), a.persistent),
+            filter,
+            codec_qos(qos),
+        )
+        .await
+        .map_err(|e| format!("subscriber {i}: {e}"))?;
         let mut collector = Collector {
             shared: shared.clone(),
             tracks: (0..publishers.len()).map(|_| Track::default()).collect(),
@@ -336,10 +345,10 @@ async fn bench(a: BenchArgs) -> Result<(), String> {
     }
     let mut pub_clients = Vec::new();
     for i in 0..publishers.len() {
-        let (client, _, _) = Client::connect(options(&a, format!("b-{tag}-p{i}")))
+        let p = raw::Publisher::connect(&setup(&a, format!("b-{tag}-p{i}"), false))
             .await
             .map_err(|e| format!("publisher {i}: {e}"))?;
-        pub_clients.push(client);
+        pub_clients.push(p);
         ramp_pause(&a).await;
     }
     let before = sample(a.pid);
@@ -347,49 +356,24 @@ async fn bench(a: BenchArgs) -> Result<(), String> {
     let deadline = t0 + Duration::from_secs(a.duration);
     let per_pub_rate = (a.rate > 0).then(|| a.rate as f64 / publishers.len() as f64);
     let mut pub_tasks = Vec::new();
-    for (i, (client, topic)) in pub_clients.into_iter().zip(publishers).enumerate() {
+    for (i, (p, topic)) in pub_clients.into_iter().zip(publishers).enumerate() {
         let shared = shared.clone();
-        let (size, count, inflight) = (a.size, a.count, a.inflight.max(1));
+        let plan = raw::Plan {
+            index: i as u32,
+            topic,
+            qos: codec_qos(qos),
+            size: a.size,
+            count: a.count,
+            deadline,
+            rate: per_pub_rate,
+            t0,
+            epoch: shared.start,
+            inflight: a.inflight.max(1),
+        };
         pub_tasks.push(tokio::spawn(async move {
-            let mut window = VecDeque::new();
-            let mut seq = 0u64;
-            let mut buf = BytesMut::new();
-            loop {
-                if (count > 0 && seq >= count) || Instant::now() >= deadline {
-                    break;
-                }
-                // Paced: the time this message is due, so a slow broker shows
-                // as latency rather than as a slower schedule.
-                let due = per_pub_rate.map(|r| t0 + Duration::from_secs_f64(seq as f64 / r));
-                if let Some(due) = due
-                    && due > Instant::now()
-                {
-                    tokio::time::sleep_until(due.into()).await;
-                }
-                let sent_at = due.unwrap_or_else(Instant::now);
-                buf.reserve(size);
-                buf.put_u32(i as u32);
-                buf.put_u64(seq);
-                buf.put_u64(sent_at.duration_since(shared.start).as_nanos() as u64);
-                buf.put_bytes(b'x', size - HEADER);
-                let payload: Bytes = buf.split().freeze();
-                match client.start_publish(&topic, qos, false, payload) {
-                    Ok(h) => window.push_back(h),
-                    Err(e) => return Err(format!("publisher {i}: {e}")),
-                }
-                seq += 1;
-                shared.published[i].store(seq, Ordering::Relaxed);
-                if window.len() >= inflight
-                    && let Some(h) = window.pop_front()
-                {
-                    h.done().await.map_err(|e| format!("publisher {i}: {e}"))?;
-                }
-            }
-            for h in window {
-                h.done().await.map_err(|e| format!("publisher {i}: {e}"))?;
-            }
-            let _ = client.disconnect().await;
-            Ok(())
+            p.run(&plan, &shared.published[i])
+                .await
+                .map_err(|e| format!("publisher {i}: {e}"))
         }));
     }
     // Progress, once a second, until the publishers are done.

@@ -294,6 +294,35 @@ fn bench_counts_every_message_in_each_scenario() {
         assert_ne!(field(&json, "broker_rss"), "null", "{json}");
         assert_ne!(field(&json, "broker_cpu_s"), "null", "{json}");
     }
+    // Paced: 2 publishers at 100 msg/s each (-r is the total) send their
+    // 100 messages on a schedule, so publishing takes about a second.
+    let out = run(
+        &[
+            "bench",
+            "-p",
+            &s.port(),
+            "--scenario",
+            "pairs",
+            "-n",
+            "2",
+            "-q",
+            "1",
+            "-r",
+            "200",
+            "-c",
+            "100",
+            "-d",
+            "30",
+            "--json",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let json = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(field(&json, "delivered"), "200", "{json}");
+    assert_eq!(field(&json, "lost"), "0", "{json}");
+    let publishing: f64 = field(&json, "publish_seconds").parse().unwrap();
+    assert!(publishing >= 0.95, "not paced: {json}");
     let out = run(
         &[
             "bench",

@@ -1,0 +1,621 @@
+//! The load generator's clients: one task per connection that writes,
+//! reads and acknowledges with nothing between it and the socket. A run
+//! measures the broker, so the generator's own cost per message is kept as
+//! low as it goes: a publisher encodes a batch of PUBLISH packets and writes
+//! them at once, a subscriber reads each PUBLISH in place in its read buffer
+//! (no frame, no channel, no task wake per message), the clock is read once
+//! per batch, and the acknowledgements of one read leave in one write.
+//!
+//! The handshake (CONNECT, SUBSCRIBE) uses the codec's full packets; the
+//! steady state handles PUBLISH at QoS 0, 1 and 2 and their
+//! acknowledgements, and PINGRESP.
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut, BytesMut};
+use strata_codec::{
+    Connect, ConnectProperties, MqttStr, Packet, PacketType, Protocol, QoS, ReasonCode, Subscribe,
+    SubscribeOptions, Subscription, decode, decode_fixed_header,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::{Collector, HEADER};
+
+/// The largest packet accepted from the broker.
+const MAX_PACKET: usize = 1 << 20;
+/// Room kept free in the read buffer before each read.
+const READ_ROOM: usize = 64 * 1024;
+
+/// How a subscriber connects.
+#[derive(Debug, Clone)]
+pub(super) struct Setup {
+    pub addr: String,
+    pub client_id: String,
+    pub protocol: Protocol,
+    pub clean_start: bool,
+    /// 5.0 Session Expiry Interval, seconds.
+    pub session_expiry: u32,
+    pub keep_alive: u16,
+}
+
+/// A connection past its CONNACK.
+#[derive(Debug)]
+struct Link {
+    stream: TcpStream,
+    protocol: Protocol,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    /// Seconds between PINGREQs; 0: none.
+    ping_every: u16,
+}
+
+fn bad(what: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.into())
+}
+
+impl Link {
+    /// Connects and waits for a successful CONNACK.
+    async fn connect(s: &Setup) -> io::Result<Link> {
+        let stream = tokio::time::timeout(Duration::from_secs(30), TcpStream::connect(&s.addr))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+        stream.set_nodelay(true)?;
+        let mut me = Link {
+            stream,
+            protocol: s.protocol,
+            rbuf: BytesMut::with_capacity(READ_ROOM),
+            wbuf: BytesMut::new(),
+            ping_every: s.keep_alive / 2,
+        };
+        let client_id = MqttStr::try_from(s.client_id.clone()).map_err(|e| bad(e.to_string()))?;
+        let mut properties = ConnectProperties::default();
+        if s.protocol.is_v5() && s.session_expiry > 0 {
+            properties.session_expiry_interval = Some(s.session_expiry);
+        }
+        me.send(Packet::Connect(Box::new(Connect {
+            protocol: s.protocol,
+            clean_start: s.clean_start,
+            keep_alive: s.keep_alive,
+            properties,
+            client_id,
+            will: None,
+            username: None,
+            password: None,
+        })))
+        .await?;
+        match me.next_packet().await? {
+            Packet::ConnAck(a) if a.code == ReasonCode::Success => {
+                if let Some(k) = a.properties.server_keep_alive {
+                    me.ping_every = k / 2;
+                }
+            }
+            Packet::ConnAck(a) => return Err(bad(format!("connection refused: {:?}", a.code))),
+            p => return Err(bad(format!("expected CONNACK, got {:?}", p.packet_type()))),
+        }
+        Ok(me)
+    }
+
+    async fn send(&mut self, p: Packet) -> io::Result<()> {
+        let mut out = BytesMut::new();
+        p.encode(self.protocol, &mut out)
+            .map_err(|e| bad(e.to_string()))?;
+        self.stream.write_all(&out).await
+    }
+
+    async fn next_packet(&mut self) -> io::Result<Packet> {
+        loop {
+            if let Some(p) =
+                decode(&mut self.rbuf, self.protocol, MAX_PACKET).map_err(|e| bad(e.to_string()))?
+            {
+                return Ok(p);
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Reads what the socket has; an EOF is an error (the broker left).
+    async fn fill(&mut self) -> io::Result<()> {
+        if self.rbuf.capacity() - self.rbuf.len() < READ_ROOM / 4 {
+            self.rbuf.reserve(READ_ROOM);
+        }
+        if self.stream.read_buf(&mut self.rbuf).await? == 0 {
+            return Err(closed());
+        }
+        Ok(())
+    }
+
+    /// Writes what is queued.
+    async fn flush(&mut self) -> io::Result<()> {
+        if !self.wbuf.is_empty() {
+            self.stream.write_all(&self.wbuf).await?;
+            self.wbuf.clear();
+        }
+        Ok(())
+    }
+
+    /// Sends DISCONNECT (normal; a 5.0 reason code of 0 may be left out)
+    /// and closes.
+    async fn disconnect(mut self) -> io::Result<()> {
+        self.wbuf.put_slice(&[0xE0, 0]);
+        self.flush().await?;
+        self.stream.shutdown().await
+    }
+}
+
+/// A connected, subscribed subscriber.
+#[derive(Debug)]
+pub(super) struct Subscriber {
+    link: Link,
+}
+
+impl Subscriber {
+    /// Connects, subscribes to `filter`, and waits for the SUBACK.
+    pub async fn connect(s: &Setup, filter: &str, qos: QoS) -> io::Result<Subscriber> {
+        let mut link = Link::connect(s).await?;
+        let filter = MqttStr::try_from(filter.to_string()).map_err(|e| bad(e.to_string()))?;
+        link.send(Packet::Subscribe(Subscribe {
+            packet_id: 1,
+            properties: Default::default(),
+            filters: vec![Subscription {
+                filter,
+                options: SubscribeOptions {
+                    qos,
+                    ..Default::default()
+                },
+            }],
+        }))
+        .await?;
+        loop {
+            match link.next_packet().await? {
+                Packet::SubAck(a) if a.packet_id == 1 => {
+                    return match a.codes.first() {
+                        Some(c) if !c.is_error() => Ok(Subscriber { link }),
+                        c => Err(bad(format!("subscription refused: {c:?}"))),
+                    };
+                }
+                // Messages a resumed session had queued may come first:
+                // acknowledged, not counted.
+                Packet::Publish(p) => match p.qos {
+                    QoS::AtLeastOnce => ack(&mut link.wbuf, 0x40, p.packet_id),
+                    QoS::ExactlyOnce => ack(&mut link.wbuf, 0x50, p.packet_id),
+                    QoS::AtMostOnce => {}
+                },
+                Packet::PubRel(r) => ack(&mut link.wbuf, 0x70, r.packet_id),
+                p => return Err(bad(format!("expected SUBACK, got {:?}", p.packet_type()))),
+            }
+        }
+    }
+
+    /// Receives until `stop` turns true or changes hands, then disconnects.
+    pub async fn run(
+        mut self,
+        mut stop: watch::Receiver<bool>,
+        c: &mut Collector,
+    ) -> io::Result<()> {
+        let period = Duration::from_secs(u64::from(self.link.ping_every.max(1)));
+        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        // Anything the handshake read past the SUBACK.
+        c.read_now();
+        self.handle_buffered(c)?;
+        loop {
+            self.link.flush().await?;
+            let pinging = self.link.ping_every > 0;
+            let woke = tokio::select! {
+                biased;
+                r = self.link.fill() => r.map(|()| Wake::Read)?,
+                _ = ping.tick(), if pinging => Wake::Ping,
+                _ = stop.changed() => break,
+            };
+            match woke {
+                Wake::Read => {
+                    c.read_now();
+                    self.handle_buffered(c)?;
+                }
+                Wake::Ping => self.link.wbuf.put_slice(&[0xC0, 0]),
+            }
+        }
+        self.link.disconnect().await
+    }
+
+    /// Handles every whole packet in the read buffer.
+    fn handle_buffered(&mut self, c: &mut Collector) -> io::Result<()> {
+        let Link {
+            rbuf,
+            wbuf,
+            protocol,
+            ..
+        } = &mut self.link;
+        let v5 = protocol.is_v5();
+        let mut got = 0;
+        while let Some(h) = decode_fixed_header(rbuf, MAX_PACKET).map_err(|e| bad(e.to_string()))? {
+            let len = h.frame_len();
+            if rbuf.len() < len {
+                break;
+            }
+            match h.packet_type {
+                PacketType::Publish => {
+                    let body = &rbuf[h.header_len..len];
+                    let qos = (h.flags >> 1) & 3;
+                    let (id, payload) =
+                        publish_parts(body, qos, v5).ok_or_else(|| bad("malformed PUBLISH"))?;
+                    c.record(payload);
+                    got += 1;
+                    match qos {
+                        1 => ack(wbuf, 0x40, id),
+                        2 => ack(wbuf, 0x50, id),
+                        _ => {}
+                    }
+                    rbuf.advance(len);
+                }
+                PacketType::PingResp => rbuf.advance(len),
+                _ => match decode(rbuf, *protocol, MAX_PACKET).map_err(|e| bad(e.to_string()))? {
+                    // [MQTT-4.3.3-11]: PUBCOMP answers PUBREL.
+                    Some(Packet::PubRel(r)) => ack(wbuf, 0x70, r.packet_id),
+                    Some(Packet::Disconnect(d)) => {
+                        return Err(bad(format!("the broker disconnected: {:?}", d.reason)));
+                    }
+                    Some(_) => {}
+                    None => break,
+                },
+            }
+        }
+        c.delivered(got);
+        Ok(())
+    }
+}
+
+enum Wake {
+    Read,
+    Ping,
+}
+
+/// What a publisher sends.
+#[derive(Debug, Clone)]
+pub(super) struct Plan {
+    /// Written into each payload: which publisher sent it.
+    pub index: u32,
+    pub topic: String,
+    pub qos: QoS,
+    /// Payload bytes, at least [`HEADER`].
+    pub size: usize,
+    /// Messages to send; 0: until `deadline`.
+    pub count: u64,
+    pub deadline: Instant,
+    /// Messages per second, on a schedule from `t0`; `None`: as fast as the
+    /// window allows.
+    pub rate: Option<f64>,
+    pub t0: Instant,
+    /// Send times are written as nanoseconds since this.
+    pub epoch: Instant,
+    /// Unacknowledged QoS 1 and 2 messages at most.
+    pub inflight: usize,
+}
+
+/// One write carries up to this much.
+const WRITE_BATCH: usize = 64 * 1024;
+/// How long a publisher waits for its last acknowledgements.
+const ACK_WAIT: Duration = Duration::from_secs(30);
+
+/// A connected publisher.
+#[derive(Debug)]
+pub(super) struct Publisher {
+    link: Link,
+    /// Packet ids in flight, by id.
+    used: Vec<bool>,
+    last_id: u16,
+    in_flight: usize,
+}
+
+impl Publisher {
+    pub async fn connect(s: &Setup) -> io::Result<Publisher> {
+        Ok(Publisher {
+            link: Link::connect(s).await?,
+            used: vec![false; 65536],
+            last_id: 0,
+            in_flight: 0,
+        })
+    }
+
+    fn next_id(&mut self) -> u16 {
+        loop {
+            self.last_id = self.last_id % u16::MAX + 1;
+            let slot = &mut self.used[usize::from(self.last_id)];
+            if !*slot {
+                *slot = true;
+                self.in_flight += 1;
+                return self.last_id;
+            }
+        }
+    }
+
+    fn release(&mut self, id: u16) {
+        let slot = &mut self.used[usize::from(id)];
+        if std::mem::take(slot) {
+            self.in_flight -= 1;
+        }
+    }
+
+    /// Publishes by `plan`, counting what was sent in `published`, waits for
+    /// the last acknowledgement, and disconnects.
+    pub async fn run(mut self, plan: &Plan, published: &AtomicU64) -> io::Result<()> {
+        let window = if plan.qos == QoS::AtMostOnce {
+            usize::MAX
+        } else {
+            plan.inflight.clamp(1, usize::from(u16::MAX) - 1)
+        };
+        let mut seq = 0u64;
+        // Set when the last wait was for the schedule's timer.
+        let mut timer_woke = false;
+        loop {
+            let now = Instant::now();
+            let done = (plan.count > 0 && seq >= plan.count) || now >= plan.deadline;
+            let mut next_due = None;
+            while !done
+                && self.in_flight < window
+                && self.link.wbuf.len() < WRITE_BATCH
+                && (plan.count == 0 || seq < plan.count)
+            {
+                let due = plan
+                    .rate
+                    .map(|r| plan.t0 + Duration::from_secs_f64(seq as f64 / r));
+                // A message held back by the broker (a full window) is
+                // stamped with the time it was due, so a slow broker shows
+                // as latency rather than as a slower schedule. One that
+                // waited for its time is stamped as it leaves: the timer
+                // wakes up to a millisecond late, and that delay is the
+                // generator's, not the broker's.
+                let sent_at = match due {
+                    Some(d) if d > now => {
+                        next_due = Some(d);
+                        break;
+                    }
+                    Some(d) if !std::mem::take(&mut timer_woke) => d,
+                    _ => now,
+                };
+                self.put_publish(plan, seq, sent_at);
+                seq += 1;
+            }
+            self.link.flush().await?;
+            published.store(seq, Ordering::Relaxed);
+            if done {
+                break;
+            }
+            // Acknowledgements that already came, without waiting.
+            self.read_acks_now()?;
+            if self.in_flight >= window {
+                self.wait(None).await?;
+            } else if let Some(due) = next_due {
+                timer_woke = !self.wait(Some(due)).await?;
+            } else {
+                // Unpaced and room in the window: the other tasks get their
+                // turn before the next batch.
+                tokio::task::yield_now().await;
+            }
+        }
+        let give_up = Instant::now() + ACK_WAIT;
+        while self.in_flight > 0 {
+            if Instant::now() >= give_up {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("{} publishes never acknowledged", self.in_flight),
+                ));
+            }
+            self.wait(Some(give_up)).await?;
+        }
+        self.link.disconnect().await
+    }
+
+    /// Encodes one PUBLISH: the payload starts with the publisher's index,
+    /// the sequence number and the send time.
+    fn put_publish(&mut self, plan: &Plan, seq: u64, sent_at: Instant) {
+        let id = match plan.qos {
+            QoS::AtMostOnce => None,
+            _ => Some(self.next_id()),
+        };
+        let v5 = self.link.protocol.is_v5();
+        let w = &mut self.link.wbuf;
+        let remaining =
+            2 + plan.topic.len() + 2 * usize::from(id.is_some()) + usize::from(v5) + plan.size;
+        w.put_u8(0x30 | ((plan.qos as u8) << 1));
+        put_var_int(w, remaining);
+        w.put_u16(plan.topic.len() as u16);
+        w.put_slice(plan.topic.as_bytes());
+        if let Some(id) = id {
+            w.put_u16(id);
+        }
+        if v5 {
+            w.put_u8(0); // no properties
+        }
+        w.put_u32(plan.index);
+        w.put_u64(seq);
+        w.put_u64(sent_at.saturating_duration_since(plan.epoch).as_nanos() as u64);
+        w.put_bytes(b'x', plan.size.saturating_sub(HEADER));
+    }
+
+    /// Handles the acknowledgements the socket has now.
+    fn read_acks_now(&mut self) -> io::Result<()> {
+        loop {
+            let l = &mut self.link;
+            if l.rbuf.capacity() - l.rbuf.len() < READ_ROOM / 4 {
+                l.rbuf.reserve(READ_ROOM);
+            }
+            match l.stream.try_read_buf(&mut l.rbuf) {
+                Ok(0) => return Err(closed()),
+                Ok(_) => self.handle_acks()?,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Waits for acknowledgements, or until `until`; true if some came.
+    async fn wait(&mut self, until: Option<Instant>) -> io::Result<bool> {
+        // Only the read is bounded by the time: it is safe to drop midway,
+        // a write of PUBRELs is not.
+        match until {
+            None => self.link.fill().await?,
+            Some(t) => match tokio::time::timeout_at(t.into(), self.link.fill()).await {
+                Ok(r) => r?,
+                Err(_) => return Ok(false),
+            },
+        }
+        self.handle_acks()?;
+        self.link.flush().await?;
+        Ok(true)
+    }
+
+    fn handle_acks(&mut self) -> io::Result<()> {
+        while let Some(p) = decode(&mut self.link.rbuf, self.link.protocol, MAX_PACKET)
+            .map_err(|e| bad(e.to_string()))?
+        {
+            match p {
+                Packet::PubAck(a) | Packet::PubComp(a) => {
+                    refused(a.reason)?;
+                    self.release(a.packet_id);
+                }
+                Packet::PubRec(a) => {
+                    if let Err(e) = refused(a.reason) {
+                        self.release(a.packet_id);
+                        return Err(e);
+                    }
+                    // [MQTT-4.3.3-3]: PUBREL answers PUBREC.
+                    let [hi, lo] = a.packet_id.to_be_bytes();
+                    self.link.wbuf.put_slice(&[0x62, 2, hi, lo]);
+                }
+                Packet::Disconnect(d) => {
+                    return Err(bad(format!("the broker disconnected: {:?}", d.reason)));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A publish the broker refused (5.0 reason codes of 0x80 and up).
+fn refused(reason: ReasonCode) -> io::Result<()> {
+    if reason.is_error() {
+        return Err(bad(format!("the broker refused a publish: {reason:?}")));
+    }
+    Ok(())
+}
+
+fn closed() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "the broker closed the connection",
+    )
+}
+
+fn put_var_int(w: &mut BytesMut, mut v: usize) {
+    loop {
+        let byte = (v % 128) as u8;
+        v /= 128;
+        if v == 0 {
+            w.put_u8(byte);
+            return;
+        }
+        w.put_u8(byte | 0x80);
+    }
+}
+
+/// PUBACK (0x40), PUBREC (0x50) or PUBCOMP (0x70) with Success, in the short
+/// form every version reads.
+fn ack(out: &mut BytesMut, first: u8, id: u16) {
+    let [hi, lo] = id.to_be_bytes();
+    out.put_slice(&[first, 2, hi, lo]);
+}
+
+/// The packet id (0 at QoS 0) and payload of a PUBLISH body, read in place.
+fn publish_parts(body: &[u8], qos: u8, v5: bool) -> Option<(u16, &[u8])> {
+    let topic_len = usize::from(u16::from_be_bytes([*body.first()?, *body.get(1)?]));
+    let mut at = 2 + topic_len;
+    let mut id = 0;
+    if qos > 0 {
+        id = u16::from_be_bytes([*body.get(at)?, *body.get(at + 1)?]);
+        at += 2;
+    }
+    if v5 {
+        let (props, n) = var_int(body.get(at..)?)?;
+        at += n + props;
+    }
+    Some((id, body.get(at..)?))
+}
+
+/// A Variable Byte Integer and its length in bytes.
+fn var_int(b: &[u8]) -> Option<(usize, usize)> {
+    let mut v = 0usize;
+    for (i, &byte) in b.iter().take(4).enumerate() {
+        v |= usize::from(byte & 0x7F) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((v, i + 1));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use strata_codec::{Publish, PublishProperties};
+
+    fn body(p: &Publish, protocol: Protocol) -> (u8, Vec<u8>) {
+        let mut out = BytesMut::new();
+        Packet::Publish(p.clone())
+            .encode(protocol, &mut out)
+            .unwrap();
+        let h = decode_fixed_header(&out, MAX_PACKET).unwrap().unwrap();
+        (h.flags, out[h.header_len..].to_vec())
+    }
+
+    #[test]
+    fn publish_parts_read_what_the_codec_wrote() {
+        for protocol in [Protocol::V3_1_1, Protocol::V5] {
+            for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
+                let mut properties = PublishProperties::default();
+                if protocol.is_v5() {
+                    properties.message_expiry_interval = Some(60);
+                    properties.content_type = Some(MqttStr::from_static("text/plain"));
+                }
+                let p = Publish {
+                    dup: false,
+                    qos,
+                    retain: false,
+                    topic: MqttStr::from_static("a/b/c"),
+                    packet_id: if qos == QoS::AtMostOnce { 0 } else { 513 },
+                    properties: properties.into(),
+                    payload: Bytes::from_static(b"the payload"),
+                };
+                let (flags, b) = body(&p, protocol);
+                let (id, payload) = publish_parts(&b, (flags >> 1) & 3, protocol.is_v5()).unwrap();
+                assert_eq!(payload, b"the payload", "{protocol:?} {qos:?}");
+                assert_eq!(id, p.packet_id, "{protocol:?} {qos:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_truncated_publish_is_refused() {
+        assert_eq!(publish_parts(&[0, 5, b'a'], 0, false), None);
+        assert_eq!(publish_parts(&[0, 1, b'a', 0], 1, false), None);
+        assert_eq!(
+            publish_parts(&[0, 1, b'a', 0x80, 0x80, 0x80, 0x80, 0x01], 0, true),
+            None
+        );
+        assert_eq!(publish_parts(&[0, 1, b'a', 5, 0], 0, true), None);
+    }
+
+    #[test]
+    fn var_ints_of_every_length() {
+        assert_eq!(var_int(&[0]), Some((0, 1)));
+        assert_eq!(var_int(&[0x7F]), Some((127, 1)));
+        assert_eq!(var_int(&[0x80, 0x01]), Some((128, 2)));
+        assert_eq!(var_int(&[0xFF, 0xFF, 0xFF, 0x7F]), Some((268_435_455, 4)));
+        assert_eq!(var_int(&[0x80]), None);
+    }
+}
