@@ -37,8 +37,8 @@ const TAKEOVER_WAIT: Duration = Duration::from_secs(5);
 const READ_MIN: usize = 512;
 const READ_MAX: usize = 64 * 1024;
 /// Messages waiting for the in-flight window past which the task stops
-/// taking its mailbox.
-const QUEUE_HIGH: usize = 4096;
+/// taking its mailbox (whose own congestion then holds publishers back).
+const QUEUE_HIGH: usize = 256;
 /// Reads up to this size are copied into an exact-size buffer.
 const SMALL_READ: usize = 2048;
 /// A paused publisher that the server waits on for acknowledgements reads

@@ -47,13 +47,13 @@ const PINGRESP: u8 = 13;
 
 /// A publisher ("fast") whose stream pauses it: a subscriber ("slow") that
 /// reads nothing fills its in-flight window (64), then the queue limit of a
-/// session's task (4,096), then its mailbox's congestion mark (1,024), and
+/// session's task (256), then its mailbox's congestion mark (256), and
 /// the publisher is paused (mailbox.rs) with PUBLISH packets still to
 /// come. "fast" subscribes too, and holds a QoS 1 message it has not
 /// acknowledged: the server waits for its acknowledgements, so it reads on
 /// while paused. Returns the publisher after writing `N` QoS 1 PUBLISH
 /// packets and then `tail`, and the subscriber (kept connected).
-const N: u16 = 8000;
+const N: u16 = 3000;
 
 async fn paused_publisher(b: &TestBroker, tail: &[u8]) -> (RawClient, RawClient) {
     let mut slow = b.client().await;
