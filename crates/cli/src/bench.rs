@@ -96,6 +96,10 @@ pub struct BenchArgs {
 }
 
 const HEADER: usize = 20;
+/// Sequence numbers past this are not tracked (a bitset of 64 MiB).
+const MAX_SEQ: u64 = 1 << 29;
+/// The largest payload a run sends.
+const MAX_SIZE: usize = 256 * 1024;
 /// Keep Alive of every bench connection, seconds.
 const KEEP_ALIVE_S: u16 = 600;
 
@@ -152,6 +156,11 @@ struct Track {
 
 impl Track {
     fn record(&mut self, seq: u64) {
+        // A sequence number no run reaches (a stray or corrupt payload)
+        // would size the bitset by itself.
+        if seq >= MAX_SEQ {
+            return;
+        }
         let (word, bit) = ((seq / 64) as usize, seq % 64);
         if self.seen.len() <= word {
             self.seen.resize(word + 1, 0);
@@ -282,6 +291,9 @@ async fn bench(a: BenchArgs) -> Result<(), String> {
     if a.size < HEADER {
         return Err(format!("--size must be at least {HEADER} (the header)"));
     }
+    if a.size > MAX_SIZE {
+        return Err(format!("--size must be at most {MAX_SIZE}"));
+    }
     let tag = format!("{:x}", std::process::id());
     let qos = qos_of(a.qos);
     let n = a.clients.max(1);
@@ -314,11 +326,6 @@ async fn bench(a: BenchArgs) -> Result<(), String> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut sub_tasks = Vec::new();
     for (i, filter) in subscribers.iter().enumerate() {
-        let mut o = options(&a, format!("b-{tag}-s{i}"));
-        if a.persistent {
-            o.clean_start = false;
-            o.session_expiry = 3600;
-        }
         let sub = raw::Subscriber::connect(
             &setup(&a, format!("b-{tag}-s{i}"), a.persistent),
             filter,
@@ -653,5 +660,10 @@ mod tests {
         assert_eq!(t.duplicates, 2); // the second 3 and the second 1
         assert_eq!(t.out_of_order, 1); // 2 after 3
         assert_eq!(t.highest, Some(200));
+        // A stray sequence number far past any run is not tracked (it
+        // would size the bitset).
+        t.record(u64::MAX / 2);
+        assert_eq!(t.unique, 5);
+        assert!(t.seen.len() <= 4);
     }
 }

@@ -51,6 +51,9 @@ struct Link {
     wbuf: BytesMut,
     /// Seconds between PINGREQs; 0: none.
     ping_every: u16,
+    /// The broker's 5.0 Receive Maximum: QoS 1 and 2 publishes in flight
+    /// at most [MQTT-3.3.4-7].
+    receive_maximum: u16,
 }
 
 fn bad(what: impl Into<String>) -> io::Error {
@@ -70,6 +73,7 @@ impl Link {
             rbuf: BytesMut::with_capacity(READ_ROOM),
             wbuf: BytesMut::new(),
             ping_every: s.keep_alive / 2,
+            receive_maximum: u16::MAX,
         };
         let client_id = MqttStr::try_from(s.client_id.clone()).map_err(|e| bad(e.to_string()))?;
         let mut properties = ConnectProperties::default();
@@ -89,8 +93,12 @@ impl Link {
         .await?;
         match me.next_packet().await? {
             Packet::ConnAck(a) if a.code == ReasonCode::Success => {
+                // [MQTT-3.2.2-21]: the server's Keep Alive replaces ours.
                 if let Some(k) = a.properties.server_keep_alive {
-                    me.ping_every = k / 2;
+                    me.ping_every = if k == 0 { 0 } else { (k / 2).max(1) };
+                }
+                if let Some(m) = a.properties.receive_maximum {
+                    me.receive_maximum = m;
                 }
             }
             Packet::ConnAck(a) => return Err(bad(format!("connection refused: {:?}", a.code))),
@@ -240,8 +248,9 @@ impl Subscriber {
                 PacketType::Publish => {
                     let body = &rbuf[h.header_len..len];
                     let qos = (h.flags >> 1) & 3;
-                    let (id, payload) =
-                        publish_parts(body, qos, v5).ok_or_else(|| bad("malformed PUBLISH"))?;
+                    let (id, payload) = publish_parts(body, qos, v5)
+                        .filter(|&(id, _)| qos < 3 && (qos == 0 || id != 0))
+                        .ok_or_else(|| bad("malformed PUBLISH"))?;
                     c.record(payload);
                     got += 1;
                     match qos {
@@ -345,7 +354,8 @@ impl Publisher {
         let window = if plan.qos == QoS::AtMostOnce {
             usize::MAX
         } else {
-            plan.inflight.clamp(1, usize::from(u16::MAX) - 1)
+            let most = usize::from(self.link.receive_maximum.min(u16::MAX - 1));
+            plan.inflight.clamp(1, most)
         };
         let mut seq = 0u64;
         // Set when the last wait was for the schedule's timer.
@@ -373,23 +383,27 @@ impl Publisher {
                         next_due = Some(d);
                         break;
                     }
-                    Some(d) if !std::mem::take(&mut timer_woke) => d,
+                    Some(d) if !timer_woke => d,
                     _ => now,
                 };
                 self.put_publish(plan, seq, sent_at);
                 seq += 1;
             }
+            timer_woke = false;
             self.link.flush().await?;
             published.store(seq, Ordering::Relaxed);
             if done {
                 break;
             }
-            // Acknowledgements that already came, without waiting.
+            // Acknowledgements that already came, without waiting; the
+            // PUBRELs they call for leave at once (the broker may wait on
+            // them for everything else).
             self.read_acks_now()?;
+            self.link.flush().await?;
             if self.in_flight >= window {
                 self.wait(None).await?;
             } else if let Some(due) = next_due {
-                timer_woke = !self.wait(Some(due)).await?;
+                timer_woke = !self.wait(Some(due.min(plan.deadline))).await?;
             } else {
                 // Unpaced and room in the window: the other tasks get their
                 // turn before the next batch.
@@ -595,6 +609,66 @@ mod tests {
                 let (id, payload) = publish_parts(&b, (flags >> 1) & 3, protocol.is_v5()).unwrap();
                 assert_eq!(payload, b"the payload", "{protocol:?} {qos:?}");
                 assert_eq!(id, p.packet_id, "{protocol:?} {qos:?}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_publisher_writes_what_the_codec_reads() {
+        // A connected socket for the Link to own; nothing is written to it.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        for protocol in [Protocol::V3_1_1, Protocol::V5] {
+            for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
+                let mut p = Publisher {
+                    link: Link {
+                        stream: TcpStream::connect(addr).await.unwrap(),
+                        protocol,
+                        rbuf: BytesMut::new(),
+                        wbuf: BytesMut::new(),
+                        ping_every: 0,
+                        receive_maximum: u16::MAX,
+                    },
+                    used: vec![false; 65536],
+                    last_id: 0,
+                    in_flight: 0,
+                };
+                let epoch = Instant::now();
+                let plan = Plan {
+                    index: 7,
+                    topic: "bench/t".into(),
+                    qos,
+                    size: 200,
+                    count: 0,
+                    deadline: epoch,
+                    rate: None,
+                    t0: epoch,
+                    epoch,
+                    inflight: 10,
+                };
+                p.put_publish(&plan, 41, epoch + Duration::from_micros(5));
+                p.put_publish(&plan, 42, epoch);
+                let mut buf = std::mem::take(&mut p.link.wbuf);
+                for seq in [41u64, 42] {
+                    let Some(Packet::Publish(got)) =
+                        decode(&mut buf, protocol, MAX_PACKET).unwrap()
+                    else {
+                        panic!("not a PUBLISH");
+                    };
+                    assert_eq!(got.qos, qos);
+                    assert_eq!(got.topic.as_str(), "bench/t");
+                    let id = (qos != QoS::AtMostOnce).then_some((seq - 40) as u16);
+                    assert_eq!(got.packet_id, id.unwrap_or(0), "{protocol:?} {qos:?}");
+                    let b = &got.payload;
+                    assert_eq!(b.len(), 200);
+                    assert_eq!(b[..4], 7u32.to_be_bytes());
+                    assert_eq!(b[4..12], seq.to_be_bytes());
+                    let stamp = if seq == 41 { 5000u64 } else { 0 };
+                    assert_eq!(b[12..20], stamp.to_be_bytes());
+                    assert!(b[20..].iter().all(|&x| x == b'x'));
+                }
+                assert!(buf.is_empty());
+                assert_eq!(p.in_flight, if qos == QoS::AtMostOnce { 0 } else { 2 });
             }
         }
     }
