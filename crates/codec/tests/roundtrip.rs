@@ -147,5 +147,16 @@ fn short_acknowledgements_decode_in_place_and_in_order() {
         assert!(buf.is_empty());
         let mut zero = BytesMut::from(&[0x40, 0x02, 0x00, 0x00][..]);
         assert!(decode(&mut zero, p, MAX_PACKET_SIZE).is_err(), "{p:?}");
+        // The short form is known by its first byte, flags included: a
+        // PUBREL without its 0b0010 flags [MQTT-3.6.1-1] and a PUBACK with
+        // flags are malformed [MQTT-2.2.2-2].
+        for bad in [[0x60, 0x02, 0x00, 0x01], [0x41, 0x02, 0x00, 0x01]] {
+            let mut b = BytesMut::from(&bad[..]);
+            assert!(decode(&mut b, p, MAX_PACKET_SIZE).is_err(), "{p:?} {bad:?}");
+        }
+        // Not whole yet: nothing is taken.
+        let mut part = BytesMut::from(&[0x40, 0x02, 0x00][..]);
+        assert_eq!(decode(&mut part, p, MAX_PACKET_SIZE).unwrap(), None);
+        assert_eq!(part.len(), 3);
     }
 }

@@ -187,6 +187,26 @@ pub fn decode(
     protocol: Protocol,
     max_packet_size: usize,
 ) -> Result<Option<Packet>, DecodeError> {
+    // The short acknowledgements (no reason code, no properties) are half
+    // the traffic of a QoS 1 or 2 flow: known by their first two bytes,
+    // read in place, with nothing split off the buffer.
+    if let [first, 2, hi, lo, ..] = buf[..]
+        && max_packet_size >= 4
+        && (hi, lo) != (0, 0)
+    {
+        let ack = PubResponse::new(u16::from_be_bytes([hi, lo]));
+        let packet = match first {
+            0x40 => Some(Packet::PubAck(ack)),
+            0x50 => Some(Packet::PubRec(ack)),
+            0x62 => Some(Packet::PubRel(ack)),
+            0x70 => Some(Packet::PubComp(ack)),
+            _ => None,
+        };
+        if let Some(packet) = packet {
+            bytes::Buf::advance(buf, 4);
+            return Ok(Some(packet));
+        }
+    }
     let Some(header) = decode_fixed_header(buf, max_packet_size)? else {
         return Ok(None);
     };
@@ -199,26 +219,6 @@ pub fn decode(
     }
     if buf.len() < header.frame_len() {
         return Ok(None);
-    }
-    // The acknowledgements that make up half the traffic of a QoS 1 or 2
-    // flow, in their short form (no reason code, no properties): read in
-    // place, with no frame split off the buffer (which would share it).
-    if header.remaining_len == 2 {
-        let at = header.header_len;
-        let id = u16::from_be_bytes([buf[at], buf[at + 1]]);
-        let ack = PubResponse::new(id);
-        let packet = match t {
-            _ if id == 0 => None,
-            PacketType::PubAck => Some(Packet::PubAck(ack)),
-            PacketType::PubRec => Some(Packet::PubRec(ack)),
-            PacketType::PubRel => Some(Packet::PubRel(ack)),
-            PacketType::PubComp => Some(Packet::PubComp(ack)),
-            _ => None,
-        };
-        if let Some(packet) = packet {
-            bytes::Buf::advance(buf, header.frame_len());
-            return Ok(Some(packet));
-        }
     }
     let mut frame = buf.split_to(header.frame_len()).freeze();
     bytes::Buf::advance(&mut frame, header.header_len);
