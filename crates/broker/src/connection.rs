@@ -517,8 +517,10 @@ impl Conn {
             };
             self.session.handle_packet(now, packet);
             // Events (CONNECT above all) are answered before the next
-            // packet is handled.
-            self.settle().await;
+            // packet is handled. Most acknowledgements make none.
+            if self.session.has_events() {
+                self.settle().await;
+            }
             if self.session.is_closed() {
                 return;
             }

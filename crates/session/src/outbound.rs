@@ -75,12 +75,13 @@ impl Session {
             return QueueOutcome::Dropped;
         };
         if !state.queue.is_empty() || state.outbound.len() >= window {
-            let message = d.message.clone();
-            let outcome = state.enqueue(d, max_messages, max_bytes);
-            if outcome == QueueOutcome::Dropped {
-                self.done_with(&message);
-            }
-            return outcome;
+            return match state.enqueue(d, max_messages, max_bytes) {
+                Ok(()) => QueueOutcome::Queued,
+                Err(d) => {
+                    self.done_with(&d.message);
+                    QueueOutcome::Dropped
+                }
+            };
         }
         self.send_new(now, d, qos);
         QueueOutcome::Queued

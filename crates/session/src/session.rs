@@ -488,6 +488,11 @@ impl Session {
 
     // ---- output ----
 
+    /// Whether [`Session::poll_event`] has something.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// The next event for the broker.
     pub fn poll_event(&mut self) -> Option<Event> {
         let e = self.events.pop_front();

@@ -111,15 +111,15 @@ impl SessionState {
         d: Delivery,
         max_messages: usize,
         max_bytes: usize,
-    ) -> QueueOutcome {
+    ) -> Result<(), Delivery> {
         let size = d.message.size();
         if self.queue.len() >= max_messages || self.queued_bytes + size > max_bytes {
             self.dropped += 1;
-            return QueueOutcome::Dropped;
+            return Err(d);
         }
         self.queued_bytes += size;
         self.queue.push_back(d);
-        QueueOutcome::Queued
+        Ok(())
     }
 
     pub(crate) fn dequeue(&mut self) -> Option<Delivery> {
