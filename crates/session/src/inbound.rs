@@ -232,8 +232,8 @@ impl Session {
         ack
     }
 
-    pub(crate) fn on_puback(&mut self, now: Instant, a: PubResponse) {
-        self.complete_outbound(now, a.packet_id, QoS::AtLeastOnce, false);
+    pub(crate) fn on_puback(&mut self, a: PubResponse) {
+        self.complete_outbound(a.packet_id, QoS::AtLeastOnce, false);
     }
 
     pub(crate) fn on_pubrec(&mut self, now: Instant, a: PubResponse) {
@@ -297,12 +297,12 @@ impl Session {
         self.queue(Packet::PubComp(comp));
     }
 
-    pub(crate) fn on_pubcomp(&mut self, now: Instant, a: PubResponse) {
-        self.complete_outbound(now, a.packet_id, QoS::ExactlyOnce, true);
+    pub(crate) fn on_pubcomp(&mut self, a: PubResponse) {
+        self.complete_outbound(a.packet_id, QoS::ExactlyOnce, true);
     }
 
     /// Ends the outbound flow of `packet_id` if it is at the expected step.
-    fn complete_outbound(&mut self, now: Instant, packet_id: u16, qos: QoS, released: bool) {
+    fn complete_outbound(&mut self, packet_id: u16, qos: QoS, released: bool) {
         let Some(state) = &mut self.state else { return };
         let Some(i) = state.find_outbound(packet_id) else {
             return;
@@ -317,7 +317,8 @@ impl Session {
         if let Some(o) = state.outbound.remove(i) {
             self.done_with(&o.delivery.message);
         }
-        self.pump(now);
+        // The freed slot is filled when the packets go out.
+        self.pump_due = true;
     }
 
     pub(crate) fn on_subscribe(&mut self, s: Subscribe) {

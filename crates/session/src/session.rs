@@ -126,6 +126,10 @@ pub struct Session {
     /// Whether the client allows Reason Strings and User Properties on
     /// packets other than PUBLISH, CONNACK and DISCONNECT [MQTT-3.1.2-29].
     pub(crate) problem_information: bool,
+    /// Acknowledgements freed slots in the in-flight window that the next
+    /// [`Session::poll_event`] or [`Session::poll_transmit`] fills: one pass
+    /// for a read's worth of PUBACKs rather than one each.
+    pub(crate) pump_due: bool,
     /// Topic Aliases both ways; boxed and made on first use, as most
     /// connections use none.
     pub(crate) aliases: Option<Box<Aliases>>,
@@ -164,6 +168,7 @@ impl Session {
             client_receive_maximum: u16::MAX,
             client_max_packet_size: u32::MAX,
             problem_information: true,
+            pump_due: false,
             aliases: None,
             inbound_unacked: 0,
             inbound_qos2_pending: Vec::new(),
@@ -249,10 +254,10 @@ impl Session {
             // [MQTT-3.1.0-2]: a second CONNECT is a protocol violation.
             Packet::Connect(_) => self.protocol_error(ReasonCode::ProtocolError, "second CONNECT"),
             Packet::Publish(p) => self.on_publish(now, p),
-            Packet::PubAck(a) => self.on_puback(now, a),
+            Packet::PubAck(a) => self.on_puback(a),
             Packet::PubRec(a) => self.on_pubrec(now, a),
             Packet::PubRel(a) => self.on_pubrel(a),
-            Packet::PubComp(a) => self.on_pubcomp(now, a),
+            Packet::PubComp(a) => self.on_pubcomp(a),
             Packet::Subscribe(s) => self.on_subscribe(s),
             Packet::Unsubscribe(u) => self.on_unsubscribe(u),
             Packet::PingReq => self.queue(Packet::PingResp),
@@ -493,8 +498,15 @@ impl Session {
         !self.events.is_empty()
     }
 
-    /// The next event for the broker.
+    /// The next event for the broker. Slots that acknowledgements freed in
+    /// the in-flight window are filled first, so the events include every
+    /// send the packets to transmit will carry (a durable store records
+    /// them before they go out).
     pub fn poll_event(&mut self) -> Option<Event> {
+        if std::mem::take(&mut self.pump_due) {
+            let now = self.now;
+            self.pump(now);
+        }
         let e = self.events.pop_front();
         if e.is_none() {
             release_if_small(&mut self.events);
@@ -506,6 +518,9 @@ impl Session {
     /// added. Packets larger than the client's Maximum Packet Size were
     /// already dropped [MQTT-3.1.2-25].
     pub fn poll_transmit(&mut self, now: Instant, out: &mut BytesMut) -> usize {
+        if std::mem::take(&mut self.pump_due) {
+            self.pump(now);
+        }
         let n = self.out.len();
         if out.is_empty() {
             // The caller takes the buffer itself: an idle session then holds
@@ -515,7 +530,6 @@ impl Session {
             out.extend_from_slice(&self.out);
             self.out.clear();
         }
-        let _ = now;
         n
     }
 

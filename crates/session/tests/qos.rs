@@ -326,6 +326,34 @@ fn outbound_qos1_flow_and_window() {
 }
 
 #[test]
+fn acknowledgements_refill_the_window_in_order_when_packets_go_out() {
+    // Freed slots are filled once per batch of acknowledgements (when the
+    // packets go out), and a delivery that comes in between waits behind
+    // the queued ones [MQTT-4.6.0-6].
+    let mut h = Harness::new(Config::default());
+    let mut c = connect(Protocol::V5, "w");
+    c.properties.receive_maximum = Some(2);
+    h.connect(c);
+    for _ in 0..3 {
+        h.deliver("t", QoS::AtLeastOnce, QoS::AtLeastOnce);
+    }
+    assert_eq!(h.received().len(), 2);
+    h.send(Packet::PubAck(PubAck::new(1)));
+    h.send(Packet::PubAck(PubAck::new(2)));
+    h.deliver("t", QoS::AtLeastOnce, QoS::AtLeastOnce);
+    let ids: Vec<u16> = h
+        .received()
+        .iter()
+        .map(|p| match p {
+            Packet::Publish(p) => p.packet_id,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(ids, vec![3, 4]);
+    assert_eq!(h.session.state().unwrap().inflight().count(), 2);
+}
+
+#[test]
 fn outbound_qos2_flow() {
     let mut h = connected(Protocol::V5);
     h.deliver("t", QoS::ExactlyOnce, QoS::ExactlyOnce);
@@ -745,6 +773,51 @@ fn packet_ids_wrap_around_messages_still_in_flight() {
     h.send(Packet::PubAck(PubAck::new(2)));
     h.send(Packet::PubAck(PubAck::new(3)));
     assert_eq!(next(&mut h), 4);
+}
+
+#[test]
+fn a_send_that_an_acknowledgement_makes_room_for_is_an_event_before_it_goes_out() {
+    // The window is refilled lazily, once per batch of acknowledgements,
+    // but before the events are taken: a durable store records the send
+    // ahead of the PUBLISH leaving, so a restart resends under its id.
+    let mut h = Harness::new(Config::default());
+    let mut c = connect(Protocol::V5, "w");
+    c.properties.receive_maximum = Some(1);
+    h.connect(c);
+    let now = h.now;
+    let mut ds = Vec::new();
+    for id in [41, 42] {
+        let mut m = message(now, "s", QoS::AtLeastOnce);
+        m.id = id;
+        let d = delivery_of(m);
+        h.session.handle_delivery(now, d.clone());
+        ds.push(d);
+    }
+    h.send(Packet::PubAck(PubAck::new(99))); // unknown: ignored; drains events
+    assert_eq!(
+        h.take_events(),
+        vec![Event::Sent {
+            packet_id: 1,
+            delivery: ds[0].clone()
+        }]
+    );
+    assert_eq!(h.received().len(), 1);
+    h.send(Packet::PubAck(PubAck::new(1)));
+    assert_eq!(
+        h.take_events(),
+        vec![
+            Event::Delivered { id: 41 },
+            Event::Sent {
+                packet_id: 2,
+                delivery: ds[1].clone()
+            }
+        ]
+    );
+    let out = h.received();
+    let [Packet::Publish(p)] = out.as_slice() else {
+        panic!("{out:?}")
+    };
+    assert_eq!(p.packet_id, 2);
 }
 
 #[test]
