@@ -79,11 +79,16 @@ max_payload_size = 20480
 max_inflight_count = 100
 dynamic_filters = true
 CONF
+# Every broker gets the same window of 100 unacknowledged QoS 1/2
+# messages per client (Mosquitto's max_inflight_messages, rumqttd's
+# max_inflight_count, Strata's limits.max_inflight, whose default is 64).
 cat > "$conf_dir/strata.toml" <<CONF
 [[listener]]
 bind = "127.0.0.1:$PORT"
 [sys]
 interval_secs = 0
+[limits]
+max_inflight = 100
 CONF
 # The durable variants: a data directory on the disk the repository is on.
 for policy in always never; do
