@@ -100,6 +100,8 @@ const HEADER: usize = 20;
 const MAX_SEQ: u64 = 1 << 29;
 /// The largest payload a run sends.
 const MAX_SIZE: usize = 256 * 1024;
+/// How long a client may stay stuck past its end before the run fails.
+const STALL: Duration = Duration::from_secs(5);
 /// Keep Alive of every bench connection, seconds.
 const KEEP_ALIVE_S: u16 = 600;
 
@@ -362,6 +364,8 @@ async fn bench(a: BenchArgs) -> Result<(), String> {
     let t0 = Instant::now();
     let deadline = t0 + Duration::from_secs(a.duration);
     let per_pub_rate = (a.rate > 0).then(|| a.rate as f64 / publishers.len() as f64);
+    // As long as the run itself, between 2 and 30 seconds.
+    let ack_wait = Duration::from_secs(a.duration.clamp(2, 30));
     let mut pub_tasks = Vec::new();
     for (i, (p, topic)) in pub_clients.into_iter().zip(publishers).enumerate() {
         let shared = shared.clone();
@@ -376,11 +380,20 @@ async fn bench(a: BenchArgs) -> Result<(), String> {
             t0,
             epoch: shared.start,
             inflight: a.inflight.max(1),
+            ack_wait,
         };
         pub_tasks.push(tokio::spawn(async move {
-            p.run(&plan, &shared.published[i])
-                .await
-                .map_err(|e| format!("publisher {i}: {e}"))
+            // A broker that stops reading would block a write for good:
+            // the run ends by itself all the same.
+            let give_up = plan.deadline + plan.ack_wait + STALL;
+            match tokio::time::timeout_at(give_up.into(), p.run(&plan, &shared.published[i])).await
+            {
+                Ok(r) => r.map_err(|e| format!("publisher {i}: {e}")),
+                Err(_) => Err(format!(
+                    "publisher {i}: the broker stopped taking messages (still writing {:.0} s after the end)",
+                    (plan.ack_wait + STALL).as_secs_f64()
+                )),
+            }
         }));
     }
     // Progress, once a second, until the publishers are done.
@@ -444,8 +457,12 @@ async fn bench(a: BenchArgs) -> Result<(), String> {
     let after = sample(a.pid);
     let _ = stop_tx.send(true);
     progress.abort();
-    for t in sub_tasks {
-        t.await.map_err(|e| e.to_string())??;
+    let give_up = tokio::time::Instant::now() + STALL;
+    for (i, t) in sub_tasks.into_iter().enumerate() {
+        tokio::time::timeout_at(give_up, t)
+            .await
+            .map_err(|_| format!("subscriber {i}: did not stop (the broker stopped reading)"))?
+            .map_err(|e| e.to_string())??;
     }
     let mut c = shared.collected.lock().await;
     let delivered = shared.delivered.load(Ordering::Relaxed);

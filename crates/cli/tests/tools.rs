@@ -369,6 +369,72 @@ fn bench_counts_every_message_in_each_scenario() {
     assert!(per.is_finite(), "{json}");
 }
 
+/// A broker that answers CONNECT and SUBSCRIBE and then reads nothing
+/// more, holding each connection open.
+fn stalling_broker() -> u16 {
+    use std::io::Read;
+    fn packet(s: &mut std::net::TcpStream) -> Option<(u8, Vec<u8>)> {
+        let mut first = [0u8; 1];
+        s.read_exact(&mut first).ok()?;
+        let (mut len, mut shift) = (0usize, 0);
+        loop {
+            let mut b = [0u8; 1];
+            s.read_exact(&mut b).ok()?;
+            len |= usize::from(b[0] & 0x7F) << shift;
+            shift += 7;
+            if b[0] & 0x80 == 0 {
+                break;
+            }
+        }
+        let mut body = vec![0u8; len];
+        s.read_exact(&mut body).ok()?;
+        Some((first[0] >> 4, body))
+    }
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                if packet(&mut s).is_some_and(|(t, _)| t == 1) {
+                    s.write_all(&[0x20, 2, 0, 0]).unwrap();
+                }
+                if let Some((8, body)) = packet(&mut s) {
+                    s.write_all(&[0x90, 3, body[0], body[1], 0]).unwrap();
+                }
+                std::thread::sleep(Duration::from_secs(60));
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn bench_ends_by_itself_when_the_broker_stops_reading() {
+    // The publisher's writes block once the socket buffers fill; the run
+    // still ends, with an error that says why, within `run`'s bound.
+    let port = stalling_broker().to_string();
+    let out = run(
+        &[
+            "bench",
+            "-p",
+            &port,
+            "--scenario",
+            "fan-in",
+            "-n",
+            "1",
+            "-q",
+            "0",
+            "-d",
+            "1",
+            "--json",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("stopped taking messages"), "{err}");
+}
+
 #[test]
 fn a_flood_is_paced_not_dropped() {
     // Four publishers as fast as they can, QoS 0, into one subscriber whose

@@ -302,12 +302,12 @@ pub(super) struct Plan {
     pub epoch: Instant,
     /// Unacknowledged QoS 1 and 2 messages at most.
     pub inflight: usize,
+    /// How long after `deadline` the last acknowledgements may take.
+    pub ack_wait: Duration,
 }
 
 /// One write carries up to this much.
 const WRITE_BATCH: usize = 64 * 1024;
-/// How long a publisher waits for its last acknowledgements.
-const ACK_WAIT: Duration = Duration::from_secs(30);
 
 /// A connected publisher.
 #[derive(Debug)]
@@ -410,7 +410,7 @@ impl Publisher {
                 tokio::task::yield_now().await;
             }
         }
-        let give_up = Instant::now() + ACK_WAIT;
+        let give_up = Instant::now() + plan.ack_wait;
         while self.in_flight > 0 {
             if Instant::now() >= give_up {
                 return Err(io::Error::new(
@@ -645,6 +645,7 @@ mod tests {
                     t0: epoch,
                     epoch,
                     inflight: 10,
+                    ack_wait: Duration::from_secs(1),
                 };
                 p.put_publish(&plan, 41, epoch + Duration::from_micros(5));
                 p.put_publish(&plan, 42, epoch);
