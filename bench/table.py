@@ -5,19 +5,44 @@ messages per broker CPU-second for throughput, p50/p99 latency for the
 paced pairs, broker RSS per connection for the connection scenarios. The
 last column is Strata's figure over the best peer's (higher is better for
 throughput, lower for latency and memory: the ratio is written so that
-above 1.00 means Strata is better).
+above 1.00 means Strata is better). A scenario run more than once (the
+paced pairs, whose p99 one 10 s run on a shared host leaves to a few
+wake-ups of an idle vCPU) reports the median of each figure over its runs,
+and the lost/duplicate/out-of-order counts summed.
 """
 
 import json
+import statistics
 import sys
 from collections import OrderedDict
 
 def main(path, brokers):
     """`brokers`: the first is Strata (or a Strata variant), the rest peers."""
-    rows = OrderedDict()
+    runs = OrderedDict()
     for line in open(path):
         r = json.loads(line)
-        rows.setdefault(r["name"], {})[r["broker"]] = r["result"]
+        runs.setdefault(r["name"], {}).setdefault(r["broker"], []).append(r["result"])
+
+    def combine(results):
+        """The median of every figure over the runs that produced one."""
+        ok = [x for x in results if x]
+        if not ok:
+            return None
+        out = {}
+        for key in ok[0]:
+            vals = [x[key] for x in ok if isinstance(x.get(key), (int, float))]
+            if key in ("lost", "duplicates", "out_of_order"):
+                out[key] = sum(vals)
+            elif vals:
+                out[key] = statistics.median(vals)
+            else:
+                out[key] = ok[0][key]
+        out["runs"] = len(ok)
+        return out
+
+    rows = OrderedDict(
+        (name, {b: combine(rs) for b, rs in by.items()}) for name, by in runs.items()
+    )
 
     def metrics(name, res):
         if "idle" in name or "subscriptions" in name:
