@@ -493,7 +493,11 @@ impl Session {
 
     // ---- output ----
 
-    /// Whether [`Session::poll_event`] has something.
+    /// Whether events are queued now. A refill of the in-flight window
+    /// that acknowledgements left pending may add more when
+    /// [`Session::poll_event`] is called, so a broker that journals sends
+    /// must drain `poll_event` before [`Session::poll_transmit`], whatever
+    /// this says.
     pub fn has_events(&self) -> bool {
         !self.events.is_empty()
     }
