@@ -367,6 +367,7 @@ async fn bench(a: BenchArgs) -> Result<(), String> {
     // As long as the run itself, between 2 and 30 seconds.
     let ack_wait = Duration::from_secs(a.duration.clamp(2, 30));
     let mut pub_tasks = Vec::new();
+    let n_publishers = publishers.len();
     for (i, (p, topic)) in pub_clients.into_iter().zip(publishers).enumerate() {
         let shared = shared.clone();
         let plan = raw::Plan {
@@ -378,6 +379,9 @@ async fn bench(a: BenchArgs) -> Result<(), String> {
             deadline,
             rate: per_pub_rate,
             t0,
+            // 100 publishers at 100 msg/s each make 10k msg/s spread evenly,
+            // not a burst of 100 every 10 ms.
+            phase: i as f64 / n_publishers as f64,
             epoch: shared.start,
             inflight: a.inflight.max(1),
             ack_wait,

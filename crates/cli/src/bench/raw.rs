@@ -298,6 +298,10 @@ pub(super) struct Plan {
     /// window allows.
     pub rate: Option<f64>,
     pub t0: Instant,
+    /// Where in each period of the schedule this publisher sends, as a
+    /// fraction of the period: publishers spread over it rather than all
+    /// sending at the same instant.
+    pub phase: f64,
     /// Send times are written as nanoseconds since this.
     pub epoch: Instant,
     /// Unacknowledged QoS 1 and 2 messages at most.
@@ -371,7 +375,7 @@ impl Publisher {
             {
                 let due = plan
                     .rate
-                    .map(|r| plan.t0 + Duration::from_secs_f64(seq as f64 / r));
+                    .map(|r| plan.t0 + Duration::from_secs_f64((seq as f64 + plan.phase) / r));
                 // A message held back by the broker (a full window) is
                 // stamped with the time it was due, so a slow broker shows
                 // as latency rather than as a slower schedule. One that
@@ -643,6 +647,7 @@ mod tests {
                     deadline: epoch,
                     rate: None,
                     t0: epoch,
+                    phase: 0.0,
                     epoch,
                     inflight: 10,
                     ack_wait: Duration::from_secs(1),
