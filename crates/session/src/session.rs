@@ -493,6 +493,13 @@ impl Session {
 
     // ---- output ----
 
+    /// Fills the in-flight window, if acknowledgements left it to refill.
+    fn refill_window(&mut self, now: Instant) {
+        if std::mem::take(&mut self.pump_due) {
+            self.pump(now);
+        }
+    }
+
     /// Whether events are queued now. A refill of the in-flight window
     /// that acknowledgements left pending may add more when
     /// [`Session::poll_event`] is called, so a broker that journals sends
@@ -507,10 +514,7 @@ impl Session {
     /// send the packets to transmit will carry (a durable store records
     /// them before they go out).
     pub fn poll_event(&mut self) -> Option<Event> {
-        if std::mem::take(&mut self.pump_due) {
-            let now = self.now;
-            self.pump(now);
-        }
+        self.refill_window(self.now);
         let e = self.events.pop_front();
         if e.is_none() {
             release_if_small(&mut self.events);
@@ -522,9 +526,7 @@ impl Session {
     /// added. Packets larger than the client's Maximum Packet Size were
     /// already dropped [MQTT-3.1.2-25].
     pub fn poll_transmit(&mut self, now: Instant, out: &mut BytesMut) -> usize {
-        if std::mem::take(&mut self.pump_due) {
-            self.pump(now);
-        }
+        self.refill_window(now);
         let n = self.out.len();
         if out.is_empty() {
             // The caller takes the buffer itself: an idle session then holds

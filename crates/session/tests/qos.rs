@@ -17,6 +17,26 @@ fn connected(p: Protocol) -> Harness {
     h
 }
 
+/// A 5.0 session whose client allows `receive_maximum` messages in flight.
+fn windowed(receive_maximum: u16) -> Harness {
+    let mut h = Harness::new(Config::default());
+    let mut c = connect(Protocol::V5, "w");
+    c.properties.receive_maximum = Some(receive_maximum);
+    h.connect(c);
+    h
+}
+
+/// The packet ids of PUBLISH packets, which is all `packets` may hold.
+fn publish_ids(packets: &[Packet]) -> Vec<u16> {
+    packets
+        .iter()
+        .map(|p| match p {
+            Packet::Publish(p) => p.packet_id,
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
 fn publish_event(events: &[Event]) -> (Message, Option<u16>) {
     match events {
         [Event::Publish { message, packet_id }] => (message.clone(), *packet_id),
@@ -299,22 +319,11 @@ fn outbound_qos_is_the_lower_of_message_and_subscription() {
 fn outbound_qos1_flow_and_window() {
     // Client Receive Maximum 2: the third message waits for an ack
     // [MQTT-3.3.4-9], then goes out in order [MQTT-4.6.0-6].
-    let mut h = Harness::new(Config::default());
-    let mut c = connect(Protocol::V5, "w");
-    c.properties.receive_maximum = Some(2);
-    h.connect(c);
+    let mut h = windowed(2);
     for _ in 0..3 {
         h.deliver("t", QoS::AtLeastOnce, QoS::AtLeastOnce);
     }
-    let ids: Vec<u16> = h
-        .received()
-        .iter()
-        .map(|p| match p {
-            Packet::Publish(p) => p.packet_id,
-            _ => panic!(),
-        })
-        .collect();
-    assert_eq!(ids, vec![1, 2]);
+    assert_eq!(publish_ids(&h.received()), vec![1, 2]);
     h.send(Packet::PubAck(PubAck::new(1)));
     let out = h.received();
     let [Packet::Publish(p)] = out.as_slice() else {
@@ -330,10 +339,7 @@ fn acknowledgements_refill_the_window_in_order_when_packets_go_out() {
     // Freed slots are filled once per batch of acknowledgements (when the
     // packets go out), and a delivery that comes in between waits behind
     // the queued ones [MQTT-4.6.0-6].
-    let mut h = Harness::new(Config::default());
-    let mut c = connect(Protocol::V5, "w");
-    c.properties.receive_maximum = Some(2);
-    h.connect(c);
+    let mut h = windowed(2);
     for _ in 0..3 {
         h.deliver("t", QoS::AtLeastOnce, QoS::AtLeastOnce);
     }
@@ -341,15 +347,7 @@ fn acknowledgements_refill_the_window_in_order_when_packets_go_out() {
     h.send(Packet::PubAck(PubAck::new(1)));
     h.send(Packet::PubAck(PubAck::new(2)));
     h.deliver("t", QoS::AtLeastOnce, QoS::AtLeastOnce);
-    let ids: Vec<u16> = h
-        .received()
-        .iter()
-        .map(|p| match p {
-            Packet::Publish(p) => p.packet_id,
-            other => panic!("{other:?}"),
-        })
-        .collect();
-    assert_eq!(ids, vec![3, 4]);
+    assert_eq!(publish_ids(&h.received()), vec![3, 4]);
     assert_eq!(h.session.state().unwrap().inflight().count(), 2);
 }
 
@@ -780,10 +778,7 @@ fn a_send_that_an_acknowledgement_makes_room_for_is_an_event_before_it_goes_out(
     // The window is refilled lazily, once per batch of acknowledgements,
     // but before the events are taken: a durable store records the send
     // ahead of the PUBLISH leaving, so a restart resends under its id.
-    let mut h = Harness::new(Config::default());
-    let mut c = connect(Protocol::V5, "w");
-    c.properties.receive_maximum = Some(1);
-    h.connect(c);
+    let mut h = windowed(1);
     let now = h.now;
     let mut ds = Vec::new();
     for id in [41, 42] {

@@ -187,12 +187,8 @@ impl Subscriber {
                 }
                 // Messages a resumed session had queued may come first:
                 // acknowledged, not counted.
-                Packet::Publish(p) => match p.qos {
-                    QoS::AtLeastOnce => ack(&mut link.wbuf, 0x40, p.packet_id),
-                    QoS::ExactlyOnce => ack(&mut link.wbuf, 0x50, p.packet_id),
-                    QoS::AtMostOnce => {}
-                },
-                Packet::PubRel(r) => ack(&mut link.wbuf, 0x70, r.packet_id),
+                Packet::Publish(p) => answer_publish(&mut link.wbuf, p.qos as u8, p.packet_id),
+                Packet::PubRel(r) => ack(&mut link.wbuf, PUBCOMP, r.packet_id),
                 p => return Err(bad(format!("expected SUBACK, got {:?}", p.packet_type()))),
             }
         }
@@ -253,17 +249,13 @@ impl Subscriber {
                         .ok_or_else(|| bad("malformed PUBLISH"))?;
                     c.record(payload);
                     got += 1;
-                    match qos {
-                        1 => ack(wbuf, 0x40, id),
-                        2 => ack(wbuf, 0x50, id),
-                        _ => {}
-                    }
+                    answer_publish(wbuf, qos, id);
                     rbuf.advance(len);
                 }
                 PacketType::PingResp => rbuf.advance(len),
                 _ => match decode(rbuf, *protocol, MAX_PACKET).map_err(|e| bad(e.to_string()))? {
                     // [MQTT-4.3.3-11]: PUBCOMP answers PUBREL.
-                    Some(Packet::PubRel(r)) => ack(wbuf, 0x70, r.packet_id),
+                    Some(Packet::PubRel(r)) => ack(wbuf, PUBCOMP, r.packet_id),
                     Some(Packet::Disconnect(d)) => {
                         return Err(bad(format!("the broker disconnected: {:?}", d.reason)));
                     }
@@ -501,8 +493,7 @@ impl Publisher {
                         return Err(e);
                     }
                     // [MQTT-4.3.3-3]: PUBREL answers PUBREC.
-                    let [hi, lo] = a.packet_id.to_be_bytes();
-                    self.link.wbuf.put_slice(&[0x62, 2, hi, lo]);
+                    ack(&mut self.link.wbuf, PUBREL, a.packet_id);
                 }
                 Packet::Disconnect(d) => {
                     return Err(bad(format!("the broker disconnected: {:?}", d.reason)));
@@ -541,11 +532,26 @@ fn put_var_int(w: &mut BytesMut, mut v: usize) {
     }
 }
 
-/// PUBACK (0x40), PUBREC (0x50) or PUBCOMP (0x70) with Success, in the short
-/// form every version reads.
+/// First bytes (type and flags) of the acknowledgements the clients send.
+const PUBACK: u8 = 0x40;
+const PUBREC: u8 = 0x50;
+const PUBREL: u8 = 0x62;
+const PUBCOMP: u8 = 0x70;
+
+/// An acknowledgement with Success, in the short form every version reads.
 fn ack(out: &mut BytesMut, first: u8, id: u16) {
     let [hi, lo] = id.to_be_bytes();
     out.put_slice(&[first, 2, hi, lo]);
+}
+
+/// What a subscriber answers a PUBLISH of `qos` with: PUBACK at 1, PUBREC
+/// at 2, nothing at 0.
+fn answer_publish(out: &mut BytesMut, qos: u8, id: u16) {
+    match qos {
+        1 => ack(out, PUBACK, id),
+        2 => ack(out, PUBREC, id),
+        _ => {}
+    }
 }
 
 /// The packet id (0 at QoS 0) and payload of a PUBLISH body, read in place.
