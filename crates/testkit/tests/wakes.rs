@@ -128,3 +128,124 @@ async fn a_malformed_packet_closes_a_paused_publisher_at_once() {
     );
     b.broker.shutdown(std::time::Duration::from_secs(1)).await;
 }
+
+/// A publisher's PUBACK leaves after the subscriber's copy of the message:
+/// the connection task that routed a few messages lets the subscriber's
+/// task write first. The kernel stamps each socket's bytes as they arrive,
+/// which tells the order apart on one machine.
+#[tokio::test]
+async fn the_subscribers_copy_leaves_before_the_publishers_puback() {
+    let b = TestBroker::start_default().await;
+    let addr = b.addr;
+    // Blocking clients on their own thread: the broker's runtime runs
+    // while they wait (each read bounded by the socket's timeout).
+    let stamps = tokio::task::spawn_blocking(move || {
+        let sub = stamped::connect(addr, "order-sub");
+        stamped::send(&sub, &raw::subscribe(4, 1, "o/t", 1));
+        assert_eq!(stamped::recv(&sub, 5).0[4], 1, "granted QoS 1");
+        let publ = stamped::connect(addr, "order-pub");
+        let mut stamps = Vec::new();
+        for id in 1..=20u16 {
+            let message = raw::publish(4, 1, false, "o/t", id, b"ordered");
+            stamped::send(&publ, &message);
+            let (ack, acked_at) = stamped::recv(&publ, 4);
+            assert_eq!(ack, packet(0x40, &id.to_be_bytes()), "PUBACK {id}");
+            // The same size as the publisher's: same topic, payload, QoS.
+            let (copy, delivered_at) = stamped::recv(&sub, message.len());
+            assert_eq!(copy[0] & 0xF0, 0x30, "PUBLISH");
+            let sub_id = &copy[copy.len() - b"ordered".len() - 2..][..2];
+            stamped::send(&sub, &packet(0x40, sub_id));
+            stamps.push((delivered_at, acked_at));
+        }
+        stamps
+    })
+    .await
+    .expect("the clients' thread");
+    for (i, (delivered_at, acked_at)) in stamps.iter().enumerate() {
+        assert!(
+            delivered_at <= acked_at,
+            "message {i}: the subscriber's copy arrived {} ns after the PUBACK",
+            delivered_at - acked_at
+        );
+    }
+}
+
+/// Blocking 3.1.1 clients whose reads carry the kernel's receive timestamp.
+mod stamped {
+    use std::io::Write;
+    use std::net::{SocketAddr, TcpStream};
+    use std::os::fd::AsRawFd;
+
+    use strata_testkit::WAIT;
+    use strata_testkit::raw;
+
+    pub fn connect(addr: SocketAddr, id: &str) -> TcpStream {
+        let s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(WAIT)).expect("read timeout");
+        s.set_nodelay(true).expect("nodelay");
+        let on: libc::c_int = 1;
+        // SAFETY: a valid socket and an int option of the right size.
+        let r = unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                (&raw const on).cast(),
+                std::mem::size_of_val(&on) as libc::socklen_t,
+            )
+        };
+        assert_eq!(r, 0, "SO_TIMESTAMPNS: {}", std::io::Error::last_os_error());
+        send(&s, &raw::connect_clean(4, id));
+        assert_eq!(recv(&s, 4).0, [0x20, 2, 0, 0], "CONNACK accepted");
+        s
+    }
+
+    pub fn send(mut s: &TcpStream, bytes: &[u8]) {
+        s.write_all(bytes).expect("write");
+    }
+
+    /// Reads exactly `len` bytes; returns them and when the last of them
+    /// arrived (ns since the epoch).
+    pub fn recv(s: &TcpStream, len: usize) -> (Vec<u8>, i128) {
+        let mut got = vec![0u8; len];
+        let mut filled = 0;
+        let mut stamp = None;
+        while filled < len {
+            let mut iov = libc::iovec {
+                iov_base: got[filled..].as_mut_ptr().cast(),
+                iov_len: len - filled,
+            };
+            // u64s: aligned for a cmsghdr.
+            let mut control = [0u64; 16];
+            // SAFETY: msghdr is plain data; all-zero is a valid value.
+            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+            msg.msg_iov = &raw mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = std::mem::size_of_val(&control) as _;
+            // SAFETY: the buffers msg points to live across the call.
+            let n = unsafe { libc::recvmsg(s.as_raw_fd(), &raw mut msg, 0) };
+            assert!(
+                n > 0,
+                "read {filled} of {len} bytes: {}",
+                std::io::Error::last_os_error()
+            );
+            filled += n as usize;
+            // SAFETY: msg was filled in by recvmsg; the control messages
+            // are walked with the kernel's own macros.
+            unsafe {
+                let mut c = libc::CMSG_FIRSTHDR(&raw const msg);
+                while !c.is_null() {
+                    if (*c).cmsg_level == libc::SOL_SOCKET
+                        && (*c).cmsg_type == libc::SCM_TIMESTAMPNS
+                    {
+                        let t: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                        stamp = Some(i128::from(t.tv_sec) * 1_000_000_000 + i128::from(t.tv_nsec));
+                    }
+                    c = libc::CMSG_NXTHDR(&raw const msg, c);
+                }
+            }
+        }
+        (got, stamp.expect("a kernel receive timestamp"))
+    }
+}
