@@ -48,7 +48,11 @@ def main(path, brokers):
         if "idle" in name or "subscriptions" in name:
             return [("bytes/conn", "rss_per_connection", False)]
         if "pair" in name:
+            # To the subscriber's socket (the kernel's receive stamp), and
+            # to the generator's read of it (which adds the generator's own
+            # wake-up, on the core it shares with every client).
             return [("p50 us", "p50_us", False), ("p99 us", "p99_us", False),
+                    ("p99 us, read", "read_p99_us", False),
                     ("msg/s", "msg_per_s", True)]
         return [("msg/s", "msg_per_s", True), ("msg/cpu-s", "msg_per_cpu_s", True)]
 

@@ -186,15 +186,27 @@ struct Collector {
     shared: Arc<Shared>,
     /// One per publisher.
     tracks: Vec<Track>,
+    /// Publish to arrival in the subscriber's socket.
     latencies_ns: Vec<u64>,
-    /// When the current read arrived, since `shared.start`.
+    /// Publish to the generator reading it.
+    read_latencies_ns: Vec<u64>,
+    /// When the current read returned, since `shared.start`.
     now_ns: u64,
+    /// When the kernel received the current read's bytes, on the same
+    /// scale (the read's time if the socket does not stamp arrivals).
+    arrived_ns: u64,
 }
 
 impl Collector {
-    /// Every message of one read arrived when the read returned.
-    fn read_now(&mut self) {
+    /// Every message of one read arrived at `arrived` (the kernel's
+    /// receive time, ns since the epoch) or, without it, when the read
+    /// returned.
+    fn read_at(&mut self, arrived: Option<u64>) {
         self.now_ns = self.shared.start.elapsed().as_nanos() as u64;
+        self.arrived_ns = arrived.map_or(self.now_ns, |t| {
+            t.saturating_sub(self.shared.start_epoch_ns)
+                .min(self.now_ns)
+        });
     }
 
     /// A message's payload: publisher index, sequence number, send time.
@@ -208,7 +220,9 @@ impl Collector {
         if let Some(t) = self.tracks.get_mut(idx) {
             t.record(seq);
         }
-        self.latencies_ns.push(self.now_ns.saturating_sub(sent));
+        self.latencies_ns.push(self.arrived_ns.saturating_sub(sent));
+        self.read_latencies_ns
+            .push(self.now_ns.saturating_sub(sent));
     }
 
     fn delivered(&self, n: u64) {
@@ -222,6 +236,7 @@ impl Collector {
 #[derive(Debug, Default)]
 struct Collected {
     latencies_ns: Vec<u64>,
+    read_latencies_ns: Vec<u64>,
     /// [subscriber][publisher]
     tracks: Vec<Vec<Track>>,
 }
@@ -229,6 +244,9 @@ struct Collected {
 #[derive(Debug)]
 struct Shared {
     start: Instant,
+    /// `start` on the wall clock (ns since the epoch), which the kernel's
+    /// receive timestamps are on.
+    start_epoch_ns: u64,
     delivered: AtomicU64,
     published: Vec<AtomicU64>,
     collected: Mutex<Collected>,
@@ -320,6 +338,9 @@ async fn bench(a: BenchArgs) -> Result<(), String> {
     };
     let shared = Arc::new(Shared {
         start: Instant::now(),
+        start_epoch_ns: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
         delivered: AtomicU64::new(0),
         published: (0..publishers.len()).map(|_| AtomicU64::new(0)).collect(),
         collected: Mutex::new(Collected::default()),
@@ -339,13 +360,16 @@ async fn bench(a: BenchArgs) -> Result<(), String> {
             shared: shared.clone(),
             tracks: (0..publishers.len()).map(|_| Track::default()).collect(),
             latencies_ns: Vec::new(),
+            read_latencies_ns: Vec::new(),
             now_ns: 0,
+            arrived_ns: 0,
         };
         let stop = stop_rx.clone();
         sub_tasks.push(tokio::spawn(async move {
             let r = sub.run(stop, &mut collector).await;
             let mut c = collector.shared.collected.lock().await;
             c.latencies_ns.extend(collector.latencies_ns);
+            c.read_latencies_ns.extend(collector.read_latencies_ns);
             c.tracks.push(collector.tracks);
             drop(c);
             r.map_err(|e| format!("subscriber {i}: {e}"))
@@ -471,15 +495,8 @@ async fn bench(a: BenchArgs) -> Result<(), String> {
     let mut c = shared.collected.lock().await;
     let delivered = shared.delivered.load(Ordering::Relaxed);
     let elapsed = drain_end.duration_since(t0).as_secs_f64().max(1e-9);
-    let mut lat = std::mem::take(&mut c.latencies_ns);
-    lat.sort_unstable();
-    let pct = |q: f64| -> f64 {
-        if lat.is_empty() {
-            return 0.0;
-        }
-        let i = ((lat.len() as f64 * q).ceil() as usize).clamp(1, lat.len()) - 1;
-        lat[i] as f64 / 1000.0
-    };
+    let lat = percentiles(std::mem::take(&mut c.latencies_ns));
+    let read_lat = percentiles(std::mem::take(&mut c.read_latencies_ns));
     let published: Vec<u64> = shared
         .published
         .iter()
@@ -518,10 +535,12 @@ async fn bench(a: BenchArgs) -> Result<(), String> {
         seconds: elapsed,
         publish_seconds: publish_end.duration_since(t0).as_secs_f64(),
         msg_per_s: delivered as f64 / elapsed,
-        p50_us: pct(0.50),
-        p99_us: pct(0.99),
-        p999_us: pct(0.999),
-        max_us: lat.last().map_or(0.0, |&v| v as f64 / 1000.0),
+        p50_us: lat[0],
+        p99_us: lat[1],
+        p999_us: lat[2],
+        max_us: lat[3],
+        read_p50_us: read_lat[0],
+        read_p99_us: read_lat[1],
         lost,
         duplicates: dup,
         out_of_order: ooo,
@@ -577,6 +596,19 @@ async fn connections(a: &BenchArgs, tag: &str, qos: QoS, n: usize) -> Result<(),
     Ok(())
 }
 
+/// p50, p99, p99.9 and the maximum of `ns`, in µs (zeros if empty).
+fn percentiles(mut ns: Vec<u64>) -> [f64; 4] {
+    ns.sort_unstable();
+    let pct = |q: f64| -> f64 {
+        if ns.is_empty() {
+            return 0.0;
+        }
+        let i = ((ns.len() as f64 * q).ceil() as usize).clamp(1, ns.len()) - 1;
+        ns[i] as f64 / 1000.0
+    };
+    [pct(0.50), pct(0.99), pct(0.999), pct(1.0)]
+}
+
 #[derive(Debug, Default)]
 struct Report {
     scenario: String,
@@ -592,6 +624,9 @@ struct Report {
     p99_us: f64,
     p999_us: f64,
     max_us: f64,
+    /// To the generator's read of the message rather than its arrival.
+    read_p50_us: f64,
+    read_p99_us: f64,
     lost: u64,
     duplicates: u64,
     out_of_order: u64,
@@ -609,7 +644,7 @@ impl Report {
     fn print(&self, json: bool) {
         if json {
             println!(
-                "{{\"scenario\":\"{}\",\"clients\":{},\"qos\":{},\"size\":{},\"published\":{},\"delivered\":{},\"seconds\":{:.3},\"publish_seconds\":{:.3},\"msg_per_s\":{:.1},\"p50_us\":{:.1},\"p99_us\":{:.1},\"p999_us\":{:.1},\"max_us\":{:.1},\"lost\":{},\"duplicates\":{},\"out_of_order\":{},\"broker_cpu_s\":{},\"msg_per_cpu_s\":{},\"broker_rss\":{},\"rss_per_connection\":{}}}",
+                "{{\"scenario\":\"{}\",\"clients\":{},\"qos\":{},\"size\":{},\"published\":{},\"delivered\":{},\"seconds\":{:.3},\"publish_seconds\":{:.3},\"msg_per_s\":{:.1},\"p50_us\":{:.1},\"p99_us\":{:.1},\"p999_us\":{:.1},\"max_us\":{:.1},\"read_p50_us\":{:.1},\"read_p99_us\":{:.1},\"lost\":{},\"duplicates\":{},\"out_of_order\":{},\"broker_cpu_s\":{},\"msg_per_cpu_s\":{},\"broker_rss\":{},\"rss_per_connection\":{}}}",
                 self.scenario,
                 self.clients,
                 self.qos,
@@ -623,6 +658,8 @@ impl Report {
                 self.p99_us,
                 self.p999_us,
                 self.max_us,
+                self.read_p50_us,
+                self.read_p99_us,
                 self.lost,
                 self.duplicates,
                 self.out_of_order,
@@ -643,8 +680,12 @@ impl Report {
                 self.published, self.delivered, self.seconds, self.msg_per_s
             );
             println!(
-                "  latency us: p50 {:.0} p99 {:.0} p99.9 {:.0} max {:.0}",
+                "  latency us (publish to the subscriber's socket): p50 {:.0} p99 {:.0} p99.9 {:.0} max {:.0}",
                 self.p50_us, self.p99_us, self.p999_us, self.max_us
+            );
+            println!(
+                "  latency us (publish to the generator's read): p50 {:.0} p99 {:.0}",
+                self.read_p50_us, self.read_p99_us
             );
             println!(
                 "  lost {} duplicates {} out of order {}",

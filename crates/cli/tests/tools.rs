@@ -291,6 +291,13 @@ fn bench_once(
     let p99: f64 = field(&json, "p99_us").parse().unwrap();
     let max: f64 = field(&json, "max_us").parse().unwrap();
     assert!(p99 > 0.0 && p99 <= max, "{json}");
+    // Latency ends when the kernel received the message (SO_TIMESTAMPNS),
+    // which is before the generator read it: if the stamp were missing or
+    // on another clock, the two would be equal or the first zero.
+    let p50: f64 = field(&json, "p50_us").parse().unwrap();
+    let read_p50: f64 = field(&json, "read_p50_us").parse().unwrap();
+    let read_p99: f64 = field(&json, "read_p99_us").parse().unwrap();
+    assert!(p50 > 0.0 && p50 < read_p50 && p99 <= read_p99, "{json}");
     // The broker's CPU and RSS were read from /proc.
     assert_ne!(field(&json, "broker_rss"), "null", "{json}");
     assert_ne!(field(&json, "broker_cpu_s"), "null", "{json}");
