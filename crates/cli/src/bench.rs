@@ -245,7 +245,8 @@ struct Collected {
 struct Shared {
     start: Instant,
     /// `start` on the wall clock (ns since the epoch), which the kernel's
-    /// receive timestamps are on.
+    /// receive timestamps are on (a step of the wall clock during a run
+    /// would shift them; a slew does not, it moves both clocks alike).
     start_epoch_ns: u64,
     delivered: AtomicU64,
     published: Vec<AtomicU64>,
