@@ -491,9 +491,26 @@ impl Publisher {
     async fn wait(&mut self, until: Option<Instant>) -> io::Result<bool> {
         // Only the read is bounded by the time: it is safe to drop midway,
         // a write of PUBRELs is not.
+        let link = &mut self.link;
+        let timed = until.is_some();
+        let read = async move {
+            if timed {
+                // Acknowledgements are not measured, deliveries are: a
+                // subscriber woken in the same wake reads first (tokio
+                // would otherwise run the task woken last first, and which
+                // that is depends on the order a broker writes in). Only
+                // in a timed wait (a paced schedule, the last
+                // acknowledgements): unpaced with a full window, it would
+                // cost a poll of the I/O driver per wake where throughput
+                // is measured.
+                link.stream.readable().await?;
+                tokio::task::yield_now().await;
+            }
+            link.fill().await
+        };
         match until {
-            None => self.link.fill().await?,
-            Some(t) => match tokio::time::timeout_at(t.into(), self.link.fill()).await {
+            None => read.await?,
+            Some(t) => match tokio::time::timeout_at(t.into(), read).await {
                 Ok(r) => r?,
                 Err(_) => return Ok(false),
             },
