@@ -47,8 +47,8 @@ const SMALL_READ: usize = 2048;
 /// PUBLISH is far larger decoded: this bounds the memory, about 0.5 MB).
 const PAUSED_READ_MAX: usize = 64 * 1024;
 const PAUSED_HELD_MAX: usize = 4096;
-/// A round that handed at most this many messages to subscribers lets
-/// their tasks write them before its own answers go out (see
+/// A round whose QoS 1/2 publishes handed at most this many messages to
+/// subscribers lets their tasks write them before its answers go out (see
 /// [`deliveries_first`]); a busier round writes at once.
 const FEW_ROUTED: u32 = 4;
 
@@ -142,7 +142,8 @@ struct More {
     closed: Option<(u32, Option<Will>)>,
     /// Answered once the session is back in the registry after a takeover.
     takeover_done: Option<oneshot::Sender<()>>,
-    /// Messages this round handed to subscribers' mailboxes.
+    /// Messages this round's QoS 1/2 publishes handed to subscribers'
+    /// mailboxes.
     routed: u32,
 }
 
@@ -343,7 +344,10 @@ async fn serve(shared: &Arc<Shared>, stream: &mut TcpStream) {
 /// woken by the running one next, and puts a task that wakes itself behind
 /// every ready task, without polling the I/O driver in between
 /// (`tokio::task::yield_now` would poll it first: a syscall, and new input
-/// ahead of the deliveries).
+/// ahead of the deliveries). On one worker (the broker pinned to a core)
+/// the order holds; with idle workers, one is woken for the requeued task
+/// and may run it while the subscriber still writes, so there the order is
+/// likely, not certain (nothing depends on it but latency).
 fn deliveries_first() -> impl Future<Output = ()> {
     let mut yielded = false;
     std::future::poll_fn(move |cx| {
@@ -673,10 +677,13 @@ impl Conn {
                             }
                         });
                     let n = published.delivered;
-                    let answers = self.more();
-                    answers.routed = answers
-                        .routed
-                        .saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
+                    if packet_id.is_some() {
+                        // Only an answer can wait for the deliveries.
+                        let answers = self.more();
+                        answers.routed = answers
+                            .routed
+                            .saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
+                    }
                     let mut waiting = published.waiting;
                     if let Some(mb) = published.congested {
                         self.more().paused = Some(Box::pin(async move { mb.space().await }));

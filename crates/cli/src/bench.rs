@@ -200,13 +200,21 @@ struct Collector {
 impl Collector {
     /// Every message of one read arrived at `arrived` (the kernel's
     /// receive time, ns since the epoch) or, without it, when the read
-    /// returned.
+    /// returned. The kernel's stamp is on the wall clock: how long before
+    /// this moment it was is read on the wall clock too, and taken off
+    /// the run's own clock, so that neither a step of the wall clock
+    /// before the read nor the moment the run began can skew it.
     fn read_at(&mut self, arrived: Option<u64>) {
         self.now_ns = self.shared.start.elapsed().as_nanos() as u64;
-        self.arrived_ns = arrived.map_or(self.now_ns, |t| {
-            t.saturating_sub(self.shared.start_epoch_ns)
-                .min(self.now_ns)
-        });
+        self.arrived_ns = match arrived {
+            Some(t) => {
+                let wall_now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64);
+                self.now_ns.saturating_sub(wall_now.saturating_sub(t))
+            }
+            None => self.now_ns,
+        };
     }
 
     /// A message's payload: publisher index, sequence number, send time.
@@ -244,10 +252,6 @@ struct Collected {
 #[derive(Debug)]
 struct Shared {
     start: Instant,
-    /// `start` on the wall clock (ns since the epoch), which the kernel's
-    /// receive timestamps are on (a step of the wall clock during a run
-    /// would shift them; a slew does not, it moves both clocks alike).
-    start_epoch_ns: u64,
     delivered: AtomicU64,
     published: Vec<AtomicU64>,
     collected: Mutex<Collected>,
@@ -339,9 +343,6 @@ async fn bench(a: BenchArgs) -> Result<(), String> {
     };
     let shared = Arc::new(Shared {
         start: Instant::now(),
-        start_epoch_ns: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64),
         delivered: AtomicU64::new(0),
         published: (0..publishers.len()).map(|_| AtomicU64::new(0)).collect(),
         collected: Mutex::new(Collected::default()),

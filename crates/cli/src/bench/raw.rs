@@ -151,7 +151,14 @@ impl Link {
             match stream.try_io(Interest::READABLE, || recv_stamped(stream, rbuf)) {
                 Ok((0, _)) => return Err(closed()),
                 Ok((_, stamp)) => return Ok(stamp),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    continue;
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -547,7 +554,6 @@ impl Publisher {
     }
 }
 
-/// A publish the broker refused (5.0 reason codes of 0x80 and up).
 /// Asks the kernel to stamp what `stream` receives (`SO_TIMESTAMPNS`): a
 /// message's latency then ends when it reached the subscriber's socket,
 /// not when the generator's thread, which shares one core with every
@@ -611,6 +617,7 @@ fn recv_stamped(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<(usize, Op
     Ok((n, stamp))
 }
 
+/// A publish the broker refused (5.0 reason codes of 0x80 and up).
 fn refused(reason: ReasonCode) -> io::Result<()> {
     if reason.is_error() {
         return Err(bad(format!("the broker refused a publish: {reason:?}")));
