@@ -22,8 +22,10 @@ DURATION=10
 CONNS=10000
 DURABLE=0
 # The paced latency scenarios run this many times, alternating brokers; the
-# table gives the median (one run's p99 is a few wake-ups of an idle vCPU).
-LATENCY_ROUNDS=5
+# table gives the median (one run's p99 is a few wake-ups of an idle vCPU,
+# and on a shared host five rounds still swung the one-pair median from
+# 1.18x to 0.91x between runs of the same code).
+LATENCY_ROUNDS=9
 for arg in "$@"; do
   case "$arg" in
     --quick) DURATION=3; CONNS=1000; LATENCY_ROUNDS=3 ;;
@@ -65,6 +67,9 @@ persistence false
 max_queued_messages 100000
 max_inflight_messages 100
 max_connections -1
+# Small packets leave at once, as Strata's do (TCP_NODELAY): with Nagle's
+# algorithm on, Mosquitto's default, a packet can wait for the peer's ACK.
+set_tcp_nodelay true
 CONF
 cat > "$conf_dir/rumqttd.toml" <<CONF
 id = 0
