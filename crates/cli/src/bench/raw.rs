@@ -127,11 +127,16 @@ impl Link {
         }
     }
 
-    /// Reads what the socket has; an EOF is an error (the broker left).
-    async fn fill(&mut self) -> io::Result<()> {
+    /// Room in the read buffer for the next read.
+    fn make_room(&mut self) {
         if self.rbuf.capacity() - self.rbuf.len() < READ_ROOM / 4 {
             self.rbuf.reserve(READ_ROOM);
         }
+    }
+
+    /// Reads what the socket has; an EOF is an error (the broker left).
+    async fn fill(&mut self) -> io::Result<()> {
+        self.make_room();
         if self.stream.read_buf(&mut self.rbuf).await? == 0 {
             return Err(closed());
         }
@@ -142,9 +147,7 @@ impl Link {
     /// the kernel received the newest of it (ns since the epoch), if the
     /// socket stamps arrivals (see [`stamp_arrivals`]).
     async fn fill_stamped(&mut self) -> io::Result<Option<u64>> {
-        if self.rbuf.capacity() - self.rbuf.len() < READ_ROOM / 4 {
-            self.rbuf.reserve(READ_ROOM);
-        }
+        self.make_room();
         loop {
             self.stream.readable().await?;
             let (stream, rbuf) = (&self.stream, &mut self.rbuf);
@@ -482,9 +485,7 @@ impl Publisher {
     fn read_acks_now(&mut self) -> io::Result<()> {
         loop {
             let l = &mut self.link;
-            if l.rbuf.capacity() - l.rbuf.len() < READ_ROOM / 4 {
-                l.rbuf.reserve(READ_ROOM);
-            }
+            l.make_room();
             match l.stream.try_read_buf(&mut l.rbuf) {
                 Ok(0) => return Err(closed()),
                 Ok(_) => self.handle_acks()?,
