@@ -407,7 +407,10 @@ impl Log {
             let Some(cursor) = self.cursor(next, out.is_empty())? else {
                 break;
             };
-            let (end, full) = read_segment(&cursor, from, &limits, &mut out, &mut taken)?;
+            // From `next`, not `from`: a segment that grew since the last
+            // pass is read again from its index entry at or before `next`,
+            // and the records before `next` are already in `out`.
+            let (end, full) = read_segment(&cursor, next, &limits, &mut out, &mut taken)?;
             if full || end == next {
                 break;
             }

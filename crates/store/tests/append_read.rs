@@ -390,3 +390,47 @@ fn concurrent_appenders_get_unique_contiguous_offsets() {
     assert_eq!(got.len() as u64, 8 * per_thread);
     assert!(sim.stats().syncs <= 8 * per_thread + 2 * segments(&sim, &dir()).len() as u64 + 2);
 }
+
+#[test]
+fn a_read_while_appends_go_on_returns_each_record_once() {
+    // A read that reaches the end of the segment as it was when the read
+    // began, while appends grow it, goes on from where it stopped: it
+    // must not start again at the index entry before that point and give
+    // the records in between a second time.
+    let sim = SimStorage::new();
+    let config = LogConfig {
+        segment_bytes: 8 << 20,
+        index_interval_bytes: 256,
+        ..LogConfig::default()
+    };
+    let (log, _) = open(&sim, config).unwrap();
+    let total = 20_000u64;
+    let reads = std::thread::scope(|s| {
+        let log = &log;
+        s.spawn(move || {
+            for i in 0..total {
+                log.append(vec![rec(i, 20)]).unwrap();
+            }
+        });
+        let mut reads = 0;
+        loop {
+            let end = log.next_offset();
+            let from = end.saturating_sub(300);
+            let got = log.read(from, ReadLimits::records(usize::MAX)).unwrap();
+            for (i, r) in got.iter().enumerate() {
+                assert_eq!(
+                    r.offset,
+                    from + i as u64,
+                    "read {reads} from {from}: record {i} of {}",
+                    got.len()
+                );
+                assert_record(r, &rec(r.offset, 20), r.offset);
+            }
+            reads += 1;
+            if end == total {
+                return reads;
+            }
+        }
+    });
+    assert!(reads > 1);
+}
