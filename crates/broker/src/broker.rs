@@ -221,11 +221,14 @@ impl Shared {
                 continue;
             };
             let key = m.key;
-            match mb.push(delivery(&message, m)) {
+            let d = delivery(&message, m);
+            // A QoS 0 copy is never kept for a restart: nothing to forget.
+            let kept = d.effective_qos() != QoS::AtMostOnce;
+            match mb.push(d) {
                 Push::Dropped => {
-                    // A stored message this session will never get: the
+                    // A stored copy this session will never get: the
                     // journal must say so, or a restart brings it back.
-                    if message.id != 0 && mb.is_persistent() {
+                    if kept && message.id != 0 && mb.is_persistent() {
                         let client = mb.client.clone();
                         let ids = vec![message.id];
                         self.record(|| Entry::Delivered { client, ids });

@@ -23,7 +23,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 use crate::alarm::Alarm;
 use crate::broker::{Shared, lock};
-use crate::journal::{Entry, Sent};
+use crate::journal::{Entry, Flow, Round, Sent};
 use crate::mailbox::{Mailbox, Signal};
 
 mod attach;
@@ -96,7 +96,8 @@ struct PendingAck {
 #[derive(Default)]
 struct RoundLog {
     sent: Vec<Sent>,
-    released: Vec<u64>,
+    released: Vec<Flow>,
+    completed: Vec<Flow>,
     delivered: Vec<u64>,
     inbound_done: Vec<u16>,
 }
@@ -763,6 +764,11 @@ impl Conn {
                         r.delivered.push(id);
                     }
                 }
+                Event::Completed { id, packet_id } => {
+                    if let Some(r) = self.round() {
+                        r.completed.push(Flow { id, packet_id });
+                    }
+                }
                 Event::Sent {
                     packet_id,
                     delivery,
@@ -771,9 +777,9 @@ impl Conn {
                         r.sent.push(Sent::of(packet_id, &delivery));
                     }
                 }
-                Event::Released { id } => {
+                Event::Released { id, packet_id } => {
                     if let Some(r) = self.round() {
-                        r.released.push(id);
+                        r.released.push(Flow { id, packet_id });
                     }
                 }
                 Event::InboundReleased { packet_id } => {
@@ -800,7 +806,8 @@ impl Conn {
     }
 
     /// Appends this round's entries as one batch (sends, releases,
-    /// deliveries, inbound releases: the order they can happen in). When
+    /// completions, deliveries, inbound releases: the order they can
+    /// happen in). When
     /// the round's bytes must wait for it, the receiver says when the
     /// append is durable (`true`) or failed. The round's vectors are
     /// cleared and kept for the next round.
@@ -811,17 +818,17 @@ impl Conn {
         };
         let gate = r.gates();
         let mut records = Vec::new();
-        crate::journal::encode_round(
-            a.client_id(),
-            &r.sent,
-            &r.released,
-            &r.delivered,
-            &r.inbound_done,
-            crate::durable::now_ms(),
-            &mut records,
-        );
+        let round = Round {
+            sent: &r.sent,
+            released: &r.released,
+            completed: &r.completed,
+            delivered: &r.delivered,
+            inbound_done: &r.inbound_done,
+        };
+        crate::journal::encode_round(a.client_id(), round, crate::durable::now_ms(), &mut records);
         r.sent.clear();
         r.released.clear();
+        r.completed.clear();
         r.delivered.clear();
         r.inbound_done.clear();
         if records.is_empty() {

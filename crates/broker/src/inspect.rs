@@ -158,8 +158,19 @@ fn describe(r: &Record, now: Instant, now_ms: i64) -> String {
                 .collect();
             write!(s, "sent client={client:?} id@packet=[{}]", sends.join(", "))
         }
-        Ok(Entry::Released { client, ids }) => {
-            write!(s, "released client={client:?} ids={ids:?}")
+        Ok(Entry::Released { client, flows }) => {
+            write!(
+                s,
+                "released client={client:?} id@packet=[{}]",
+                flows_text(&flows)
+            )
+        }
+        Ok(Entry::Completed { client, flows }) => {
+            write!(
+                s,
+                "completed client={client:?} id@packet=[{}]",
+                flows_text(&flows)
+            )
         }
         Ok(Entry::Inbound { client, packet_ids }) => {
             write!(s, "inbound client={client:?} packet_ids={packet_ids:?}")
@@ -173,6 +184,15 @@ fn describe(r: &Record, now: Instant, now_ms: i64) -> String {
         Err(e) => write!(s, "undecodable: {e}"),
     };
     s
+}
+
+/// Flows as `id@packet` (packet 0: an old record without one).
+fn flows_text(flows: &[crate::journal::Flow]) -> String {
+    let v: Vec<String> = flows
+        .iter()
+        .map(|f| format!("{}@{}", f.id, f.packet_id))
+        .collect();
+    v.join(", ")
 }
 
 fn write_message(s: &mut String, m: &strata_session::Message) {

@@ -70,11 +70,21 @@
 //! 'T' Sent         client string, count u32, count times:
 //!                  id u64, packet id u16, flags u8 (bits 0-1 QoS sent with, bit 2 RETAIN),
 //!                  count u32, count subscription ids u32
-//! 'L' Released     client string, count u32, count ids u64
+//! 'L' Released     client string, count u32, count ids u64 (old: see below)
+//! 'K' Released     client string, count u32, count times: id u64, packet id u16
+//! 'C' Completed    client string, count u32, count times: id u64, packet id u16
 //! 'I' Inbound      client string, count u32, count packet ids u16
 //! 'J' InboundDone  client string, count u32, count packet ids u16
 //! 'G' WillGone     client string
 //! ```
+//!
+//! A session can hold two copies of one message (a shared and a non-shared
+//! subscription both match it, section 4.8.2), and each is owed its own
+//! delivery [MQTT-4.8.2-4], so an entry about a flow in flight names it by
+//! message id and packet id: `C` and `K`. `A` is about
+//! copies that never went out under a packet id (one copy per id). Logs
+//! from before `C` and `K` have `A` for completed flows too, and `L`
+//! (replay takes the first matching flow for both).
 //!
 //! Unknown bits, unknown kinds or properties, fields cut short and bytes
 //! left over are all refused ([`JournalError::Malformed`], naming the
@@ -150,12 +160,20 @@ pub(crate) enum Entry {
         client: MqttStr,
         filter: MqttStr,
     },
-    /// `client` is done with messages `ids` (acknowledged, failed, expired
-    /// or dropped; one entry per batch of the connection's work). The ids
+    /// `client` is done with one copy of each of the messages `ids` that
+    /// never went out under a packet id (expired, dropped, or too large for
+    /// the client; one entry per batch of the connection's work). The ids
     /// count toward `Recovered::next_id` even when no session holds them.
+    /// (Before [`Entry::Completed`], also written for completed flows.)
     Delivered {
         client: MqttStr,
         ids: Vec<u64>,
+    },
+    /// These in-flight flows of `client` ended (acknowledged, or failed
+    /// with an error reason code).
+    Completed {
+        client: MqttStr,
+        flows: Vec<Flow>,
     },
     /// `client` sent these stored messages for the first time, in this
     /// order, each under a packet id (QoS 1 or 2): they are in flight until
@@ -164,11 +182,13 @@ pub(crate) enum Entry {
         client: MqttStr,
         sends: Vec<Sent>,
     },
-    /// PUBREC came for these in-flight QoS 2 messages of `client`: PUBREL
-    /// is what a restart resends. Durable before the PUBREL is written.
+    /// PUBREC came for these in-flight QoS 2 flows of `client`: PUBREL is
+    /// what a restart resends. Durable before the PUBREL is written. A
+    /// packet id of 0 (read from an old `L` record) means the first flow
+    /// of the message still at its PUBLISH.
     Released {
         client: MqttStr,
-        ids: Vec<u64>,
+        flows: Vec<Flow>,
     },
     /// Inbound QoS 2 packet ids of `client` whose message was taken
     /// (PUBREC goes out only once this is durable): a resent PUBLISH under
@@ -208,6 +228,14 @@ pub(crate) enum Entry {
         retain: bool,
         subscription_ids: Vec<u32>,
     },
+}
+
+/// A stored message in flight to one session: its id and the packet id it
+/// went out under (see [`Entry::Completed`] and [`Entry::Released`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Flow {
+    pub id: u64,
+    pub packet_id: u16,
 }
 
 /// One first send of a stored message (see [`Entry::Sent`]).
@@ -299,7 +327,11 @@ mod kind {
     pub const DELIVERED: u8 = b'A';
     pub const PENDING: u8 = b'P';
     pub const SENT: u8 = b'T';
-    pub const RELEASED: u8 = b'L';
+    /// Released by message id alone: read, written only again for what was
+    /// read from one.
+    pub const RELEASED_BY_ID: u8 = b'L';
+    pub const RELEASED: u8 = b'K';
+    pub const COMPLETED: u8 = b'C';
     pub const INBOUND: u8 = b'I';
     pub const INBOUND_DONE: u8 = b'J';
     pub const WILL: u8 = b'W';
@@ -416,9 +448,20 @@ pub(crate) fn encode(entry: &Entry, now_ms: i64) -> NewRecord {
             put_sends(&mut b, client, sends);
             kind::SENT
         }
-        Entry::Released { client, ids } => {
-            put_ids(&mut b, client, ids);
+        // Flows without packet ids came from an old `L` record: they go
+        // back as one.
+        Entry::Released { client, flows } if flows.iter().any(|f| f.packet_id == 0) => {
+            let ids: Vec<u64> = flows.iter().map(|f| f.id).collect();
+            put_ids(&mut b, client, &ids);
+            kind::RELEASED_BY_ID
+        }
+        Entry::Released { client, flows } => {
+            put_flows(&mut b, client, flows);
             kind::RELEASED
+        }
+        Entry::Completed { client, flows } => {
+            put_flows(&mut b, client, flows);
+            kind::COMPLETED
         }
         Entry::Inbound { client, packet_ids } | Entry::InboundDone { client, packet_ids } => {
             put_packet_ids(&mut b, client, packet_ids);
@@ -475,6 +518,16 @@ fn put_ids(b: &mut BytesMut, client: &MqttStr, ids: &[u64]) {
     }
 }
 
+fn put_flows(b: &mut BytesMut, client: &MqttStr, flows: &[Flow]) {
+    b.reserve(8 + client.len() + flows.len() * 10);
+    put_bytes(b, client.as_bytes());
+    b.put_u32_le(len_u32(flows.len()));
+    for f in flows {
+        b.put_u64_le(f.id);
+        b.put_u16_le(f.packet_id);
+    }
+}
+
 fn put_packet_ids(b: &mut BytesMut, client: &MqttStr, ids: &[u16]) {
     b.reserve(8 + client.len() + ids.len() * 2);
     put_bytes(b, client.as_bytes());
@@ -484,29 +537,48 @@ fn put_packet_ids(b: &mut BytesMut, client: &MqttStr, ids: &[u16]) {
     }
 }
 
-/// The records of one round of a journaled connection's work, from
-/// borrowed parts (the same bytes as `Sent`, `Released`, `Delivered` and
-/// `InboundDone` entries, in that order; empty parts give no record).
+/// One round of a journaled connection's work, borrowed: see
+/// [`encode_round`].
+pub(crate) struct Round<'a> {
+    pub sent: &'a [Sent],
+    pub released: &'a [Flow],
+    pub completed: &'a [Flow],
+    pub delivered: &'a [u64],
+    pub inbound_done: &'a [u16],
+}
+
+/// The records of one round of a journaled connection's work (the same
+/// bytes as `Sent`, `Released`, `Completed`, `Delivered` and `InboundDone`
+/// entries, in that order; empty parts give no record).
 pub(crate) fn encode_round(
     client: &MqttStr,
-    sent: &[Sent],
-    released: &[u64],
-    delivered: &[u64],
-    inbound_done: &[u16],
+    round: Round<'_>,
     now_ms: i64,
     out: &mut Vec<NewRecord>,
 ) {
+    let Round {
+        sent,
+        released,
+        completed,
+        delivered,
+        inbound_done,
+    } = round;
     if !sent.is_empty() {
         let mut b = BytesMut::new();
         put_sends(&mut b, client, sent);
         out.push(record(kind::SENT, b, now_ms));
     }
-    for (kind, ids) in [(kind::RELEASED, released), (kind::DELIVERED, delivered)] {
-        if !ids.is_empty() {
+    for (kind, flows) in [(kind::RELEASED, released), (kind::COMPLETED, completed)] {
+        if !flows.is_empty() {
             let mut b = BytesMut::new();
-            put_ids(&mut b, client, ids);
+            put_flows(&mut b, client, flows);
             out.push(record(kind, b, now_ms));
         }
+    }
+    if !delivered.is_empty() {
+        let mut b = BytesMut::new();
+        put_ids(&mut b, client, delivered);
+        out.push(record(kind::DELIVERED, b, now_ms));
     }
     if !inbound_done.is_empty() {
         let mut b = BytesMut::new();
@@ -617,7 +689,8 @@ fn decode_entry(record: &Record, now: Instant, now_ms: i64) -> Result<Entry, Str
         kind::DELIVERED => "Delivered",
         kind::PENDING => "Pending",
         kind::SENT => "Sent",
-        kind::RELEASED => "Released",
+        kind::RELEASED | kind::RELEASED_BY_ID => "Released",
+        kind::COMPLETED => "Completed",
         kind::INBOUND => "Inbound",
         kind::INBOUND_DONE => "InboundDone",
         kind::WILL_GONE => "WillGone",
@@ -690,9 +763,21 @@ fn decode_entry(record: &Record, now: Instant, now_ms: i64) -> Result<Entry, Str
             client: r.string("client id")?,
             ids: r.u64s("message id")?,
         },
+        kind::RELEASED_BY_ID => Entry::Released {
+            client: r.string("client id")?,
+            flows: r
+                .u64s("message id")?
+                .into_iter()
+                .map(|id| Flow { id, packet_id: 0 })
+                .collect(),
+        },
         kind::RELEASED => Entry::Released {
             client: r.string("client id")?,
-            ids: r.u64s("message id")?,
+            flows: r.flows()?,
+        },
+        kind::COMPLETED => Entry::Completed {
+            client: r.string("client id")?,
+            flows: r.flows()?,
         },
         kind::INBOUND => Entry::Inbound {
             client: r.string("client id")?,
@@ -945,6 +1030,20 @@ impl<'a> Reader<'a> {
         let mut v = Vec::with_capacity(count.min(self.left() / 4));
         for _ in 0..count {
             v.push(self.u32(what)?);
+        }
+        Ok(v)
+    }
+
+    /// Flows: a message id and a non-zero packet id each.
+    fn flows(&mut self) -> Result<Vec<Flow>, String> {
+        let count = self.u32("flow count")? as usize;
+        let mut v = Vec::with_capacity(count.min(self.left() / 10));
+        for _ in 0..count {
+            let id = self.u64("message id")?;
+            match self.u16("packet id")? {
+                0 => return Err(format!("a flow of message {id} has packet id 0")),
+                packet_id => v.push(Flow { id, packet_id }),
+            }
         }
         Ok(v)
     }

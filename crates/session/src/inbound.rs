@@ -257,14 +257,17 @@ impl Session {
             // A failed PUBREC ends the flow; the message is not resent
             // [MQTT-4.3.3-4] and its slot frees up.
             if let Some(o) = state.outbound.remove(i) {
-                self.done_with(&o.delivery.message);
+                self.completed(&o.delivery.message, o.packet_id);
             }
             return self.pump(now);
         }
         state.outbound[i].phase = crate::state::OutboundPhase::Released;
         let id = state.outbound[i].delivery.message.id;
         if id != 0 {
-            self.events.push_back(Event::Released { id });
+            self.events.push_back(Event::Released {
+                id,
+                packet_id: a.packet_id,
+            });
         }
         // [MQTT-4.3.3-4] (3.1.1: [MQTT-4.3.3-1]): answer PUBREC with PUBREL.
         let rel = self.ack(a.packet_id, ReasonCode::Success);
@@ -315,7 +318,7 @@ impl Session {
             return self.protocol_error(ReasonCode::ProtocolError, &why);
         }
         if let Some(o) = state.outbound.remove(i) {
-            self.done_with(&o.delivery.message);
+            self.completed(&o.delivery.message, o.packet_id);
         }
         // The freed slot is filled when the packets go out.
         self.pump_due = true;

@@ -25,8 +25,10 @@ pub struct Message {
     /// here.
     pub received: Instant,
     /// Its identifier in the durable log; 0 when it is not stored. Each
-    /// delivery of a stored message reports back [`crate::Event::Delivered`]
-    /// once the session is done with it.
+    /// QoS 1 or 2 delivery of a stored message reports back
+    /// [`crate::Event::Completed`] (its flow ended) or
+    /// [`crate::Event::Delivered`] (it never went out) once the session is
+    /// done with it.
     pub id: u64,
 }
 

@@ -54,7 +54,7 @@ impl Session {
         self.now = now;
         if d.message.is_expired(now) {
             // [MQTT-3.3.2-5]: an expired message is not forwarded.
-            self.done_with(&d.message);
+            self.done_with(&d);
             return QueueOutcome::Dropped;
         }
         let qos = d.effective_qos();
@@ -62,8 +62,9 @@ impl Session {
             return QueueOutcome::Dropped;
         }
         if qos == QoS::AtMostOnce {
+            // Never held, so nothing to report: a durable store keeps
+            // only QoS 1 and 2 copies.
             self.send_publish(now, &d, qos, 0, false);
-            self.done_with(&d.message);
             return QueueOutcome::Queued;
         }
         let (max_messages, max_bytes) = (
@@ -78,7 +79,7 @@ impl Session {
             return match state.enqueue(d, max_messages, max_bytes) {
                 Ok(()) => QueueOutcome::Queued,
                 Err(d) => {
-                    self.done_with(&d.message);
+                    self.done_with(&d);
                     QueueOutcome::Dropped
                 }
             };
@@ -111,7 +112,7 @@ impl Session {
             }
             let Some(d) = state.dequeue() else { return };
             if d.message.is_expired(now) {
-                self.done_with(&d.message);
+                self.done_with(&d);
                 continue;
             }
             let qos = d.effective_qos();
@@ -125,7 +126,7 @@ impl Session {
         let packet_id = state.next_packet_id();
         if !self.send_publish(now, &d, qos, packet_id, false) {
             // Too large for the client: dropped as if sent [MQTT-3.1.2-25].
-            self.done_with(&d.message);
+            self.done_with(&d);
         } else if let Some(state) = &mut self.state {
             if d.message.id != 0 {
                 self.events.push_back(Event::Sent {

@@ -72,11 +72,17 @@ pub enum Event {
         will: Option<Will>,
         session_expiry: u32,
     },
-    /// The session is done with the stored message `id` (a delivery
-    /// completed, failed, expired or was dropped): the durable log may
-    /// forget it for this session. Only for messages with a non-zero
-    /// [`Message::id`].
+    /// The session is done with a copy of the stored message `id` that
+    /// never went out under a packet id (it expired, was dropped, or was
+    /// too large for the client): the durable log may forget that copy.
+    /// Only for messages with a non-zero [`Message::id`] and copies of QoS
+    /// 1 or 2 (a QoS 0 copy is sent at once and never held).
     Delivered { id: u64 },
+    /// The flow of the stored message `id` under `packet_id` ended: it was
+    /// acknowledged, or failed with an error reason code. Named by both
+    /// ids because a session can hold two copies of one message, from a
+    /// shared and a non-shared subscription (section 4.8.2).
+    Completed { id: u64, packet_id: u16 },
     /// The stored message of `delivery` (a non-zero [`Message::id`]) went
     /// out for the first time, with QoS 1 or 2, under `packet_id`. With a
     /// durable store, a QoS 2 send is made durable before the PUBLISH is
@@ -84,11 +90,12 @@ pub enum Event {
     /// [MQTT-4.4.0-1] and the client's duplicate check holds
     /// [MQTT-4.3.3-10].
     Sent { packet_id: u16, delivery: Delivery },
-    /// PUBREC came for the stored QoS 2 message `id`, and PUBREL is queued.
+    /// PUBREC came for the stored QoS 2 message `id` sent under
+    /// `packet_id`, and PUBREL is queued.
     /// With a durable store this is made durable before the PUBREL is
     /// written: after a restart the server must resend PUBREL, not the
     /// PUBLISH the client has already completed [MQTT-4.3.3-5].
-    Released { id: u64 },
+    Released { id: u64, packet_id: u16 },
     /// PUBREL released inbound QoS 2 packet id `packet_id`, and PUBCOMP is
     /// queued. With a durable store this is made durable before the PUBCOMP
     /// is written: a restart that still held the id would take the
@@ -347,10 +354,21 @@ impl Session {
         self.session_expiry
     }
 
-    /// Reports the end of a stored message's delivery.
-    pub(crate) fn done_with(&mut self, m: &Message) {
+    /// Reports the end of a copy of a stored message that never went out
+    /// under a packet id (a QoS 0 copy is never held: nothing to report).
+    pub(crate) fn done_with(&mut self, d: &Delivery) {
+        if d.message.id != 0 && d.effective_qos() != QoS::AtMostOnce {
+            self.events.push_back(Event::Delivered { id: d.message.id });
+        }
+    }
+
+    /// Reports the end of a stored message's flow under `packet_id`.
+    pub(crate) fn completed(&mut self, m: &Message, packet_id: u16) {
         if m.id != 0 {
-            self.events.push_back(Event::Delivered { id: m.id });
+            self.events.push_back(Event::Completed {
+                id: m.id,
+                packet_id,
+            });
         }
     }
 

@@ -693,8 +693,10 @@ fn after_an_error_pubrec_the_same_id_is_a_new_message() {
 
 #[test]
 fn stored_messages_report_when_the_session_is_done_with_them() {
-    // Event::Delivered for each message with an id, once, when its
-    // delivery completes, fails, or is dropped; never for unstored ones.
+    // Event::Completed for each stored message's flow, once, when it
+    // completes or fails, named by its packet id; Event::Delivered for a
+    // stored QoS 1/2 copy dropped before it went out; nothing for unstored
+    // messages or QoS 0 copies (never held).
     let mut h = Harness::new(Config::default());
     let mut c = connect(Protocol::V5, "d");
     c.keep_alive = 0;
@@ -717,29 +719,27 @@ fn stored_messages_report_when_the_session_is_done_with_them() {
         .handle_delivery(now, stored(now, "big", QoS::AtLeastOnce, 4, 500)); // too big
     h.session
         .handle_delivery(now, stored(now, "unstored", QoS::AtLeastOnce, 0, 1)); // packet 3
-    let delivered = |h: &mut Harness| -> Vec<u64> {
+    let done = |h: &mut Harness| -> Vec<Event> {
         h.take_events()
             .into_iter()
-            .filter_map(|e| match e {
-                Event::Delivered { id } => Some(id),
-                _ => None,
-            })
+            .filter(|e| matches!(e, Event::Delivered { .. } | Event::Completed { .. }))
             .collect()
     };
     while let Some(e) = h.session.poll_event() {
         h.events.push(e);
     }
-    assert_eq!(delivered(&mut h), vec![3, 4]);
+    assert_eq!(done(&mut h), vec![Event::Delivered { id: 4 }]);
     h.received();
     h.send(Packet::PubAck(PubAck::new(3))); // the unstored one: no event
-    assert_eq!(delivered(&mut h), Vec::<u64>::new());
+    assert_eq!(done(&mut h), vec![]);
     h.send(Packet::PubRec(PubRec::new(2)));
-    assert_eq!(delivered(&mut h), Vec::<u64>::new(), "not before PUBCOMP");
+    assert_eq!(done(&mut h), vec![], "not before PUBCOMP");
     h.send(Packet::PubComp(PubComp::new(2)));
     let mut failed = PubAck::new(1);
     failed.reason = ReasonCode::UnspecifiedError;
     h.send(Packet::PubAck(failed));
-    assert_eq!(delivered(&mut h), vec![2, 1]);
+    let completed = |id, packet_id| Event::Completed { id, packet_id };
+    assert_eq!(done(&mut h), vec![completed(2, 2), completed(1, 1)]);
 }
 
 #[test]
@@ -801,7 +801,10 @@ fn a_send_that_an_acknowledgement_makes_room_for_is_an_event_before_it_goes_out(
     assert_eq!(
         h.take_events(),
         vec![
-            Event::Delivered { id: 41 },
+            Event::Completed {
+                id: 41,
+                packet_id: 1
+            },
             Event::Sent {
                 packet_id: 2,
                 delivery: ds[1].clone()
@@ -842,7 +845,13 @@ fn stored_sends_and_releases_are_events_for_the_durable_store() {
     );
     h.received();
     h.send(Packet::PubRec(PubRec::new(1)));
-    assert_eq!(h.take_events(), vec![Event::Released { id: 41 }]);
+    assert_eq!(
+        h.take_events(),
+        vec![Event::Released {
+            id: 41,
+            packet_id: 1
+        }]
+    );
     assert_eq!(h.received(), vec![Packet::PubRel(PubRel::new(1))]);
     h.send(Packet::PubRec(PubRec::new(2)));
     assert!(h.take_events().is_empty(), "the unstored one");

@@ -199,3 +199,74 @@ async fn an_inbound_qos2_id_stays_a_duplicate_until_pubrel_across_a_restart() {
     assert_eq!(payload, b"third");
     b.broker.shutdown(Duration::from_secs(1)).await;
 }
+
+#[tokio::test]
+async fn two_copies_of_one_message_resume_apart_after_a_restart() {
+    // A shared and a non-shared subscription of one session both match, so
+    // the session gets two copies (section 4.8.2), each its own QoS 2 flow:
+    // after a restart each resumes under its own packet id and in its own
+    // phase, and a copy still offline comes back twice.
+    let dir = DataDir::new();
+    let b = start_on(&dir).await;
+    let (mut sub, _) = b.persistent("copies-sub").await;
+    subscribe(&mut sub, "$share/g/c/#").await;
+    subscribe(&mut sub, "c/#").await;
+    let (mut publ, _) = b.persistent("copies-pub").await;
+    publish_qos2(&mut publ, "c/x", 1, b"both").await;
+    let (a, first, _) = sub.expect(PUBLISH).await.publish_parts();
+    let (b_id, second, _) = sub.expect(PUBLISH).await.publish_parts();
+    assert_eq!((&first[..], &second[..]), (&b"both"[..], &b"both"[..]));
+    assert_ne!(a, b_id);
+    // The second copy reaches PUBREL; the first stays unacknowledged.
+    sub.send(&ack(0x50, b_id)).await;
+    assert_eq!(sub.expect(PUBREL).await.ack_id(), b_id);
+    drop((sub, publ));
+
+    let b = restart(b, &dir).await;
+    let (mut sub, present) = b.persistent("copies-sub").await;
+    assert!(present);
+    // [MQTT-4.4.0-1], for each copy: the first again with DUP under its
+    // id, the second as PUBREL [MQTT-4.8.2-4].
+    let p = sub.expect(PUBLISH).await;
+    assert_eq!(p.publish_parts(), (a, b"both".to_vec(), true));
+    let rel = sub.read().await;
+    assert_eq!(
+        rel,
+        strata_testkit::Read::Packet(RawPacket {
+            first: 0x62,
+            body: b_id.to_be_bytes().to_vec()
+        }),
+        "PUBREL for the second copy"
+    );
+    sub.send(&ack(0x70, b_id)).await;
+    sub.send(&ack(0x50, a)).await;
+    assert_eq!(sub.expect(PUBREL).await.ack_id(), a);
+    sub.send(&ack(0x70, a)).await;
+    // Offline now; a message comes for both subscriptions.
+    sub.send(&packet(0xE0, &[])).await;
+    sub.until_closed().await;
+    let (mut publ, _) = b.persistent("copies-pub").await;
+    publish_qos2(&mut publ, "c/y", 2, b"offline").await;
+    drop(publ);
+
+    let b = restart(b, &dir).await;
+    let (mut sub, present) = b.persistent("copies-sub").await;
+    assert!(present);
+    // Both copies, once each, and nothing of c/x again.
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let (id, payload, _) = sub.expect(PUBLISH).await.publish_parts();
+        assert_eq!(&payload[..], b"offline");
+        ids.push(id);
+    }
+    for id in ids {
+        sub.send(&ack(0x50, id)).await;
+        assert_eq!(sub.expect(PUBREL).await.ack_id(), id);
+        sub.send(&ack(0x70, id)).await;
+    }
+    let (mut publ, _) = b.persistent("copies-pub").await;
+    publish_qos2(&mut publ, "c/z", 3, b"next").await;
+    let (_, payload, dup) = sub.expect(PUBLISH).await.publish_parts();
+    assert_eq!((&payload[..], dup), (&b"next"[..], false));
+    b.broker.shutdown(Duration::from_secs(1)).await;
+}

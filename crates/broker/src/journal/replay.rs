@@ -12,7 +12,7 @@ use strata_session::{Delivery, Message, Outbound, OutboundPhase};
 use strata_store::{Log, NewRecord, ReadLimits};
 
 use super::{
-    Entry, JournalError, Recovered, RecoveredSession, Sent, decode, encode, encode_message,
+    Entry, Flow, JournalError, Recovered, RecoveredSession, Sent, decode, encode, encode_message,
 };
 
 /// Records read at once by [`replay`].
@@ -97,7 +97,10 @@ struct Held {
     /// When it went offline; `None` while connected.
     down_at: Option<i64>,
     subscriptions: Vec<(MqttStr, SubOptions)>,
-    pending: BTreeMap<u64, Delivery>,
+    /// By message id: usually one copy, two or more when a shared and a
+    /// non-shared subscription (or two share groups) both chose this
+    /// session (section 4.8.2).
+    pending: BTreeMap<u64, Vec<Delivery>>,
     /// In the order first sent.
     inflight: Vec<Outbound>,
     inbound: BTreeSet<u16>,
@@ -247,12 +250,23 @@ impl Replay {
                 }
                 if let Some(s) = self.session(&client) {
                     for id in ids {
-                        if s.pending.remove(&id).is_none()
+                        // A log from before `Completed` also says this of
+                        // a completed flow: the first one of the message.
+                        if take_pending(s, id, |_| true).is_none()
                             && let Some(i) =
                                 s.inflight.iter().position(|o| o.delivery.message.id == id)
                         {
                             s.inflight.remove(i);
                         }
+                    }
+                }
+            }
+            Entry::Completed { client, flows } => {
+                if let Some(s) = self.session(&client) {
+                    for f in flows {
+                        s.inflight.retain(|o| {
+                            (o.delivery.message.id, o.packet_id) != (f.id, f.packet_id)
+                        });
                     }
                 }
             }
@@ -264,9 +278,15 @@ impl Replay {
                     return Ok(());
                 };
                 for sent in sends {
-                    // Pending until now; or a retained message sent to a
-                    // new subscription.
-                    let message = match s.pending.remove(&sent.id) {
+                    // Pending until now (of two copies, the one on these
+                    // terms); or a retained message sent to a new
+                    // subscription.
+                    let terms = |d: &Delivery| {
+                        d.effective_qos() == sent.qos
+                            && d.retain == sent.retain
+                            && d.subscription_ids == sent.subscription_ids
+                    };
+                    let message = match take_pending(s, sent.id, terms) {
                         Some(d) => d.message,
                         None => match self.retained_by_id.get(&sent.id) {
                             Some(m) => m.clone(),
@@ -288,11 +308,14 @@ impl Replay {
                     });
                 }
             }
-            Entry::Released { client, ids } => {
+            Entry::Released { client, flows } => {
                 if let Some(s) = self.session(&client) {
-                    for id in ids {
+                    for f in flows {
+                        // Packet id 0: an old record, by message id alone.
                         if let Some(o) = s.inflight.iter_mut().find(|o| {
-                            o.delivery.message.id == id && o.phase == OutboundPhase::Published
+                            o.delivery.message.id == f.id
+                                && (f.packet_id == 0 || o.packet_id == f.packet_id)
+                                && o.phase == OutboundPhase::Published
                         }) {
                             o.phase = OutboundPhase::Released;
                         }
@@ -441,6 +464,7 @@ impl Replay {
                     pending: s
                         .pending
                         .into_values()
+                        .flatten()
                         .filter(|d| !d.message.is_expired(now))
                         .collect(),
                     // In flight stays in flight, expired or not: the client
@@ -473,8 +497,20 @@ impl Replay {
 /// offline; the live broker stores a message only for QoS 1/2 receivers.
 fn keep_pending(s: &mut Held, d: Delivery) {
     if d.effective_qos() != QoS::AtMostOnce {
-        s.pending.insert(d.message.id, d);
+        s.pending.entry(d.message.id).or_default().push(d);
     }
+}
+
+/// Takes a pending copy of message `id`: the first one that `prefer`s,
+/// else the first.
+fn take_pending(s: &mut Held, id: u64, prefer: impl Fn(&Delivery) -> bool) -> Option<Delivery> {
+    let copies = s.pending.get_mut(&id)?;
+    let i = copies.iter().position(prefer).unwrap_or(0);
+    let d = copies.remove(i);
+    if copies.is_empty() {
+        s.pending.remove(&id);
+    }
+    Some(d)
 }
 
 /// Writes `r` as a short sequence of entries such that replaying them gives
@@ -599,16 +635,19 @@ pub(super) fn compact_at(
                 },
                 now_ms,
             ))?;
-            let ids: Vec<u64> = s
+            let flows: Vec<Flow> = s
                 .inflight
                 .iter()
                 .filter(|o| o.phase == OutboundPhase::Released)
-                .map(|o| o.delivery.message.id)
+                .map(|o| Flow {
+                    id: o.delivery.message.id,
+                    packet_id: o.packet_id,
+                })
                 .collect();
-            if !ids.is_empty() {
+            if !flows.is_empty() {
                 let released = Entry::Released {
                     client: client.clone(),
-                    ids,
+                    flows,
                 };
                 out.push(encode(&released, now_ms))?;
             }

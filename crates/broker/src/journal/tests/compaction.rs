@@ -61,7 +61,7 @@ fn a_compacted_prefix_and_the_records_after_it_replay_to_the_same_state() {
                 },
             ),
             t(7000, sent("a", &[(3, 4, Q1)])),
-            t(7000, delivered("a", 1)),
+            t(7000, completed("a", &[(1, 3)])),
             t(
                 7100,
                 Entry::Resume {
@@ -76,6 +76,7 @@ fn a_compacted_prefix_and_the_records_after_it_replay_to_the_same_state() {
                     packet_ids: vec![4],
                 },
             ),
+            // As a log from before `Completed` said it.
             t(7100, delivered("b", 3)),
             t(7200, pending("b", 12)),
             t(7200, msg(12, "s/7", Q2)),

@@ -177,10 +177,25 @@ fn sent(client: &str, sends: &[(u64, u16, QoS)]) -> Entry {
     }
 }
 
-fn released(client: &str, ids: &[u64]) -> Entry {
+/// (message id, packet id) pairs as flows.
+fn flows_of(pairs: &[(u64, u16)]) -> Vec<Flow> {
+    pairs
+        .iter()
+        .map(|&(id, packet_id)| Flow { id, packet_id })
+        .collect()
+}
+
+fn released(client: &str, flows: &[(u64, u16)]) -> Entry {
     Entry::Released {
         client: s(client),
-        ids: ids.to_vec(),
+        flows: flows_of(flows),
+    }
+}
+
+fn completed(client: &str, flows: &[(u64, u16)]) -> Entry {
+    Entry::Completed {
+        client: s(client),
+        flows: flows_of(flows),
     }
 }
 
@@ -265,7 +280,7 @@ fn busy_log() -> Log {
             // a sent 1 and got PUBREC; b got retained 3 on subscribing
             // and has an inbound QoS 2 id.
             t(4100, sent("a", &[(1, 3, Q2)])),
-            t(4100, released("a", &[1])),
+            t(4100, released("a", &[(1, 3)])),
             t(4100, sent("b", &[(3, 9, Q1)])),
             t(4100, inbound("b", &[4, 9])),
             t(

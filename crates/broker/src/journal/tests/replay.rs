@@ -373,8 +373,8 @@ fn in_flight_flows_and_inbound_ids_are_replayed() {
             // 9 is unknown: ignored.
             sent("x", &[(2, 10, Q2), (3, 11, Q1), (4, 12, Q2), (1, 13, Q1)]),
             sent("x", &[(9, 14, Q1)]),
-            released("x", &[2, 3]),
-            delivered("x", 3),
+            released("x", &[(2, 10), (3, 11)]),
+            completed("x", &[(3, 11)]),
             inbound("x", &[5, 6, 7]),
             Entry::InboundDone {
                 client: s("x"),
@@ -399,8 +399,8 @@ fn in_flight_flows_and_inbound_ids_are_replayed() {
     write(
         &log,
         &at(vec![
-            delivered("x", 2),
-            delivered("x", 4),
+            completed("x", &[(2, 10)]),
+            completed("x", &[(4, 12)]),
             sent("x", &[(5, 12, Q2)]),
         ]),
     );
@@ -559,4 +559,149 @@ fn replay_reads_the_log_in_chunks() {
         (empty.sessions.len(), empty.next_id, empty.records),
         (0, 1, 0)
     );
+}
+
+#[test]
+fn two_copies_of_one_message_in_one_session_are_replayed_apart() {
+    // A shared and a non-shared subscription of one session both match:
+    // the session gets a copy from each (section 4.8.2), and a restart
+    // keeps both, each in its own phase, named by its packet id: the
+    // shared copy's delivery completes after a reconnect [MQTT-4.8.2-4].
+    let with_id = |qos, id| SubOptions {
+        qos,
+        subscription_id: Some(id),
+        ..SubOptions::default()
+    };
+    let pick = Entry::Pending {
+        client: s("x"),
+        id: 1,
+        qos: Q2,
+        retain: false,
+        subscription_ids: vec![1],
+    };
+    let send = |packet_id, subscription_id| Sent {
+        id: 1,
+        packet_id,
+        qos: Q2,
+        retain: false,
+        subscription_ids: vec![subscription_id],
+    };
+    let log = new_log();
+    write(
+        &log,
+        &at(vec![
+            up("x", 600),
+            sub("x", "$share/g/t", with_id(Q2, 1)),
+            sub("x", "t", with_id(Q2, 2)),
+            pick,
+            msg(1, "t", Q2),
+        ]),
+    );
+    let now = Instant::now();
+    let r = replay_at(&log, now, T0);
+    let x = session(&r, "x");
+    assert_eq!(ids(x), [1, 1], "both copies wait: {x:#?}");
+    let mut terms: Vec<Vec<u32>> = x
+        .pending
+        .iter()
+        .map(|d| d.subscription_ids.clone())
+        .collect();
+    terms.sort();
+    assert_eq!(terms, [[1], [2]]);
+    assert_compaction_keeps(&r, now, T0);
+
+    // The non-shared copy goes out first, under 6: the shared one stays.
+    write(
+        &log,
+        &at(vec![Entry::Sent {
+            client: s("x"),
+            sends: vec![send(6, 2)],
+        }]),
+    );
+    let r = replay_at(&log, now, T0);
+    let x = session(&r, "x");
+    assert_eq!(flows(x), [(6, 1, false)]);
+    assert_eq!(x.inflight[0].delivery.subscription_ids, [2]);
+    assert_eq!(x.pending.len(), 1);
+    assert_eq!(x.pending[0].subscription_ids, [1]);
+    assert_compaction_keeps(&r, now, T0);
+
+    // Then the shared one under 5; PUBREC for 6 only.
+    write(
+        &log,
+        &at(vec![
+            Entry::Sent {
+                client: s("x"),
+                sends: vec![send(5, 1)],
+            },
+            released("x", &[(1, 6)]),
+        ]),
+    );
+    let r = replay_at(&log, now, T0);
+    let x = session(&r, "x");
+    assert_eq!(flows(x), [(6, 1, true), (5, 1, false)], "{x:#?}");
+    assert!(x.pending.is_empty());
+    assert_compaction_keeps(&r, now, T0);
+
+    // PUBCOMP for 6: the flow under 5 is still owed its PUBREC.
+    write(&log, &at(vec![completed("x", &[(1, 6)])]));
+    let r = replay_at(&log, now, T0);
+    assert_eq!(flows(session(&r, "x")), [(5, 1, false)]);
+    assert_compaction_keeps(&r, now, T0);
+
+    // A second message: one copy in flight, the other dropped unsent
+    // (Delivered is about copies that never went out).
+    let pick = Entry::Pending {
+        client: s("x"),
+        id: 2,
+        qos: Q2,
+        retain: false,
+        subscription_ids: vec![1],
+    };
+    write(
+        &log,
+        &at(vec![
+            pick,
+            msg(2, "t", Q2),
+            Entry::Sent {
+                client: s("x"),
+                sends: vec![Sent {
+                    id: 2,
+                    ..send(7, 2)
+                }],
+            },
+            delivered("x", 2),
+        ]),
+    );
+    let r = replay_at(&log, now, T0);
+    let x = session(&r, "x");
+    assert_eq!(flows(x), [(5, 1, false), (7, 2, false)]);
+    assert!(x.pending.is_empty(), "{x:#?}");
+}
+
+#[test]
+fn a_log_from_before_completed_still_replays_by_message_id() {
+    // Older logs say Delivered for a completed flow and Released ('L') by
+    // message id alone: the first matching flow takes it.
+    let log = new_log();
+    write(
+        &log,
+        &at(vec![
+            up("x", 600),
+            sub("x", "t/#", opts(Q2)),
+            msg(1, "t/a", Q2),
+            msg(2, "t/b", Q2),
+            sent("x", &[(1, 10, Q2), (2, 11, Q2)]),
+            Entry::Released {
+                client: s("x"),
+                flows: vec![Flow {
+                    id: 2,
+                    packet_id: 0,
+                }],
+            },
+            delivered("x", 1),
+        ]),
+    );
+    let r = replay_at(&log, Instant::now(), T0);
+    assert_eq!(flows(session(&r, "x")), [(11, 2, true)]);
 }
