@@ -87,7 +87,10 @@ fn answer_events(s: &mut Session, now: Instant, decide: u8) {
                 assert_ne!(packet_id, 0);
                 assert_ne!(delivery.message.id, 0, "only stored messages");
             }
-            Event::Released { id } => assert_ne!(id, 0, "only stored messages"),
+            Event::Released { id, packet_id } | Event::Completed { id, packet_id } => {
+                assert_ne!(id, 0, "only stored messages");
+                assert_ne!(packet_id, 0, "a flow has a packet id");
+            }
             Event::InboundReleased { packet_id } => assert_ne!(packet_id, 0),
         }
     }
