@@ -82,7 +82,10 @@ fn answer_events(s: &mut Session, now: Instant, decide: u8) {
                 s.unsubscribe_done(packet_id, vec![ReasonCode::Success; filters.len()]);
             }
             Event::Closed { .. } => {}
-            Event::Delivered { id } => assert_ne!(id, 0, "only stored messages"),
+            Event::Dropped { delivery } => {
+                assert_ne!(delivery.message.id, 0, "only stored messages");
+                assert_ne!(delivery.effective_qos(), QoS::AtMostOnce, "only held copies");
+            }
             Event::Sent { packet_id, delivery } => {
                 assert_ne!(packet_id, 0);
                 assert_ne!(delivery.message.id, 0, "only stored messages");

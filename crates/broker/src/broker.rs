@@ -221,17 +221,16 @@ impl Shared {
                 continue;
             };
             let key = m.key;
-            let d = delivery(&message, m);
-            // A QoS 0 copy is never kept for a restart: nothing to forget.
-            let kept = d.effective_qos() != QoS::AtMostOnce;
-            match mb.push(d) {
-                Push::Dropped => {
+            match mb.push(delivery(&message, m)) {
+                Push::Dropped(d) => {
                     // A stored copy this session will never get: the
-                    // journal must say so, or a restart brings it back.
-                    if kept && message.id != 0 && mb.is_persistent() {
+                    // journal must say so, or a restart brings it back (a
+                    // QoS 0 copy is never kept for one).
+                    if message.id != 0 && d.effective_qos() != QoS::AtMostOnce && mb.is_persistent()
+                    {
                         let client = mb.client.clone();
-                        let ids = vec![message.id];
-                        self.record(|| Entry::Delivered { client, ids });
+                        let copies = vec![crate::journal::Unsent::of(&d)];
+                        self.record(|| Entry::Dropped { client, copies });
                     }
                     continue;
                 }

@@ -23,7 +23,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 use crate::alarm::Alarm;
 use crate::broker::{Shared, lock};
-use crate::journal::{Entry, Flow, Round, Sent};
+use crate::journal::{Entry, Flow, Round, Sent, Unsent};
 use crate::mailbox::{Mailbox, Signal};
 
 mod attach;
@@ -98,7 +98,7 @@ struct RoundLog {
     sent: Vec<Sent>,
     released: Vec<Flow>,
     completed: Vec<Flow>,
-    delivered: Vec<u64>,
+    dropped: Vec<Unsent>,
     inbound_done: Vec<u16>,
 }
 
@@ -759,9 +759,9 @@ impl Conn {
                     tracing::debug!(?reason, "session closed");
                     self.more().closed = Some((session_expiry, will));
                 }
-                Event::Delivered { id } => {
+                Event::Dropped { delivery } => {
                     if let Some(r) = self.round() {
-                        r.delivered.push(id);
+                        r.dropped.push(Unsent::of(&delivery));
                     }
                 }
                 Event::Completed { id, packet_id } => {
@@ -806,8 +806,8 @@ impl Conn {
     }
 
     /// Appends this round's entries as one batch (sends, releases,
-    /// completions, deliveries, inbound releases: the order they can
-    /// happen in). When
+    /// completions, drops, inbound releases: the order they can happen
+    /// in). When
     /// the round's bytes must wait for it, the receiver says when the
     /// append is durable (`true`) or failed. The round's vectors are
     /// cleared and kept for the next round.
@@ -822,14 +822,14 @@ impl Conn {
             sent: &r.sent,
             released: &r.released,
             completed: &r.completed,
-            delivered: &r.delivered,
+            dropped: &r.dropped,
             inbound_done: &r.inbound_done,
         };
         crate::journal::encode_round(a.client_id(), round, crate::durable::now_ms(), &mut records);
         r.sent.clear();
         r.released.clear();
         r.completed.clear();
-        r.delivered.clear();
+        r.dropped.clear();
         r.inbound_done.clear();
         if records.is_empty() {
             return None;

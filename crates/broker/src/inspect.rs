@@ -165,6 +165,10 @@ fn describe(r: &Record, now: Instant, now_ms: i64) -> String {
                 flows_text(&flows)
             )
         }
+        Ok(Entry::Dropped { client, copies }) => {
+            let ids: Vec<u64> = copies.iter().map(|c| c.id).collect();
+            write!(s, "dropped client={client:?} ids={ids:?}")
+        }
         Ok(Entry::Completed { client, flows }) => {
             write!(
                 s,

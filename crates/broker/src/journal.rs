@@ -64,7 +64,7 @@
 //!                  options: bits 0-1 QoS, bit 2 No Local, bit 3 Retain As Published,
 //!                  bits 4-5 Retain Handling, bit 6 a subscription id follows
 //! 'X' Unsubscribe  client string, filter string
-//! 'A' Delivered    client string, count u32, count ids u64
+//! 'A' Delivered    client string, count u32, count ids u64 (old: see below)
 //! 'P' Pending      client string, id u64, flags u8 (bits 0-1 QoS, bit 2 RETAIN),
 //!                  count u32, count subscription ids u32
 //! 'T' Sent         client string, count u32, count times:
@@ -73,6 +73,9 @@
 //! 'L' Released     client string, count u32, count ids u64 (old: see below)
 //! 'K' Released     client string, count u32, count times: id u64, packet id u16
 //! 'C' Completed    client string, count u32, count times: id u64, packet id u16
+//! 'O' Dropped      client string, count u32, count times:
+//!                  id u64, flags u8 (bits 0-1 QoS, bit 2 RETAIN),
+//!                  count u32, count subscription ids u32
 //! 'I' Inbound      client string, count u32, count packet ids u16
 //! 'J' InboundDone  client string, count u32, count packet ids u16
 //! 'G' WillGone     client string
@@ -81,10 +84,14 @@
 //! A session can hold two copies of one message (a shared and a non-shared
 //! subscription both match it, section 4.8.2), and each is owed its own
 //! delivery [MQTT-4.8.2-4], so an entry about a flow in flight names it by
-//! message id and packet id: `C` and `K`. `A` is about
-//! copies that never went out under a packet id (one copy per id). Logs
-//! from before `C` and `K` have `A` for completed flows too, and `L`
-//! (replay takes the first matching flow for both).
+//! message id and packet id (`C`, `K`), and an entry about a copy dropped
+//! before it went out names it by message id and its terms (`O`, the
+//! fields of a `Pending`). Logs from before these kinds have `A` for both
+//! (replay takes the message's first flow in flight, else its first
+//! pending copy) and `L` (the first flow of the message still at its
+//! PUBLISH); `A` is now written only as the id mark of a compaction, under
+//! the empty client id. A build from before `C`, `K` and `O` refuses a log
+//! that has them: a data directory does not go back to it.
 //!
 //! Unknown bits, unknown kinds or properties, fields cut short and bytes
 //! left over are all refused ([`JournalError::Malformed`], naming the
@@ -160,14 +167,21 @@ pub(crate) enum Entry {
         client: MqttStr,
         filter: MqttStr,
     },
-    /// `client` is done with one copy of each of the messages `ids` that
-    /// never went out under a packet id (expired, dropped, or too large for
-    /// the client; one entry per batch of the connection's work). The ids
-    /// count toward `Recovered::next_id` even when no session holds them.
-    /// (Before [`Entry::Completed`], also written for completed flows.)
+    /// From logs before [`Entry::Completed`] and [`Entry::Dropped`]:
+    /// `client` is done with messages `ids` (a flow completed, or a copy was
+    /// dropped). Still written by compaction as a mark under the empty
+    /// client id: the ids count toward `Recovered::next_id` even when no
+    /// session holds them.
     Delivered {
         client: MqttStr,
         ids: Vec<u64>,
+    },
+    /// `client` dropped these copies of stored messages before they went
+    /// out under a packet id (expired, over a queue limit, or too large for
+    /// the client; one entry per batch of the connection's work).
+    Dropped {
+        client: MqttStr,
+        copies: Vec<Unsent>,
     },
     /// These in-flight flows of `client` ended (acknowledged, or failed
     /// with an error reason code).
@@ -177,7 +191,7 @@ pub(crate) enum Entry {
     },
     /// `client` sent these stored messages for the first time, in this
     /// order, each under a packet id (QoS 1 or 2): they are in flight until
-    /// a `Delivered`. A QoS 2 send is durable before its PUBLISH is written.
+    /// a [`Entry::Completed`]. A QoS 2 send is durable before its PUBLISH is written.
     Sent {
         client: MqttStr,
         sends: Vec<Sent>,
@@ -236,6 +250,35 @@ pub(crate) enum Entry {
 pub(crate) struct Flow {
     pub id: u64,
     pub packet_id: u16,
+}
+
+/// A copy of a stored message that a session dropped before sending it
+/// (see [`Entry::Dropped`]): the message and the terms it was held on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Unsent {
+    pub id: u64,
+    pub qos: QoS,
+    pub retain: bool,
+    pub subscription_ids: Vec<u32>,
+}
+
+impl Unsent {
+    pub(crate) fn of(d: &Delivery) -> Unsent {
+        Unsent {
+            id: d.message.id,
+            qos: d.qos,
+            retain: d.retain,
+            subscription_ids: d.subscription_ids.clone(),
+        }
+    }
+
+    /// Whether `d` is a copy of this message on these terms.
+    pub(crate) fn is(&self, d: &Delivery) -> bool {
+        d.message.id == self.id
+            && d.qos == self.qos
+            && d.retain == self.retain
+            && d.subscription_ids == self.subscription_ids
+    }
 }
 
 /// One first send of a stored message (see [`Entry::Sent`]).
@@ -332,6 +375,7 @@ mod kind {
     pub const RELEASED_BY_ID: u8 = b'L';
     pub const RELEASED: u8 = b'K';
     pub const COMPLETED: u8 = b'C';
+    pub const DROPPED: u8 = b'O';
     pub const INBOUND: u8 = b'I';
     pub const INBOUND_DONE: u8 = b'J';
     pub const WILL: u8 = b'W';
@@ -450,7 +494,9 @@ pub(crate) fn encode(entry: &Entry, now_ms: i64) -> NewRecord {
         }
         // Flows without packet ids came from an old `L` record: they go
         // back as one.
-        Entry::Released { client, flows } if flows.iter().any(|f| f.packet_id == 0) => {
+        Entry::Released { client, flows }
+            if !flows.is_empty() && flows.iter().all(|f| f.packet_id == 0) =>
+        {
             let ids: Vec<u64> = flows.iter().map(|f| f.id).collect();
             put_ids(&mut b, client, &ids);
             kind::RELEASED_BY_ID
@@ -462,6 +508,10 @@ pub(crate) fn encode(entry: &Entry, now_ms: i64) -> NewRecord {
         Entry::Completed { client, flows } => {
             put_flows(&mut b, client, flows);
             kind::COMPLETED
+        }
+        Entry::Dropped { client, copies } => {
+            put_unsent(&mut b, client, copies);
+            kind::DROPPED
         }
         Entry::Inbound { client, packet_ids } | Entry::InboundDone { client, packet_ids } => {
             put_packet_ids(&mut b, client, packet_ids);
@@ -518,6 +568,17 @@ fn put_ids(b: &mut BytesMut, client: &MqttStr, ids: &[u64]) {
     }
 }
 
+fn put_unsent(b: &mut BytesMut, client: &MqttStr, copies: &[Unsent]) {
+    b.reserve(8 + client.len() + copies.len() * 13);
+    put_bytes(b, client.as_bytes());
+    b.put_u32_le(len_u32(copies.len()));
+    for c in copies {
+        b.put_u64_le(c.id);
+        b.put_u8(c.qos as u8 | if c.retain { RETAIN_FLAG } else { 0 });
+        put_u32s(b, &c.subscription_ids);
+    }
+}
+
 fn put_flows(b: &mut BytesMut, client: &MqttStr, flows: &[Flow]) {
     b.reserve(8 + client.len() + flows.len() * 10);
     put_bytes(b, client.as_bytes());
@@ -543,13 +604,16 @@ pub(crate) struct Round<'a> {
     pub sent: &'a [Sent],
     pub released: &'a [Flow],
     pub completed: &'a [Flow],
-    pub delivered: &'a [u64],
+    pub dropped: &'a [Unsent],
     pub inbound_done: &'a [u16],
 }
 
 /// The records of one round of a journaled connection's work (the same
-/// bytes as `Sent`, `Released`, `Completed`, `Delivered` and `InboundDone`
-/// entries, in that order; empty parts give no record).
+/// bytes as `Sent`, `Released`, `Completed`, `Dropped` and `InboundDone`
+/// entries, in that order; empty parts give no record). A flow that
+/// completed and a new one under its packet id in the same round would be
+/// read back in the wrong order; ids are handed out in turn, so that takes
+/// 65,535 sends in one round.
 pub(crate) fn encode_round(
     client: &MqttStr,
     round: Round<'_>,
@@ -560,7 +624,7 @@ pub(crate) fn encode_round(
         sent,
         released,
         completed,
-        delivered,
+        dropped,
         inbound_done,
     } = round;
     if !sent.is_empty() {
@@ -575,10 +639,10 @@ pub(crate) fn encode_round(
             out.push(record(kind, b, now_ms));
         }
     }
-    if !delivered.is_empty() {
+    if !dropped.is_empty() {
         let mut b = BytesMut::new();
-        put_ids(&mut b, client, delivered);
-        out.push(record(kind::DELIVERED, b, now_ms));
+        put_unsent(&mut b, client, dropped);
+        out.push(record(kind::DROPPED, b, now_ms));
     }
     if !inbound_done.is_empty() {
         let mut b = BytesMut::new();
@@ -691,6 +755,7 @@ fn decode_entry(record: &Record, now: Instant, now_ms: i64) -> Result<Entry, Str
         kind::SENT => "Sent",
         kind::RELEASED | kind::RELEASED_BY_ID => "Released",
         kind::COMPLETED => "Completed",
+        kind::DROPPED => "Dropped",
         kind::INBOUND => "Inbound",
         kind::INBOUND_DONE => "InboundDone",
         kind::WILL_GONE => "WillGone",
@@ -779,6 +844,23 @@ fn decode_entry(record: &Record, now: Instant, now_ms: i64) -> Result<Entry, Str
             client: r.string("client id")?,
             flows: r.flows()?,
         },
+        kind::DROPPED => {
+            let client = r.string("client id")?;
+            let count = r.u32("copy count")? as usize;
+            // Bounded by the bytes there are: no allocation on a lying count.
+            let mut copies = Vec::with_capacity(count.min(r.left() / 13));
+            for _ in 0..count {
+                let id = r.u64("message id")?;
+                let (qos, retain) = delivery_flags(r.u8("delivery flags")?)?;
+                copies.push(Unsent {
+                    id,
+                    qos,
+                    retain,
+                    subscription_ids: r.u32s("subscription identifier")?,
+                });
+            }
+            Entry::Dropped { client, copies }
+        }
         kind::INBOUND => Entry::Inbound {
             client: r.string("client id")?,
             packet_ids: r.packet_ids()?,

@@ -55,7 +55,7 @@ pub struct Mailbox {
 }
 
 /// What [`Mailbox::push`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Push {
     /// Queued, the first since the owner last took its mail: the task must
     /// be woken ([`Mailbox::wake`]).
@@ -63,8 +63,8 @@ pub enum Push {
     Queued,
     /// Queued, and the publisher should wait for [`Mailbox::space`].
     Congested,
-    /// Dropped by the overflow policy.
-    Dropped,
+    /// Dropped by the overflow policy: the delivery, handed back.
+    Dropped(Delivery),
 }
 
 /// Deliveries queued in a mailbox past which a subscriber that keeps up
@@ -147,7 +147,7 @@ impl Mailbox {
         if !keep {
             drop(inner);
             self.dropped.fetch_add(1, Ordering::Relaxed);
-            return Push::Dropped;
+            return Push::Dropped(d);
         }
         inner.bytes += size;
         inner.queue.push_back(d);
@@ -423,6 +423,9 @@ mod tests {
         assert!(matches!(poll(&m, &w, 3, true), Poll::Ready(Signal::Mail)));
         m.detach();
         // Offline: QoS 0 is not kept [MQTT-3.1.2-5].
-        assert_eq!(m.push(delivery(QoS::AtMostOnce)), Push::Dropped);
+        assert!(matches!(
+            m.push(delivery(QoS::AtMostOnce)),
+            Push::Dropped(_)
+        ));
     }
 }

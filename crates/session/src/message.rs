@@ -27,7 +27,7 @@ pub struct Message {
     /// Its identifier in the durable log; 0 when it is not stored. Each
     /// QoS 1 or 2 delivery of a stored message reports back
     /// [`crate::Event::Completed`] (its flow ended) or
-    /// [`crate::Event::Delivered`] (it never went out) once the session is
+    /// [`crate::Event::Dropped`] (it never went out) once the session is
     /// done with it.
     pub id: u64,
 }

@@ -54,7 +54,7 @@ impl Session {
         self.now = now;
         if d.message.is_expired(now) {
             // [MQTT-3.3.2-5]: an expired message is not forwarded.
-            self.done_with(&d);
+            self.done_with(d);
             return QueueOutcome::Dropped;
         }
         let qos = d.effective_qos();
@@ -79,7 +79,7 @@ impl Session {
             return match state.enqueue(d, max_messages, max_bytes) {
                 Ok(()) => QueueOutcome::Queued,
                 Err(d) => {
-                    self.done_with(&d);
+                    self.done_with(d);
                     QueueOutcome::Dropped
                 }
             };
@@ -112,7 +112,7 @@ impl Session {
             }
             let Some(d) = state.dequeue() else { return };
             if d.message.is_expired(now) {
-                self.done_with(&d);
+                self.done_with(d);
                 continue;
             }
             let qos = d.effective_qos();
@@ -126,7 +126,7 @@ impl Session {
         let packet_id = state.next_packet_id();
         if !self.send_publish(now, &d, qos, packet_id, false) {
             // Too large for the client: dropped as if sent [MQTT-3.1.2-25].
-            self.done_with(&d);
+            self.done_with(d);
         } else if let Some(state) = &mut self.state {
             if d.message.id != 0 {
                 self.events.push_back(Event::Sent {

@@ -72,12 +72,13 @@ pub enum Event {
         will: Option<Will>,
         session_expiry: u32,
     },
-    /// The session is done with a copy of the stored message `id` that
-    /// never went out under a packet id (it expired, was dropped, or was
-    /// too large for the client): the durable log may forget that copy.
-    /// Only for messages with a non-zero [`Message::id`] and copies of QoS
-    /// 1 or 2 (a QoS 0 copy is sent at once and never held).
-    Delivered { id: u64 },
+    /// The session dropped this copy of a stored message before it went
+    /// out under a packet id (it expired, overflowed the queue, or was too
+    /// large for the client): the durable log may forget that copy, which
+    /// the delivery's terms name. Only for messages with a non-zero
+    /// [`Message::id`] and copies of QoS 1 or 2 (a QoS 0 copy is sent at
+    /// once and never held).
+    Dropped { delivery: Delivery },
     /// The flow of the stored message `id` under `packet_id` ended: it was
     /// acknowledged, or failed with an error reason code. Named by both
     /// ids because a session can hold two copies of one message, from a
@@ -354,11 +355,11 @@ impl Session {
         self.session_expiry
     }
 
-    /// Reports the end of a copy of a stored message that never went out
-    /// under a packet id (a QoS 0 copy is never held: nothing to report).
-    pub(crate) fn done_with(&mut self, d: &Delivery) {
+    /// Reports a copy of a stored message dropped before it went out under
+    /// a packet id (a QoS 0 copy is never held: nothing to report).
+    pub(crate) fn done_with(&mut self, d: Delivery) {
         if d.message.id != 0 && d.effective_qos() != QoS::AtMostOnce {
-            self.events.push_back(Event::Delivered { id: d.message.id });
+            self.events.push_back(Event::Dropped { delivery: d });
         }
     }
 

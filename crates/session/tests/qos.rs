@@ -694,9 +694,9 @@ fn after_an_error_pubrec_the_same_id_is_a_new_message() {
 #[test]
 fn stored_messages_report_when_the_session_is_done_with_them() {
     // Event::Completed for each stored message's flow, once, when it
-    // completes or fails, named by its packet id; Event::Delivered for a
-    // stored QoS 1/2 copy dropped before it went out; nothing for unstored
-    // messages or QoS 0 copies (never held).
+    // completes or fails, named by its packet id; Event::Dropped for a
+    // stored QoS 1/2 copy dropped before it went out, with its terms;
+    // nothing for unstored messages or QoS 0 copies (never held).
     let mut h = Harness::new(Config::default());
     let mut c = connect(Protocol::V5, "d");
     c.keep_alive = 0;
@@ -715,20 +715,20 @@ fn stored_messages_report_when_the_session_is_done_with_them() {
         .handle_delivery(now, stored(now, "q2", QoS::ExactlyOnce, 2, 1)); // packet 2
     h.session
         .handle_delivery(now, stored(now, "q0", QoS::AtMostOnce, 3, 1)); // sent: done
-    h.session
-        .handle_delivery(now, stored(now, "big", QoS::AtLeastOnce, 4, 500)); // too big
+    let big = stored(now, "big", QoS::AtLeastOnce, 4, 500);
+    h.session.handle_delivery(now, big.clone()); // too big
     h.session
         .handle_delivery(now, stored(now, "unstored", QoS::AtLeastOnce, 0, 1)); // packet 3
     let done = |h: &mut Harness| -> Vec<Event> {
         h.take_events()
             .into_iter()
-            .filter(|e| matches!(e, Event::Delivered { .. } | Event::Completed { .. }))
+            .filter(|e| matches!(e, Event::Dropped { .. } | Event::Completed { .. }))
             .collect()
     };
     while let Some(e) = h.session.poll_event() {
         h.events.push(e);
     }
-    assert_eq!(done(&mut h), vec![Event::Delivered { id: 4 }]);
+    assert_eq!(done(&mut h), vec![Event::Dropped { delivery: big }]);
     h.received();
     h.send(Packet::PubAck(PubAck::new(3))); // the unstored one: no event
     assert_eq!(done(&mut h), vec![]);

@@ -249,14 +249,34 @@ impl Replay {
                     self.max_id = self.max_id.max(max);
                 }
                 if let Some(s) = self.session(&client) {
+                    // A log from before `Completed` and `Dropped`: mostly
+                    // completions, so the message's first flow in flight,
+                    // else a pending copy.
                     for id in ids {
-                        // A log from before `Completed` also says this of
-                        // a completed flow: the first one of the message.
-                        if take_pending(s, id, |_| true).is_none()
-                            && let Some(i) =
-                                s.inflight.iter().position(|o| o.delivery.message.id == id)
+                        match s.inflight.iter().position(|o| o.delivery.message.id == id) {
+                            Some(i) => {
+                                s.inflight.remove(i);
+                            }
+                            None => {
+                                take_pending(s, id, |_| true);
+                            }
+                        }
+                    }
+                }
+            }
+            Entry::Dropped { client, copies } => {
+                if let Some(s) = self.session(&client) {
+                    for c in copies {
+                        // The copy on these terms, and no other: a copy
+                        // replay never held (a retained message sent on
+                        // subscribing) matches nothing.
+                        if let Some(copies) = s.pending.get_mut(&c.id)
+                            && let Some(i) = copies.iter().position(|d| c.is(d))
                         {
-                            s.inflight.remove(i);
+                            copies.remove(i);
+                            if copies.is_empty() {
+                                s.pending.remove(&c.id);
+                            }
                         }
                     }
                 }
@@ -286,10 +306,17 @@ impl Replay {
                             && d.retain == sent.retain
                             && d.subscription_ids == sent.subscription_ids
                     };
-                    let message = match take_pending(s, sent.id, terms) {
-                        Some(d) => d.message,
-                        None => match self.retained_by_id.get(&sent.id) {
-                            Some(m) => m.clone(),
+                    let on_terms = s
+                        .pending
+                        .get(&sent.id)
+                        .is_some_and(|copies| copies.iter().any(terms));
+                    let retained = self.retained_by_id.get(&sent.id);
+                    let message = match (on_terms, retained) {
+                        // A retained message sent on subscribing, not a
+                        // pending copy on other terms.
+                        (false, Some(m)) => m.clone(),
+                        _ => match take_pending(s, sent.id, terms) {
+                            Some(d) => d.message,
                             None => continue,
                         },
                     };

@@ -167,6 +167,27 @@ fn samples(now: Instant) -> Vec<Entry> {
             client: client.clone(),
             flows: vec![],
         },
+        Entry::Dropped {
+            client: client.clone(),
+            copies: vec![
+                Unsent {
+                    id: u64::MAX,
+                    qos: Q2,
+                    retain: true,
+                    subscription_ids: vec![1, u32::MAX],
+                },
+                Unsent {
+                    id: 0,
+                    qos: Q0,
+                    retain: false,
+                    subscription_ids: vec![],
+                },
+            ],
+        },
+        Entry::Dropped {
+            client: client.clone(),
+            copies: vec![],
+        },
         // As read from an old 'L' record.
         Entry::Released {
             client: client.clone(),
@@ -241,12 +262,26 @@ fn a_round_encodes_as_its_entries() {
         id: 8,
         packet_id: 4,
     }];
+    let dropped = [
+        Unsent {
+            id: 5,
+            qos: Q1,
+            retain: true,
+            subscription_ids: vec![2],
+        },
+        Unsent {
+            id: 6,
+            qos: Q2,
+            retain: false,
+            subscription_ids: vec![],
+        },
+    ];
     let mut out = Vec::new();
     let round = Round {
         sent: &sends,
         released: &released,
         completed: &completed,
-        delivered: &[5, 6],
+        dropped: &dropped,
         inbound_done: &[9],
     };
     encode_round(&client, round, T0, &mut out);
@@ -268,9 +303,9 @@ fn a_round_encodes_as_its_entries() {
             client: client.clone(),
             flows: completed.to_vec(),
         },
-        Entry::Delivered {
+        Entry::Dropped {
             client: client.clone(),
-            ids: vec![5, 6],
+            copies: dropped.to_vec(),
         },
         Entry::InboundDone {
             client: client.clone(),
@@ -290,7 +325,7 @@ fn a_round_encodes_as_its_entries() {
         sent: &[],
         released: &[],
         completed: &[],
-        delivered: &[],
+        dropped: &[],
         inbound_done: &[],
     };
     encode_round(&client, empty, T0, &mut out);

@@ -192,6 +192,18 @@ fn released(client: &str, flows: &[(u64, u16)]) -> Entry {
     }
 }
 
+fn dropped(client: &str, id: u64, qos: QoS, retain: bool, subscription_ids: &[u32]) -> Entry {
+    Entry::Dropped {
+        client: s(client),
+        copies: vec![Unsent {
+            id,
+            qos,
+            retain,
+            subscription_ids: subscription_ids.to_vec(),
+        }],
+    }
+}
+
 fn completed(client: &str, flows: &[(u64, u16)]) -> Entry {
     Entry::Completed {
         client: s(client),
@@ -279,7 +291,22 @@ fn busy_log() -> Log {
             t(4000, pending("c", 9)),
             // a sent 1 and got PUBREC; b got retained 3 on subscribing
             // and has an inbound QoS 2 id.
-            t(4100, sent("a", &[(1, 3, Q2)])),
+            // On the terms of a's copy (Retain As Published, its
+            // subscription id): a retained message sent on subscribing
+            // would have other terms.
+            t(
+                4100,
+                Entry::Sent {
+                    client: s("a"),
+                    sends: vec![Sent {
+                        id: 1,
+                        packet_id: 3,
+                        qos: Q2,
+                        retain: true,
+                        subscription_ids: vec![1],
+                    }],
+                },
+            ),
             t(4100, released("a", &[(1, 3)])),
             t(4100, sent("b", &[(3, 9, Q1)])),
             t(4100, inbound("b", &[4, 9])),

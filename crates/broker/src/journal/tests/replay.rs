@@ -649,8 +649,9 @@ fn two_copies_of_one_message_in_one_session_are_replayed_apart() {
     assert_eq!(flows(session(&r, "x")), [(5, 1, false)]);
     assert_compaction_keeps(&r, now, T0);
 
-    // A second message: one copy in flight, the other dropped unsent
-    // (Delivered is about copies that never went out).
+    // A second message: one copy in flight, the other dropped unsent,
+    // named by its terms. A drop on terms no pending copy has (a retained
+    // message sent on subscribing, which replay never holds) takes none.
     let pick = Entry::Pending {
         client: s("x"),
         id: 2,
@@ -670,9 +671,14 @@ fn two_copies_of_one_message_in_one_session_are_replayed_apart() {
                     ..send(7, 2)
                 }],
             },
-            delivered("x", 2),
+            dropped("x", 2, Q2, true, &[1]),
         ]),
     );
+    let r = replay_at(&log, now, T0);
+    let x = session(&r, "x");
+    assert_eq!(flows(x), [(5, 1, false), (7, 2, false)]);
+    assert_eq!(ids(x), [2], "the drop was of another copy");
+    write(&log, &at(vec![dropped("x", 2, Q2, false, &[1])]));
     let r = replay_at(&log, now, T0);
     let x = session(&r, "x");
     assert_eq!(flows(x), [(5, 1, false), (7, 2, false)]);
@@ -681,17 +687,22 @@ fn two_copies_of_one_message_in_one_session_are_replayed_apart() {
 
 #[test]
 fn a_log_from_before_completed_still_replays_by_message_id() {
-    // Older logs say Delivered for a completed flow and Released ('L') by
-    // message id alone: the first matching flow takes it.
+    // Older logs say Delivered for a completed flow (or a dropped copy)
+    // and Released ('L') by message id alone: the first matching flow
+    // takes it, a pending copy only when none is in flight.
     let log = new_log();
     write(
         &log,
         &at(vec![
             up("x", 600),
             sub("x", "t/#", opts(Q2)),
+            sub("x", "$share/g/t/#", opts(Q2)),
+            pending("x", 1),
             msg(1, "t/a", Q2),
             msg(2, "t/b", Q2),
+            msg(3, "t/c", Q2),
             sent("x", &[(1, 10, Q2), (2, 11, Q2)]),
+            delivered("x", 3),
             Entry::Released {
                 client: s("x"),
                 flows: vec![Flow {
@@ -703,5 +714,8 @@ fn a_log_from_before_completed_still_replays_by_message_id() {
         ]),
     );
     let r = replay_at(&log, Instant::now(), T0);
-    assert_eq!(flows(session(&r, "x")), [(11, 2, true)]);
+    let x = session(&r, "x");
+    assert_eq!(flows(x), [(11, 2, true)]);
+    // Of 1, the share group's copy still waits; 3 was dropped.
+    assert_eq!(ids(x), [1]);
 }
