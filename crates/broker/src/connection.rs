@@ -253,10 +253,12 @@ async fn serve(shared: &Arc<Shared>, stream: &mut TcpStream) {
                     // Another connection with this client id took over
                     // [MQTT-3.1.4-3]: 0x8E in 5.0, then close.
                     conn.more().takeover_done = done;
+                    conn.end_held(now);
                     conn.session.disconnect(ReasonCode::SessionTakenOver);
                     false
                 }
                 Some(Signal::Shutdown) => {
+                    conn.end_held(now);
                     conn.session.disconnect(ReasonCode::ServerShuttingDown);
                     false
                 }
@@ -560,6 +562,27 @@ impl Conn {
             if self.session.is_closed() {
                 return;
             }
+        }
+    }
+
+    /// The connection ends (a takeover, shutdown) while a pause holds
+    /// packets back: they go unhandled (the client resends what it needs
+    /// acknowledged), but a DISCONNECT among them still counts. The client
+    /// ended its connection normally, so its will is not published
+    /// [MQTT-3.14.4-3], and what the DISCONNECT says of the will and the
+    /// session expiry stands.
+    fn end_held(&mut self, now: Instant) {
+        let Some(m) = self.more.as_mut() else { return };
+        let Some(i) = m
+            .held
+            .iter()
+            .position(|(p, _)| matches!(p, Packet::Disconnect(_)))
+        else {
+            return;
+        };
+        if let Some((p, cost)) = m.held.remove(i) {
+            m.held_bytes -= cost;
+            self.session.handle_packet(now, p);
         }
     }
 

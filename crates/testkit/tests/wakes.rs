@@ -52,17 +52,18 @@ const PINGRESP: u8 = 13;
 /// come. "fast" subscribes too, and holds a QoS 1 message it has not
 /// acknowledged: the server waits for its acknowledgements, so it reads on
 /// while paused. Returns the publisher after writing `N` QoS 1 PUBLISH
-/// packets and then `tail`, and the subscriber (kept connected).
+/// packets and then `tail`, and the subscriber (kept connected). `connect`
+/// is the publisher's CONNECT (client id "fast").
 const N: u16 = 3000;
 
-async fn paused_publisher(b: &TestBroker, tail: &[u8]) -> (RawClient, RawClient) {
+async fn paused_publisher(b: &TestBroker, connect: &[u8], tail: &[u8]) -> (RawClient, RawClient) {
     let mut slow = b.client().await;
     slow.send(&raw::connect_clean(4, "slow")).await;
     slow.expect(CONNACK).await;
     slow.send(&raw::subscribe(4, 1, "p/t", 1)).await;
     slow.expect(SUBACK).await;
     let mut publ = b.client().await;
-    publ.send(&raw::connect_clean(4, "fast")).await;
+    publ.send(connect).await;
     publ.expect(CONNACK).await;
     publ.send(&raw::subscribe(4, 1, "p/back", 1)).await;
     publ.expect(SUBACK).await;
@@ -83,7 +84,8 @@ async fn paused_publisher(b: &TestBroker, tail: &[u8]) -> (RawClient, RawClient)
 #[tokio::test]
 async fn a_paused_publisher_answers_pingreq_ahead_of_the_messages_it_holds() {
     let b = TestBroker::start_default().await;
-    let (mut publ, _slow) = paused_publisher(&b, &[0xC0, 0x00]).await;
+    let fast = raw::connect_clean(4, "fast");
+    let (mut publ, _slow) = paused_publisher(&b, &fast, &[0xC0, 0x00]).await;
     // The pause holds the PUBLISH packets behind it back, but the PINGREQ
     // is answered at once [MQTT-3.12.4-1]: before the PUBACK of the last
     // PUBLISH, which was sent before it.
@@ -119,13 +121,51 @@ async fn a_malformed_packet_closes_a_paused_publisher_at_once() {
     // the publisher is paused: the connection closes [MQTT-4.8.0-1]; it
     // does not wait for the pause to end, nor is the packet passed over.
     let b = TestBroker::start_default().await;
-    let (mut publ, _slow) = paused_publisher(&b, &raw::publish(4, 1, false, "p/t", 0, b"x")).await;
+    let fast = raw::connect_clean(4, "fast");
+    let bad = raw::publish(4, 1, false, "p/t", 0, b"x");
+    let (mut publ, _slow) = paused_publisher(&b, &fast, &bad).await;
     let seen = publ.until_closed().await;
     assert!(
         seen.len() < usize::from(N),
         "closed only after every PUBACK ({} packets)",
         seen.len()
     );
+    b.broker.shutdown(std::time::Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn a_disconnect_held_by_a_pause_still_discards_the_will_on_a_takeover() {
+    // The client ends its connection normally, so its will must not be
+    // published [MQTT-3.1.2-10] [MQTT-3.14.4-3], and connects again at
+    // once. The broker has not handled that DISCONNECT yet: it is held
+    // behind PUBLISH packets that a pause holds back. The takeover ends
+    // the old connection first; the DISCONNECT still counts.
+    let b = TestBroker::start_default().await;
+    let mut watch = b.client().await;
+    watch.send(&raw::connect_clean(4, "watch")).await;
+    watch.expect(CONNACK).await;
+    watch.send(&raw::subscribe(4, 1, "will/fast", 1)).await;
+    watch.expect(SUBACK).await;
+    // Clean session, a QoS 1 will on will/fast.
+    let will = [raw::field(b"will/fast"), raw::field(b"gone")].concat();
+    let fast = raw::connect(4, 0x02 | 0x04 | 0x08, 60, "fast", &will);
+    let (mut old, _slow) = paused_publisher(&b, &fast, &[0xE0, 0x00]).await;
+    let mut again = b.client().await;
+    again.send(&raw::connect_clean(4, "fast")).await;
+    again.expect(CONNACK).await;
+    // The old connection ended before its last PUBLISH was handled, so
+    // before the DISCONNECT behind it: the case under test.
+    let seen = old.until_closed().await;
+    let last = seen
+        .iter()
+        .any(|p| p.packet_type() == PUBACK && p.ack_id() == N);
+    assert!(!last, "the DISCONNECT was handled before the takeover");
+    // The next message on will/fast is this one, not the will.
+    again
+        .send(&raw::publish(4, 1, false, "will/fast", 1, b"marker"))
+        .await;
+    let (_, got, _) = watch.expect(PUBLISH).await.publish_parts();
+    assert_eq!(got, b"marker", "the will was published");
     b.broker.shutdown(std::time::Duration::from_secs(1)).await;
 }
 
