@@ -84,6 +84,7 @@ fn answer_events(s: &mut Session, now: Instant, decide: u8) {
             Event::Closed { .. } => {}
             Event::Dropped { delivery } => {
                 assert_ne!(delivery.message.id, 0, "only stored messages");
+                assert!(!delivery.on_subscribe, "not a retained send on subscribing");
                 assert_ne!(delivery.effective_qos(), QoS::AtMostOnce, "only held copies");
             }
             Event::Sent { packet_id, delivery } => {
@@ -244,6 +245,7 @@ fuzz_target!(|data: &[u8]| {
                         qos: qos(b >> 4),
                         retain: b & 0x80 != 0,
                         subscription_ids: vec![u32::from(b) + 1],
+                        on_subscribe: b & 0x40 != 0,
                     },
                 );
             }

@@ -42,6 +42,7 @@ pub(crate) fn delivery(message: &Arc<Message>, m: strata_router::Delivery<u64>) 
         // [MQTT-3.3.1-12] [MQTT-3.3.1-13] (3.1.1: [MQTT-3.3.1-9])
         retain: m.retain_as_published && message.retain,
         subscription_ids: m.subscription_ids,
+        on_subscribe: false,
     }
 }
 
@@ -503,8 +504,14 @@ fn restore(shared: &Shared, r: Recovered) {
             ));
             mailbox.set_persistent(true);
             for d in s.pending {
-                // Offline: no wake, and the overflow policy applies.
-                let _ = mailbox.push(d);
+                // Offline: no wake, and the overflow policy applies; a copy
+                // it drops is journaled as dropped, or the next restart
+                // would bring it back, late.
+                if let Push::Dropped(d) = mailbox.push(d) {
+                    let client = s.client_id.clone();
+                    let copies = vec![crate::journal::Unsent::of(&d)];
+                    shared.record(|| Entry::Dropped { client, copies });
+                }
             }
             subscriptions.push((key, s.subscriptions));
             mailboxes.insert(key, mailbox.clone());

@@ -253,12 +253,12 @@ async fn serve(shared: &Arc<Shared>, stream: &mut TcpStream) {
                     // Another connection with this client id took over
                     // [MQTT-3.1.4-3]: 0x8E in 5.0, then close.
                     conn.more().takeover_done = done;
-                    conn.end_held(now);
+                    conn.end_held(now, stream, &mut rbuf);
                     conn.session.disconnect(ReasonCode::SessionTakenOver);
                     false
                 }
                 Some(Signal::Shutdown) => {
-                    conn.end_held(now);
+                    conn.end_held(now, stream, &mut rbuf);
                     conn.session.disconnect(ReasonCode::ServerShuttingDown);
                     false
                 }
@@ -323,12 +323,12 @@ async fn serve(shared: &Arc<Shared>, stream: &mut TcpStream) {
             // What this round would write promises what the broker could
             // not store: close without writing it; the client resends on
             // its next connection [MQTT-4.8.0-2].
-            conn.session.handle_connection_lost(Instant::now());
+            conn.lose(stream, &mut rbuf);
             conn.settle().await;
             break;
         }
         if conn.flush(stream, now).await.is_err() {
-            conn.session.handle_connection_lost(Instant::now());
+            conn.lose(stream, &mut rbuf);
             conn.settle().await;
         }
         if conn.session.is_closed() {
@@ -449,7 +449,7 @@ impl Conn {
                 return true;
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(_) => self.session.handle_connection_lost(Instant::now()),
+            Err(_) => self.lose(stream, rbuf),
         }
         false
     }
@@ -565,24 +565,46 @@ impl Conn {
         }
     }
 
-    /// The connection ends (a takeover, shutdown) while a pause holds
-    /// packets back: they go unhandled (the client resends what it needs
-    /// acknowledged), but a DISCONNECT among them still counts. The client
-    /// ended its connection normally, so its will is not published
+    /// The connection is lost (a failed write, a failed journal append):
+    /// after a DISCONNECT a pause held back, if any (see `end_held`).
+    fn lose(&mut self, stream: &TcpStream, rbuf: &mut BytesMut) {
+        let now = Instant::now();
+        self.end_held(now, stream, rbuf);
+        self.session.handle_connection_lost(now);
+    }
+
+    /// The connection ends (a takeover, shutdown, a loss) while a pause
+    /// holds packets back: they go unhandled (the client resends what it
+    /// needs acknowledged), but a DISCONNECT among them still counts. The
+    /// client ended its connection normally, so its will is not published
     /// [MQTT-3.14.4-3], and what the DISCONNECT says of the will and the
-    /// session expiry stands.
-    fn end_held(&mut self, now: Instant) {
-        let Some(m) = self.more.as_mut() else { return };
-        let Some(i) = m
-            .held
-            .iter()
-            .position(|(p, _)| matches!(p, Packet::Disconnect(_)))
-        else {
+    /// session expiry stands. A client that only publishes is not read
+    /// while paused, so its DISCONNECT may still be on the wire: what the
+    /// socket has now, within the bound of a paused read, is looked
+    /// through for one.
+    fn end_held(&mut self, now: Instant, stream: &TcpStream, rbuf: &mut BytesMut) {
+        if !self.paused() && !self.holding() {
             return;
-        };
-        if let Some((p, cost)) = m.held.remove(i) {
+        }
+        let is_disconnect = |p: &Packet| matches!(p, Packet::Disconnect(_));
+        if let Some(m) = self.more.as_mut()
+            && let Some(i) = m.held.iter().position(|(p, _)| is_disconnect(p))
+            && let Some((p, cost)) = m.held.remove(i)
+        {
             m.held_bytes -= cost;
             self.session.handle_packet(now, p);
+            return;
+        }
+        let room = PAUSED_READ_MAX.saturating_sub(rbuf.len());
+        rbuf.reserve(room);
+        let _ = read_some(stream, rbuf, room);
+        let (protocol, max) = (self.session.protocol(), self.session.max_packet_size());
+        // Complete packets only; a malformed one ends the search.
+        while let Ok(Some(p)) = decode(rbuf, protocol, max) {
+            if is_disconnect(&p) {
+                self.session.handle_packet(now, p);
+                return;
+            }
         }
     }
 
@@ -977,6 +999,7 @@ impl Conn {
                             qos,
                             retain: true, // [MQTT-3.3.1-8]
                             subscription_ids: subscription_id.into_iter().collect(),
+                            on_subscribe: true,
                         });
                     }
                 }

@@ -68,7 +68,8 @@
 //! 'P' Pending      client string, id u64, flags u8 (bits 0-1 QoS, bit 2 RETAIN),
 //!                  count u32, count subscription ids u32
 //! 'T' Sent         client string, count u32, count times:
-//!                  id u64, packet id u16, flags u8 (bits 0-1 QoS sent with, bit 2 RETAIN),
+//!                  id u64, packet id u16, flags u8 (bits 0-1 QoS sent with, bit 2 RETAIN,
+//!                  bit 3 a retained message sent on subscribing),
 //!                  count u32, count subscription ids u32
 //! 'L' Released     client string, count u32, count ids u64 (old: see below)
 //! 'K' Released     client string, count u32, count times: id u64, packet id u16
@@ -290,6 +291,9 @@ pub(crate) struct Sent {
     pub qos: QoS,
     pub retain: bool,
     pub subscription_ids: Vec<u32>,
+    /// A retained message sent on subscribing
+    /// ([`Delivery::on_subscribe`]): no pending copy is taken.
+    pub on_subscribe: bool,
 }
 
 impl Sent {
@@ -301,6 +305,7 @@ impl Sent {
             qos: d.effective_qos(),
             retain: d.retain,
             subscription_ids: d.subscription_ids.clone(),
+            on_subscribe: d.on_subscribe,
         }
     }
 }
@@ -394,6 +399,8 @@ mod prop {
 
 const RETAIN_FLAG: u8 = 0b100;
 const PUBLISHER_FLAG: u8 = 0b1000;
+/// In a send's flags: a retained message sent on subscribing.
+const ON_SUBSCRIBE_FLAG: u8 = 0b1000;
 const HAS_SUBSCRIPTION_ID: u8 = 0b100_0000;
 
 /// Encodes `entry` as a record stamped `now_ms` (for a message: when it was
@@ -554,7 +561,8 @@ fn put_sends(b: &mut BytesMut, client: &MqttStr, sends: &[Sent]) {
     for s in sends {
         b.put_u64_le(s.id);
         b.put_u16_le(s.packet_id);
-        b.put_u8(s.qos as u8 | if s.retain { RETAIN_FLAG } else { 0 });
+        let on_subscribe = if s.on_subscribe { ON_SUBSCRIBE_FLAG } else { 0 };
+        b.put_u8(s.qos as u8 | if s.retain { RETAIN_FLAG } else { 0 } | on_subscribe);
         put_u32s(b, &s.subscription_ids);
     }
 }
@@ -880,7 +888,8 @@ fn decode_entry(record: &Record, now: Instant, now_ms: i64) -> Result<Entry, Str
             for _ in 0..count {
                 let id = r.u64("message id")?;
                 let packet_id = r.u16("packet id")?;
-                let (qos, retain) = delivery_flags(r.u8("send flags")?)?;
+                let flags = r.u8("send flags")?;
+                let (qos, retain) = delivery_flags(flags & !ON_SUBSCRIBE_FLAG)?;
                 if packet_id == 0 || qos == QoS::AtMostOnce {
                     return Err(format!(
                         "a send of message {id} has packet id {packet_id} and QoS {}",
@@ -893,6 +902,7 @@ fn decode_entry(record: &Record, now: Instant, now_ms: i64) -> Result<Entry, Str
                     qos,
                     retain,
                     subscription_ids: r.u32s("subscription identifier")?,
+                    on_subscribe: flags & ON_SUBSCRIBE_FLAG != 0,
                 });
             }
             Entry::Sent { client, sends }

@@ -327,6 +327,7 @@ mod tests {
             qos,
             retain: false,
             subscription_ids: Vec::new(),
+            on_subscribe: false,
         }
     }
 

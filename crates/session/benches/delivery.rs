@@ -63,6 +63,7 @@ fn bench(c: &mut Criterion) {
                                 qos,
                                 retain: false,
                                 subscription_ids: Vec::new(),
+                                on_subscribe: false,
                             },
                         );
                     }

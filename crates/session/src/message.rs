@@ -76,6 +76,11 @@ pub struct Delivery {
     pub retain: bool,
     /// The identifiers of the matching subscriptions [MQTT-3.3.4-3].
     pub subscription_ids: Vec<u32>,
+    /// A retained message sent because a subscription was made
+    /// [MQTT-3.3.1-8], not routed from a publish: a durable store keeps no
+    /// copy of it for the session (it keeps the retained message), so its
+    /// drop is not reported, and its send is recorded as such.
+    pub on_subscribe: bool,
 }
 
 impl Delivery {

@@ -49,14 +49,20 @@ const PINGRESP: u8 = 13;
 /// reads nothing fills its in-flight window (64), then the queue limit of a
 /// session's task (256), then its mailbox's congestion mark (256), and
 /// the publisher is paused (mailbox.rs) with PUBLISH packets still to
-/// come. "fast" subscribes too, and holds a QoS 1 message it has not
-/// acknowledged: the server waits for its acknowledgements, so it reads on
-/// while paused. Returns the publisher after writing `N` QoS 1 PUBLISH
-/// packets and then `tail`, and the subscriber (kept connected). `connect`
-/// is the publisher's CONNECT (client id "fast").
+/// come. With `reads_on`, "fast" subscribes too, and holds a QoS 1 message
+/// it has not acknowledged: the server waits for its acknowledgements, so
+/// it reads on while paused (without, it is not read while paused).
+/// Returns the publisher after writing `N` QoS 1 PUBLISH packets and then
+/// `tail`, and the subscriber (kept connected). `connect` is the
+/// publisher's CONNECT.
 const N: u16 = 3000;
 
-async fn paused_publisher(b: &TestBroker, connect: &[u8], tail: &[u8]) -> (RawClient, RawClient) {
+async fn paused_publisher(
+    b: &TestBroker,
+    connect: &[u8],
+    reads_on: bool,
+    tail: &[u8],
+) -> (RawClient, RawClient) {
     let mut slow = b.client().await;
     slow.send(&raw::connect_clean(4, "slow")).await;
     slow.expect(CONNACK).await;
@@ -65,13 +71,15 @@ async fn paused_publisher(b: &TestBroker, connect: &[u8], tail: &[u8]) -> (RawCl
     let mut publ = b.client().await;
     publ.send(connect).await;
     publ.expect(CONNACK).await;
-    publ.send(&raw::subscribe(4, 1, "p/back", 1)).await;
-    publ.expect(SUBACK).await;
-    slow.send(&raw::publish(4, 1, false, "p/back", 1, b"y"))
-        .await;
-    slow.expect(PUBACK).await;
-    let (_, back, _) = publ.expect(PUBLISH).await.publish_parts();
-    assert_eq!(back, b"y");
+    if reads_on {
+        publ.send(&raw::subscribe(4, 1, "p/back", 1)).await;
+        publ.expect(SUBACK).await;
+        slow.send(&raw::publish(4, 1, false, "p/back", 1, b"y"))
+            .await;
+        slow.expect(PUBACK).await;
+        let (_, back, _) = publ.expect(PUBLISH).await.publish_parts();
+        assert_eq!(back, b"y");
+    }
     let mut bytes = Vec::new();
     for id in 1..=N {
         bytes.extend(raw::publish(4, 1, false, "p/t", id, b"x"));
@@ -85,7 +93,7 @@ async fn paused_publisher(b: &TestBroker, connect: &[u8], tail: &[u8]) -> (RawCl
 async fn a_paused_publisher_answers_pingreq_ahead_of_the_messages_it_holds() {
     let b = TestBroker::start_default().await;
     let fast = raw::connect_clean(4, "fast");
-    let (mut publ, _slow) = paused_publisher(&b, &fast, &[0xC0, 0x00]).await;
+    let (mut publ, _slow) = paused_publisher(&b, &fast, true, &[0xC0, 0x00]).await;
     // The pause holds the PUBLISH packets behind it back, but the PINGREQ
     // is answered at once [MQTT-3.12.4-1]: before the PUBACK of the last
     // PUBLISH, which was sent before it.
@@ -123,7 +131,7 @@ async fn a_malformed_packet_closes_a_paused_publisher_at_once() {
     let b = TestBroker::start_default().await;
     let fast = raw::connect_clean(4, "fast");
     let bad = raw::publish(4, 1, false, "p/t", 0, b"x");
-    let (mut publ, _slow) = paused_publisher(&b, &fast, &bad).await;
+    let (mut publ, _slow) = paused_publisher(&b, &fast, true, &bad).await;
     let seen = publ.until_closed().await;
     assert!(
         seen.len() < usize::from(N),
@@ -133,13 +141,13 @@ async fn a_malformed_packet_closes_a_paused_publisher_at_once() {
     b.broker.shutdown(std::time::Duration::from_secs(1)).await;
 }
 
-#[tokio::test]
-async fn a_disconnect_held_by_a_pause_still_discards_the_will_on_a_takeover() {
-    // The client ends its connection normally, so its will must not be
-    // published [MQTT-3.1.2-10] [MQTT-3.14.4-3], and connects again at
-    // once. The broker has not handled that DISCONNECT yet: it is held
-    // behind PUBLISH packets that a pause holds back. The takeover ends
-    // the old connection first; the DISCONNECT still counts.
+/// A client whose publishes a pause holds back ends its connection
+/// normally, so its will must not be published [MQTT-3.1.2-10]
+/// [MQTT-3.14.4-3], and connects again at once, before the broker handled
+/// that DISCONNECT (held behind the PUBLISH packets, or, for a client that
+/// only publishes, not read yet). The takeover ends the old connection
+/// first; the DISCONNECT still counts.
+async fn takeover_after_disconnect(reads_on: bool) {
     let b = TestBroker::start_default().await;
     let mut watch = b.client().await;
     watch.send(&raw::connect_clean(4, "watch")).await;
@@ -149,7 +157,7 @@ async fn a_disconnect_held_by_a_pause_still_discards_the_will_on_a_takeover() {
     // Clean session, a QoS 1 will on will/fast.
     let will = [raw::field(b"will/fast"), raw::field(b"gone")].concat();
     let fast = raw::connect(4, 0x02 | 0x04 | 0x08, 60, "fast", &will);
-    let (mut old, _slow) = paused_publisher(&b, &fast, &[0xE0, 0x00]).await;
+    let (mut old, _slow) = paused_publisher(&b, &fast, reads_on, &[0xE0, 0x00]).await;
     let mut again = b.client().await;
     again.send(&raw::connect_clean(4, "fast")).await;
     again.expect(CONNACK).await;
@@ -167,6 +175,16 @@ async fn a_disconnect_held_by_a_pause_still_discards_the_will_on_a_takeover() {
     let (_, got, _) = watch.expect(PUBLISH).await.publish_parts();
     assert_eq!(got, b"marker", "the will was published");
     b.broker.shutdown(std::time::Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn a_disconnect_held_by_a_pause_still_discards_the_will_on_a_takeover() {
+    takeover_after_disconnect(true).await;
+}
+
+#[tokio::test]
+async fn a_disconnect_not_read_during_a_pause_still_discards_the_will_on_a_takeover() {
+    takeover_after_disconnect(false).await;
 }
 
 /// A publisher's PUBACK leaves after the subscriber's copy of the message:

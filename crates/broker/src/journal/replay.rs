@@ -311,11 +311,14 @@ impl Replay {
                         .get(&sent.id)
                         .is_some_and(|copies| copies.iter().any(terms));
                     let retained = self.retained_by_id.get(&sent.id);
-                    let message = match (on_terms, retained) {
-                        // A retained message sent on subscribing, not a
-                        // pending copy on other terms.
-                        (false, Some(m)) => m.clone(),
-                        _ => match take_pending(s, sent.id, terms) {
+                    let message = match (sent.on_subscribe, on_terms, retained) {
+                        // A retained message sent on subscribing: no copy
+                        // of it is pending (a routed copy on the same
+                        // terms stays). Without the flag (older logs):
+                        // when no pending copy is on its terms.
+                        (true, _, Some(m)) | (false, false, Some(m)) => m.clone(),
+                        (true, _, None) => continue,
+                        (false, _, _) => match take_pending(s, sent.id, terms) {
                             Some(d) => d.message,
                             None => continue,
                         },
@@ -329,6 +332,7 @@ impl Replay {
                             qos: sent.qos,
                             retain: sent.retain,
                             subscription_ids: sent.subscription_ids,
+                            on_subscribe: sent.on_subscribe,
                         },
                         qos: sent.qos,
                         phase: OutboundPhase::Published,
@@ -399,6 +403,7 @@ impl Replay {
                         qos,
                         retain,
                         subscription_ids,
+                        on_subscribe: false,
                     };
                     keep_pending(s, d);
                 }
@@ -449,6 +454,7 @@ impl Replay {
                     qos,
                     retain,
                     subscription_ids,
+                    on_subscribe: false,
                 };
                 keep_pending(s, d);
             }
@@ -582,13 +588,15 @@ pub(super) fn compact_at(
             now_ms,
         ))?;
         // In-flight messages are written as pending, and `Sent` later
-        // takes them into flight in their order.
+        // takes them into flight in their order; a retained message sent
+        // on subscribing is written without a pending copy (its `Sent`
+        // finds the message by id).
         let inflight = s.inflight.iter().map(|o| &o.delivery);
         for d in s.pending.iter().chain(inflight) {
-            held.entry(d.message.id)
-                .or_insert((&d.message, Vec::new()))
-                .1
-                .push((&s.client_id, d));
+            let entry = held.entry(d.message.id).or_insert((&d.message, Vec::new()));
+            if !d.on_subscribe {
+                entry.1.push((&s.client_id, d));
+            }
         }
     }
     let write = |out: &mut Batch, m: &Message, holders: &[(&MqttStr, &Delivery)]| {

@@ -148,6 +148,7 @@ pub fn delivery(now: Instant, topic: &'static str, qos: QoS, sub_qos: QoS) -> De
         qos: sub_qos,
         retain: false,
         subscription_ids: Vec::new(),
+        on_subscribe: false,
     }
 }
 
@@ -158,6 +159,7 @@ pub fn delivery_of(m: Message) -> Delivery {
         message: Arc::new(m),
         retain: false,
         subscription_ids: Vec::new(),
+        on_subscribe: false,
     }
 }
 

@@ -129,6 +129,7 @@ fn samples(now: Instant) -> Vec<Entry> {
                     qos: Q2,
                     retain: true,
                     subscription_ids: vec![3, u32::MAX],
+                    on_subscribe: true,
                 },
                 Sent {
                     id: 0,
@@ -136,6 +137,7 @@ fn samples(now: Instant) -> Vec<Entry> {
                     qos: Q1,
                     retain: false,
                     subscription_ids: vec![],
+                    on_subscribe: false,
                 },
             ],
         },

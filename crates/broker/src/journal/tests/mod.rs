@@ -172,6 +172,7 @@ fn sent(client: &str, sends: &[(u64, u16, QoS)]) -> Entry {
                 qos,
                 retain: false,
                 subscription_ids: vec![],
+                on_subscribe: false,
             })
             .collect(),
     }
@@ -304,6 +305,7 @@ fn busy_log() -> Log {
                         qos: Q2,
                         retain: true,
                         subscription_ids: vec![1],
+                        on_subscribe: false,
                     }],
                 },
             ),

@@ -585,6 +585,7 @@ fn two_copies_of_one_message_in_one_session_are_replayed_apart() {
         qos: Q2,
         retain: false,
         subscription_ids: vec![subscription_id],
+        on_subscribe: false,
     };
     let log = new_log();
     write(
@@ -718,4 +719,61 @@ fn a_log_from_before_completed_still_replays_by_message_id() {
     assert_eq!(flows(x), [(11, 2, true)]);
     // Of 1, the share group's copy still waits; 3 was dropped.
     assert_eq!(ids(x), [1]);
+}
+
+#[test]
+fn a_retained_message_sent_on_subscribing_takes_no_pending_copy() {
+    // A routed copy of a retained message and the retained message sent
+    // again on subscribing [MQTT-3.3.1-8] can have the same terms (Retain
+    // As Published, the same subscription identifier): the send's flag
+    // tells them apart, and a restart keeps the routed copy.
+    let rap = SubOptions {
+        qos: Q1,
+        retain_as_published: true,
+        subscription_id: Some(1),
+        ..SubOptions::default()
+    };
+    let on_subscribe = |flag| Entry::Sent {
+        client: s("x"),
+        sends: vec![Sent {
+            id: 1,
+            packet_id: 5,
+            qos: Q1,
+            retain: true,
+            subscription_ids: vec![1],
+            on_subscribe: flag,
+        }],
+    };
+    let log = new_log();
+    write(
+        &log,
+        &at(vec![
+            up("x", 600),
+            sub("x", "r/#", rap),
+            retained(1, "r/a", "v", Q1),
+            on_subscribe(true),
+        ]),
+    );
+    let now = Instant::now();
+    let r = replay_at(&log, now, T0);
+    let x = session(&r, "x");
+    assert_eq!(flows(x), [(5, 1, false)]);
+    assert_eq!(ids(x), [1], "the routed copy still waits");
+    assert!(x.inflight[0].delivery.on_subscribe);
+    assert_compaction_keeps(&r, now, T0);
+    // A log from before the flag: a send on a pending copy's terms is
+    // taken for that copy.
+    let old = new_log();
+    write(
+        &old,
+        &at(vec![
+            up("x", 600),
+            sub("x", "r/#", rap),
+            retained(1, "r/a", "v", Q1),
+            on_subscribe(false),
+        ]),
+    );
+    let r = replay_at(&old, now, T0);
+    assert_eq!(flows(session(&r, "x")), [(5, 1, false)]);
+    assert!(session(&r, "x").pending.is_empty());
 }
