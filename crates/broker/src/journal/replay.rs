@@ -116,11 +116,12 @@ struct Replay {
     keys: HashMap<MqttStr, u64>,
     next_key: u64,
     retained: BTreeMap<MqttStr, Arc<Message>>,
-    /// The retained messages by id: a retained message sent to a new
-    /// subscription is in flight without ever being pending.
+    /// Every retained message of the log, by id, replaced or not: a
+    /// retained message sent to a new subscription is in flight without
+    /// ever being pending, and its `Sent` entry can come any time later
+    /// (the copy may wait in the session's queue while the topic's
+    /// retained message is replaced many times).
     retained_by_id: HashMap<u64, Arc<Message>>,
-    /// By topic, the id of the retained message the current one replaced.
-    retained_prev: HashMap<MqttStr, u64>,
     /// `Pending` entries written before their message (share-group picks),
     /// by message id; left over when a torn append lost the message.
     early: HashMap<u64, Vec<Pick>>,
@@ -141,7 +142,6 @@ impl Replay {
             next_key: 0,
             retained: BTreeMap::new(),
             retained_by_id: HashMap::new(),
-            retained_prev: HashMap::new(),
             early: HashMap::new(),
             latest: None,
             max_id: 0,
@@ -419,19 +419,11 @@ impl Replay {
         let m = Arc::new(m);
         if m.retain {
             // [MQTT-3.3.1-5]..[MQTT-3.3.1-7]: empty clears, else replaces.
-            let old = if m.payload.is_empty() {
-                self.retained.remove(&m.topic)
+            if m.payload.is_empty() {
+                self.retained.remove(&m.topic);
             } else {
                 self.retained_by_id.insert(m.id, m.clone());
-                self.retained.insert(m.topic.clone(), m.clone())
-            };
-            // The message it replaced stays findable for one replacement
-            // more: a subscription may have been sent it just before, with
-            // its `Sent` entry appended just after.
-            if let Some(old) = old
-                && let Some(older) = self.retained_prev.insert(m.topic.clone(), old.id)
-            {
-                self.retained_by_id.remove(&older);
+                self.retained.insert(m.topic.clone(), m.clone());
             }
         }
         // [MQTT-3.8.3-3]: No Local, as live routing applied it.

@@ -406,13 +406,16 @@ fn in_flight_flows_and_inbound_ids_are_replayed() {
     );
     let r = replay_at(&log, Instant::now(), T0);
     assert_eq!(flows(session(&r, "x")), [(13, 1, false), (12, 5, false)]);
-    // A retained message sent to a new subscription, replaced before the
-    // round's Sent entry was appended: still found.
+    // A retained message sent to a new subscription, replaced (and
+    // cleared, and replaced again) while the copy waited in the session's
+    // queue, before its Sent entry was appended: still found.
     write(
         &log,
         &at(vec![
             retained(20, "r", "v1", Q2),
             retained(21, "r", "v2", Q2),
+            retained(22, "r", "", Q0),
+            retained(23, "r", "v3", Q2),
             sent("x", &[(20, 30, Q2)]),
         ]),
     );
