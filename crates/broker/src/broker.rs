@@ -230,7 +230,7 @@ impl Shared {
                     if message.id != 0 && d.effective_qos() != QoS::AtMostOnce && mb.is_persistent()
                     {
                         let client = mb.client.clone();
-                        let copies = vec![crate::journal::Unsent::of(&d)];
+                        let copies = vec![crate::journal::Unsent::of(d)];
                         self.record(|| Entry::Dropped { client, copies });
                     }
                     continue;
@@ -509,7 +509,7 @@ fn restore(shared: &Shared, r: Recovered) {
                 // would bring it back, late.
                 if let Push::Dropped(d) = mailbox.push(d) {
                     let client = s.client_id.clone();
-                    let copies = vec![crate::journal::Unsent::of(&d)];
+                    let copies = vec![crate::journal::Unsent::of(d)];
                     shared.record(|| Entry::Dropped { client, copies });
                 }
             }

@@ -23,10 +23,12 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 use crate::alarm::Alarm;
 use crate::broker::{Shared, lock};
-use crate::journal::{Entry, Flow, Round, Sent, Unsent};
+use crate::journal::{Entry, Flow, Sent, Unsent};
 use crate::mailbox::{Mailbox, Signal};
+use round::RoundLog;
 
 mod attach;
+mod round;
 
 /// How long a takeover waits for the old connection to hand back its
 /// session before going ahead without it.
@@ -89,28 +91,6 @@ struct PendingAck {
     reason: ReasonCode,
     /// Waiting for a journal append.
     waiting: bool,
-}
-
-/// What one round of a persistent session's work puts in the journal, as
-/// one append at the end of the round.
-#[derive(Default)]
-struct RoundLog {
-    sent: Vec<Sent>,
-    released: Vec<Flow>,
-    completed: Vec<Flow>,
-    dropped: Vec<Unsent>,
-    inbound_done: Vec<u16>,
-}
-
-impl RoundLog {
-    /// Whether the round's bytes wait until its append is durable: it sent
-    /// a QoS 2 PUBLISH, a PUBREL or a PUBCOMP that a restart must know
-    /// about.
-    fn gates(&self) -> bool {
-        !self.released.is_empty()
-            || !self.inbound_done.is_empty()
-            || self.sent.iter().any(|s| s.qos == QoS::ExactlyOnce)
-    }
 }
 
 /// What only some connections need (a publisher's answers in the making,
@@ -806,7 +786,7 @@ impl Conn {
                 }
                 Event::Dropped { delivery } => {
                     if let Some(r) = self.round() {
-                        r.dropped.push(Unsent::of(&delivery));
+                        r.dropped.push(Unsent::of(delivery));
                     }
                 }
                 Event::Completed { id, packet_id } => {
@@ -835,59 +815,6 @@ impl Conn {
             }
         }
         None
-    }
-
-    /// The session when its changes go to a journal: persistent, with a
-    /// data directory.
-    fn journaled(&self) -> Option<&Attached> {
-        self.shared.durable.as_ref()?;
-        self.attached.as_ref().filter(|a| a.persistent)
-    }
-
-    /// This round's journal entries, if the session is journaled.
-    fn round(&mut self) -> Option<&mut RoundLog> {
-        self.journaled()?;
-        Some(&mut self.more().round)
-    }
-
-    /// Appends this round's entries as one batch (sends, releases,
-    /// completions, drops, inbound releases: the order they can happen
-    /// in). When
-    /// the round's bytes must wait for it, the receiver says when the
-    /// append is durable (`true`) or failed. The round's vectors are
-    /// cleared and kept for the next round.
-    fn record_round(&mut self) -> Option<oneshot::Receiver<bool>> {
-        let r = &mut self.more.as_deref_mut()?.round;
-        let (Some(a), Some(d)) = (&self.attached, &self.shared.durable) else {
-            return None;
-        };
-        let gate = r.gates();
-        let mut records = Vec::new();
-        let round = Round {
-            sent: &r.sent,
-            released: &r.released,
-            completed: &r.completed,
-            dropped: &r.dropped,
-            inbound_done: &r.inbound_done,
-        };
-        crate::journal::encode_round(a.client_id(), round, crate::durable::now_ms(), &mut records);
-        r.sent.clear();
-        r.released.clear();
-        r.completed.clear();
-        r.dropped.clear();
-        r.inbound_done.clear();
-        if records.is_empty() {
-            return None;
-        }
-        if !gate {
-            d.append_then(records, |_| {});
-            return None;
-        }
-        let (tx, rx) = oneshot::channel();
-        d.append_then(records, move |ok| {
-            let _ = tx.send(ok);
-        });
-        Some(rx)
     }
 
     /// The sender journal completions come back on (made on first use).

@@ -68,6 +68,16 @@ async fn publish_qos2(c: &mut RawClient, topic: &str, id: u16, payload: &[u8]) {
     assert_eq!(c.expect(PUBCOMP).await.ack_id(), id);
 }
 
+/// The very next packet is PUBREL for `id`.
+async fn next_is_pubrel(c: &mut RawClient, id: u16, what: &str) {
+    let rel = c.read().await;
+    let expected = RawPacket {
+        first: 0x62,
+        body: id.to_be_bytes().to_vec(),
+    };
+    assert_eq!(rel, strata_testkit::Read::Packet(expected), "{what}");
+}
+
 async fn subscribe(c: &mut RawClient, filter: &str) {
     c.send(&raw::subscribe(4, 1, filter, 2)).await;
     assert_eq!(c.expect(SUBACK).await.body[2], 2, "granted QoS 2");
@@ -98,15 +108,7 @@ async fn outbound_qos2_flows_resume_in_their_phase_after_a_restart() {
     let p = sub.expect(PUBLISH).await;
     assert_eq!(p.publish_parts(), (first_id, b"first".to_vec(), true));
     assert_eq!(p.first & 0x06, 0x04, "QoS 2");
-    let rel = sub.read().await;
-    assert_eq!(
-        rel,
-        strata_testkit::Read::Packet(RawPacket {
-            first: 0x62,
-            body: second_id.to_be_bytes().to_vec()
-        }),
-        "PUBREL for the released one"
-    );
+    next_is_pubrel(&mut sub, second_id, "PUBREL for the released one").await;
     sub.send(&ack(0x70, second_id)).await;
     sub.send(&ack(0x50, first_id)).await;
     assert_eq!(sub.expect(PUBREL).await.ack_id(), first_id);
@@ -229,15 +231,7 @@ async fn two_copies_of_one_message_resume_apart_after_a_restart() {
     // id, the second as PUBREL [MQTT-4.8.2-4].
     let p = sub.expect(PUBLISH).await;
     assert_eq!(p.publish_parts(), (a, b"both".to_vec(), true));
-    let rel = sub.read().await;
-    assert_eq!(
-        rel,
-        strata_testkit::Read::Packet(RawPacket {
-            first: 0x62,
-            body: b_id.to_be_bytes().to_vec()
-        }),
-        "PUBREL for the second copy"
-    );
+    next_is_pubrel(&mut sub, b_id, "PUBREL for the second copy").await;
     sub.send(&ack(0x70, b_id)).await;
     sub.send(&ack(0x50, a)).await;
     assert_eq!(sub.expect(PUBREL).await.ack_id(), a);

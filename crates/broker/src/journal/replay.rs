@@ -270,14 +270,7 @@ impl Replay {
                         // The copy on these terms, and no other: a copy
                         // replay never held (a retained message sent on
                         // subscribing) matches nothing.
-                        if let Some(copies) = s.pending.get_mut(&c.id)
-                            && let Some(i) = copies.iter().position(|d| c.is(d))
-                        {
-                            copies.remove(i);
-                            if copies.is_empty() {
-                                s.pending.remove(&c.id);
-                            }
-                        }
+                        take_pending(s, c.id, |d| c.is(d));
                     }
                 }
             }
@@ -306,23 +299,20 @@ impl Replay {
                             && d.retain == sent.retain
                             && d.subscription_ids == sent.subscription_ids
                     };
-                    let on_terms = s
-                        .pending
-                        .get(&sent.id)
-                        .is_some_and(|copies| copies.iter().any(terms));
-                    let retained = self.retained_by_id.get(&sent.id);
-                    let message = match (sent.on_subscribe, on_terms, retained) {
-                        // A retained message sent on subscribing: no copy
-                        // of it is pending (a routed copy on the same
-                        // terms stays). Without the flag (older logs):
-                        // when no pending copy is on its terms.
-                        (true, _, Some(m)) | (false, false, Some(m)) => m.clone(),
-                        (true, _, None) => continue,
-                        (false, _, _) => match take_pending(s, sent.id, terms) {
-                            Some(d) => d.message,
-                            None => continue,
-                        },
+                    let retained = self.retained_by_id.get(&sent.id).cloned();
+                    // A retained message sent on subscribing takes no
+                    // pending copy (a routed one on the same terms stays);
+                    // without the flag (older logs), it is one when no
+                    // pending copy is on its terms.
+                    let message = if sent.on_subscribe {
+                        retained
+                    } else {
+                        take_pending(s, sent.id, terms)
+                            .map(|d| d.message)
+                            .or(retained)
+                            .or_else(|| take_pending(s, sent.id, |_| true).map(|d| d.message))
                     };
+                    let Some(message) = message else { continue };
                     // An id in flight twice can only be a stale flow.
                     s.inflight.retain(|o| o.packet_id != sent.packet_id);
                     s.inflight.push(Outbound {
@@ -526,11 +516,10 @@ fn keep_pending(s: &mut Held, d: Delivery) {
     }
 }
 
-/// Takes a pending copy of message `id`: the first one that `prefer`s,
-/// else the first.
-fn take_pending(s: &mut Held, id: u64, prefer: impl Fn(&Delivery) -> bool) -> Option<Delivery> {
+/// Takes the first pending copy of message `id` that `pick`s.
+fn take_pending(s: &mut Held, id: u64, pick: impl Fn(&Delivery) -> bool) -> Option<Delivery> {
     let copies = s.pending.get_mut(&id)?;
-    let i = copies.iter().position(prefer).unwrap_or(0);
+    let i = copies.iter().position(pick)?;
     let d = copies.remove(i);
     if copies.is_empty() {
         s.pending.remove(&id);

@@ -11,6 +11,7 @@ use strata_router::{ShareStrategy, SubOptions};
 use strata_session::{Message, OutboundPhase};
 use strata_store::{Log, LogConfig, NewRecord, ReadLimits, Record, SimStorage};
 
+use super::decode::rebase_expiry;
 use super::replay::{compact_at, replay_in_chunks};
 use super::*;
 use QoS::{AtLeastOnce as Q1, AtMostOnce as Q0, ExactlyOnce as Q2};

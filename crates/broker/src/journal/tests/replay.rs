@@ -747,18 +747,21 @@ fn a_retained_message_sent_on_subscribing_takes_no_pending_copy() {
             on_subscribe: flag,
         }],
     };
-    let log = new_log();
-    write(
-        &log,
-        &at(vec![
-            up("x", 600),
-            sub("x", "r/#", rap),
-            retained(1, "r/a", "v", Q1),
-            on_subscribe(true),
-        ]),
-    );
+    let log_with = |flag| {
+        let log = new_log();
+        write(
+            &log,
+            &at(vec![
+                up("x", 600),
+                sub("x", "r/#", rap),
+                retained(1, "r/a", "v", Q1),
+                on_subscribe(flag),
+            ]),
+        );
+        log
+    };
     let now = Instant::now();
-    let r = replay_at(&log, now, T0);
+    let r = replay_at(&log_with(true), now, T0);
     let x = session(&r, "x");
     assert_eq!(flows(x), [(5, 1, false)]);
     assert_eq!(ids(x), [1], "the routed copy still waits");
@@ -766,17 +769,7 @@ fn a_retained_message_sent_on_subscribing_takes_no_pending_copy() {
     assert_compaction_keeps(&r, now, T0);
     // A log from before the flag: a send on a pending copy's terms is
     // taken for that copy.
-    let old = new_log();
-    write(
-        &old,
-        &at(vec![
-            up("x", 600),
-            sub("x", "r/#", rap),
-            retained(1, "r/a", "v", Q1),
-            on_subscribe(false),
-        ]),
-    );
-    let r = replay_at(&old, now, T0);
+    let r = replay_at(&log_with(false), now, T0);
     assert_eq!(flows(session(&r, "x")), [(5, 1, false)]);
     assert!(session(&r, "x").pending.is_empty());
 }
