@@ -90,6 +90,11 @@ pub struct BenchArgs {
     /// Print the result as one JSON object.
     #[arg(long)]
     json: bool,
+    /// Also write every message's latency to the subscriber's socket to
+    /// this file, in ns, one per line: percentiles over many runs can then
+    /// be taken over all their messages.
+    #[arg(long, value_name = "FILE")]
+    latencies: Option<std::path::PathBuf>,
     /// Print help.
     #[arg(long, action = clap::ArgAction::Help)]
     help: Option<bool>,
@@ -497,6 +502,10 @@ async fn bench(a: BenchArgs) -> Result<(), String> {
     let mut c = shared.collected.lock().await;
     let delivered = shared.delivered.load(Ordering::Relaxed);
     let elapsed = drain_end.duration_since(t0).as_secs_f64().max(1e-9);
+    if let Some(path) = &a.latencies {
+        write_latencies(path, &c.latencies_ns)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
     let lat = percentiles(std::mem::take(&mut c.latencies_ns));
     let read_lat = percentiles(std::mem::take(&mut c.read_latencies_ns));
     let published: Vec<u64> = shared
@@ -596,6 +605,16 @@ async fn connections(a: &BenchArgs, tag: &str, qos: QoS, n: usize) -> Result<(),
         let _ = client.disconnect().await;
     }
     Ok(())
+}
+
+/// `ns`, one number per line.
+fn write_latencies(path: &std::path::Path, ns: &[u64]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for v in ns {
+        writeln!(w, "{v}")?;
+    }
+    w.flush()
 }
 
 /// p50, p99, p99.9 and the maximum of `ns`, in µs (zeros if empty).

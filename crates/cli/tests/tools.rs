@@ -376,6 +376,57 @@ fn bench_counts_every_message_in_each_scenario() {
     assert!(per.is_finite(), "{json}");
 }
 
+#[test]
+fn bench_writes_every_latency_it_reports_on() {
+    let s = Server::start();
+    let dir = std::env::temp_dir().join(format!("strata-cli-latencies-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("lat.txt");
+    let out = run(
+        &[
+            "bench",
+            "-p",
+            &s.port(),
+            "--scenario",
+            "pairs",
+            "-n",
+            "3",
+            "-q",
+            "1",
+            "-c",
+            "100",
+            "-d",
+            "30",
+            "--json",
+            "--latencies",
+            file.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let json = String::from_utf8(out.stdout).unwrap();
+    let mut ns: Vec<u64> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    // One line per delivered message, each a latency the report counted.
+    assert_eq!(ns.len().to_string(), field(&json, "delivered"), "{json}");
+    assert!(ns.iter().all(|&v| v > 0), "{ns:?}");
+    ns.sort_unstable();
+    let at =
+        |q: f64| ns[((ns.len() as f64 * q).ceil() as usize).clamp(1, ns.len()) - 1] as f64 / 1000.0;
+    for (key, q) in [("p50_us", 0.5), ("p99_us", 0.99), ("max_us", 1.0)] {
+        let reported: f64 = field(&json, key).parse().unwrap();
+        assert!(
+            (reported - at(q)).abs() < 0.06,
+            "{key}: {reported} against {} in {json}",
+            at(q)
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// A broker that answers CONNECT and SUBSCRIBE and then reads nothing
 /// more, holding each connection open.
 fn stalling_broker() -> u16 {
