@@ -8,7 +8,9 @@ throughput, lower for latency and memory: the ratio is written so that
 above 1.00 means Strata is better). A scenario run more than once (the
 paced pairs, whose p99 one 10 s run on a shared host leaves to a few
 wake-ups of an idle vCPU) reports the median of each figure over its runs,
-and the lost/duplicate/out-of-order counts summed.
+and the lost/duplicate/out-of-order counts summed; its "rounds" column
+says in how many of the rounds, taken in the order they ran (the script
+alternates brokers), Strata's figure was better than that best peer's.
 """
 
 import json
@@ -44,6 +46,19 @@ def main(path, brokers):
         (name, {b: combine(rs) for b, rs in by.items()}) for name, by in runs.items()
     )
 
+    def rounds(name, key, higher, strata, peer):
+        """Strata better than `peer` in k of n rounds of a latency, or "-"
+        (one round, or a paced row's msg/s, which the schedule sets)."""
+        if not key.endswith("_us"):
+            return "-"
+        a = [x.get(key) for x in runs[name].get(strata, []) if x]
+        b = [x.get(key) for x in runs[name].get(peer, []) if x]
+        pairs = [(x, y) for x, y in zip(a, b) if isinstance(x, (int, float)) and isinstance(y, (int, float))]
+        if len(pairs) < 2:
+            return "-"
+        better = sum(1 for x, y in pairs if (x > y if higher else x < y))
+        return f"{better} of {len(pairs)}"
+
     def metrics(name, res):
         if "idle" in name or "subscriptions" in name:
             return [("bytes/conn", "rss_per_connection", False)]
@@ -56,7 +71,7 @@ def main(path, brokers):
                     ("msg/s", "msg_per_s", True)]
         return [("msg/s", "msg_per_s", True), ("msg/cpu-s", "msg_per_cpu_s", True)]
 
-    header = ["scenario", "metric"] + brokers + ["strata vs best peer", "lost/dup/ooo (strata)"]
+    header = ["scenario", "metric"] + brokers + ["strata vs best peer", "rounds", "lost/dup/ooo (strata)"]
     PEERS = [b for b in brokers if not b.startswith("strata")]
     out = [header]
     for name, by in rows.items():
@@ -71,18 +86,21 @@ def main(path, brokers):
                 cells.append("failed" if v is None else f"{v:,.0f}")
             peers = [vals[b] for b in PEERS if vals[b] is not None]
             s = vals[brokers[0]]
+            won = "-"
             if s is None or not peers:
                 ratio = "n/a"
-            elif higher:
-                best = max(peers)
-                ratio = f"{s / best:.2f}x" if best else "n/a"
             else:
-                best = min(peers)
-                ratio = f"{best / s:.2f}x" if s else "n/a"
+                best = max(peers) if higher else min(peers)
+                if higher:
+                    ratio = f"{s / best:.2f}x" if best else "n/a"
+                else:
+                    ratio = f"{best / s:.2f}x" if s else "n/a"
+                peer = next(b for b in PEERS if vals[b] == best)
+                won = rounds(name, key, higher, brokers[0], peer)
             st = by.get(brokers[0]) or {}
             integrity = (f"{st.get('lost', '-')}/{st.get('duplicates', '-')}/{st.get('out_of_order', '-')}"
                          if st else "-")
-            out.append([name, label] + cells + [ratio, integrity])
+            out.append([name, label] + cells + [ratio, won, integrity])
     widths = [max(len(str(r[i])) for r in out) for i in range(len(header))]
     print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |")
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
