@@ -203,6 +203,7 @@ impl Shared {
                             qos: m.qos,
                             retain: m.retain_as_published && message.retain,
                             subscription_ids: m.subscription_ids.clone(),
+                            on_subscribe: false,
                         })
                     })
                     .collect();
@@ -255,6 +256,21 @@ impl Shared {
         if let Some(d) = &self.durable {
             d.record(&entry());
         }
+    }
+
+    /// Appends `entry` to the journal, if there is one; the receiver says
+    /// when it is durable (`true`) or failed.
+    pub(crate) fn record_waited(
+        &self,
+        entry: impl FnOnce() -> Entry,
+    ) -> Option<tokio::sync::oneshot::Receiver<bool>> {
+        let d = self.durable.as_ref()?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let record = crate::journal::encode(&entry(), crate::durable::now_ms());
+        d.append_then(vec![record], move |ok| {
+            let _ = tx.send(ok);
+        });
+        Some(rx)
     }
 
     /// Removes subscriptions and mailboxes of ended sessions and publishes

@@ -766,13 +766,20 @@ impl Conn {
                             })
                             .collect()
                     };
+                    let mut barrier = None;
                     if a.persistent {
                         for (f, c) in filters.iter().zip(&codes) {
                             if *c == ReasonCode::Success {
                                 let (client, filter) = (a.client_id().clone(), f.clone());
-                                self.shared.record(|| Entry::Unsubscribe { client, filter });
+                                barrier = self
+                                    .shared
+                                    .record_waited(|| Entry::Unsubscribe { client, filter })
+                                    .or(barrier);
                             }
                         }
+                    }
+                    if let Some(r) = self.round() {
+                        r.barrier = barrier.or(r.barrier.take());
                     }
                     self.session.unsubscribe_done(packet_id, codes);
                 }
@@ -873,6 +880,7 @@ impl Conn {
         let Some(a) = &self.attached else { return };
         let mut codes = Vec::with_capacity(filters.len());
         let mut retained = Vec::new();
+        let mut barrier = None;
         {
             let mut router = lock(&self.shared.router);
             for (f, g) in filters.iter().zip(granted) {
@@ -893,12 +901,17 @@ impl Conn {
                 // [MQTT-3.8.4-3]: an identical filter replaces the old one.
                 let existed = router.subscribe(a.key, &f.filter, opts);
                 if a.persistent {
+                    // Under the router lock: its place among the stored
+                    // messages is the router's.
                     let (client, filter) = (a.client_id().clone(), f.filter.clone());
-                    self.shared.record(|| Entry::Subscribe {
-                        client,
-                        filter,
-                        options: opts,
-                    });
+                    barrier = self
+                        .shared
+                        .record_waited(|| Entry::Subscribe {
+                            client,
+                            filter,
+                            options: opts,
+                        })
+                        .or(barrier);
                 }
                 codes.push(match qos {
                     QoS::AtMostOnce => ReasonCode::Success,
@@ -932,9 +945,20 @@ impl Conn {
                 }
             }
         }
+        if let Some(r) = self.round() {
+            r.barrier = barrier.or(r.barrier.take());
+        }
         self.session.subscribe_done(packet_id, codes);
         let now = Instant::now();
         for d in retained {
+            // A copy a persistent session may hold past a restart: stated
+            // before its send or drop, which this round may also record.
+            if d.message.id != 0
+                && d.effective_qos() != QoS::AtMostOnce
+                && let Some(r) = self.round()
+            {
+                r.queued.push(Unsent::of(d.clone()));
+            }
             self.session.handle_delivery(now, d);
         }
     }

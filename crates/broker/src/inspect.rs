@@ -137,9 +137,19 @@ fn describe(r: &Record, now: Instant, now_ms: i64) -> String {
             write!(s, "delivered client={client:?} ids={ids:?}")
         }
         Ok(Entry::Pending {
-            client, id, qos, ..
+            client,
+            id,
+            qos,
+            on_subscribe,
+            ..
         }) => {
-            write!(s, "pending client={client:?} id={id} qos={}", qos as u8)
+            // on-subscribe: a retained message queued for a new subscription.
+            let how = if on_subscribe { " on-subscribe" } else { "" };
+            write!(
+                s,
+                "pending client={client:?} id={id} qos={}{how}",
+                qos as u8
+            )
         }
         Ok(Entry::Will {
             client,

@@ -66,7 +66,8 @@
 //!                  bits 4-5 Retain Handling, bit 6 a subscription id follows
 //! 'X' Unsubscribe  client string, filter string
 //! 'A' Delivered    client string, count u32, count ids u64 (old: see below)
-//! 'P' Pending      client string, id u64, flags u8 (bits 0-1 QoS, bit 2 RETAIN),
+//! 'P' Pending      client string, id u64, flags u8 (bits 0-1 QoS, bit 2 RETAIN,
+//!                  bit 3 a retained message queued on subscribing),
 //!                  count u32, count subscription ids u32
 //! 'T' Sent         client string, count u32, count times:
 //!                  id u64, packet id u16, flags u8 (bits 0-1 QoS sent with, bit 2 RETAIN,
@@ -76,7 +77,8 @@
 //! 'K' Released     client string, count u32, count times: id u64, packet id u16
 //! 'C' Completed    client string, count u32, count times: id u64, packet id u16
 //! 'O' Dropped      client string, count u32, count times:
-//!                  id u64, flags u8 (bits 0-1 QoS, bit 2 RETAIN),
+//!                  id u64, flags u8 (bits 0-1 QoS, bit 2 RETAIN,
+//!                  bit 3 a retained message queued on subscribing),
 //!                  count u32, count subscription ids u32
 //! 'I' Inbound      client string, count u32, count packet ids u16
 //! 'J' InboundDone  client string, count u32, count packet ids u16
@@ -94,6 +96,16 @@
 //! PUBLISH); `A` is now written only as the id mark of a compaction, under
 //! the empty client id. A build from before `C`, `K` and `O` refuses a log
 //! that has them: a data directory does not go back to it.
+//!
+//! A retained message sent to a new subscription of a persistent session
+//! [MQTT-3.3.1-9] is owed like a routed copy once the SUBACK is out, so a
+//! copy that waits in the session's queue is stated as a `P` with bit 3
+//! set, in the round that queued it: its message is the retained message
+//! with that id wherever it is in the log (replay keeps every retained
+//! message by id), not the latest message. Its `T` and `O` carry bit 3 too
+//! and take only such a copy; a `T` with bit 3 and no such copy (a log from
+//! before bit 3 in `P`) finds the message by id. A build from before bit 3
+//! in `P` and `O` refuses a log that has it.
 //!
 //! Unknown bits, unknown kinds or properties, fields cut short and bytes
 //! left over are all refused ([`JournalError::Malformed`], naming the
@@ -238,13 +250,17 @@ pub(crate) enum Entry {
     /// that id, else the next message with that id (none: the entry is
     /// void). Written by [`compact_into`] after each message, and by the
     /// live broker before a message for the member a share group picked
-    /// (replay routes everything else).
+    /// (replay routes everything else). With `on_subscribe`, a retained
+    /// message queued for a new subscription ([`Delivery::on_subscribe`]),
+    /// written by the live broker in the round that queued it: the message
+    /// is the retained message with that id, wherever it is in the log.
     Pending {
         client: MqttStr,
         id: u64,
         qos: QoS,
         retain: bool,
         subscription_ids: Vec<u32>,
+        on_subscribe: bool,
     },
 }
 
@@ -256,14 +272,19 @@ pub(crate) struct Flow {
     pub packet_id: u16,
 }
 
-/// A copy of a stored message that a session dropped before sending it
-/// (see [`Entry::Dropped`]): the message and the terms it was held on.
+/// A copy of a stored message that a session holds or dropped before
+/// sending it (see [`Entry::Dropped`], and a retained message queued on
+/// subscribing, [`Entry::Pending`]): the message and the terms it is held
+/// on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Unsent {
     pub id: u64,
     pub qos: QoS,
     pub retain: bool,
     pub subscription_ids: Vec<u32>,
+    /// A retained message sent on subscribing
+    /// ([`Delivery::on_subscribe`]).
+    pub on_subscribe: bool,
 }
 
 impl Unsent {
@@ -273,6 +294,7 @@ impl Unsent {
             qos: d.qos,
             retain: d.retain,
             subscription_ids: d.subscription_ids,
+            on_subscribe: d.on_subscribe,
         }
     }
 
@@ -282,6 +304,19 @@ impl Unsent {
             && d.qos == self.qos
             && d.retain == self.retain
             && d.subscription_ids == self.subscription_ids
+            && d.on_subscribe == self.on_subscribe
+    }
+
+    /// The `Pending` entry that states this copy for `client`.
+    pub(crate) fn pending(&self, client: &MqttStr) -> Entry {
+        Entry::Pending {
+            client: client.clone(),
+            id: self.id,
+            qos: self.qos,
+            retain: self.retain,
+            subscription_ids: self.subscription_ids.clone(),
+            on_subscribe: self.on_subscribe,
+        }
     }
 }
 
@@ -402,7 +437,8 @@ mod prop {
 
 const RETAIN_FLAG: u8 = 0b100;
 const PUBLISHER_FLAG: u8 = 0b1000;
-/// In a send's flags: a retained message sent on subscribing.
+/// In a delivery's flags (`P`, `T`, `O`): a retained message sent on
+/// subscribing.
 const ON_SUBSCRIBE_FLAG: u8 = 0b1000;
 const HAS_SUBSCRIPTION_ID: u8 = 0b100_0000;
 
@@ -491,10 +527,11 @@ pub(crate) fn encode(entry: &Entry, now_ms: i64) -> NewRecord {
             qos,
             retain,
             subscription_ids,
+            on_subscribe,
         } => {
             put_bytes(&mut b, client.as_bytes());
             b.put_u64_le(*id);
-            b.put_u8(flags_byte(*qos, *retain));
+            b.put_u8(flags_byte(*qos, *retain) | on_subscribe_bit(*on_subscribe));
             put_u32s(&mut b, subscription_ids);
             kind::PENDING
         }
@@ -580,12 +617,16 @@ fn flags_byte(qos: QoS, retain: bool) -> u8 {
     qos as u8 | if retain { RETAIN_FLAG } else { 0 }
 }
 
+/// Bit 3 of a delivery's flags byte in `P`, `T` and `O`.
+fn on_subscribe_bit(on_subscribe: bool) -> u8 {
+    if on_subscribe { ON_SUBSCRIBE_FLAG } else { 0 }
+}
+
 fn put_sends(b: &mut BytesMut, client: &MqttStr, sends: &[Sent]) {
     put_list(b, client, sends, 15, |b, s| {
         b.put_u64_le(s.id);
         b.put_u16_le(s.packet_id);
-        let on_subscribe = if s.on_subscribe { ON_SUBSCRIBE_FLAG } else { 0 };
-        b.put_u8(flags_byte(s.qos, s.retain) | on_subscribe);
+        b.put_u8(flags_byte(s.qos, s.retain) | on_subscribe_bit(s.on_subscribe));
         put_u32s(b, &s.subscription_ids);
     });
 }
@@ -597,7 +638,7 @@ fn put_ids(b: &mut BytesMut, client: &MqttStr, ids: &[u64]) {
 fn put_unsent(b: &mut BytesMut, client: &MqttStr, copies: &[Unsent]) {
     put_list(b, client, copies, 13, |b, c| {
         b.put_u64_le(c.id);
-        b.put_u8(flags_byte(c.qos, c.retain));
+        b.put_u8(flags_byte(c.qos, c.retain) | on_subscribe_bit(c.on_subscribe));
         put_u32s(b, &c.subscription_ids);
     });
 }
@@ -616,6 +657,8 @@ fn put_packet_ids(b: &mut BytesMut, client: &MqttStr, ids: &[u16]) {
 /// One round of a journaled connection's work, borrowed: see
 /// [`encode_round`].
 pub(crate) struct Round<'a> {
+    /// Retained messages queued on subscribing: one `Pending` each.
+    pub queued: &'a [Unsent],
     pub sent: &'a [Sent],
     pub released: &'a [Flow],
     pub completed: &'a [Flow],
@@ -624,8 +667,9 @@ pub(crate) struct Round<'a> {
 }
 
 /// The records of one round of a journaled connection's work (the same
-/// bytes as `Sent`, `Released`, `Completed`, `Dropped` and `InboundDone`
-/// entries, in that order; empty parts give no record). A flow that
+/// bytes as `Pending` (one per queued copy), `Sent`, `Released`,
+/// `Completed`, `Dropped` and `InboundDone` entries, in that order; empty
+/// parts give no record). A flow that
 /// completed and a new one under its packet id in the same round would be
 /// read back in the wrong order; ids are handed out in turn, so that takes
 /// 65,535 sends in one round.
@@ -636,12 +680,16 @@ pub(crate) fn encode_round(
     out: &mut Vec<NewRecord>,
 ) {
     let Round {
+        queued,
         sent,
         released,
         completed,
         dropped,
         inbound_done,
     } = round;
+    for q in queued {
+        out.push(encode(&q.pending(client), now_ms));
+    }
     if !sent.is_empty() {
         let mut b = BytesMut::new();
         put_sends(&mut b, client, sent);

@@ -303,6 +303,48 @@ async fn a_failed_store_write_acknowledges_nothing_and_closes() {
 }
 
 #[tokio::test]
+async fn a_subscription_that_cannot_be_stored_is_not_acknowledged() {
+    // A persistent session's SUBACK says the subscription survives a
+    // crash; when its record cannot be made durable, neither the SUBACK
+    // nor the retained messages the subscription is owed [MQTT-3.3.1-9]
+    // go out, and the connection closes [MQTT-4.8.0-2].
+    let (broker, addr, sim) = start_on_sim().await;
+    let publ = v4(v4_options(addr, "retainer")).await;
+    publ.client
+        .publish("r/x", QoS::AtLeastOnce, true, "kept")
+        .await
+        .unwrap();
+    // Stored: a plain subscriber gets it as the retained message.
+    let mut probe = v4(v4_options(addr, "probe")).await;
+    probe.subscribe("r/#", QoS::AtLeastOnce).await;
+    assert_eq!(&probe.next_publish().await.payload[..], b"kept");
+
+    let mut o = v4_options(addr, "subber");
+    o.set_clean_session(false);
+    let mut sub = v4(o).await;
+    // Its session's record is durable once a stored message it publishes
+    // is acknowledged (appends become durable in order).
+    sub.client
+        .publish("r/y", QoS::AtLeastOnce, true, "also kept")
+        .await
+        .unwrap();
+    sub.next_matching(|p| matches!(p, rumqttc::Packet::PubAck(_)))
+        .await;
+    // The disk fails from the next sync on.
+    sim.set_faults(strata_store::storage::FaultPlan {
+        fail_sync: Some(1),
+        ..Default::default()
+    });
+    sub.client.subscribe("r/#", QoS::AtLeastOnce).await.unwrap();
+    sub.until_closed_without(
+        |p| matches!(p, rumqttc::Packet::SubAck(_) | rumqttc::Packet::Publish(_)),
+        "acknowledged a subscription that is not on disk",
+    )
+    .await;
+    broker.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
 async fn a_qos2_send_that_cannot_be_stored_is_not_written() {
     // A QoS 2 PUBLISH to a persistent session goes out only once its packet
     // id is durable: a restart must resend it under that id, or the client

@@ -77,9 +77,10 @@ pub struct Delivery {
     /// The identifiers of the matching subscriptions [MQTT-3.3.4-3].
     pub subscription_ids: Vec<u32>,
     /// A retained message sent because a subscription was made
-    /// [MQTT-3.3.1-8], not routed from a publish: a durable store keeps no
-    /// copy of it for the session (it keeps the retained message), so its
-    /// drop is not reported, and its send is recorded as such.
+    /// [MQTT-3.3.1-8], not routed from a publish: a durable store states
+    /// such a copy apart from a routed copy on the same terms (it names the
+    /// retained message, not a message routed to the session), so its
+    /// send and drop are recorded as such.
     pub on_subscribe: bool,
 }
 

@@ -77,8 +77,8 @@ pub enum Event {
     /// large for the client): the durable log may forget that copy, which
     /// the delivery's terms name. Only for messages with a non-zero
     /// [`Message::id`] and copies of QoS 1 or 2 (a QoS 0 copy is sent at
-    /// once and never held), not sent on subscribing
-    /// ([`Delivery::on_subscribe`]).
+    /// once and never held); a copy sent on subscribing is reported too
+    /// ([`Delivery::on_subscribe`] tells them apart).
     Dropped { delivery: Delivery },
     /// The flow of the stored message `id` under `packet_id` ended: it was
     /// acknowledged, or failed with an error reason code. Named by both
@@ -359,7 +359,7 @@ impl Session {
     /// Reports a copy of a stored message dropped before it went out under
     /// a packet id (a QoS 0 copy is never held: nothing to report).
     pub(crate) fn done_with(&mut self, d: Delivery) {
-        if d.message.id != 0 && d.effective_qos() != QoS::AtMostOnce && !d.on_subscribe {
+        if d.message.id != 0 && d.effective_qos() != QoS::AtMostOnce {
             self.events.push_back(Event::Dropped { delivery: d });
         }
     }

@@ -56,6 +56,24 @@ async fn restart(b: TestBroker, dir: &DataDir) -> TestBroker {
     start_on(dir).await
 }
 
+/// A broker that keeps one message in flight per client.
+async fn start_one_in_flight(dir: &DataDir) -> TestBroker {
+    let mut config = BrokerConfig {
+        sys_interval: None,
+        ..BrokerConfig::default()
+    };
+    config.session.max_inflight = 1;
+    config.storage.data_dir = Some(dir.0.clone());
+    TestBroker::start(config).await
+}
+
+/// Completes an outbound QoS 2 flow: PUBREC, PUBREL, PUBCOMP.
+async fn complete_qos2(c: &mut RawClient, id: u16) {
+    c.send(&ack(0x50, id)).await;
+    assert_eq!(c.expect(PUBREL).await.ack_id(), id);
+    c.send(&ack(0x70, id)).await;
+}
+
 fn ack(first: u8, id: u16) -> Vec<u8> {
     packet(first, &id.to_be_bytes())
 }
@@ -262,5 +280,71 @@ async fn two_copies_of_one_message_resume_apart_after_a_restart() {
     publish_qos2(&mut publ, "c/z", 3, b"next").await;
     let (_, payload, dup) = sub.expect(PUBLISH).await.publish_parts();
     assert_eq!((&payload[..], dup), (&b"next"[..], false));
+    b.broker.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn a_retained_message_queued_on_subscribing_is_sent_after_a_restart() {
+    // A new subscription gets the matching retained messages
+    // [MQTT-3.3.1-9]. With one message in flight at a time, the second
+    // waits in the persistent session's queue: after a restart the first
+    // comes again with DUP [MQTT-4.4.0-1] and then the second, each once.
+    let dir = DataDir::new();
+    let b = start_one_in_flight(&dir).await;
+    let (mut publ, _) = b.persistent("queued-pub").await;
+    for (id, topic, payload) in [(1, "h/a", &b"first"[..]), (2, "h/b", b"second")] {
+        publ.send(&raw::publish(4, 2, true, topic, id, payload))
+            .await;
+        assert_eq!(publ.expect(PUBREC).await.ack_id(), id);
+        publ.send(&ack(0x62, id)).await;
+        assert_eq!(publ.expect(PUBCOMP).await.ack_id(), id);
+    }
+    let (mut sub, _) = b.persistent("queued-sub").await;
+    subscribe(&mut sub, "h/#").await;
+    let p = sub.expect(PUBLISH).await;
+    assert_eq!(
+        p.first & 0x01,
+        1,
+        "RETAIN on a subscription's retained message"
+    );
+    let (in_flight, sent, _) = p.publish_parts();
+    let waiting: &[u8] = if sent == b"first" {
+        b"second"
+    } else {
+        b"first"
+    };
+    drop((sub, publ));
+
+    b.broker.shutdown(Duration::from_secs(1)).await;
+    let b = start_one_in_flight(&dir).await;
+    let (mut sub, present) = b.persistent("queued-sub").await;
+    assert!(present, "the session survived the restart");
+    let p = sub.expect(PUBLISH).await;
+    assert_eq!(p.publish_parts(), (in_flight, sent.clone(), true));
+    complete_qos2(&mut sub, in_flight).await;
+    let p = sub.expect(PUBLISH).await;
+    assert_eq!(p.first & 0x01, 1, "still a retained message");
+    let (id, payload, dup) = p.publish_parts();
+    assert_eq!(
+        (&payload[..], dup),
+        (waiting, false),
+        "the queued one, once"
+    );
+    complete_qos2(&mut sub, id).await;
+
+    // Both done: across another restart nothing comes again, and the
+    // next PUBLISH is a new message.
+    // DISCONNECT: the broker has handled the PUBCOMP before it closes.
+    sub.send(&packet(0xE0, &[])).await;
+    sub.until_closed().await;
+    b.broker.shutdown(Duration::from_secs(1)).await;
+    let b = start_one_in_flight(&dir).await;
+    let (mut sub, present) = b.persistent("queued-sub").await;
+    assert!(present);
+    let (mut publ, _) = b.persistent("queued-pub").await;
+    publish_qos2(&mut publ, "h/c", 3, b"third").await;
+    let (id, payload, dup) = sub.expect(PUBLISH).await.publish_parts();
+    assert_eq!((&payload[..], dup), (&b"third"[..], false));
+    complete_qos2(&mut sub, id).await;
     b.broker.shutdown(Duration::from_secs(1)).await;
 }

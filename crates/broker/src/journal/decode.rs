@@ -128,12 +128,14 @@ fn decode_entry(record: &Record, now: Instant, now_ms: i64) -> Result<Entry, Str
             let mut copies = Vec::with_capacity(count.min(r.left() / 13));
             for _ in 0..count {
                 let id = r.u64("message id")?;
-                let (qos, retain) = delivery_flags(r.u8("delivery flags")?)?;
+                let flags = r.u8("delivery flags")?;
+                let (qos, retain) = delivery_flags(flags & !ON_SUBSCRIBE_FLAG)?;
                 copies.push(Unsent {
                     id,
                     qos,
                     retain,
                     subscription_ids: r.u32s("subscription identifier")?,
+                    on_subscribe: flags & ON_SUBSCRIBE_FLAG != 0,
                 });
             }
             Entry::Dropped { client, copies }
@@ -179,13 +181,15 @@ fn decode_entry(record: &Record, now: Instant, now_ms: i64) -> Result<Entry, Str
         _ => {
             let client = r.string("client id")?;
             let id = r.u64("message id")?;
-            let (qos, retain) = delivery_flags(r.u8("delivery flags")?)?;
+            let flags = r.u8("delivery flags")?;
+            let (qos, retain) = delivery_flags(flags & !ON_SUBSCRIBE_FLAG)?;
             Entry::Pending {
                 client,
                 id,
                 qos,
                 retain,
                 subscription_ids: r.u32s("subscription identifier")?,
+                on_subscribe: flags & ON_SUBSCRIBE_FLAG != 0,
             }
         }
     };

@@ -267,9 +267,9 @@ impl Replay {
             Entry::Dropped { client, copies } => {
                 if let Some(s) = self.session(&client) {
                     for c in copies {
-                        // The copy on these terms, and no other: a copy
-                        // replay never held (a retained message sent on
-                        // subscribing) matches nothing.
+                        // The copy on these terms, and no other (a retained
+                        // message queued on subscribing is only ever that
+                        // copy).
                         take_pending(s, c.id, |d| c.is(d));
                     }
                 }
@@ -300,17 +300,24 @@ impl Replay {
                             && d.subscription_ids == sent.subscription_ids
                     };
                     let retained = self.retained_by_id.get(&sent.id).cloned();
-                    // A retained message sent on subscribing takes no
-                    // pending copy (a routed one on the same terms stays);
+                    // A retained message sent on subscribing takes only the
+                    // copy queued on subscribing (a routed one on the same
+                    // terms stays), and finds the message by id when none
+                    // was stated (it went out in the round that queued it,
+                    // or the log is from before such copies were stated);
                     // without the flag (older logs), it is one when no
                     // pending copy is on its terms.
                     let message = if sent.on_subscribe {
-                        retained
-                    } else {
-                        take_pending(s, sent.id, terms)
+                        take_pending(s, sent.id, |d| d.on_subscribe && terms(d))
                             .map(|d| d.message)
                             .or(retained)
-                            .or_else(|| take_pending(s, sent.id, |_| true).map(|d| d.message))
+                    } else {
+                        take_pending(s, sent.id, |d| !d.on_subscribe && terms(d))
+                            .map(|d| d.message)
+                            .or(retained)
+                            .or_else(|| {
+                                take_pending(s, sent.id, |d| !d.on_subscribe).map(|d| d.message)
+                            })
                     };
                     let Some(message) = message else { continue };
                     // An id in flight twice can only be a stale flow.
@@ -375,6 +382,31 @@ impl Replay {
                 qos,
                 retain,
                 subscription_ids,
+                on_subscribe: true,
+            } => {
+                // A retained message queued for a new subscription: any
+                // retained message of the log, by id (void if none).
+                let Some(message) = self.retained_by_id.get(&id).cloned() else {
+                    return Ok(());
+                };
+                if let Some(s) = self.session(&client) {
+                    let d = Delivery {
+                        message,
+                        qos,
+                        retain,
+                        subscription_ids,
+                        on_subscribe: true,
+                    };
+                    keep_pending(s, d);
+                }
+            }
+            Entry::Pending {
+                client,
+                id,
+                qos,
+                retain,
+                subscription_ids,
+                on_subscribe: false,
             } => {
                 let message = match &self.latest {
                     Some(m) if m.id == id => m.clone(),
@@ -569,15 +601,12 @@ pub(super) fn compact_at(
             now_ms,
         ))?;
         // In-flight messages are written as pending, and `Sent` later
-        // takes them into flight in their order; a retained message sent
-        // on subscribing is written without a pending copy (its `Sent`
-        // finds the message by id).
+        // takes them into flight in their order (a retained message sent
+        // on subscribing as such a copy: its `Pending` has bit 3).
         let inflight = s.inflight.iter().map(|o| &o.delivery);
         for d in s.pending.iter().chain(inflight) {
             let entry = held.entry(d.message.id).or_insert((&d.message, Vec::new()));
-            if !d.on_subscribe {
-                entry.1.push((&s.client_id, d));
-            }
+            entry.1.push((&s.client_id, d));
         }
     }
     let write = |out: &mut Batch, m: &Message, holders: &[(&MqttStr, &Delivery)]| {
@@ -589,6 +618,7 @@ pub(super) fn compact_at(
                 qos: d.qos,
                 retain: d.retain,
                 subscription_ids: d.subscription_ids.clone(),
+                on_subscribe: d.on_subscribe,
             };
             out.push(encode(&pending, now_ms))?;
         }

@@ -112,6 +112,7 @@ fn samples(now: Instant) -> Vec<Entry> {
             qos: Q1,
             retain: true,
             subscription_ids: vec![1, 7, u32::MAX],
+            on_subscribe: true,
         },
         Entry::Pending {
             client: client.clone(),
@@ -119,6 +120,7 @@ fn samples(now: Instant) -> Vec<Entry> {
             qos: Q0,
             retain: false,
             subscription_ids: vec![],
+            on_subscribe: false,
         },
         Entry::Sent {
             client: client.clone(),
@@ -177,12 +179,14 @@ fn samples(now: Instant) -> Vec<Entry> {
                     qos: Q2,
                     retain: true,
                     subscription_ids: vec![1, u32::MAX],
+                    on_subscribe: true,
                 },
                 Unsent {
                     id: 0,
                     qos: Q0,
                     retain: false,
                     subscription_ids: vec![],
+                    on_subscribe: false,
                 },
             ],
         },
@@ -270,16 +274,26 @@ fn a_round_encodes_as_its_entries() {
             qos: Q1,
             retain: true,
             subscription_ids: vec![2],
+            on_subscribe: false,
         },
         Unsent {
             id: 6,
             qos: Q2,
             retain: false,
             subscription_ids: vec![],
+            on_subscribe: true,
         },
     ];
+    let queued = [Unsent {
+        id: 4,
+        qos: Q2,
+        retain: true,
+        subscription_ids: vec![2, 3],
+        on_subscribe: true,
+    }];
     let mut out = Vec::new();
     let round = Round {
+        queued: &queued,
         sent: &sends,
         released: &released,
         completed: &completed,
@@ -293,6 +307,14 @@ fn a_round_encodes_as_its_entries() {
         .map(|(i, r)| decode(&as_record(r.clone(), i as u64), now, T0).unwrap())
         .collect();
     let expected = vec![
+        Entry::Pending {
+            client: client.clone(),
+            id: 4,
+            qos: Q2,
+            retain: true,
+            subscription_ids: vec![2, 3],
+            on_subscribe: true,
+        },
         Entry::Sent {
             client: client.clone(),
             sends,
@@ -324,6 +346,7 @@ fn a_round_encodes_as_its_entries() {
     }
     out.clear();
     let empty = Round {
+        queued: &[],
         sent: &[],
         released: &[],
         completed: &[],

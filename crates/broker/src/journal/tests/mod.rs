@@ -202,6 +202,7 @@ fn dropped(client: &str, id: u64, qos: QoS, retain: bool, subscription_ids: &[u3
             qos,
             retain,
             subscription_ids: subscription_ids.to_vec(),
+            on_subscribe: false,
         }],
     }
 }
@@ -238,6 +239,7 @@ fn pending(client: &str, id: u64) -> Entry {
         qos: Q1,
         retain: false,
         subscription_ids: vec![],
+        on_subscribe: false,
     }
 }
 

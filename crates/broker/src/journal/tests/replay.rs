@@ -12,6 +12,7 @@ fn a_pending_entry_applies_only_to_its_message() {
         qos: Q1,
         retain: false,
         subscription_ids: vec![],
+        on_subscribe: false,
     };
     // Not after message 1: it waits for a message 1 to come, which never
     // does (a share group's pick is written before its message, and a torn
@@ -581,6 +582,7 @@ fn two_copies_of_one_message_in_one_session_are_replayed_apart() {
         qos: Q2,
         retain: false,
         subscription_ids: vec![1],
+        on_subscribe: false,
     };
     let send = |packet_id, subscription_id| Sent {
         id: 1,
@@ -654,14 +656,14 @@ fn two_copies_of_one_message_in_one_session_are_replayed_apart() {
     assert_compaction_keeps(&r, now, T0);
 
     // A second message: one copy in flight, the other dropped unsent,
-    // named by its terms. A drop on terms no pending copy has (a retained
-    // message sent on subscribing, which replay never holds) takes none.
+    // named by its terms. A drop on terms no pending copy has takes none.
     let pick = Entry::Pending {
         client: s("x"),
         id: 2,
         qos: Q2,
         retain: false,
         subscription_ids: vec![1],
+        on_subscribe: false,
     };
     write(
         &log,
@@ -772,4 +774,129 @@ fn a_retained_message_sent_on_subscribing_takes_no_pending_copy() {
     let r = replay_at(&log_with(false), now, T0);
     assert_eq!(flows(session(&r, "x")), [(5, 1, false)]);
     assert!(session(&r, "x").pending.is_empty());
+}
+
+#[test]
+fn a_retained_message_queued_on_subscribing_is_kept_apart_and_survives() {
+    // A retained message sent to a new subscription [MQTT-3.3.1-9] that
+    // still waits in the session's queue is owed after a restart like a
+    // routed copy, even when the topic's retained message was replaced and
+    // cleared since; its send and its drop take only that copy, not a
+    // routed copy on the same terms (Retain As Published, the same
+    // subscription identifier).
+    let rap = SubOptions {
+        qos: Q1,
+        retain_as_published: true,
+        subscription_id: Some(1),
+        ..SubOptions::default()
+    };
+    let queued = Unsent {
+        id: 1,
+        qos: Q1,
+        retain: true,
+        subscription_ids: vec![1],
+        on_subscribe: true,
+    };
+    let send = |flag| Entry::Sent {
+        client: s("x"),
+        sends: vec![Sent {
+            id: 1,
+            packet_id: 5,
+            qos: Q1,
+            retain: true,
+            subscription_ids: vec![1],
+            on_subscribe: flag,
+        }],
+    };
+    let now = Instant::now();
+    let log = new_log();
+    write(
+        &log,
+        &at(vec![
+            up("x", 600),
+            sub("x", "r/#", rap),
+            // Routed to x: a pending copy of message 1.
+            retained(1, "r/a", "v", Q1),
+            // x subscribes again: message 1 queued on subscribing.
+            queued.pending(&s("x")),
+            // Replaced, then cleared: each routed (the clear at QoS 0 is
+            // not kept for an offline session).
+            retained(2, "r/a", "w", Q1),
+            retained(3, "r/a", "", Q0),
+        ]),
+    );
+    let r = replay_at(&log, now, T0);
+    let x = session(&r, "x");
+    assert_eq!(ids(x), [1, 1, 2], "{x:#?}");
+    let kinds: Vec<bool> = x.pending.iter().map(|d| d.on_subscribe).collect();
+    assert_eq!(kinds, [false, true, false]);
+    assert_eq!(&x.pending[1].message.payload[..], b"v");
+    assert!(r.retained.is_empty(), "the topic was cleared");
+    assert_compaction_keeps(&r, now, T0);
+    let compacted = new_log();
+    compact_at(&r, &compacted, now, T0).unwrap();
+    assert!(replay_at(&compacted, now, T0).retained.is_empty());
+
+    // Its send takes the copy queued on subscribing; the routed copy on
+    // the same terms still waits.
+    write(&log, &at(vec![send(true)]));
+    let r = replay_at(&log, now, T0);
+    let x = session(&r, "x");
+    assert_eq!(flows(x), [(5, 1, false)]);
+    assert!(x.inflight[0].delivery.on_subscribe);
+    assert_eq!(ids(x), [1, 2]);
+    assert!(x.pending.iter().all(|d| !d.on_subscribe));
+    assert_compaction_keeps(&r, now, T0);
+
+    // A drop of a copy queued on subscribing takes only such a copy: none
+    // is left, so the routed one stays; then the routed one's drop.
+    let drop_copy = |on_subscribe| Entry::Dropped {
+        client: s("x"),
+        copies: vec![Unsent {
+            on_subscribe,
+            ..queued.clone()
+        }],
+    };
+    write(&log, &at(vec![drop_copy(true)]));
+    assert_eq!(ids(session(&replay_at(&log, now, T0), "x")), [1, 2]);
+    write(&log, &at(vec![drop_copy(false)]));
+    assert_eq!(ids(session(&replay_at(&log, now, T0), "x")), [2]);
+
+    // Queued again and dropped before it went out.
+    write(&log, &at(vec![queued.pending(&s("x")), drop_copy(true)]));
+    assert_eq!(ids(session(&replay_at(&log, now, T0), "x")), [2]);
+
+    // A copy queued on subscribing names a retained message: an id that
+    // is not one states nothing.
+    write(
+        &log,
+        &at(vec![
+            Unsent {
+                id: 2,
+                ..queued.clone()
+            }
+            .pending(&s("x")),
+            Unsent {
+                id: 99,
+                ..queued.clone()
+            }
+            .pending(&s("x")),
+        ]),
+    );
+    let r = replay_at(&log, now, T0);
+    let x = session(&r, "x");
+    assert_eq!(ids(x), [2, 2], "message 2 was retained once: {x:#?}");
+    assert!(x.pending[1].on_subscribe);
+    write(&log, &at(vec![msg(4, "q", Q1)]));
+    write(
+        &log,
+        &at(vec![
+            Unsent {
+                id: 4,
+                ..queued.clone()
+            }
+            .pending(&s("x")),
+        ]),
+    );
+    assert_eq!(ids(session(&replay_at(&log, now, T0), "x")), [2, 2]);
 }
