@@ -258,16 +258,24 @@ impl Shared {
         }
     }
 
-    /// Appends `entry` to the journal, if there is one; the receiver says
-    /// when it is durable (`true`) or failed.
+    /// Appends `entries` to the journal as one batch, if there is a
+    /// journal and they are not empty; the receiver says when they are
+    /// durable (`true`) or failed.
     pub(crate) fn record_waited(
         &self,
-        entry: impl FnOnce() -> Entry,
+        entries: &[Entry],
     ) -> Option<tokio::sync::oneshot::Receiver<bool>> {
         let d = self.durable.as_ref()?;
+        if entries.is_empty() {
+            return None;
+        }
+        let now_ms = crate::durable::now_ms();
+        let records = entries
+            .iter()
+            .map(|e| crate::journal::encode(e, now_ms))
+            .collect();
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let record = crate::journal::encode(&entry(), crate::durable::now_ms());
-        d.append_then(vec![record], move |ok| {
+        d.append_then(records, move |ok| {
             let _ = tx.send(ok);
         });
         Some(rx)

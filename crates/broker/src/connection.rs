@@ -753,31 +753,28 @@ impl Conn {
                 } => self.on_subscribe(packet_id, subscription_id, filters, granted),
                 Event::Unsubscribe { packet_id, filters } => {
                     let Some(a) = &self.attached else { continue };
-                    let codes: Vec<ReasonCode> = {
+                    let mut entries = Vec::new();
+                    let (codes, barrier): (Vec<ReasonCode>, _) = {
                         let mut router = lock(&self.shared.router);
-                        filters
+                        let codes = filters
                             .iter()
                             .map(|f| {
-                                if router.unsubscribe(a.key, f) {
-                                    ReasonCode::Success
-                                } else {
-                                    ReasonCode::NoSubscriptionExisted
+                                if !router.unsubscribe(a.key, f) {
+                                    return ReasonCode::NoSubscriptionExisted;
                                 }
+                                if a.persistent {
+                                    entries.push(Entry::Unsubscribe {
+                                        client: a.client_id().clone(),
+                                        filter: f.clone(),
+                                    });
+                                }
+                                ReasonCode::Success
                             })
-                            .collect()
+                            .collect();
+                        // Under the router lock: its place among the
+                        // stored messages is the router's.
+                        (codes, self.shared.record_waited(&entries))
                     };
-                    let mut barrier = None;
-                    if a.persistent {
-                        for (f, c) in filters.iter().zip(&codes) {
-                            if *c == ReasonCode::Success {
-                                let (client, filter) = (a.client_id().clone(), f.clone());
-                                barrier = self
-                                    .shared
-                                    .record_waited(|| Entry::Unsubscribe { client, filter })
-                                    .or(barrier);
-                            }
-                        }
-                    }
                     if let Some(r) = self.round() {
                         r.barrier = barrier.or(r.barrier.take());
                     }
@@ -880,8 +877,10 @@ impl Conn {
         let Some(a) = &self.attached else { return };
         let mut codes = Vec::with_capacity(filters.len());
         let mut retained = Vec::new();
-        let mut barrier = None;
-        {
+        // The subscriptions and the retained messages they are owed, for a
+        // persistent session's journal.
+        let mut entries = Vec::new();
+        let barrier = {
             let mut router = lock(&self.shared.router);
             for (f, g) in filters.iter().zip(granted) {
                 let qos = match g {
@@ -900,19 +899,6 @@ impl Conn {
                 };
                 // [MQTT-3.8.4-3]: an identical filter replaces the old one.
                 let existed = router.subscribe(a.key, &f.filter, opts);
-                if a.persistent {
-                    // Under the router lock: its place among the stored
-                    // messages is the router's.
-                    let (client, filter) = (a.client_id().clone(), f.filter.clone());
-                    barrier = self
-                        .shared
-                        .record_waited(|| Entry::Subscribe {
-                            client,
-                            filter,
-                            options: opts,
-                        })
-                        .or(barrier);
-                }
                 codes.push(match qos {
                     QoS::AtMostOnce => ReasonCode::Success,
                     QoS::AtLeastOnce => ReasonCode::GrantedQoS1,
@@ -934,31 +920,44 @@ impl Conn {
                     let mut found = Vec::new();
                     router.retained_matching(p.filter, &mut found);
                     for (_, message) in found {
-                        retained.push(Delivery {
+                        let d = Delivery {
                             message,
                             qos,
                             retain: true, // [MQTT-3.3.1-8]
                             subscription_ids: subscription_id.into_iter().collect(),
                             on_subscribe: true,
-                        });
+                        };
+                        // A copy the session may hold past a restart.
+                        if a.persistent && d.message.id != 0 && d.effective_qos() != QoS::AtMostOnce
+                        {
+                            entries.push(Unsent::of(d.clone()).pending(a.client_id()));
+                        }
+                        retained.push(d);
                     }
                 }
+                // After its retained copies: a torn append keeps a prefix,
+                // and copies owed without their subscription (whose SUBACK
+                // never went out: the client subscribes again) are better
+                // than the reverse.
+                if a.persistent {
+                    entries.push(Entry::Subscribe {
+                        client: a.client_id().clone(),
+                        filter: f.filter.clone(),
+                        options: opts,
+                    });
+                }
             }
-        }
+            // Under the router lock: their place among the stored messages
+            // is the router's, and the copies' sends and drops (this
+            // round's append) come after them.
+            self.shared.record_waited(&entries)
+        };
         if let Some(r) = self.round() {
             r.barrier = barrier.or(r.barrier.take());
         }
         self.session.subscribe_done(packet_id, codes);
         let now = Instant::now();
         for d in retained {
-            // A copy a persistent session may hold past a restart: stated
-            // before its send or drop, which this round may also record.
-            if d.message.id != 0
-                && d.effective_qos() != QoS::AtMostOnce
-                && let Some(r) = self.round()
-            {
-                r.queued.push(Unsent::of(d.clone()));
-            }
             self.session.handle_delivery(now, d);
         }
     }

@@ -164,7 +164,10 @@ fn describe(r: &Record, now: Instant, now_ms: i64) -> String {
         Ok(Entry::Sent { client, sends }) => {
             let sends: Vec<String> = sends
                 .iter()
-                .map(|x| format!("{}@{}/qos{}", x.id, x.packet_id, x.qos as u8))
+                .map(|x| {
+                    let how = if x.on_subscribe { "/on-subscribe" } else { "" };
+                    format!("{}@{}/qos{}{how}", x.id, x.packet_id, x.qos as u8)
+                })
                 .collect();
             write!(s, "sent client={client:?} id@packet=[{}]", sends.join(", "))
         }
@@ -176,8 +179,14 @@ fn describe(r: &Record, now: Instant, now_ms: i64) -> String {
             )
         }
         Ok(Entry::Dropped { client, copies }) => {
-            let ids: Vec<u64> = copies.iter().map(|c| c.id).collect();
-            write!(s, "dropped client={client:?} ids={ids:?}")
+            let ids: Vec<String> = copies
+                .iter()
+                .map(|c| {
+                    let how = if c.on_subscribe { "/on-subscribe" } else { "" };
+                    format!("{}{how}", c.id)
+                })
+                .collect();
+            write!(s, "dropped client={client:?} ids=[{}]", ids.join(", "))
         }
         Ok(Entry::Completed { client, flows }) => {
             write!(

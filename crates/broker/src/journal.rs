@@ -98,14 +98,15 @@
 //! that has them: a data directory does not go back to it.
 //!
 //! A retained message sent to a new subscription of a persistent session
-//! [MQTT-3.3.1-9] is owed like a routed copy once the SUBACK is out, so a
-//! copy that waits in the session's queue is stated as a `P` with bit 3
-//! set, in the round that queued it: its message is the retained message
-//! with that id wherever it is in the log (replay keeps every retained
-//! message by id), not the latest message. Its `T` and `O` carry bit 3 too
-//! and take only such a copy; a `T` with bit 3 and no such copy (a log from
-//! before bit 3 in `P`) finds the message by id. A build from before bit 3
-//! in `P` and `O` refuses a log that has it.
+//! [MQTT-3.3.1-9] is owed like a routed copy once the SUBACK is out, so
+//! each QoS 1/2 copy is stated as a `P` with bit 3 set, in the append of
+//! the subscription's `S` (just before it; the SUBACK waits for that
+//! append): its message is the retained message with that id wherever it
+//! is in the log (replay keeps every retained message by id), not the
+//! latest message. Its `T` and `O` carry bit 3 too and take only such a
+//! copy; a `T` with bit 3 and no such copy (a log from before bit 3 in `P`)
+//! finds the message by id. A build from before bit 3 in `P` and `O`
+//! refuses a log that has it.
 //!
 //! Unknown bits, unknown kinds or properties, fields cut short and bytes
 //! left over are all refused ([`JournalError::Malformed`], naming the
@@ -330,7 +331,7 @@ pub(crate) struct Sent {
     pub retain: bool,
     pub subscription_ids: Vec<u32>,
     /// A retained message sent on subscribing
-    /// ([`Delivery::on_subscribe`]): no pending copy is taken.
+    /// ([`Delivery::on_subscribe`]): only a copy stated as such is taken.
     pub on_subscribe: bool,
 }
 
@@ -657,8 +658,6 @@ fn put_packet_ids(b: &mut BytesMut, client: &MqttStr, ids: &[u16]) {
 /// One round of a journaled connection's work, borrowed: see
 /// [`encode_round`].
 pub(crate) struct Round<'a> {
-    /// Retained messages queued on subscribing: one `Pending` each.
-    pub queued: &'a [Unsent],
     pub sent: &'a [Sent],
     pub released: &'a [Flow],
     pub completed: &'a [Flow],
@@ -667,9 +666,8 @@ pub(crate) struct Round<'a> {
 }
 
 /// The records of one round of a journaled connection's work (the same
-/// bytes as `Pending` (one per queued copy), `Sent`, `Released`,
-/// `Completed`, `Dropped` and `InboundDone` entries, in that order; empty
-/// parts give no record). A flow that
+/// bytes as `Sent`, `Released`, `Completed`, `Dropped` and `InboundDone`
+/// entries, in that order; empty parts give no record). A flow that
 /// completed and a new one under its packet id in the same round would be
 /// read back in the wrong order; ids are handed out in turn, so that takes
 /// 65,535 sends in one round.
@@ -680,16 +678,12 @@ pub(crate) fn encode_round(
     out: &mut Vec<NewRecord>,
 ) {
     let Round {
-        queued,
         sent,
         released,
         completed,
         dropped,
         inbound_done,
     } = round;
-    for q in queued {
-        out.push(encode(&q.pending(client), now_ms));
-    }
     if !sent.is_empty() {
         let mut b = BytesMut::new();
         put_sends(&mut b, client, sent);

@@ -11,32 +11,28 @@ use crate::journal::{Flow, Round, Sent, Unsent};
 /// one append at the end of the round.
 #[derive(Default)]
 pub(super) struct RoundLog {
-    /// Retained messages queued for a new subscription [MQTT-3.3.1-9]:
-    /// owed like routed copies once the SUBACK is out.
-    pub(super) queued: Vec<Unsent>,
     pub(super) sent: Vec<Sent>,
     pub(super) released: Vec<Flow>,
     pub(super) completed: Vec<Flow>,
     pub(super) dropped: Vec<Unsent>,
     pub(super) inbound_done: Vec<u16>,
-    /// The append of this round's last `Subscribe` or `Unsubscribe`, made
-    /// at once (under the router lock, so that its place among the stored
-    /// messages is the router's): the SUBACK or UNSUBACK waits until it is
-    /// durable, so that a crash never loses a change the client was told
-    /// of. Appends become durable in order: waiting for a later one waits
-    /// for it too.
+    /// The append of this round's last subscription change (`Subscribe`
+    /// with the retained messages it queued as flagged `Pending`s, or
+    /// `Unsubscribe`), made at once under the router lock, so that its
+    /// place among the stored messages is the router's: the SUBACK or
+    /// UNSUBACK waits until it is durable, so that a crash never loses a
+    /// change the client was told of. Appends become durable in order:
+    /// waiting for a later one waits for it too.
     pub(super) barrier: Option<oneshot::Receiver<bool>>,
 }
 
 impl RoundLog {
     /// Whether the round's bytes wait until its append is durable: it sent
     /// a QoS 2 PUBLISH, a PUBREL or a PUBCOMP that a restart must know
-    /// about, or acknowledges a subscription change (see `barrier`) or the
-    /// retained messages a new subscription is owed.
+    /// about, or acknowledges a subscription change (see `barrier`).
     fn gates(&self) -> bool {
         !self.released.is_empty()
             || !self.inbound_done.is_empty()
-            || !self.queued.is_empty()
             || self.barrier.is_some()
             || self.sent.iter().any(|s| s.qos == QoS::ExactlyOnce)
     }
@@ -44,7 +40,6 @@ impl RoundLog {
     /// The round's entries, borrowed for [`crate::journal::encode_round`].
     fn parts(&self) -> Round<'_> {
         Round {
-            queued: &self.queued,
             sent: &self.sent,
             released: &self.released,
             completed: &self.completed,
@@ -55,7 +50,6 @@ impl RoundLog {
 
     /// Empties the round, keeping its vectors for the next one.
     fn clear(&mut self) {
-        self.queued.clear();
         self.sent.clear();
         self.released.clear();
         self.completed.clear();
@@ -78,9 +72,9 @@ impl Conn {
         Some(&mut self.more().round)
     }
 
-    /// Appends this round's entries as one batch (retained messages queued
-    /// on subscribing, sends, releases, completions, drops, inbound
-    /// releases: the order they can happen in). When the round's bytes
+    /// Appends this round's entries as one batch (sends, releases,
+    /// completions, drops, inbound releases: the order they can happen
+    /// in). When the round's bytes
     /// must wait for it, the receiver says when the append is durable
     /// (`true`) or failed; with nothing to append, the receiver is the
     /// round's subscription change's (`RoundLog::barrier`), if any. The

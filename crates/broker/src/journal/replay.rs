@@ -117,10 +117,10 @@ struct Replay {
     next_key: u64,
     retained: BTreeMap<MqttStr, Arc<Message>>,
     /// Every retained message of the log, by id, replaced or not: a
-    /// retained message sent to a new subscription is in flight without
-    /// ever being pending, and its `Sent` entry can come any time later
-    /// (the copy may wait in the session's queue while the topic's
-    /// retained message is replaced many times).
+    /// retained message queued for a new subscription is stated by id (a
+    /// flagged `Pending`, or in older logs only its `Sent`), and the copy
+    /// may wait in the session's queue while the topic's retained message
+    /// is replaced many times.
     retained_by_id: HashMap<u64, Arc<Message>>,
     /// `Pending` entries written before their message (share-group picks),
     /// by message id; left over when a torn append lost the message.
@@ -303,8 +303,7 @@ impl Replay {
                     // A retained message sent on subscribing takes only the
                     // copy queued on subscribing (a routed one on the same
                     // terms stays), and finds the message by id when none
-                    // was stated (it went out in the round that queued it,
-                    // or the log is from before such copies were stated);
+                    // was stated (a log from before such copies were);
                     // without the flag (older logs), it is one when no
                     // pending copy is on its terms.
                     let message = if sent.on_subscribe {
@@ -602,9 +601,12 @@ pub(super) fn compact_at(
         ))?;
         // In-flight messages are written as pending, and `Sent` later
         // takes them into flight in their order (a retained message sent
-        // on subscribing as such a copy: its `Pending` has bit 3).
+        // on subscribing as such a copy: its `Pending` has bit 3). They
+        // come first: `Sent` takes the first copy on its terms, and a
+        // pending copy granted a higher QoS than the message's can have
+        // the same effective terms as one in flight.
         let inflight = s.inflight.iter().map(|o| &o.delivery);
-        for d in s.pending.iter().chain(inflight) {
+        for d in inflight.chain(&s.pending) {
             let entry = held.entry(d.message.id).or_insert((&d.message, Vec::new()));
             entry.1.push((&s.client_id, d));
         }

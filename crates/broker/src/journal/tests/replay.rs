@@ -900,3 +900,46 @@ fn a_retained_message_queued_on_subscribing_is_kept_apart_and_survives() {
     );
     assert_eq!(ids(session(&replay_at(&log, now, T0), "x")), [2, 2]);
 }
+
+#[test]
+fn compaction_keeps_which_of_two_equal_looking_copies_is_in_flight() {
+    // Two subscriptions at QoS 1 and QoS 2 both get a QoS 1 retained
+    // message on subscribing: equal terms once sent (QoS 1), different
+    // while queued. The QoS 1 copy went out; after compaction the QoS 2
+    // copy must still be the one waiting (its drop names QoS 2).
+    let copy = |qos| Unsent {
+        id: 1,
+        qos,
+        retain: true,
+        subscription_ids: vec![],
+        on_subscribe: true,
+    };
+    let log = new_log();
+    write(
+        &log,
+        &at(vec![
+            up("x", 600),
+            retained(1, "r/a", "v", Q1),
+            copy(Q1).pending(&s("x")),
+            copy(Q2).pending(&s("x")),
+            Entry::Sent {
+                client: s("x"),
+                sends: vec![Sent {
+                    id: 1,
+                    packet_id: 5,
+                    qos: Q1,
+                    retain: true,
+                    subscription_ids: vec![],
+                    on_subscribe: true,
+                }],
+            },
+        ]),
+    );
+    let now = Instant::now();
+    let r = replay_at(&log, now, T0);
+    let x = session(&r, "x");
+    assert_eq!(flows(x), [(5, 1, false)]);
+    assert_eq!(x.pending.len(), 1);
+    assert_eq!(x.pending[0].qos, Q2);
+    assert_compaction_keeps(&r, now, T0);
+}
