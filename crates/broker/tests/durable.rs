@@ -303,6 +303,37 @@ async fn a_failed_store_write_acknowledges_nothing_and_closes() {
 }
 
 #[tokio::test]
+async fn a_persistent_session_that_cannot_be_stored_is_not_acknowledged() {
+    // A CONNACK tells a persistent client the broker keeps its session
+    // (Session Present on its return) [MQTT-3.2.2-3]: when the session's
+    // record cannot be made durable, no CONNACK goes out and the
+    // connection closes [MQTT-4.8.0-2]. A clean session needs no record.
+    let (broker, addr, sim) = start_on_sim().await;
+    sim.set_faults(strata_store::storage::FaultPlan {
+        fail_sync: Some(1),
+        ..Default::default()
+    });
+    let mut o = v4_options(addr, "kept");
+    o.set_clean_session(false);
+    let (_client, mut el) = rumqttc::AsyncClient::new(o, 10);
+    let outcome = tokio::time::timeout(WAIT, async {
+        loop {
+            match el.poll().await {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(a))) => return Some(a),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    })
+    .await
+    .expect("the connection is closed");
+    assert_eq!(outcome, None, "acknowledged a session that is not on disk");
+    let clean = v4(v4_options(addr, "clean")).await;
+    drop(clean);
+    broker.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
 async fn a_subscription_that_cannot_be_stored_is_not_acknowledged() {
     // A persistent session's SUBACK says the subscription survives a
     // crash; when its record cannot be made durable, neither the SUBACK

@@ -109,15 +109,20 @@ impl Conn {
         };
         shared.settle(fallout);
         let (client, expiry) = (client_id.clone(), self.session.session_expiry());
-        if persistent && !present {
+        // The CONNACK of a persistent session waits for this record (see
+        // `RoundLog::barrier`): a crash after it must not lose the session
+        // the client was told it has.
+        let barrier = if persistent && !present {
             // A new persistent session: earlier state of this id is gone
             // (an End for it was written by settle, if it was persistent).
-            shared.record(|| Entry::Up { client, expiry });
+            shared.record_waited(&[Entry::Up { client, expiry }])
         } else if present && was_persistent {
             // Connected again: until the next Down, a crash must not count
             // the session as offline. Expiry 0 here ends it in the journal.
-            shared.record(|| Entry::Resume { client, expiry });
-        }
+            shared.record_waited(&[Entry::Resume { client, expiry }])
+        } else {
+            None
+        };
         shared
             .mailboxes
             .write()
@@ -137,6 +142,9 @@ impl Conn {
             mailbox,
             persistent,
         });
+        if let Some(r) = self.round() {
+            r.barrier = barrier.or(r.barrier.take());
+        }
         // Messages that arrived while offline.
         self.drain_mailbox(Instant::now());
         // Shutdown rings the mailboxes it finds; one added after that sees

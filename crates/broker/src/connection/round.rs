@@ -16,20 +16,22 @@ pub(super) struct RoundLog {
     pub(super) completed: Vec<Flow>,
     pub(super) dropped: Vec<Unsent>,
     pub(super) inbound_done: Vec<u16>,
-    /// The append of this round's last subscription change (`Subscribe`
-    /// with the retained messages it queued as flagged `Pending`s, or
-    /// `Unsubscribe`), made at once under the router lock, so that its
-    /// place among the stored messages is the router's: the SUBACK or
-    /// UNSUBACK waits until it is durable, so that a crash never loses a
-    /// change the client was told of. Appends become durable in order:
-    /// waiting for a later one waits for it too.
+    /// The append of this round's last session or subscription change
+    /// (`Up` or `Resume`; `Subscribe` with the retained messages it queued
+    /// as flagged `Pending`s, or `Unsubscribe`, made at once under the
+    /// router lock, so that their place among the stored messages is the
+    /// router's): the CONNACK, SUBACK or UNSUBACK waits until it is
+    /// durable, so that a crash never loses a session or a change the
+    /// client was told of. Appends become durable in order: waiting for a
+    /// later one waits for it too.
     pub(super) barrier: Option<oneshot::Receiver<bool>>,
 }
 
 impl RoundLog {
     /// Whether the round's bytes wait until its append is durable: it sent
     /// a QoS 2 PUBLISH, a PUBREL or a PUBCOMP that a restart must know
-    /// about, or acknowledges a subscription change (see `barrier`).
+    /// about, or acknowledges a session or subscription change (see
+    /// `barrier`).
     fn gates(&self) -> bool {
         !self.released.is_empty()
             || !self.inbound_done.is_empty()
