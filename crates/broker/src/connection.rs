@@ -752,6 +752,7 @@ impl Conn {
                     granted,
                 } => self.on_subscribe(packet_id, subscription_id, filters, granted),
                 Event::Unsubscribe { packet_id, filters } => {
+                    let journaled = self.journaled().is_some();
                     let Some(a) = &self.attached else { continue };
                     let mut entries = Vec::new();
                     let (codes, barrier): (Vec<ReasonCode>, _) = {
@@ -762,7 +763,7 @@ impl Conn {
                                 if !router.unsubscribe(a.key, f) {
                                     return ReasonCode::NoSubscriptionExisted;
                                 }
-                                if a.persistent {
+                                if journaled {
                                     entries.push(Entry::Unsubscribe {
                                         client: a.client_id().clone(),
                                         filter: f.clone(),
@@ -874,6 +875,7 @@ impl Conn {
         filters: Vec<strata_codec::Subscription>,
         granted: Vec<Result<QoS, ReasonCode>>,
     ) {
+        let journaled = self.journaled().is_some();
         let Some(a) = &self.attached else { return };
         let mut codes = Vec::with_capacity(filters.len());
         let mut retained = Vec::new();
@@ -928,8 +930,7 @@ impl Conn {
                             on_subscribe: true,
                         };
                         // A copy the session may hold past a restart.
-                        if a.persistent && d.message.id != 0 && d.effective_qos() != QoS::AtMostOnce
-                        {
+                        if journaled && d.message.id != 0 && d.effective_qos() != QoS::AtMostOnce {
                             entries.push(Unsent::of(d.clone()).pending(a.client_id()));
                         }
                         retained.push(d);
@@ -939,7 +940,7 @@ impl Conn {
                 // and copies owed without their subscription (whose SUBACK
                 // never went out: the client subscribes again) are better
                 // than the reverse.
-                if a.persistent {
+                if journaled {
                     entries.push(Entry::Subscribe {
                         client: a.client_id().clone(),
                         filter: f.filter.clone(),

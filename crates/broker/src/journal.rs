@@ -253,8 +253,9 @@ pub(crate) enum Entry {
     /// live broker before a message for the member a share group picked
     /// (replay routes everything else). With `on_subscribe`, a retained
     /// message queued for a new subscription ([`Delivery::on_subscribe`]),
-    /// written by the live broker in the round that queued it: the message
-    /// is the retained message with that id, wherever it is in the log.
+    /// written by the live broker just before the subscription's
+    /// `Subscribe`, in its append: the message is the retained message
+    /// with that id, wherever it is in the log.
     Pending {
         client: MqttStr,
         id: u64,

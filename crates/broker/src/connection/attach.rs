@@ -116,10 +116,15 @@ impl Conn {
             // A new persistent session: earlier state of this id is gone
             // (an End for it was written by settle, if it was persistent).
             shared.record_waited(&[Entry::Up { client, expiry }])
-        } else if present && was_persistent {
+        } else if present && was_persistent && persistent {
             // Connected again: until the next Down, a crash must not count
-            // the session as offline. Expiry 0 here ends it in the journal.
+            // the session as offline.
             shared.record_waited(&[Entry::Resume { client, expiry }])
+        } else if present && was_persistent {
+            // Expiry 0 ends it in the journal; nothing to wait for (a crash
+            // only keeps the session).
+            shared.record(|| Entry::Resume { client, expiry });
+            None
         } else {
             None
         };

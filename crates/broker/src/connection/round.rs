@@ -79,7 +79,8 @@ impl Conn {
     /// in). When the round's bytes
     /// must wait for it, the receiver says when the append is durable
     /// (`true`) or failed; with nothing to append, the receiver is the
-    /// round's subscription change's (`RoundLog::barrier`), if any. The
+    /// round's session or subscription change's (`RoundLog::barrier`), if
+    /// any. The
     /// round's vectors are cleared and kept for the next round.
     pub(super) fn record_round(&mut self) -> Option<oneshot::Receiver<bool>> {
         let r = &mut self.more.as_deref_mut()?.round;
