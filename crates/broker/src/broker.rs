@@ -269,13 +269,8 @@ impl Shared {
         if entries.is_empty() {
             return None;
         }
-        let now_ms = crate::durable::now_ms();
-        let records = entries
-            .iter()
-            .map(|e| crate::journal::encode(e, now_ms))
-            .collect();
         let (tx, rx) = tokio::sync::oneshot::channel();
-        d.append_then(records, move |ok| {
+        d.record_then(entries, move |ok| {
             let _ = tx.send(ok);
         });
         Some(rx)

@@ -776,9 +776,7 @@ impl Conn {
                         // stored messages is the router's.
                         (codes, self.shared.record_waited(&entries))
                     };
-                    if let Some(r) = self.round() {
-                        r.barrier = barrier.or(r.barrier.take());
-                    }
+                    self.wait_for(barrier);
                     self.session.unsubscribe_done(packet_id, codes);
                 }
                 Event::Closed {
@@ -953,9 +951,7 @@ impl Conn {
             // round's append) come after them.
             self.shared.record_waited(&entries)
         };
-        if let Some(r) = self.round() {
-            r.barrier = barrier.or(r.barrier.take());
-        }
+        self.wait_for(barrier);
         self.session.subscribe_done(packet_id, codes);
         let now = Instant::now();
         for d in retained {

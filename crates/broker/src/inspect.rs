@@ -143,7 +143,6 @@ fn describe(r: &Record, now: Instant, now_ms: i64) -> String {
             on_subscribe,
             ..
         }) => {
-            // on-subscribe: a retained message queued for a new subscription.
             let how = if on_subscribe { " on-subscribe" } else { "" };
             write!(
                 s,
@@ -165,7 +164,7 @@ fn describe(r: &Record, now: Instant, now_ms: i64) -> String {
             let sends: Vec<String> = sends
                 .iter()
                 .map(|x| {
-                    let how = if x.on_subscribe { "/on-subscribe" } else { "" };
+                    let how = marked(x.on_subscribe);
                     format!("{}@{}/qos{}{how}", x.id, x.packet_id, x.qos as u8)
                 })
                 .collect();
@@ -181,10 +180,7 @@ fn describe(r: &Record, now: Instant, now_ms: i64) -> String {
         Ok(Entry::Dropped { client, copies }) => {
             let ids: Vec<String> = copies
                 .iter()
-                .map(|c| {
-                    let how = if c.on_subscribe { "/on-subscribe" } else { "" };
-                    format!("{}{how}", c.id)
-                })
+                .map(|c| format!("{}{}", c.id, marked(c.on_subscribe)))
                 .collect();
             write!(s, "dropped client={client:?} ids=[{}]", ids.join(", "))
         }
@@ -207,6 +203,12 @@ fn describe(r: &Record, now: Instant, now_ms: i64) -> String {
         Err(e) => write!(s, "undecodable: {e}"),
     };
     s
+}
+
+/// `/on-subscribe` after a copy that is a retained message sent to a new
+/// subscription.
+fn marked(on_subscribe: bool) -> &'static str {
+    if on_subscribe { "/on-subscribe" } else { "" }
 }
 
 /// Flows as `id@packet` (packet 0: an old record without one).

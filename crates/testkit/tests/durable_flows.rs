@@ -80,7 +80,13 @@ fn ack(first: u8, id: u16) -> Vec<u8> {
 
 /// Publishes at QoS 2 and completes the flow.
 async fn publish_qos2(c: &mut RawClient, topic: &str, id: u16, payload: &[u8]) {
-    c.send(&raw::publish(4, 2, false, topic, id, payload)).await;
+    publish_qos2_as(c, false, topic, id, payload).await;
+}
+
+/// [`publish_qos2`], retained or not.
+async fn publish_qos2_as(c: &mut RawClient, retain: bool, topic: &str, id: u16, payload: &[u8]) {
+    c.send(&raw::publish(4, 2, retain, topic, id, payload))
+        .await;
     assert_eq!(c.expect(PUBREC).await.ack_id(), id);
     c.send(&ack(0x62, id)).await;
     assert_eq!(c.expect(PUBCOMP).await.ack_id(), id);
@@ -128,9 +134,7 @@ async fn outbound_qos2_flows_resume_in_their_phase_after_a_restart() {
     assert_eq!(p.first & 0x06, 0x04, "QoS 2");
     next_is_pubrel(&mut sub, second_id, "PUBREL for the released one").await;
     sub.send(&ack(0x70, second_id)).await;
-    sub.send(&ack(0x50, first_id)).await;
-    assert_eq!(sub.expect(PUBREL).await.ack_id(), first_id);
-    sub.send(&ack(0x70, first_id)).await;
+    complete_qos2(&mut sub, first_id).await;
 
     // Nothing comes again: the next PUBLISH is a new message.
     let (mut publ, _) = b.persistent("flows-pub").await;
@@ -146,9 +150,7 @@ async fn outbound_qos2_flows_resume_in_their_phase_after_a_restart() {
     let p = sub.expect(PUBLISH).await;
     let (third_id, payload, dup) = p.publish_parts();
     assert_eq!((&payload[..], dup), (&b"third"[..], true), "only the third");
-    sub.send(&ack(0x50, third_id)).await;
-    assert_eq!(sub.expect(PUBREL).await.ack_id(), third_id);
-    sub.send(&ack(0x70, third_id)).await;
+    complete_qos2(&mut sub, third_id).await;
     b.broker.shutdown(Duration::from_secs(1)).await;
 }
 
@@ -251,9 +253,7 @@ async fn two_copies_of_one_message_resume_apart_after_a_restart() {
     assert_eq!(p.publish_parts(), (a, b"both".to_vec(), true));
     next_is_pubrel(&mut sub, b_id, "PUBREL for the second copy").await;
     sub.send(&ack(0x70, b_id)).await;
-    sub.send(&ack(0x50, a)).await;
-    assert_eq!(sub.expect(PUBREL).await.ack_id(), a);
-    sub.send(&ack(0x70, a)).await;
+    complete_qos2(&mut sub, a).await;
     // Offline now; a message comes for both subscriptions.
     sub.send(&packet(0xE0, &[])).await;
     sub.until_closed().await;
@@ -272,9 +272,7 @@ async fn two_copies_of_one_message_resume_apart_after_a_restart() {
         ids.push(id);
     }
     for id in ids {
-        sub.send(&ack(0x50, id)).await;
-        assert_eq!(sub.expect(PUBREL).await.ack_id(), id);
-        sub.send(&ack(0x70, id)).await;
+        complete_qos2(&mut sub, id).await;
     }
     let (mut publ, _) = b.persistent("copies-pub").await;
     publish_qos2(&mut publ, "c/z", 3, b"next").await;
@@ -293,11 +291,7 @@ async fn a_retained_message_queued_on_subscribing_is_sent_after_a_restart() {
     let b = start_one_in_flight(&dir).await;
     let (mut publ, _) = b.persistent("queued-pub").await;
     for (id, topic, payload) in [(1, "h/a", &b"first"[..]), (2, "h/b", b"second")] {
-        publ.send(&raw::publish(4, 2, true, topic, id, payload))
-            .await;
-        assert_eq!(publ.expect(PUBREC).await.ack_id(), id);
-        publ.send(&ack(0x62, id)).await;
-        assert_eq!(publ.expect(PUBCOMP).await.ack_id(), id);
+        publish_qos2_as(&mut publ, true, topic, id, payload).await;
     }
     let (mut sub, _) = b.persistent("queued-sub").await;
     subscribe(&mut sub, "h/#").await;

@@ -147,9 +147,7 @@ impl Conn {
             mailbox,
             persistent,
         });
-        if let Some(r) = self.round() {
-            r.barrier = barrier.or(r.barrier.take());
-        }
+        self.wait_for(barrier);
         // Messages that arrived while offline.
         self.drain_mailbox(Instant::now());
         // Shutdown rings the mailboxes it finds; one added after that sees

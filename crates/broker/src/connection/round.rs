@@ -68,6 +68,14 @@ impl Conn {
         self.attached.as_ref().filter(|a| a.persistent)
     }
 
+    /// This round's bytes also wait until `barrier` says its append is
+    /// durable (see [`RoundLog::barrier`]).
+    pub(super) fn wait_for(&mut self, barrier: Option<oneshot::Receiver<bool>>) {
+        if let (Some(rx), Some(r)) = (barrier, self.round()) {
+            r.barrier = Some(rx);
+        }
+    }
+
     /// This round's journal entries, if the session is journaled.
     pub(super) fn round(&mut self) -> Option<&mut RoundLog> {
         self.journaled()?;

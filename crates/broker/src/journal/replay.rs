@@ -381,41 +381,26 @@ impl Replay {
                 qos,
                 retain,
                 subscription_ids,
-                on_subscribe: true,
+                on_subscribe,
             } => {
-                // A retained message queued for a new subscription: any
-                // retained message of the log, by id (void if none).
-                let Some(message) = self.retained_by_id.get(&id).cloned() else {
-                    return Ok(());
-                };
-                if let Some(s) = self.session(&client) {
-                    let d = Delivery {
-                        message,
-                        qos,
-                        retain,
-                        subscription_ids,
-                        on_subscribe: true,
-                    };
-                    keep_pending(s, d);
-                }
-            }
-            Entry::Pending {
-                client,
-                id,
-                qos,
-                retain,
-                subscription_ids,
-                on_subscribe: false,
-            } => {
-                let message = match &self.latest {
-                    Some(m) if m.id == id => m.clone(),
-                    // A share group's pick, stated just before its message:
-                    // applied when the message comes (never, if a torn
-                    // append lost it).
-                    _ => {
-                        let d = (client, qos, retain, subscription_ids);
-                        self.early.entry(id).or_default().push(d);
-                        return Ok(());
+                let message = if on_subscribe {
+                    // A retained message queued for a new subscription: any
+                    // retained message of the log, by id (void if none).
+                    match self.retained_by_id.get(&id) {
+                        Some(m) => m.clone(),
+                        None => return Ok(()),
+                    }
+                } else {
+                    match &self.latest {
+                        Some(m) if m.id == id => m.clone(),
+                        // A share group's pick, stated just before its
+                        // message: applied when the message comes (never,
+                        // if a torn append lost it).
+                        _ => {
+                            let d = (client, qos, retain, subscription_ids);
+                            self.early.entry(id).or_default().push(d);
+                            return Ok(());
+                        }
                     }
                 };
                 if let Some(s) = self.session(&client) {
@@ -424,7 +409,7 @@ impl Replay {
                         qos,
                         retain,
                         subscription_ids,
-                        on_subscribe: false,
+                        on_subscribe,
                     };
                     keep_pending(s, d);
                 }

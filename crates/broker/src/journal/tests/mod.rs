@@ -232,6 +232,37 @@ fn flows(s: &RecoveredSession) -> Vec<(u16, u64, bool)> {
         .collect()
 }
 
+/// QoS 1, Retain As Published, with a subscription identifier.
+fn rap(subscription_id: u32) -> SubOptions {
+    SubOptions {
+        qos: Q1,
+        retain_as_published: true,
+        subscription_id: Some(subscription_id),
+        ..SubOptions::default()
+    }
+}
+
+/// A QoS 1 send of message `id` with RETAIN, on subscribing or routed.
+fn retained_send(
+    client: &str,
+    id: u64,
+    packet_id: u16,
+    subscription_ids: &[u32],
+    on_subscribe: bool,
+) -> Entry {
+    Entry::Sent {
+        client: s(client),
+        sends: vec![Sent {
+            id,
+            packet_id,
+            qos: Q1,
+            retain: true,
+            subscription_ids: subscription_ids.to_vec(),
+            on_subscribe,
+        }],
+    }
+}
+
 fn pending(client: &str, id: u64) -> Entry {
     Entry::Pending {
         client: s(client),

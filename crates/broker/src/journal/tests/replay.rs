@@ -732,32 +732,15 @@ fn a_retained_message_sent_on_subscribing_takes_no_pending_copy() {
     // again on subscribing [MQTT-3.3.1-8] can have the same terms (Retain
     // As Published, the same subscription identifier): the send's flag
     // tells them apart, and a restart keeps the routed copy.
-    let rap = SubOptions {
-        qos: Q1,
-        retain_as_published: true,
-        subscription_id: Some(1),
-        ..SubOptions::default()
-    };
-    let on_subscribe = |flag| Entry::Sent {
-        client: s("x"),
-        sends: vec![Sent {
-            id: 1,
-            packet_id: 5,
-            qos: Q1,
-            retain: true,
-            subscription_ids: vec![1],
-            on_subscribe: flag,
-        }],
-    };
     let log_with = |flag| {
         let log = new_log();
         write(
             &log,
             &at(vec![
                 up("x", 600),
-                sub("x", "r/#", rap),
+                sub("x", "r/#", rap(1)),
                 retained(1, "r/a", "v", Q1),
-                on_subscribe(flag),
+                retained_send("x", 1, 5, &[1], flag),
             ]),
         );
         log
@@ -784,12 +767,6 @@ fn a_retained_message_queued_on_subscribing_is_kept_apart_and_survives() {
     // cleared since; its send and its drop take only that copy, not a
     // routed copy on the same terms (Retain As Published, the same
     // subscription identifier).
-    let rap = SubOptions {
-        qos: Q1,
-        retain_as_published: true,
-        subscription_id: Some(1),
-        ..SubOptions::default()
-    };
     let queued = Unsent {
         id: 1,
         qos: Q1,
@@ -797,24 +774,13 @@ fn a_retained_message_queued_on_subscribing_is_kept_apart_and_survives() {
         subscription_ids: vec![1],
         on_subscribe: true,
     };
-    let send = |flag| Entry::Sent {
-        client: s("x"),
-        sends: vec![Sent {
-            id: 1,
-            packet_id: 5,
-            qos: Q1,
-            retain: true,
-            subscription_ids: vec![1],
-            on_subscribe: flag,
-        }],
-    };
     let now = Instant::now();
     let log = new_log();
     write(
         &log,
         &at(vec![
             up("x", 600),
-            sub("x", "r/#", rap),
+            sub("x", "r/#", rap(1)),
             // Routed to x: a pending copy of message 1.
             retained(1, "r/a", "v", Q1),
             // x subscribes again: message 1 queued on subscribing.
@@ -839,7 +805,7 @@ fn a_retained_message_queued_on_subscribing_is_kept_apart_and_survives() {
 
     // Its send takes the copy queued on subscribing; the routed copy on
     // the same terms still waits.
-    write(&log, &at(vec![send(true)]));
+    write(&log, &at(vec![retained_send("x", 1, 5, &[1], true)]));
     let r = replay_at(&log, now, T0);
     let x = session(&r, "x");
     assert_eq!(flows(x), [(5, 1, false)]);
@@ -922,17 +888,7 @@ fn compaction_keeps_which_of_two_equal_looking_copies_is_in_flight() {
             retained(1, "r/a", "v", Q1),
             copy(Q1).pending(&s("x")),
             copy(Q2).pending(&s("x")),
-            Entry::Sent {
-                client: s("x"),
-                sends: vec![Sent {
-                    id: 1,
-                    packet_id: 5,
-                    qos: Q1,
-                    retain: true,
-                    subscription_ids: vec![],
-                    on_subscribe: true,
-                }],
-            },
+            retained_send("x", 1, 5, &[], true),
         ]),
     );
     let now = Instant::now();
