@@ -49,6 +49,13 @@ const SMALL_READ: usize = 2048;
 /// PUBLISH is far larger decoded: this bounds the memory, about 0.5 MB).
 const PAUSED_READ_MAX: usize = 64 * 1024;
 const PAUSED_HELD_MAX: usize = 4096;
+/// While this much written output waits for the client to read it, the
+/// connection reads no more of the client's packets (their answers would
+/// only add to it): TCP then pushes back on the client.
+const UNSENT_READ_MAX: usize = 64 * 1024;
+/// How long a closing connection waits for the client to take the last of
+/// its output (a DISCONNECT with a reason code, say) before closing anyway.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
 /// A round whose QoS 1/2 publishes handed at most this many messages to
 /// subscribers lets their tasks write them before its answers go out (see
 /// [`deliveries_first`]); a busier round writes at once.
@@ -126,6 +133,12 @@ struct More {
     /// Messages this round's QoS 1/2 publishes handed to subscribers'
     /// mailboxes.
     routed: u32,
+    /// Output the socket did not take yet (the client reads slower than
+    /// the server writes, or not at all): it goes first once the socket is
+    /// writable. Meanwhile the task goes on with everything else (reading
+    /// within `UNSENT_READ_MAX`, the keep-alive, a takeover, shutdown) but
+    /// takes no mail.
+    unsent: BytesMut,
 }
 
 struct Conn {
@@ -147,6 +160,8 @@ struct Wakes {
     /// When the task woke: the one clock reading of the round.
     now: Option<Instant>,
     readable: Option<std::io::Result<()>>,
+    /// The socket takes more of the output it did not take before.
+    writable: Option<std::io::Result<()>>,
     signal: Option<Signal>,
     stored: Option<(u64, bool)>,
     room: bool,
@@ -156,6 +171,7 @@ struct Wakes {
 impl Wakes {
     fn any(&self) -> bool {
         self.readable.is_some()
+            || self.writable.is_some()
             || self.signal.is_some()
             || self.stored.is_some()
             || self.room
@@ -210,6 +226,7 @@ async fn serve(shared: &Arc<Shared>, stream: &mut TcpStream) {
             let Wakes {
                 now,
                 readable,
+                writable,
                 signal,
                 stored,
                 room,
@@ -256,6 +273,9 @@ async fn serve(shared: &Arc<Shared>, stream: &mut TcpStream) {
                 {
                     conn.on_stored(seq, stored);
                 }
+            }
+            if let Some(Err(_)) = writable {
+                conn.lose(stream, &mut rbuf);
             }
             let data = match readable {
                 Some(r) => conn.read_socket(r, stream, &mut rbuf, &mut read_size),
@@ -307,7 +327,7 @@ async fn serve(shared: &Arc<Shared>, stream: &mut TcpStream) {
             conn.settle().await;
             break;
         }
-        if conn.flush(stream, now).await.is_err() {
+        if conn.flush(stream, now).is_err() {
             conn.lose(stream, &mut rbuf);
             conn.settle().await;
         }
@@ -315,9 +335,20 @@ async fn serve(shared: &Arc<Shared>, stream: &mut TcpStream) {
             break;
         }
     }
-    let _ = stream.shutdown().await;
     conn.alarm.clear(&conn.shared.alarms, conn.id);
+    let unsent = conn.more.as_mut().map(|m| std::mem::take(&mut m.unsent));
+    // The session goes back first: a takeover does not wait for a client
+    // that is slow to read.
     conn.finish();
+    if let Some(unsent) = unsent.filter(|u| !u.is_empty()) {
+        // Boxed: a rare wait, kept out of every connection's task.
+        let last = Box::pin(tokio::time::timeout(
+            CLOSE_LINGER,
+            stream.write_all(&unsent),
+        ));
+        let _ = last.await;
+    }
+    let _ = stream.shutdown().await;
 }
 
 /// Lets the tasks that this round's messages woke write them before this
@@ -462,7 +493,9 @@ impl Conn {
         if let Some(a) = &self.attached {
             // Past this many messages waiting for the in-flight window, the
             // mailbox is left to fill, which slows the publishers down.
-            let take_mail = self.session.queued_len() < QUEUE_HIGH;
+            // Nor while the socket has not taken the last output: the
+            // messages would only wait in memory.
+            let take_mail = self.session.queued_len() < QUEUE_HIGH && self.unsent() == 0;
             if let Poll::Ready(s) = a.mailbox.poll_signal(cx, self.id, take_mail) {
                 wakes.signal = Some(s);
             }
@@ -491,6 +524,13 @@ impl Conn {
         if self.more.as_ref().is_some_and(|m| m.eof) {
             // Nothing more to read.
             read = false;
+        }
+        let unsent = self.unsent();
+        if unsent > 0 {
+            read &= unsent < UNSENT_READ_MAX;
+            if let Poll::Ready(r) = stream.poll_write_ready(cx) {
+                wakes.writable = Some(r);
+            }
         }
         if read && let Poll::Ready(r) = stream.poll_read_ready(cx) {
             wakes.readable = Some(r);
@@ -650,19 +690,43 @@ impl Conn {
 
     /// Writes everything the session has to send, with one syscall when
     /// the socket takes it.
-    async fn flush(&mut self, wr: &mut TcpStream, now: Instant) -> std::io::Result<()> {
-        let mut wbuf = BytesMut::new();
+    fn flush(&mut self, wr: &TcpStream, now: Instant) -> std::io::Result<()> {
+        // What the socket did not take before goes first.
+        let mut wbuf = self
+            .more
+            .as_mut()
+            .map(|m| std::mem::take(&mut m.unsent))
+            .unwrap_or_default();
         self.session.poll_transmit(now, &mut wbuf);
-        if wbuf.is_empty() {
-            return Ok(());
-        }
-        let n = wbuf.len();
-        let r = wr.write_all(&wbuf).await;
+        let mut written = 0;
+        let r = loop {
+            if written == wbuf.len() {
+                break Ok(());
+            }
+            match wr.try_write(&wbuf[written..]) {
+                Ok(0) => break Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    // The rest waits for the socket (`poll_wakes`): the task
+                    // is not held up by a client that does not read.
+                    bytes::Buf::advance(&mut wbuf, written);
+                    self.more().unsent = wbuf;
+                    break Ok(());
+                }
+                Err(e) => break Err(e),
+            }
+        };
         self.shared
             .stats
             .bytes_sent
-            .fetch_add(n as u64, Ordering::Relaxed);
+            .fetch_add(written as u64, Ordering::Relaxed);
         r
+    }
+
+    /// Bytes of output the socket has not taken yet.
+    fn unsent(&self) -> usize {
+        self.more.as_ref().map_or(0, |m| m.unsent.len())
     }
 
     /// Handles the session's events up to a CONNECT, which it returns: that

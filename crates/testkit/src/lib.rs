@@ -114,6 +114,25 @@ impl RawClient {
         }
     }
 
+    /// A client whose socket takes in at most about `receive_buffer`
+    /// bytes that it has not read: one that stops reading soon fills the
+    /// server's side of the connection.
+    pub async fn connect_with_receive_buffer(addr: SocketAddr, receive_buffer: u32) -> RawClient {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .set_recv_buffer_size(receive_buffer)
+            .expect("receive buffer");
+        let stream = tokio::time::timeout(WAIT, socket.connect(addr))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        RawClient {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
     pub async fn send(&mut self, bytes: &[u8]) {
         // The server may already have closed; tests read that next.
         let _ = self.stream.write_all(bytes).await;

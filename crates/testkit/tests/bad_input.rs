@@ -193,3 +193,59 @@ async fn other_clients_do_not_notice() {
     let p = sub.expect(3).await;
     assert!(p.body.ends_with(b"still here"));
 }
+
+/// A subscriber to `flood` whose receive buffer is small, then a publisher
+/// that sends it `n` messages of 1 KB at QoS 0: far more than the socket
+/// buffers between them hold, so the server soon cannot write to it.
+async fn flood_a_client_that_does_not_read(b: &TestBroker, stuck: &mut RawClient, n: usize) {
+    stuck.send(&raw::subscribe(4, 1, "flood", 0)).await;
+    stuck.expect(9).await; // SUBACK
+    let mut publ = connected(b, 4, "flooder").await;
+    let one = raw::publish_qos0(4, "flood", &[b'x'; 1024]);
+    publ.send(&one.repeat(n)).await;
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_still_held_to_its_keep_alive() {
+    // [MQTT-3.1.2-24]: a client silent for one and a half times its keep
+    // alive is disconnected, though the server is still trying to write
+    // to it; the connection is lost, so its will goes out [MQTT-3.1.2-8].
+    let b = TestBroker::start_default().await;
+    let mut watcher = connected(&b, 4, "watcher").await;
+    watcher.send(&raw::subscribe(4, 1, "will/stuck", 0)).await;
+    watcher.expect(9).await;
+    let mut stuck = RawClient::connect_with_receive_buffer(b.addr, 4096).await;
+    let will = [raw::field(b"will/stuck"), raw::field(b"gone")].concat();
+    // Clean session, will flag, keep alive 1 s.
+    stuck.send(&raw::connect(4, 0x06, 1, "stuck", &will)).await;
+    stuck.expect(CONNACK).await;
+    flood_a_client_that_does_not_read(&b, &mut stuck, 10_000).await;
+    // Nothing more is read from `stuck` until the will came.
+    let p = watcher.expect(3).await;
+    assert!(p.body.ends_with(b"gone"), "{p:?}");
+}
+
+#[tokio::test]
+async fn a_takeover_does_not_wait_for_a_client_that_stops_reading() {
+    // [MQTT-3.1.4-3]: the new connection takes the session over at once,
+    // with its state (Session Present 1 [MQTT-3.2.2-3]) and subscription,
+    // while the old one still has output the client never reads.
+    let b = TestBroker::start_default().await;
+    let mut stuck = RawClient::connect_with_receive_buffer(b.addr, 4096).await;
+    stuck.send(&raw::connect(4, 0x00, 0, "slow", &[])).await;
+    stuck.expect(CONNACK).await;
+    flood_a_client_that_does_not_read(&b, &mut stuck, 10_000).await;
+    let mut again = b.client().await;
+    again.send(&raw::connect(4, 0x00, 0, "slow", &[])).await;
+    let ack = again.expect(CONNACK).await;
+    assert_eq!(ack.body, vec![0x01, 0x00], "Session Present 1, accepted");
+    let mut publ = connected(&b, 4, "after").await;
+    publ.send(&raw::publish_qos0(4, "flood", b"after")).await;
+    // Flood messages still queued for the session come first.
+    loop {
+        let p = again.expect(3).await;
+        if p.body.ends_with(b"after") {
+            break;
+        }
+    }
+}
