@@ -315,8 +315,71 @@ async fn a_persistent_session_that_cannot_be_stored_is_not_acknowledged() {
     });
     let mut o = v4_options(addr, "kept");
     o.set_clean_session(false);
-    let (_client, mut el) = rumqttc::AsyncClient::new(o, 10);
-    let outcome = tokio::time::timeout(WAIT, async {
+    assert_eq!(
+        connack(o).await,
+        None,
+        "acknowledged a session that is not on disk"
+    );
+    let clean = v4(v4_options(addr, "clean")).await;
+    drop(clean);
+    broker.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn a_discarded_session_that_cannot_be_forgotten_is_not_acknowledged() {
+    // A clean CONNECT discards the stored session [MQTT-3.1.2-4] and its
+    // CONNACK says so (Session Present 0 [MQTT-3.2.2-2]): when the record
+    // of its end cannot be made durable, a crash would bring the session
+    // back, so no CONNACK goes out and the connection closes
+    // [MQTT-4.8.0-2]. So with a 5.0 session resumed with Session Expiry
+    // 0, which ends with this connection. A clean session with nothing
+    // stored still connects.
+    let (broker, addr, sim) = start_on_sim().await;
+    park_subscriber(addr, "stored", "t/#").await;
+    let mut o5 = v5_options(addr, "stored5");
+    o5.set_clean_start(false);
+    o5.set_session_expiry_interval(Some(600));
+    let parked = v5(o5.clone()).await;
+    parked.client.disconnect().await.unwrap();
+    tokio::time::timeout(WAIT, parked.task)
+        .await
+        .unwrap()
+        .unwrap();
+    sim.set_faults(strata_store::storage::FaultPlan {
+        fail_sync: Some(1),
+        ..Default::default()
+    });
+    assert_eq!(
+        connack(v4_options(addr, "stored")).await,
+        None,
+        "told the client its session is gone before that was on disk"
+    );
+    o5.set_session_expiry_interval(None);
+    let (_client, mut el) = rumqttc::v5::AsyncClient::new(o5, 10);
+    let acked = tokio::time::timeout(WAIT, async {
+        loop {
+            match el.poll().await {
+                Ok(rumqttc::v5::Event::Incoming(rumqttc::v5::mqttbytes::v5::Packet::ConnAck(
+                    _,
+                ))) => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+    })
+    .await
+    .expect("the connection is closed");
+    assert!(!acked, "resumed a session to end before that was on disk");
+    let clean = v4(v4_options(addr, "clean")).await;
+    drop(clean);
+    broker.shutdown(Duration::from_secs(1)).await;
+}
+
+/// The CONNACK a client connecting with `options` gets, or `None` if the
+/// connection is closed without one.
+async fn connack(options: rumqttc::MqttOptions) -> Option<rumqttc::ConnAck> {
+    let (_client, mut el) = rumqttc::AsyncClient::new(options, 10);
+    tokio::time::timeout(WAIT, async {
         loop {
             match el.poll().await {
                 Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(a))) => return Some(a),
@@ -326,11 +389,7 @@ async fn a_persistent_session_that_cannot_be_stored_is_not_acknowledged() {
         }
     })
     .await
-    .expect("the connection is closed");
-    assert_eq!(outcome, None, "acknowledged a session that is not on disk");
-    let clean = v4(v4_options(addr, "clean")).await;
-    drop(clean);
-    broker.shutdown(Duration::from_secs(1)).await;
+    .expect("the connection is closed")
 }
 
 #[tokio::test]

@@ -107,24 +107,38 @@ impl Conn {
                 was_persistent,
             )
         };
+        // A stored session this CONNECT discarded ends in the journal with
+        // the record below (settle writes the End of every other session).
+        let discarded = fallout
+            .ended
+            .iter()
+            .position(|c| *c == client_id)
+            .map(|i| fallout.ended.swap_remove(i))
+            .is_some();
         shared.settle(fallout);
         let (client, expiry) = (client_id.clone(), self.session.session_expiry());
-        // The CONNACK of a persistent session waits for this record (see
-        // `RoundLog::barrier`): a crash after it must not lose the session
-        // the client was told it has.
+        // The CONNACK waits for the record of what it tells the client
+        // (see `RoundLog::barrier`): a crash after it must neither lose the
+        // session the client was told it has, nor bring back one it was
+        // told is gone (Session Present 0 [MQTT-3.2.2-2]) or will end with
+        // this connection (Session Expiry 0).
         let barrier = if persistent && !present {
-            // A new persistent session: earlier state of this id is gone
-            // (an End for it was written by settle, if it was persistent).
-            shared.record_waited(&[Entry::Up { client, expiry }])
-        } else if present && was_persistent && persistent {
-            // Connected again: until the next Down, a crash must not count
-            // the session as offline.
-            shared.record_waited(&[Entry::Resume { client, expiry }])
+            // A new persistent session: earlier state of this id is gone.
+            let up = Entry::Up { client, expiry };
+            if discarded {
+                let end = Entry::End {
+                    client: client_id.clone(),
+                };
+                shared.record_waited(&[end, up])
+            } else {
+                shared.record_waited(&[up])
+            }
         } else if present && was_persistent {
-            // Expiry 0 ends it in the journal; nothing to wait for (a crash
-            // only keeps the session).
-            shared.record(|| Entry::Resume { client, expiry });
-            None
+            // Connected again: until the next Down, a crash must not count
+            // the session as offline (with expiry 0, ends it).
+            shared.record_waited(&[Entry::Resume { client, expiry }])
+        } else if discarded {
+            shared.record_waited(&[Entry::End { client }])
         } else {
             None
         };

@@ -17,7 +17,8 @@ pub(super) struct RoundLog {
     pub(super) dropped: Vec<Unsent>,
     pub(super) inbound_done: Vec<u16>,
     /// The append of this round's last session or subscription change
-    /// (`Up` or `Resume`; `Subscribe` with the retained messages it queued
+    /// (`Up`, `Resume`, or the `End` of a stored session a clean CONNECT
+    /// discarded; `Subscribe` with the retained messages it queued
     /// as flagged `Pending`s, or `Unsubscribe`, made at once under the
     /// router lock, so that their place among the stored messages is the
     /// router's): the CONNACK, SUBACK or UNSUBACK waits until it is
@@ -69,10 +70,11 @@ impl Conn {
     }
 
     /// This round's bytes also wait until `barrier` says its append is
-    /// durable (see [`RoundLog::barrier`]).
+    /// durable (see [`RoundLog::barrier`]): a session that is not journaled
+    /// waits too, for the record that discarded or ended a stored one.
     pub(super) fn wait_for(&mut self, barrier: Option<oneshot::Receiver<bool>>) {
-        if let (Some(rx), Some(r)) = (barrier, self.round()) {
-            r.barrier = Some(rx);
+        if let Some(rx) = barrier {
+            self.more().round.barrier = Some(rx);
         }
     }
 
