@@ -2,9 +2,11 @@
 //! handles everything that is ready (see [`Conn::poll_wakes`]): it reads
 //! and decodes every complete packet in the buffer, drains the mailbox,
 //! fires the session's timers, and writes everything the session produced
-//! with one syscall. A paused publisher holds back what it cannot handle
-//! yet ([`Conn::next_packet`]). How the session is taken from and handed
-//! back to the registry is in `attach`.
+//! with one syscall; what the socket does not take waits for it, and the
+//! task goes on meanwhile ([`Conn::flush`]). A paused publisher, and a
+//! client with much output unsent, hold back what they cannot handle yet
+//! ([`Conn::next_packet`]). How the session is taken from and handed back
+//! to the registry is in `attach`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -49,10 +51,12 @@ const SMALL_READ: usize = 2048;
 /// PUBLISH is far larger decoded: this bounds the memory, about 0.5 MB).
 const PAUSED_READ_MAX: usize = 64 * 1024;
 const PAUSED_HELD_MAX: usize = 4096;
-/// While this much written output waits for the client to read it, the
-/// connection reads no more of the client's packets (their answers would
-/// only add to it): TCP then pushes back on the client.
-const UNSENT_READ_MAX: usize = 64 * 1024;
+/// While this much output waits for the client to read it, the connection
+/// holds back what the client sends, as a pause does (their answers would
+/// only add to it), but for acknowledgements and PINGREQ, which keep it
+/// alive; up to `PAUSED_READ_MAX` bytes and `PAUSED_HELD_MAX` packets read
+/// meanwhile, after which TCP pushes back on the client.
+const UNSENT_HOLD: usize = 64 * 1024;
 /// How long a closing connection waits for the client to take the last of
 /// its output (a DISCONNECT with a reason code, say) before closing anyway.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
@@ -101,7 +105,8 @@ struct PendingAck {
 }
 
 /// What only some connections need (a publisher's answers in the making,
-/// a journaled session's round, a pause, the end), boxed and made on
+/// a journaled session's round, a pause, output the socket did not take,
+/// the end), boxed and made on
 /// first use: every connection task carries a `Conn`, and most of a large
 /// fleet's connections are idle subscribers.
 #[derive(Default)]
@@ -135,10 +140,12 @@ struct More {
     routed: u32,
     /// Output the socket did not take yet (the client reads slower than
     /// the server writes, or not at all): it goes first once the socket is
-    /// writable. Meanwhile the task goes on with everything else (reading
-    /// within `UNSENT_READ_MAX`, the keep-alive, a takeover, shutdown) but
-    /// takes no mail.
+    /// writable. Meanwhile the task goes on with everything else (reading,
+    /// held back past `UNSENT_HOLD`; the keep-alive, a takeover, shutdown)
+    /// but takes no mail.
     unsent: BytesMut,
+    /// Bytes of packets read while `unsent` held input back.
+    read_while_unsent: usize,
 }
 
 struct Conn {
@@ -201,22 +208,21 @@ pub(crate) fn run(
 }
 
 async fn serve(shared: &Arc<Shared>, stream: &mut TcpStream) {
-    let shared = shared.clone();
     // Small packets must not wait for Nagle's algorithm.
     let _ = stream.set_nodelay(true);
     let mut conn = Conn {
         session: Session::new(shared.session_config.clone(), Instant::now()),
         id: shared.next_id(),
-        shared,
+        shared: shared.clone(),
         attached: None,
         deliveries: Default::default(),
         more: None,
         alarm: Alarm::default(),
     };
     // The read buffer is allocated when there is something to read and
-    // released when empty again (so is each round's write buffer), so an
-    // idle connection holds none (memory per idle connection is a
-    // benchmark row).
+    // released when empty again (so is each round's write buffer, once the
+    // socket took it all), so an idle connection holds none (memory per
+    // idle connection is a benchmark row).
     let mut rbuf = BytesMut::new();
     let mut read_size = READ_MIN;
     loop {
@@ -342,13 +348,34 @@ async fn serve(shared: &Arc<Shared>, stream: &mut TcpStream) {
     conn.finish();
     if let Some(unsent) = unsent.filter(|u| !u.is_empty()) {
         // Boxed: a rare wait, kept out of every connection's task.
-        let last = Box::pin(tokio::time::timeout(
-            CLOSE_LINGER,
-            stream.write_all(&unsent),
-        ));
-        let _ = last.await;
+        Box::pin(write_last(shared, stream, unsent)).await;
     }
     let _ = stream.shutdown().await;
+}
+
+/// The output a closing connection's socket did not take yet: the client
+/// has `CLOSE_LINGER` to take it, or one try at shutdown (whose grace
+/// period is the broker's).
+async fn write_last(shared: &Shared, stream: &mut TcpStream, unsent: BytesMut) {
+    let wait = if *shared.shutdown.borrow() {
+        Duration::ZERO
+    } else {
+        CLOSE_LINGER
+    };
+    let mut written = 0;
+    let _ = tokio::time::timeout(wait, async {
+        while written < unsent.len() {
+            match stream.write(&unsent[written..]).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => written += n,
+            }
+        }
+    })
+    .await;
+    shared
+        .stats
+        .bytes_sent
+        .fetch_add(written as u64, Ordering::Relaxed);
 }
 
 /// Lets the tasks that this round's messages woke write them before this
@@ -479,10 +506,18 @@ impl Conn {
         self.more.as_ref().is_some_and(|m| m.paused.is_some())
     }
 
+    /// Whether what the client sends is held back (but acknowledgements
+    /// and PINGREQ): paused, or with much output unsent.
+    fn holds_back(&self) -> bool {
+        self.paused() || self.unsent() >= UNSENT_HOLD
+    }
+
     /// What is ready for an attached connection: its mailbox's signals,
-    /// journal completions, room for a paused publisher, the socket (not
-    /// while paused) and the session's deadline (its alarm). All of it is polled on every wake, so
-    /// that a busy mailbox cannot starve the socket, or the other way round.
+    /// journal completions, room for a paused publisher (or for packets
+    /// held back to be handled), the socket's input (within the bounds of
+    /// holding back) and room for its unsent output, and the session's
+    /// deadline (its alarm). All of it is polled on every wake, so that a
+    /// busy mailbox cannot starve the socket, or the other way round.
     fn poll_wakes(
         &mut self,
         cx: &mut Context<'_>,
@@ -525,12 +560,23 @@ impl Conn {
             // Nothing more to read.
             read = false;
         }
-        let unsent = self.unsent();
-        if unsent > 0 {
-            read &= unsent < UNSENT_READ_MAX;
+        if let Some(m) = self.more.as_ref()
+            && !m.unsent.is_empty()
+        {
+            if m.unsent.len() >= UNSENT_HOLD {
+                // Reads on for the client's acknowledgements and PINGREQ
+                // (a client that reads slowly is still alive), within a
+                // bound: the answers wait in `unsent` too.
+                read &= m.read_while_unsent + unread < PAUSED_READ_MAX
+                    && m.held.len() < PAUSED_HELD_MAX;
+            }
             if let Poll::Ready(r) = stream.poll_write_ready(cx) {
                 wakes.writable = Some(r);
             }
+        }
+        if self.holding() && !self.holds_back() {
+            // Held packets wait for nothing any more.
+            wakes.room = true;
         }
         if read && let Poll::Ready(r) = stream.poll_read_ready(cx) {
             wakes.readable = Some(r);
@@ -599,11 +645,12 @@ impl Conn {
     /// client ended its connection normally, so its will is not published
     /// [MQTT-3.14.4-3], and what the DISCONNECT says of the will and the
     /// session expiry stands. A client that only publishes is not read
-    /// while paused, so its DISCONNECT may still be on the wire: what the
+    /// while paused (nor one past the bound of reading while its output
+    /// is unsent), so its DISCONNECT may still be on the wire: what the
     /// socket has now, within the bound of a paused read, is looked
     /// through for one.
     fn end_held(&mut self, now: Instant, stream: &TcpStream, rbuf: &mut BytesMut) {
-        if !self.paused() && !self.holding() {
+        if !self.holds_back() && !self.holding() {
             return;
         }
         let is_disconnect = |p: &Packet| matches!(p, Packet::Disconnect(_));
@@ -629,10 +676,10 @@ impl Conn {
     }
 
     /// The next packet to handle: a held one once the pause is over, else
-    /// the next in the buffer; while paused, what does not skip ahead is
-    /// held back.
+    /// the next in the buffer; while paused (or with much output unsent),
+    /// what does not skip ahead is held back.
     fn next_packet(&mut self, rbuf: &mut BytesMut, now: Instant) -> Option<Packet> {
-        let paused = self.paused();
+        let paused = self.holds_back();
         if !paused
             && let Some(m) = self.more.as_mut()
             && let Some((p, cost)) = m.held.pop_front()
@@ -658,12 +705,15 @@ impl Conn {
                     return None;
                 }
             };
+            let cost = before - rbuf.len();
+            if self.unsent() >= UNSENT_HOLD {
+                self.more().read_while_unsent += cost;
+            }
             if !paused || skips_ahead(&packet) {
                 return Some(packet);
             }
             // Held, but the client is alive.
             self.session.packet_arrived(now);
-            let cost = before - rbuf.len();
             let m = self.more();
             m.held_bytes += cost;
             m.held.push_back((packet, cost));
@@ -688,8 +738,9 @@ impl Conn {
             .fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Writes everything the session has to send, with one syscall when
-    /// the socket takes it.
+    /// Writes what the socket did not take before, then everything the
+    /// session has to send: with one syscall when the socket takes it all;
+    /// the rest is kept in `More::unsent` for the socket's next room.
     fn flush(&mut self, wr: &TcpStream, now: Instant) -> std::io::Result<()> {
         // What the socket did not take before goes first.
         let mut wbuf = self
@@ -699,6 +750,7 @@ impl Conn {
             .unwrap_or_default();
         self.session.poll_transmit(now, &mut wbuf);
         let mut written = 0;
+        let mut full = false;
         let r = loop {
             if written == wbuf.len() {
                 break Ok(());
@@ -710,13 +762,22 @@ impl Conn {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     // The rest waits for the socket (`poll_wakes`): the task
                     // is not held up by a client that does not read.
-                    bytes::Buf::advance(&mut wbuf, written);
-                    self.more().unsent = wbuf;
+                    full = true;
                     break Ok(());
                 }
                 Err(e) => break Err(e),
             }
         };
+        if full {
+            bytes::Buf::advance(&mut wbuf, written);
+            let m = self.more();
+            if wbuf.len() < UNSENT_HOLD {
+                m.read_while_unsent = 0;
+            }
+            m.unsent = wbuf;
+        } else if let Some(m) = self.more.as_mut() {
+            m.read_while_unsent = 0;
+        }
         self.shared
             .stats
             .bytes_sent

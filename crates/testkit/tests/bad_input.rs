@@ -249,3 +249,37 @@ async fn a_takeover_does_not_wait_for_a_client_that_stops_reading() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_client_that_reads_slowly_but_pings_stays_connected() {
+    // Not silent [MQTT-3.1.2-24]: its PINGREQs arrive while megabytes of
+    // output wait for it to read, and keep it connected; once it reads,
+    // it gets everything after them, and its will never goes out.
+    let b = TestBroker::start_default().await;
+    let mut watcher = connected(&b, 4, "watcher").await;
+    watcher.send(&raw::subscribe(4, 1, "will/slow", 0)).await;
+    watcher.expect(9).await;
+    let mut slow = RawClient::connect_with_receive_buffer(b.addr, 4096).await;
+    let will = [raw::field(b"will/slow"), raw::field(b"gone")].concat();
+    slow.send(&raw::connect(4, 0x06, 1, "slow", &will)).await;
+    slow.expect(CONNACK).await;
+    flood_a_client_that_does_not_read(&b, &mut slow, 10_000).await;
+    // Twice the keep-alive's grace of 1.5 s, pinging but not reading.
+    let mut every = tokio::time::interval(Duration::from_millis(300));
+    for _ in 0..10 {
+        every.tick().await;
+        slow.send(&raw::PINGREQ).await;
+    }
+    let mut publ = connected(&b, 4, "last").await;
+    publ.send(&raw::publish_qos0(4, "flood", b"end")).await;
+    loop {
+        let p = slow.expect(3).await;
+        if p.body.ends_with(b"end") {
+            break;
+        }
+    }
+    publ.send(&raw::publish_qos0(4, "will/slow", b"marker"))
+        .await;
+    let p = watcher.expect(3).await;
+    assert!(p.body.ends_with(b"marker"), "the will went out: {p:?}");
+}

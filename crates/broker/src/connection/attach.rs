@@ -174,7 +174,8 @@ impl Conn {
     /// Hands the session back to the registry (or ends it) and publishes the
     /// will if one is due.
     pub(super) fn finish(mut self) {
-        // Nothing more is written: no need to wait for it.
+        // Nothing of this round is written (what earlier rounds left unsent
+        // already passed its wait): no need to wait for it.
         let _ = self.record_round();
         let Some(a) = self.attached.take() else {
             return;
