@@ -199,7 +199,162 @@ pub(crate) fn run(
     permit: OwnedSemaphorePermit,
 ) -> impl Future<Output = ()> + Send {
     async move {
-        serve(&shared, &mut stream).await;
+        let stream = &mut stream;
+        // Small packets must not wait for Nagle's algorithm.
+        let _ = stream.set_nodelay(true);
+        let mut conn = Conn {
+            session: Session::new(shared.session_config.clone(), Instant::now()),
+            id: shared.next_id(),
+            shared: shared.clone(),
+            attached: None,
+            deliveries: Default::default(),
+            more: None,
+            alarm: Alarm::default(),
+        };
+        // The read buffer is allocated when there is something to read and
+        // released when empty again (so is each round's write buffer, once the
+        // socket took it all), so an idle connection holds none (memory per
+        // idle connection is a benchmark row).
+        let mut rbuf = BytesMut::new();
+        let mut read_size = READ_MIN;
+        loop {
+            // The round's own state is made in a block, so that only what the
+            // awaits below need lives on across them (memory per connection).
+            let (now, mail, room, timeout, data) = {
+                let Wakes {
+                    now,
+                    readable,
+                    writable,
+                    signal,
+                    stored,
+                    room,
+                    timeout,
+                } = if conn.attached.is_some() {
+                    std::future::poll_fn(|cx| conn.poll_wakes(cx, stream, rbuf.len())).await
+                } else {
+                    // Before CONNECT: boxed, so that its wait futures are not
+                    // part of every task.
+                    let deadline = conn.session.poll_timeout();
+                    Box::pin(wait_unattached(&conn.shared, stream, deadline)).await
+                };
+                let now = now.unwrap_or_else(Instant::now);
+                // The mail is taken after the socket is read (its
+                // acknowledgements free the in-flight window first); a takeover
+                // or shutdown ends the connection, and is noted at once.
+                let mail = match signal {
+                    Some(Signal::Mail) => true,
+                    Some(Signal::Kicked(done)) => {
+                        // Another connection with this client id took over
+                        // [MQTT-3.1.4-3]: 0x8E in 5.0, then close.
+                        conn.more().takeover_done = done;
+                        conn.end_held(now, stream, &mut rbuf);
+                        conn.session.disconnect(ReasonCode::SessionTakenOver);
+                        false
+                    }
+                    Some(Signal::Shutdown) => {
+                        conn.end_held(now, stream, &mut rbuf);
+                        conn.session.disconnect(ReasonCode::ServerShuttingDown);
+                        false
+                    }
+                    None => false,
+                };
+                if let Some((seq, stored)) = stored {
+                    conn.on_stored(seq, stored);
+                    // A group commit completes many appends at once: answer
+                    // them all with one write, not one write each.
+                    while let Some(Ok((seq, stored))) = conn
+                        .more
+                        .as_mut()
+                        .and_then(|a| a.durable_rx.as_mut())
+                        .map(|rx| rx.try_recv())
+                    {
+                        conn.on_stored(seq, stored);
+                    }
+                }
+                if let Some(Err(_)) = writable {
+                    conn.lose(stream, &mut rbuf);
+                }
+                let data = match readable {
+                    Some(r) => conn.read_socket(r, stream, &mut rbuf, &mut read_size),
+                    None => false,
+                };
+                (now, mail, room, timeout, data)
+            };
+            if data {
+                // Packets up to a CONNECT, then the CONNECT, whose future is
+                // boxed: it runs once per connection, and would otherwise
+                // make every idle connection task that much larger.
+                while let Some(c) = conn.handle_packets(&mut rbuf, now) {
+                    Box::pin(conn.connect(c)).await;
+                    if conn.session.is_closed() {
+                        break;
+                    }
+                }
+            }
+            if rbuf.is_empty() {
+                // Decoded payloads keep their part alive; the rest (or a buffer
+                // reserved for a read that found nothing) goes back to the
+                // allocator.
+                rbuf = BytesMut::new();
+            }
+            if mail {
+                conn.drain_mailbox(now);
+            }
+            if room {
+                if let Some(m) = conn.more.as_mut() {
+                    m.paused = None;
+                }
+                // What was read but not handled when the pause began.
+                while let Some(c) = conn.handle_packets(&mut rbuf, now) {
+                    Box::pin(conn.connect(c)).await;
+                    if conn.session.is_closed() {
+                        break;
+                    }
+                }
+                if !conn.holding() && conn.more.as_ref().is_some_and(|m| m.eof) {
+                    conn.session.handle_connection_lost(Instant::now());
+                }
+                if rbuf.is_empty() {
+                    rbuf = BytesMut::new();
+                }
+            }
+            if timeout {
+                conn.session.handle_timeout(now);
+            }
+            conn.settle().await;
+            if let Some(m) = conn.more.as_mut()
+                && (1..=FEW_ROUTED).contains(&std::mem::take(&mut m.routed))
+            {
+                deliveries_first().await;
+            }
+            let stored = match conn.record_round() {
+                Some(durable) => durable.await.unwrap_or(false),
+                None => true,
+            };
+            if !stored {
+                // What this round would write promises what the broker could
+                // not store: close without writing it; the client resends on
+                // its next connection [MQTT-4.8.0-2].
+                conn.lose(stream, &mut rbuf);
+                conn.settle().await;
+                break;
+            }
+            if conn.flush(stream, now).is_err() {
+                conn.lose(stream, &mut rbuf);
+                conn.settle().await;
+            }
+            if conn.session.is_closed() {
+                break;
+            }
+        }
+        conn.alarm.clear(&conn.shared.alarms, conn.id);
+        if conn.unsent() > 0 {
+            // Boxed: a rare wait, kept out of every connection's task.
+            Box::pin(conn.finish_then_write(stream)).await;
+        } else {
+            conn.finish();
+        }
+        let _ = stream.shutdown().await;
         drop(permit);
         if shared.active.fetch_sub(1, Ordering::AcqRel) == 1 {
             shared.idle.notify_waiters();
@@ -207,155 +362,23 @@ pub(crate) fn run(
     }
 }
 
-async fn serve(shared: &Arc<Shared>, stream: &mut TcpStream) {
-    // Small packets must not wait for Nagle's algorithm.
-    let _ = stream.set_nodelay(true);
-    let mut conn = Conn {
-        session: Session::new(shared.session_config.clone(), Instant::now()),
-        id: shared.next_id(),
-        shared: shared.clone(),
-        attached: None,
-        deliveries: Default::default(),
-        more: None,
-        alarm: Alarm::default(),
-    };
-    // The read buffer is allocated when there is something to read and
-    // released when empty again (so is each round's write buffer, once the
-    // socket took it all), so an idle connection holds none (memory per
-    // idle connection is a benchmark row).
-    let mut rbuf = BytesMut::new();
-    let mut read_size = READ_MIN;
-    loop {
-        // The round's own state is made in a block, so that only what the
-        // awaits below need lives on across them (memory per connection).
-        let (now, mail, room, timeout, data) = {
-            let Wakes {
-                now,
-                readable,
-                writable,
-                signal,
-                stored,
-                room,
-                timeout,
-            } = if conn.attached.is_some() {
-                let unread = rbuf.len();
-                std::future::poll_fn(|cx| conn.poll_wakes(cx, stream, unread)).await
-            } else {
-                // Before CONNECT: boxed, so that its wait futures are not
-                // part of every task.
-                let deadline = conn.session.poll_timeout();
-                Box::pin(wait_unattached(&conn.shared, stream, deadline)).await
-            };
-            let now = now.unwrap_or_else(Instant::now);
-            // The mail is taken after the socket is read (its
-            // acknowledgements free the in-flight window first); a takeover
-            // or shutdown ends the connection, and is noted at once.
-            let mail = match signal {
-                Some(Signal::Mail) => true,
-                Some(Signal::Kicked(done)) => {
-                    // Another connection with this client id took over
-                    // [MQTT-3.1.4-3]: 0x8E in 5.0, then close.
-                    conn.more().takeover_done = done;
-                    conn.end_held(now, stream, &mut rbuf);
-                    conn.session.disconnect(ReasonCode::SessionTakenOver);
-                    false
-                }
-                Some(Signal::Shutdown) => {
-                    conn.end_held(now, stream, &mut rbuf);
-                    conn.session.disconnect(ReasonCode::ServerShuttingDown);
-                    false
-                }
-                None => false,
-            };
-            if let Some((seq, stored)) = stored {
-                conn.on_stored(seq, stored);
-                // A group commit completes many appends at once: answer
-                // them all with one write, not one write each.
-                while let Some(Ok((seq, stored))) = conn
-                    .more
-                    .as_mut()
-                    .and_then(|a| a.durable_rx.as_mut())
-                    .map(|rx| rx.try_recv())
-                {
-                    conn.on_stored(seq, stored);
-                }
-            }
-            if let Some(Err(_)) = writable {
-                conn.lose(stream, &mut rbuf);
-            }
-            let data = match readable {
-                Some(r) => conn.read_socket(r, stream, &mut rbuf, &mut read_size),
-                None => false,
-            };
-            (now, mail, room, timeout, data)
-        };
-        if data {
-            conn.read_packets(&mut rbuf, now).await;
-        }
-        if rbuf.is_empty() {
-            // Decoded payloads keep their part alive; the rest (or a buffer
-            // reserved for a read that found nothing) goes back to the
-            // allocator.
-            rbuf = BytesMut::new();
-        }
-        if mail {
-            conn.drain_mailbox(now);
-        }
-        if room {
-            if let Some(m) = conn.more.as_mut() {
-                m.paused = None;
-            }
-            // What was read but not handled when the pause began.
-            conn.read_packets(&mut rbuf, now).await;
-            if !conn.holding() && conn.more.as_ref().is_some_and(|m| m.eof) {
-                conn.session.handle_connection_lost(Instant::now());
-            }
-            if rbuf.is_empty() {
-                rbuf = BytesMut::new();
-            }
-        }
-        if timeout {
-            conn.session.handle_timeout(now);
-        }
-        conn.settle().await;
-        if let Some(m) = conn.more.as_mut()
-            && (1..=FEW_ROUTED).contains(&std::mem::take(&mut m.routed))
-        {
-            deliveries_first().await;
-        }
-        if let Some(durable) = conn.record_round()
-            && !durable.await.unwrap_or(false)
-        {
-            // What this round would write promises what the broker could
-            // not store: close without writing it; the client resends on
-            // its next connection [MQTT-4.8.0-2].
-            conn.lose(stream, &mut rbuf);
-            conn.settle().await;
-            break;
-        }
-        if conn.flush(stream, now).is_err() {
-            conn.lose(stream, &mut rbuf);
-            conn.settle().await;
-        }
-        if conn.session.is_closed() {
-            break;
-        }
+impl Conn {
+    /// Hands the session back (`finish`: a takeover does not wait for a
+    /// client that is slow to read), then writes what the socket did not
+    /// take yet: the client has `CLOSE_LINGER` to take it, or one try at
+    /// shutdown (whose grace period is the broker's).
+    async fn finish_then_write(mut self, stream: &mut TcpStream) {
+        let shared = self.shared.clone();
+        let unsent = self
+            .more
+            .as_mut()
+            .map(|m| std::mem::take(&mut m.unsent))
+            .unwrap_or_default();
+        self.finish();
+        write_last(&shared, stream, unsent).await;
     }
-    conn.alarm.clear(&conn.shared.alarms, conn.id);
-    let unsent = conn.more.as_mut().map(|m| std::mem::take(&mut m.unsent));
-    // The session goes back first: a takeover does not wait for a client
-    // that is slow to read.
-    conn.finish();
-    if let Some(unsent) = unsent.filter(|u| !u.is_empty()) {
-        // Boxed: a rare wait, kept out of every connection's task.
-        Box::pin(write_last(shared, stream, unsent)).await;
-    }
-    let _ = stream.shutdown().await;
 }
 
-/// The output a closing connection's socket did not take yet: the client
-/// has `CLOSE_LINGER` to take it, or one try at shutdown (whose grace
-/// period is the broker's).
 async fn write_last(shared: &Shared, stream: &mut TcpStream, unsent: BytesMut) {
     let wait = if *shared.shutdown.borrow() {
         Duration::ZERO
@@ -601,10 +624,20 @@ impl Conn {
 
     /// Handles the session's events, CONNECT included.
     async fn settle(&mut self) {
-        while let Some(c) = self.process_events() {
+        if let Some(c) = self.process_events() {
             // Boxed: it runs once per connection, and its future would
             // otherwise make every idle connection task that much larger.
-            Box::pin(self.on_connect(c)).await;
+            Box::pin(self.connect(c)).await;
+        }
+    }
+
+    /// A CONNECT through the registry (a takeover waits for the old
+    /// connection), then the events after it.
+    async fn connect(&mut self, c: Box<Connect>) {
+        let mut next = Some(c);
+        while let Some(c) = next {
+            self.on_connect(c).await;
+            next = self.process_events();
         }
     }
 
@@ -612,21 +645,21 @@ impl Conn {
     /// packets held back by a pause that ended. While paused, it handles
     /// acknowledgements and PINGREQ and holds the rest back, in order.
     /// `now` is when the task woke: a packet's time is when it was read.
-    async fn read_packets(&mut self, rbuf: &mut BytesMut, now: Instant) {
-        // The packet is a temporary moved into the session: it must not be
-        // part of the state kept across the await below.
+    /// Stops at the end of the buffer, the session's close, or a CONNECT,
+    /// which it returns to go through the registry (`connect`).
+    fn handle_packets(&mut self, rbuf: &mut BytesMut, now: Instant) -> Option<Box<Connect>> {
         loop {
-            let Some(packet) = self.next_packet(rbuf, now) else {
-                return;
-            };
+            let packet = self.next_packet(rbuf, now)?;
             self.session.handle_packet(now, packet);
             // Events (CONNECT above all) are answered before the next
             // packet is handled. Most acknowledgements make none.
-            if self.session.has_events() {
-                self.settle().await;
+            if self.session.has_events()
+                && let Some(c) = self.process_events()
+            {
+                return Some(c);
             }
             if self.session.is_closed() {
-                return;
+                return None;
             }
         }
     }
@@ -1099,13 +1132,14 @@ mod tests {
         // The task is the largest part of what an idle connection costs
         // (a benchmark row, with a bar of 2 KB in all). tokio keeps it in a
         // cell of whole 128-byte lines, with 112 bytes of its own (header,
-        // scheduler, id, stage tag, trailer): seven lines, 896 bytes, leave
-        // the connection at about 1.9 KB; an eighth would cross the bar.
+        // scheduler, id, stage tag, trailer): six lines, 768 bytes, leave
+        // the connection at about 1.8 KB; a seventh costs 128 bytes more
+        // for every connection.
         let size = output_size(run);
         println!("connection task future: {size} bytes");
         assert!(
-            size + 112 <= 896,
-            "the connection task grew to {size} bytes: its tokio cell no longer fits 896"
+            size + 112 <= 768,
+            "the connection task grew to {size} bytes: its tokio cell no longer fits 768"
         );
     }
 }
