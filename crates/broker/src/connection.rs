@@ -58,15 +58,17 @@ const PAUSED_HELD_MAX: usize = 4096;
 /// meanwhile, after which TCP pushes back on the client.
 const UNSENT_HOLD: usize = 64 * 1024;
 /// How long a closing connection waits for the client to take the last of
-/// its output (a DISCONNECT with a reason code, say) before closing anyway.
+/// its output (a DISCONNECT with a reason code, say) before closing anyway;
+/// at shutdown it tries once.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
 /// A round whose QoS 1/2 publishes handed at most this many messages to
 /// subscribers lets their tasks write them before its answers go out (see
 /// [`deliveries_first`]); a busier round writes at once.
 const FEW_ROUTED: u32 = 4;
 
-/// Packets a paused publisher handles at once, ahead of the packets it holds
-/// back: they answer the server's own flows or keep the connection alive,
+/// Packets handled at once while a connection holds input back (a paused
+/// publisher, or much output unsent), ahead of the packets it holds back:
+/// they answer the server's own flows or keep the connection alive,
 /// and no packet before them changes what they mean. Not PUBREL: a PUBLISH
 /// held before it could be the resend of its packet id [MQTT-4.3.3-10].
 fn skips_ahead(p: &Packet) -> bool {
@@ -119,7 +121,8 @@ struct More {
     /// Set while this publisher waits for room in a congested subscriber's
     /// mailbox before reading more; ready once there is room.
     paused: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
-    /// Packets read during a pause and held back until it ends, in order,
+    /// Packets read while input is held back (a pause, output unsent) and
+    /// held until that ends, in order,
     /// with their size on the wire; acknowledgements and PINGREQ are not
     /// held (see `skips_ahead`).
     held: std::collections::VecDeque<(Packet, usize)>,
@@ -171,6 +174,7 @@ struct Wakes {
     writable: Option<std::io::Result<()>>,
     signal: Option<Signal>,
     stored: Option<(u64, bool)>,
+    /// What held input back is over: held packets are handled.
     room: bool,
     timeout: bool,
 }
@@ -301,10 +305,7 @@ pub(crate) fn run(
                 conn.drain_mailbox(now);
             }
             if room {
-                if let Some(m) = conn.more.as_mut() {
-                    m.paused = None;
-                }
-                // What was read but not handled when the pause began.
+                // What was held back and is not handled yet.
                 while let Some(c) = conn.handle_packets(&mut rbuf, now) {
                     Box::pin(conn.connect(c)).await;
                     if conn.session.is_closed() {
@@ -318,7 +319,9 @@ pub(crate) fn run(
                     rbuf = BytesMut::new();
                 }
             }
-            if timeout {
+            // A client that sent DISCONNECT ended its connection normally,
+            // though the packet is held back past its keep-alive.
+            if timeout && !conn.held_disconnect(now) {
                 conn.session.handle_timeout(now);
             }
             conn.settle().await;
@@ -519,7 +522,7 @@ impl Conn {
         self.more.get_or_insert_with(Default::default)
     }
 
-    /// Whether packets read during a pause wait to be handled.
+    /// Whether held packets wait to be handled.
     fn holding(&self) -> bool {
         self.more.as_ref().is_some_and(|m| !m.held.is_empty())
     }
@@ -566,8 +569,16 @@ impl Conn {
         let mut read = true;
         if let Some(m) = self.more.as_mut()
             && let Some(room) = m.paused.as_mut()
+            && room.as_mut().poll(cx).is_ready()
         {
-            wakes.room = room.as_mut().poll(cx).is_ready();
+            // Over: what it held is handled in this round (a pause the
+            // round starts is another one).
+            m.paused = None;
+            wakes.room = true;
+        }
+        if let Some(m) = self.more.as_ref()
+            && m.paused.is_some()
+        {
             // Paused, it reads on only while the server waits for its
             // acknowledgements (it subscribes too): they free its own
             // window, and publishers paused on each other's mailboxes would
@@ -588,9 +599,11 @@ impl Conn {
         {
             if m.unsent.len() >= UNSENT_HOLD {
                 // Reads on for the client's acknowledgements and PINGREQ
-                // (a client that reads slowly is still alive), within a
-                // bound: the answers wait in `unsent` too.
+                // (a client that reads slowly is still alive), within
+                // bounds: what it sent beyond what it read of the output
+                // (the answers wait in `unsent` too), and what is held.
                 read &= m.read_while_unsent + unread < PAUSED_READ_MAX
+                    && m.held_bytes + unread < PAUSED_READ_MAX
                     && m.held.len() < PAUSED_HELD_MAX;
             }
             if let Poll::Ready(r) = stream.poll_write_ready(cx) {
@@ -642,8 +655,9 @@ impl Conn {
     }
 
     /// Decodes and handles every complete packet in the buffer, after the
-    /// packets held back by a pause that ended. While paused, it handles
-    /// acknowledgements and PINGREQ and holds the rest back, in order.
+    /// packets held back, once nothing holds input back. While something
+    /// does (see `holds_back`), it handles acknowledgements and PINGREQ
+    /// and holds the rest back, in order.
     /// `now` is when the task woke: a packet's time is when it was read.
     /// Stops at the end of the buffer, the session's close, or a CONNECT,
     /// which it returns to go through the registry (`connect`).
@@ -683,18 +697,10 @@ impl Conn {
     /// socket has now, within the bound of a paused read, is looked
     /// through for one.
     fn end_held(&mut self, now: Instant, stream: &TcpStream, rbuf: &mut BytesMut) {
-        if !self.holds_back() && !self.holding() {
+        if (!self.holds_back() && !self.holding()) || self.held_disconnect(now) {
             return;
         }
         let is_disconnect = |p: &Packet| matches!(p, Packet::Disconnect(_));
-        if let Some(m) = self.more.as_mut()
-            && let Some(i) = m.held.iter().position(|(p, _)| is_disconnect(p))
-            && let Some((p, cost)) = m.held.remove(i)
-        {
-            m.held_bytes -= cost;
-            self.session.handle_packet(now, p);
-            return;
-        }
         let room = PAUSED_READ_MAX.saturating_sub(rbuf.len());
         rbuf.reserve(room);
         let _ = read_some(stream, rbuf, room);
@@ -706,6 +712,26 @@ impl Conn {
                 return;
             }
         }
+    }
+
+    /// Handles a DISCONNECT among the held packets, if there is one (the
+    /// packets before it go unhandled, see `end_held`).
+    fn held_disconnect(&mut self, now: Instant) -> bool {
+        let Some(m) = self.more.as_mut() else {
+            return false;
+        };
+        let Some(i) = m
+            .held
+            .iter()
+            .position(|(p, _)| matches!(p, Packet::Disconnect(_)))
+        else {
+            return false;
+        };
+        if let Some((p, cost)) = m.held.remove(i) {
+            m.held_bytes -= cost;
+            self.session.handle_packet(now, p);
+        }
+        true
     }
 
     /// The next packet to handle: a held one once the pause is over, else
@@ -798,12 +824,19 @@ impl Conn {
                     full = true;
                     break Ok(());
                 }
-                Err(e) => break Err(e),
+                Err(e) => {
+                    // Kept, so that the loss still knows input was held
+                    // back for it (`end_held`).
+                    full = true;
+                    break Err(e);
+                }
             }
         };
         if full {
             bytes::Buf::advance(&mut wbuf, written);
             let m = self.more();
+            // What the client read makes room for what it sends.
+            m.read_while_unsent = m.read_while_unsent.saturating_sub(written);
             if wbuf.len() < UNSENT_HOLD {
                 m.read_while_unsent = 0;
             }

@@ -100,16 +100,16 @@ impl Session {
         self.events.push_back(Event::Connect(c));
     }
 
-    /// Restarts the keep-alive clock on a packet from the client.
     /// A packet arrived at `now` that the caller holds back to handle later
-    /// (a paused publisher's): the connection is alive all the same
-    /// [MQTT-3.1.2-22].
+    /// (a paused publisher's, or while much output waits for the client):
+    /// the connection is alive all the same [MQTT-3.1.2-22].
     pub fn packet_arrived(&mut self, now: Instant) {
         if self.phase == Phase::Connected {
             self.touch(now);
         }
     }
 
+    /// Restarts the keep-alive clock on a packet from the client.
     pub(crate) fn touch(&mut self, now: Instant) {
         if self.keep_alive > 0 {
             let grace = Duration::from_millis(u64::from(self.keep_alive) * 1500);

@@ -283,3 +283,62 @@ async fn a_client_that_reads_slowly_but_pings_stays_connected() {
     let p = watcher.expect(3).await;
     assert!(p.body.ends_with(b"marker"), "the will went out: {p:?}");
 }
+
+#[tokio::test]
+async fn packets_held_while_output_waits_are_answered_in_order_once_it_is_read() {
+    // While much output waits for the client, what it sends is held back
+    // (but acknowledgements and PINGREQ); once it reads, the held packets
+    // are handled, in order, with no further input to prompt them.
+    let b = TestBroker::start_default().await;
+    let mut slow = RawClient::connect_with_receive_buffer(b.addr, 4096).await;
+    slow.send(&raw::connect(4, 0x02, 0, "held", &[])).await;
+    slow.expect(CONNACK).await;
+    flood_a_client_that_does_not_read(&b, &mut slow, 10_000).await;
+    slow.send(&raw::subscribe(4, 2, "other", 1)).await;
+    slow.send(&raw::publish(4, 1, false, "elsewhere", 7, b"m"))
+        .await;
+    let answers: Vec<(u8, u16)> = {
+        let mut seen = Vec::new();
+        while seen.len() < 2 {
+            let p = match slow.read().await {
+                Read::Packet(p) => p,
+                Read::Closed => panic!("closed"),
+            };
+            if matches!(p.packet_type(), 4 | 9) {
+                seen.push((p.packet_type(), p.ack_id()));
+            }
+        }
+        seen
+    };
+    assert_eq!(answers, vec![(9, 2), (4, 7)], "SUBACK 2, then PUBACK 7");
+}
+
+#[tokio::test]
+async fn a_disconnect_held_past_the_keep_alive_still_ends_the_connection_normally() {
+    // A DISCONNECT held back while output waits for the client counts when
+    // the keep-alive runs out: the client ended its connection normally,
+    // so its will is not published [MQTT-3.14.4-3].
+    let b = TestBroker::start_default().await;
+    let mut watcher = connected(&b, 4, "watcher").await;
+    watcher.send(&raw::subscribe(4, 1, "will/held", 0)).await;
+    watcher.expect(9).await;
+    let mut slow = RawClient::connect_with_receive_buffer(b.addr, 4096).await;
+    let will = [raw::field(b"will/held"), raw::field(b"gone")].concat();
+    slow.send(&raw::connect(4, 0x06, 1, "leaving", &will)).await;
+    slow.expect(CONNACK).await;
+    flood_a_client_that_does_not_read(&b, &mut slow, 10_000).await;
+    slow.send(&raw::DISCONNECT).await;
+    // It is gone (the watcher is left; the flooder left), still unread.
+    let gone = tokio::time::timeout(strata_testkit::WAIT, async {
+        while b.broker.connected_clients() > 1 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(gone.is_ok(), "still connected");
+    let mut publ = connected(&b, 4, "marker").await;
+    publ.send(&raw::publish_qos0(4, "will/held", b"marker"))
+        .await;
+    let p = watcher.expect(3).await;
+    assert!(p.body.ends_with(b"marker"), "the will went out: {p:?}");
+}
