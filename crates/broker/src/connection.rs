@@ -1032,7 +1032,11 @@ impl Conn {
             if let Some(a) = self.more.as_mut() {
                 a.pending.clear();
             }
-            self.session.disconnect(ReasonCode::UnspecifiedError);
+            // A DISCONNECT held back behind the failed publish still ends
+            // the connection normally (see `end_held`).
+            if !self.held_disconnect(Instant::now()) {
+                self.session.disconnect(ReasonCode::UnspecifiedError);
+            }
             return;
         }
         if let Some(a) = self
