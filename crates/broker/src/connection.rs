@@ -54,8 +54,10 @@ const PAUSED_HELD_MAX: usize = 4096;
 /// While this much output waits for the client to read it, the connection
 /// holds back what the client sends, as a pause does (their answers would
 /// only add to it), but for acknowledgements and PINGREQ, which keep it
-/// alive; up to `PAUSED_READ_MAX` bytes and `PAUSED_HELD_MAX` packets read
-/// meanwhile, after which TCP pushes back on the client.
+/// alive. It reads on while the client has sent less than `PAUSED_READ_MAX`
+/// bytes more than the socket took of the output, and less than that and
+/// `PAUSED_HELD_MAX` packets are held; then TCP pushes back on the client.
+/// (Either bound can be passed by one read, as a pause's can.)
 const UNSENT_HOLD: usize = 64 * 1024;
 /// How long a closing connection waits for the client to take the last of
 /// its output (a DISCONNECT with a reason code, say) before closing anyway;
@@ -147,7 +149,8 @@ struct More {
     /// held back past `UNSENT_HOLD`; the keep-alive, a takeover, shutdown)
     /// but takes no mail.
     unsent: BytesMut,
-    /// Bytes of packets read while `unsent` held input back.
+    /// Bytes of packets read while `unsent` held input back, less what the
+    /// socket took of the output meanwhile.
     read_while_unsent: usize,
 }
 
@@ -242,6 +245,10 @@ pub(crate) fn run(
                     Box::pin(wait_unattached(&conn.shared, stream, deadline)).await
                 };
                 let now = now.unwrap_or_else(Instant::now);
+                if room && let Some(m) = conn.more.as_mut() {
+                    // The pause is over (see `poll_wakes`).
+                    m.paused = None;
+                }
                 // The mail is taken after the socket is read (its
                 // acknowledgements free the in-flight window first); a takeover
                 // or shutdown ends the connection, and is noted at once.
@@ -263,7 +270,7 @@ pub(crate) fn run(
                     None => false,
                 };
                 if let Some((seq, stored)) = stored {
-                    conn.on_stored(seq, stored);
+                    let mut ok = conn.on_stored(seq, stored);
                     // A group commit completes many appends at once: answer
                     // them all with one write, not one write each.
                     while let Some(Ok((seq, stored))) = conn
@@ -272,7 +279,16 @@ pub(crate) fn run(
                         .and_then(|a| a.durable_rx.as_mut())
                         .map(|rx| rx.try_recv())
                     {
-                        conn.on_stored(seq, stored);
+                        ok &= conn.on_stored(seq, stored);
+                    }
+                    if !ok {
+                        // Acknowledging would promise what the broker cannot
+                        // keep: close; the client resends on its next
+                        // connection [MQTT-4.8.0-2]. A DISCONNECT held back
+                        // behind the failed publish, or still unread, ends
+                        // the connection normally (`end_held`).
+                        conn.end_held(now, stream, &mut rbuf);
+                        conn.session.disconnect(ReasonCode::UnspecifiedError);
                     }
                 }
                 if let Some(Err(_)) = writable {
@@ -319,9 +335,14 @@ pub(crate) fn run(
                     rbuf = BytesMut::new();
                 }
             }
-            // A client that sent DISCONNECT ended its connection normally,
-            // though the packet is held back past its keep-alive.
-            if timeout && !conn.held_disconnect(now) {
+            if timeout {
+                // A client that sent DISCONNECT ended its connection
+                // normally, though the packet is held back (or unread) when
+                // its keep-alive runs out; the packets of this round may
+                // have put it off.
+                if conn.session.poll_timeout().is_some_and(|d| d <= now) {
+                    conn.end_held(now, stream, &mut rbuf);
+                }
                 conn.session.handle_timeout(now);
             }
             conn.settle().await;
@@ -569,16 +590,12 @@ impl Conn {
         let mut read = true;
         if let Some(m) = self.more.as_mut()
             && let Some(room) = m.paused.as_mut()
-            && room.as_mut().poll(cx).is_ready()
         {
-            // Over: what it held is handled in this round (a pause the
-            // round starts is another one).
-            m.paused = None;
-            wakes.room = true;
-        }
-        if let Some(m) = self.more.as_ref()
-            && m.paused.is_some()
-        {
+            // Over once ready: the round clears it before it handles
+            // anything (a pause the round starts is another one). Until
+            // then, this wake reads as a paused one: held packets are
+            // handled before more is read.
+            wakes.room = room.as_mut().poll(cx).is_ready();
             // Paused, it reads on only while the server waits for its
             // acknowledgements (it subscribes too): they free its own
             // window, and publishers paused on each other's mailboxes would
@@ -679,15 +696,16 @@ impl Conn {
     }
 
     /// The connection is lost (a failed write, a failed journal append):
-    /// after a DISCONNECT a pause held back, if any (see `end_held`).
+    /// after a DISCONNECT held back, if any (see `end_held`).
     fn lose(&mut self, stream: &TcpStream, rbuf: &mut BytesMut) {
         let now = Instant::now();
         self.end_held(now, stream, rbuf);
         self.session.handle_connection_lost(now);
     }
 
-    /// The connection ends (a takeover, shutdown, a loss) while a pause
-    /// holds packets back: they go unhandled (the client resends what it
+    /// The connection ends (a takeover, shutdown, a loss, a failed journal
+    /// append, the keep-alive) while input is held back (a pause, output
+    /// unsent): held packets go unhandled (the client resends what it
     /// needs acknowledged), but a DISCONNECT among them still counts. The
     /// client ended its connection normally, so its will is not published
     /// [MQTT-3.14.4-3], and what the DISCONNECT says of the will and the
@@ -815,7 +833,10 @@ impl Conn {
                 break Ok(());
             }
             match wr.try_write(&wbuf[written..]) {
-                Ok(0) => break Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(0) => {
+                    full = true;
+                    break Err(std::io::ErrorKind::WriteZero.into());
+                }
                 Ok(n) => written += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -857,7 +878,7 @@ impl Conn {
     }
 
     /// Handles the session's events up to a CONNECT, which it returns: that
-    /// one waits for the registry ([`Conn::settle`]).
+    /// one waits for the registry ([`Conn::connect`]).
     fn process_events(&mut self) -> Option<Box<Connect>> {
         while let Some(ev) = self.session.poll_event() {
             match ev {
@@ -1023,21 +1044,14 @@ impl Conn {
         answers.durable_tx.clone()
     }
 
-    /// A journal append finished.
-    fn on_stored(&mut self, seq: u64, stored: bool) {
+    /// A journal append finished: releases the answers it held back; if it
+    /// failed, drops them all and returns false (the caller closes).
+    fn on_stored(&mut self, seq: u64, stored: bool) -> bool {
         if !stored {
-            // A transient failure: acknowledging would promise what the
-            // broker cannot keep. Close; the client resends on its next
-            // connection [MQTT-4.8.0-2].
             if let Some(a) = self.more.as_mut() {
                 a.pending.clear();
             }
-            // A DISCONNECT held back behind the failed publish still ends
-            // the connection normally (see `end_held`).
-            if !self.held_disconnect(Instant::now()) {
-                self.session.disconnect(ReasonCode::UnspecifiedError);
-            }
-            return;
+            return false;
         }
         if let Some(a) = self
             .more
@@ -1047,6 +1061,7 @@ impl Conn {
             a.waiting = false;
         }
         self.release_acks();
+        true
     }
 
     /// Sends the answers that are ready, in order.
