@@ -245,10 +245,6 @@ pub(crate) fn run(
                     Box::pin(wait_unattached(&conn.shared, stream, deadline)).await
                 };
                 let now = now.unwrap_or_else(Instant::now);
-                if room && let Some(m) = conn.more.as_mut() {
-                    // The pause is over (see `poll_wakes`).
-                    m.paused = None;
-                }
                 // The mail is taken after the socket is read (its
                 // acknowledgements free the in-flight window first); a takeover
                 // or shutdown ends the connection, and is noted at once.
@@ -293,6 +289,12 @@ pub(crate) fn run(
                 }
                 if let Some(Err(_)) = writable {
                     conn.lose(stream, &mut rbuf);
+                }
+                if room && let Some(m) = conn.more.as_mut() {
+                    // The pause is over (see `poll_wakes`); until here, an
+                    // ending connection still looked in the socket for a
+                    // DISCONNECT (`end_held`).
+                    m.paused = None;
                 }
                 let data = match readable {
                     Some(r) => conn.read_socket(r, stream, &mut rbuf, &mut read_size),
@@ -715,7 +717,10 @@ impl Conn {
     /// socket has now, within the bound of a paused read, is looked
     /// through for one.
     fn end_held(&mut self, now: Instant, stream: &TcpStream, rbuf: &mut BytesMut) {
-        if (!self.holds_back() && !self.holding()) || self.held_disconnect(now) {
+        if self.session.is_closed()
+            || (!self.holds_back() && !self.holding())
+            || self.held_disconnect(now)
+        {
             return;
         }
         let is_disconnect = |p: &Packet| matches!(p, Packet::Disconnect(_));
