@@ -328,7 +328,8 @@ async fn a_persistent_session_that_cannot_be_stored_is_not_acknowledged() {
 #[tokio::test]
 async fn a_discarded_session_that_cannot_be_forgotten_is_not_acknowledged() {
     // A clean CONNECT discards the stored session [MQTT-3.1.2-4] and its
-    // CONNACK says so (Session Present 0 [MQTT-3.2.2-2]): when the record
+    // CONNACK says so (Session Present 0: 3.1.1 [MQTT-3.2.2-1], 5.0
+    // [MQTT-3.2.2-2]): when the record
     // of its end cannot be made durable, a crash would bring the session
     // back, so no CONNACK goes out and the connection closes
     // [MQTT-4.8.0-2]. So with a 5.0 session resumed with Session Expiry

@@ -227,8 +227,9 @@ async fn a_client_that_stops_reading_is_still_held_to_its_keep_alive() {
 
 #[tokio::test]
 async fn a_takeover_does_not_wait_for_a_client_that_stops_reading() {
-    // [MQTT-3.1.4-3]: the new connection takes the session over at once,
-    // with its state (Session Present 1 [MQTT-3.2.2-3]) and subscription,
+    // 3.1.1 [MQTT-3.1.4-2]: the new connection takes the session over at
+    // once, with its state (Session Present 1 [MQTT-3.2.2-2]) and
+    // subscription,
     // while the old one still has output the client never reads.
     let b = TestBroker::start_default().await;
     let mut stuck = RawClient::connect_with_receive_buffer(b.addr, 4096).await;

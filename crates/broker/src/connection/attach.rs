@@ -120,7 +120,8 @@ impl Conn {
         // The CONNACK waits for the record of what it tells the client
         // (see `RoundLog::barrier`): a crash after it must neither lose the
         // session the client was told it has, nor bring back one it was
-        // told is gone (Session Present 0 [MQTT-3.2.2-2]) or will end with
+        // told is gone (Session Present 0: 3.1.1 [MQTT-3.2.2-1], 5.0
+        // [MQTT-3.2.2-2]) or will end with
         // this connection (Session Expiry 0).
         let barrier = if persistent && !present {
             // A new persistent session: earlier state of this id is gone.
