@@ -103,25 +103,21 @@ pub struct RawClient {
 
 impl RawClient {
     pub async fn connect(addr: SocketAddr) -> RawClient {
-        let stream = tokio::time::timeout(WAIT, TcpStream::connect(addr))
-            .await
-            .expect("connect in time")
-            .expect("connect");
-        stream.set_nodelay(true).expect("nodelay");
-        RawClient {
-            stream,
-            buf: Vec::new(),
-        }
+        RawClient::open(addr, None).await
     }
 
     /// A client whose socket takes in at most about `receive_buffer`
     /// bytes that it has not read: one that stops reading soon fills the
     /// server's side of the connection.
     pub async fn connect_with_receive_buffer(addr: SocketAddr, receive_buffer: u32) -> RawClient {
+        RawClient::open(addr, Some(receive_buffer)).await
+    }
+
+    async fn open(addr: SocketAddr, receive_buffer: Option<u32>) -> RawClient {
         let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-        socket
-            .set_recv_buffer_size(receive_buffer)
-            .expect("receive buffer");
+        if let Some(size) = receive_buffer {
+            socket.set_recv_buffer_size(size).expect("receive buffer");
+        }
         let stream = tokio::time::timeout(WAIT, socket.connect(addr))
             .await
             .expect("connect in time")

@@ -205,21 +205,44 @@ async fn flood_a_client_that_does_not_read(b: &TestBroker, stuck: &mut RawClient
     publ.send(&one.repeat(n)).await;
 }
 
+/// A client `id` with a will (`gone` on `will/<id>`, which a watcher, also
+/// returned, subscribes to) and a keep alive of 1 s, flooded as above.
+async fn flooded_with_a_will(b: &TestBroker, id: &str) -> (RawClient, RawClient) {
+    let topic = format!("will/{id}");
+    let mut watcher = connected(b, 4, "watcher").await;
+    watcher.send(&raw::subscribe(4, 1, &topic, 0)).await;
+    watcher.expect(9).await;
+    let mut client = RawClient::connect_with_receive_buffer(b.addr, 4096).await;
+    let will = [raw::field(topic.as_bytes()), raw::field(b"gone")].concat();
+    // Clean session, will flag, keep alive 1 s.
+    client.send(&raw::connect(4, 0x06, 1, id, &will)).await;
+    client.expect(CONNACK).await;
+    flood_a_client_that_does_not_read(b, &mut client, 10_000).await;
+    (watcher, client)
+}
+
+/// Reads PUBLISH packets until one whose payload ends with `payload`.
+async fn until_publish_ending(c: &mut RawClient, payload: &[u8]) {
+    while !c.expect(3).await.body.ends_with(payload) {}
+}
+
+/// The watcher of `will/<id>` gets a marker published there next, not the
+/// will.
+async fn no_will_went_out(b: &TestBroker, watcher: &mut RawClient, id: &str) {
+    let mut publ = connected(b, 4, "marker").await;
+    let topic = format!("will/{id}");
+    publ.send(&raw::publish_qos0(4, &topic, b"marker")).await;
+    let p = watcher.expect(3).await;
+    assert!(p.body.ends_with(b"marker"), "the will went out: {p:?}");
+}
+
 #[tokio::test]
 async fn a_client_that_stops_reading_is_still_held_to_its_keep_alive() {
     // [MQTT-3.1.2-24]: a client silent for one and a half times its keep
     // alive is disconnected, though the server is still trying to write
     // to it; the connection is lost, so its will goes out [MQTT-3.1.2-8].
     let b = TestBroker::start_default().await;
-    let mut watcher = connected(&b, 4, "watcher").await;
-    watcher.send(&raw::subscribe(4, 1, "will/stuck", 0)).await;
-    watcher.expect(9).await;
-    let mut stuck = RawClient::connect_with_receive_buffer(b.addr, 4096).await;
-    let will = [raw::field(b"will/stuck"), raw::field(b"gone")].concat();
-    // Clean session, will flag, keep alive 1 s.
-    stuck.send(&raw::connect(4, 0x06, 1, "stuck", &will)).await;
-    stuck.expect(CONNACK).await;
-    flood_a_client_that_does_not_read(&b, &mut stuck, 10_000).await;
+    let (mut watcher, _stuck) = flooded_with_a_will(&b, "stuck").await;
     // Nothing more is read from `stuck` until the will came.
     let p = watcher.expect(3).await;
     assert!(p.body.ends_with(b"gone"), "{p:?}");
@@ -243,12 +266,7 @@ async fn a_takeover_does_not_wait_for_a_client_that_stops_reading() {
     let mut publ = connected(&b, 4, "after").await;
     publ.send(&raw::publish_qos0(4, "flood", b"after")).await;
     // Flood messages still queued for the session come first.
-    loop {
-        let p = again.expect(3).await;
-        if p.body.ends_with(b"after") {
-            break;
-        }
-    }
+    until_publish_ending(&mut again, b"after").await;
 }
 
 #[tokio::test]
@@ -257,14 +275,7 @@ async fn a_client_that_reads_slowly_but_pings_stays_connected() {
     // output wait for it to read, and keep it connected; once it reads,
     // it gets everything after them, and its will never goes out.
     let b = TestBroker::start_default().await;
-    let mut watcher = connected(&b, 4, "watcher").await;
-    watcher.send(&raw::subscribe(4, 1, "will/slow", 0)).await;
-    watcher.expect(9).await;
-    let mut slow = RawClient::connect_with_receive_buffer(b.addr, 4096).await;
-    let will = [raw::field(b"will/slow"), raw::field(b"gone")].concat();
-    slow.send(&raw::connect(4, 0x06, 1, "slow", &will)).await;
-    slow.expect(CONNACK).await;
-    flood_a_client_that_does_not_read(&b, &mut slow, 10_000).await;
+    let (mut watcher, mut slow) = flooded_with_a_will(&b, "slow").await;
     // Twice the keep-alive's grace of 1.5 s, pinging but not reading.
     let mut every = tokio::time::interval(Duration::from_millis(300));
     for _ in 0..10 {
@@ -273,16 +284,8 @@ async fn a_client_that_reads_slowly_but_pings_stays_connected() {
     }
     let mut publ = connected(&b, 4, "last").await;
     publ.send(&raw::publish_qos0(4, "flood", b"end")).await;
-    loop {
-        let p = slow.expect(3).await;
-        if p.body.ends_with(b"end") {
-            break;
-        }
-    }
-    publ.send(&raw::publish_qos0(4, "will/slow", b"marker"))
-        .await;
-    let p = watcher.expect(3).await;
-    assert!(p.body.ends_with(b"marker"), "the will went out: {p:?}");
+    until_publish_ending(&mut slow, b"end").await;
+    no_will_went_out(&b, &mut watcher, "slow").await;
 }
 
 #[tokio::test]
@@ -320,14 +323,7 @@ async fn a_disconnect_held_past_the_keep_alive_still_ends_the_connection_normall
     // the keep-alive runs out: the client ended its connection normally,
     // so its will is not published [MQTT-3.14.4-3].
     let b = TestBroker::start_default().await;
-    let mut watcher = connected(&b, 4, "watcher").await;
-    watcher.send(&raw::subscribe(4, 1, "will/held", 0)).await;
-    watcher.expect(9).await;
-    let mut slow = RawClient::connect_with_receive_buffer(b.addr, 4096).await;
-    let will = [raw::field(b"will/held"), raw::field(b"gone")].concat();
-    slow.send(&raw::connect(4, 0x06, 1, "leaving", &will)).await;
-    slow.expect(CONNACK).await;
-    flood_a_client_that_does_not_read(&b, &mut slow, 10_000).await;
+    let (mut watcher, mut slow) = flooded_with_a_will(&b, "leaving").await;
     slow.send(&raw::DISCONNECT).await;
     // It is gone (the watcher is left; the flooder left), still unread.
     let gone = tokio::time::timeout(strata_testkit::WAIT, async {
@@ -337,9 +333,5 @@ async fn a_disconnect_held_past_the_keep_alive_still_ends_the_connection_normall
     })
     .await;
     assert!(gone.is_ok(), "still connected");
-    let mut publ = connected(&b, 4, "marker").await;
-    publ.send(&raw::publish_qos0(4, "will/held", b"marker"))
-        .await;
-    let p = watcher.expect(3).await;
-    assert!(p.body.ends_with(b"marker"), "the will went out: {p:?}");
+    no_will_went_out(&b, &mut watcher, "leaving").await;
 }
