@@ -3,10 +3,11 @@
 //! and decodes every complete packet in the buffer, drains the mailbox,
 //! fires the session's timers, and writes everything the session produced
 //! with one syscall; what the socket does not take waits for it, and the
-//! task goes on meanwhile ([`Conn::flush`]). A paused publisher, and a
-//! client with much output unsent, hold back what they cannot handle yet
-//! ([`Conn::next_packet`]). How the session is taken from and handed back
-//! to the registry is in `attach`.
+//! task goes on meanwhile ([`Conn::flush`], in `output`). A paused
+//! publisher, and a client with much output unsent, hold back what they
+//! cannot handle yet ([`Conn::next_packet`], in `hold`). How the session is
+//! taken from and handed back to the registry is in `attach`; a journaled
+//! session's round of entries in `round`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,7 +17,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use strata_codec::{Connect, MqttStr, Packet, QoS, ReasonCode, decode, topic};
+use strata_codec::{Connect, MqttStr, Packet, QoS, ReasonCode, topic};
 use strata_router::SubOptions;
 use strata_session::{Delivery, Event, Session, Will};
 use tokio::io::AsyncWriteExt;
@@ -30,6 +31,8 @@ use crate::mailbox::{Mailbox, Signal};
 use round::RoundLog;
 
 mod attach;
+mod hold;
+mod output;
 mod round;
 
 /// How long a takeover waits for the old connection to hand back its
@@ -59,26 +62,10 @@ const PAUSED_HELD_MAX: usize = 4096;
 /// `PAUSED_HELD_MAX` packets are held; then TCP pushes back on the client.
 /// (Either bound can be passed by one read, as a pause's can.)
 const UNSENT_HOLD: usize = 64 * 1024;
-/// How long a closing connection waits for the client to take the last of
-/// its output (a DISCONNECT with a reason code, say) before closing anyway;
-/// at shutdown it tries once.
-const CLOSE_LINGER: Duration = Duration::from_secs(1);
 /// A round whose QoS 1/2 publishes handed at most this many messages to
 /// subscribers lets their tasks write them before its answers go out (see
 /// [`deliveries_first`]); a busier round writes at once.
 const FEW_ROUTED: u32 = 4;
-
-/// Packets handled at once while a connection holds input back (a paused
-/// publisher, or much output unsent), ahead of the packets it holds back:
-/// they answer the server's own flows or keep the connection alive,
-/// and no packet before them changes what they mean. Not PUBREL: a PUBLISH
-/// held before it could be the resend of its packet id [MQTT-4.3.3-10].
-fn skips_ahead(p: &Packet) -> bool {
-    matches!(
-        p,
-        Packet::PubAck(_) | Packet::PubRec(_) | Packet::PubComp(_) | Packet::PingReq
-    )
-}
 
 /// What the task knows once CONNECT was accepted.
 struct Attached {
@@ -388,45 +375,6 @@ pub(crate) fn run(
     }
 }
 
-impl Conn {
-    /// Hands the session back (`finish`: a takeover does not wait for a
-    /// client that is slow to read), then writes what the socket did not
-    /// take yet: the client has `CLOSE_LINGER` to take it, or one try at
-    /// shutdown (whose grace period is the broker's).
-    async fn finish_then_write(mut self, stream: &mut TcpStream) {
-        let shared = self.shared.clone();
-        let unsent = self
-            .more
-            .as_mut()
-            .map(|m| std::mem::take(&mut m.unsent))
-            .unwrap_or_default();
-        self.finish();
-        write_last(&shared, stream, unsent).await;
-    }
-}
-
-async fn write_last(shared: &Shared, stream: &mut TcpStream, unsent: BytesMut) {
-    let wait = if *shared.shutdown.borrow() {
-        Duration::ZERO
-    } else {
-        CLOSE_LINGER
-    };
-    let mut written = 0;
-    let _ = tokio::time::timeout(wait, async {
-        while written < unsent.len() {
-            match stream.write(&unsent[written..]).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => written += n,
-            }
-        }
-    })
-    .await;
-    shared
-        .stats
-        .bytes_sent
-        .fetch_add(written as u64, Ordering::Relaxed);
-}
-
 /// Lets the tasks that this round's messages woke write them before this
 /// task writes its own answers (PUBACK, PUBREC): the subscriber's copy is
 /// what the message's latency is measured to, and writing to a socket on
@@ -543,22 +491,6 @@ impl Conn {
 
     fn more(&mut self) -> &mut More {
         self.more.get_or_insert_with(Default::default)
-    }
-
-    /// Whether held packets wait to be handled.
-    fn holding(&self) -> bool {
-        self.more.as_ref().is_some_and(|m| !m.held.is_empty())
-    }
-
-    /// Whether this publisher waits for room in a subscriber's mailbox.
-    fn paused(&self) -> bool {
-        self.more.as_ref().is_some_and(|m| m.paused.is_some())
-    }
-
-    /// Whether what the client sends is held back (but acknowledgements
-    /// and PINGREQ): paused, or with much output unsent.
-    fn holds_back(&self) -> bool {
-        self.paused() || self.unsent() >= UNSENT_HOLD
     }
 
     /// What is ready for an attached connection: its mailbox's signals,
@@ -697,111 +629,6 @@ impl Conn {
         }
     }
 
-    /// The connection is lost (a failed write, a failed journal append):
-    /// after a DISCONNECT held back, if any (see `end_held`).
-    fn lose(&mut self, stream: &TcpStream, rbuf: &mut BytesMut) {
-        let now = Instant::now();
-        self.end_held(now, stream, rbuf);
-        self.session.handle_connection_lost(now);
-    }
-
-    /// The connection ends (a takeover, shutdown, a loss, a failed journal
-    /// append, the keep-alive) while input is held back (a pause, output
-    /// unsent): held packets go unhandled (the client resends what it
-    /// needs acknowledged), but a DISCONNECT among them still counts. The
-    /// client ended its connection normally, so its will is not published
-    /// [MQTT-3.14.4-3], and what the DISCONNECT says of the will and the
-    /// session expiry stands. A client that only publishes is not read
-    /// while paused (nor one past the bound of reading while its output
-    /// is unsent), so its DISCONNECT may still be on the wire: what the
-    /// socket has now, within the bound of a paused read, is looked
-    /// through for one.
-    fn end_held(&mut self, now: Instant, stream: &TcpStream, rbuf: &mut BytesMut) {
-        if self.session.is_closed()
-            || (!self.holds_back() && !self.holding())
-            || self.held_disconnect(now)
-        {
-            return;
-        }
-        let is_disconnect = |p: &Packet| matches!(p, Packet::Disconnect(_));
-        let room = PAUSED_READ_MAX.saturating_sub(rbuf.len());
-        rbuf.reserve(room);
-        let _ = read_some(stream, rbuf, room);
-        let (protocol, max) = (self.session.protocol(), self.session.max_packet_size());
-        // Complete packets only; a malformed one ends the search.
-        while let Ok(Some(p)) = decode(rbuf, protocol, max) {
-            if is_disconnect(&p) {
-                self.session.handle_packet(now, p);
-                return;
-            }
-        }
-    }
-
-    /// Handles a DISCONNECT among the held packets, if there is one (the
-    /// packets before it go unhandled, see `end_held`).
-    fn held_disconnect(&mut self, now: Instant) -> bool {
-        let Some(m) = self.more.as_mut() else {
-            return false;
-        };
-        let Some(i) = m
-            .held
-            .iter()
-            .position(|(p, _)| matches!(p, Packet::Disconnect(_)))
-        else {
-            return false;
-        };
-        if let Some((p, cost)) = m.held.remove(i) {
-            m.held_bytes -= cost;
-            self.session.handle_packet(now, p);
-        }
-        true
-    }
-
-    /// The next packet to handle: a held one once the pause is over, else
-    /// the next in the buffer; while paused (or with much output unsent),
-    /// what does not skip ahead is held back.
-    fn next_packet(&mut self, rbuf: &mut BytesMut, now: Instant) -> Option<Packet> {
-        let paused = self.holds_back();
-        if !paused
-            && let Some(m) = self.more.as_mut()
-            && let Some((p, cost)) = m.held.pop_front()
-        {
-            m.held_bytes -= cost;
-            if m.held.is_empty() {
-                // Its capacity goes back to the allocator.
-                m.held = Default::default();
-            }
-            return Some(p);
-        }
-        loop {
-            let max = self.session.max_packet_size();
-            let before = rbuf.len();
-            let packet = match decode(rbuf, self.session.protocol(), max) {
-                Ok(Some(packet)) => packet,
-                Ok(None) => return None,
-                // Paused or not: a malformed packet closes the connection
-                // [MQTT-4.8.0-1]; what is held goes with it.
-                Err(e) => {
-                    tracing::debug!(error = %e, "decode error");
-                    self.session.handle_decode_error(Instant::now(), &e);
-                    return None;
-                }
-            };
-            let cost = before - rbuf.len();
-            if self.unsent() >= UNSENT_HOLD {
-                self.more().read_while_unsent += cost;
-            }
-            if !paused || skips_ahead(&packet) {
-                return Some(packet);
-            }
-            // Held, but the client is alive.
-            self.session.packet_arrived(now);
-            let m = self.more();
-            m.held_bytes += cost;
-            m.held.push_back((packet, cost));
-        }
-    }
-
     fn drain_mailbox(&mut self, now: Instant) {
         let Some(a) = &self.attached else { return };
         if !self.session.is_connected() {
@@ -818,68 +645,6 @@ impl Conn {
             .stats
             .messages_sent
             .fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// Writes what the socket did not take before, then everything the
-    /// session has to send: with one syscall when the socket takes it all;
-    /// the rest is kept in `More::unsent` for the socket's next room.
-    fn flush(&mut self, wr: &TcpStream, now: Instant) -> std::io::Result<()> {
-        // What the socket did not take before goes first.
-        let mut wbuf = self
-            .more
-            .as_mut()
-            .map(|m| std::mem::take(&mut m.unsent))
-            .unwrap_or_default();
-        self.session.poll_transmit(now, &mut wbuf);
-        let mut written = 0;
-        let mut full = false;
-        let r = loop {
-            if written == wbuf.len() {
-                break Ok(());
-            }
-            match wr.try_write(&wbuf[written..]) {
-                Ok(0) => {
-                    full = true;
-                    break Err(std::io::ErrorKind::WriteZero.into());
-                }
-                Ok(n) => written += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    // The rest waits for the socket (`poll_wakes`): the task
-                    // is not held up by a client that does not read.
-                    full = true;
-                    break Ok(());
-                }
-                Err(e) => {
-                    // Kept, so that the loss still knows input was held
-                    // back for it (`end_held`).
-                    full = true;
-                    break Err(e);
-                }
-            }
-        };
-        if full {
-            bytes::Buf::advance(&mut wbuf, written);
-            let m = self.more();
-            // What the client read makes room for what it sends.
-            m.read_while_unsent = m.read_while_unsent.saturating_sub(written);
-            if wbuf.len() < UNSENT_HOLD {
-                m.read_while_unsent = 0;
-            }
-            m.unsent = wbuf;
-        } else if let Some(m) = self.more.as_mut() {
-            m.read_while_unsent = 0;
-        }
-        self.shared
-            .stats
-            .bytes_sent
-            .fetch_add(written as u64, Ordering::Relaxed);
-        r
-    }
-
-    /// Bytes of output the socket has not taken yet.
-    fn unsent(&self) -> usize {
-        self.more.as_ref().map_or(0, |m| m.unsent.len())
     }
 
     /// Handles the session's events up to a CONNECT, which it returns: that
