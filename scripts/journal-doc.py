@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Copies the journal format from the module docs of
-crates/broker/src/journal.rs into docs/STORAGE_FORMAT.md (the section
+crates/journal/src/lib.rs into docs/STORAGE_FORMAT.md (the section
 "The broker's journal"), so the two never disagree. --check fails when
 they differ."""
 import re, sys
 
-src = open('crates/broker/src/journal.rs').read().split('\n')
+src = open('crates/journal/src/lib.rs').read().split('\n')
 start = next(i for i, l in enumerate(src) if l.startswith('//! All integers are little-endian'))
 end = next(i for i, l in enumerate(src) if 'decoding never panics.' in l)
 body = '\n'.join(l[4:] if l.startswith('//! ') else l[3:] for l in src[start:end + 1])
@@ -20,7 +20,7 @@ of one log (the format above), each record one entry. The log lives in
 name of the live one (a compaction writes `log-N+1/` and switches `CURRENT`
 by rename; without `CURRENT` the log is `log/`). `strata inspect DATA_DIR`
 prints the records. The source of truth is the module
-documentation of `crates/broker/src/journal.rs`; `scripts/journal-doc.py`
+documentation of `crates/journal/src/lib.rs`; `scripts/journal-doc.py`
 copies it here.
 
 """ + body + "\n\n"

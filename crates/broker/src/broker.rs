@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use strata_codec::{MqttStr, QoS};
 use strata_router::Router;
-use strata_session::{Delivery, Message};
+use strata_session::Message;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
@@ -19,9 +19,9 @@ use tokio::task::JoinHandle;
 use crate::config::BrokerConfig;
 use crate::connection;
 use crate::durable::Durable;
-use crate::journal::{Entry, Recovered};
 use crate::mailbox::{Mailbox, Push};
 use crate::registry::{Fallout, Registry};
+use strata_journal::{Entry, Recovered, delivery};
 
 /// Counters behind `$SYS/broker/...`.
 #[derive(Debug, Default)]
@@ -31,19 +31,6 @@ pub struct Stats {
     pub messages_sent: AtomicU64,
     pub bytes_received: AtomicU64,
     pub bytes_sent: AtomicU64,
-}
-
-/// The delivery of `message` for one router match: live routing and
-/// journal replay build it the same way.
-pub(crate) fn delivery(message: &Arc<Message>, m: strata_router::Delivery<u64>) -> Delivery {
-    Delivery {
-        message: message.clone(),
-        qos: m.qos,
-        // [MQTT-3.3.1-12] [MQTT-3.3.1-13] (3.1.1: [MQTT-3.3.1-9])
-        retain: m.retain_as_published && message.retain,
-        subscription_ids: m.subscription_ids,
-        on_subscribe: false,
-    }
 }
 
 /// Hashes the broker's own ids: sequential numbers no client chooses, so
@@ -231,7 +218,7 @@ impl Shared {
                     if message.id != 0 && d.effective_qos() != QoS::AtMostOnce && mb.is_persistent()
                     {
                         let client = mb.client.clone();
-                        let copies = vec![crate::journal::Unsent::of(d)];
+                        let copies = vec![strata_journal::Unsent::of(d)];
                         self.record(|| Entry::Dropped { client, copies });
                     }
                     continue;
@@ -528,7 +515,7 @@ fn restore(shared: &Shared, r: Recovered) {
                 // would bring it back, late.
                 if let Push::Dropped(d) = mailbox.push(d) {
                     let client = s.client_id.clone();
-                    let copies = vec![crate::journal::Unsent::of(d)];
+                    let copies = vec![strata_journal::Unsent::of(d)];
                     shared.record(|| Entry::Dropped { client, copies });
                 }
             }

@@ -26,9 +26,9 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 use crate::alarm::Alarm;
 use crate::broker::{Shared, lock};
-use crate::journal::{Entry, Flow, Sent, Unsent};
 use crate::mailbox::{Mailbox, Signal};
 use round::RoundLog;
+use strata_journal::{Entry, Flow, Sent, Unsent};
 
 mod attach;
 mod hold;

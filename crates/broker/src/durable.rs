@@ -1,4 +1,4 @@
-//! The broker's durable state: the journal of [`crate::journal`] in a
+//! The broker's durable state: the journal of [`strata_journal`] in a
 //! strata-store log under the data directory.
 //!
 //! Layout of the data directory: `LOCK` (held exclusively while a broker
@@ -29,7 +29,7 @@ use strata_session::Message;
 use strata_store::{FsStorage, FsyncPolicy, Log, LogConfig, NewRecord, ReadLimits, Storage};
 
 use crate::config::{Fsync, StorageConfig};
-use crate::journal::{self, Entry, Recovered};
+use strata_journal::{Entry, Recovered};
 
 /// Milliseconds since the Unix epoch.
 pub(crate) fn now_ms() -> i64 {
@@ -229,14 +229,15 @@ impl Durable {
                 "a torn write at the end of the log was cut off"
             );
         }
-        let recovered = journal::replay(&log, share, Instant::now(), now_ms()).map_err(io_err)?;
+        let recovered =
+            strata_journal::replay(&log, share, Instant::now(), now_ms()).map_err(io_err)?;
         log.close().map_err(io_err)?;
         // Compact: the live state only, in a fresh log that replaces the old.
         let generation = generation + 1;
         let compact_dir = dir.join(log_name(generation));
         let (compact, _) =
             Log::open(storage.clone(), &compact_dir, log_config(Fsync::Always)).map_err(io_err)?;
-        journal::compact_into(&recovered, &compact, now_ms()).map_err(io_err)?;
+        strata_journal::compact_into(&recovered, &compact, now_ms()).map_err(io_err)?;
         compact.close().map_err(io_err)?;
         switch_to(dir, generation)?;
         std::fs::remove_dir_all(&log_dir)?;
@@ -283,7 +284,8 @@ impl Durable {
         storage.create_dir_all(dir)?;
         let (log, _) =
             Log::open(storage, dir.join("log"), log_config(config.fsync)).map_err(io_err)?;
-        let recovered = journal::replay(&log, share, Instant::now(), now_ms()).map_err(io_err)?;
+        let recovered =
+            strata_journal::replay(&log, share, Instant::now(), now_ms()).map_err(io_err)?;
         let next_id = AtomicU64::new(recovered.next_id.max(1));
         Ok((
             Durable {
@@ -362,7 +364,8 @@ impl Durable {
         };
         let (mut state, before) = {
             let log = self.log();
-            let state = journal::replay_prefix(&log, c.share, cut, now, now_ms).map_err(io_err)?;
+            let state =
+                strata_journal::replay_prefix(&log, c.share, cut, now, now_ms).map_err(io_err)?;
             (state, cut - log.first_offset())
         };
         // Ids for the compaction's own records that no message has: at most
@@ -382,7 +385,7 @@ impl Durable {
         let result = (|| {
             let (next, _) =
                 Log::open(storage.clone(), &next_dir, log_config(Fsync::Always)).map_err(io_err)?;
-            journal::compact_into(&state, &next, now_ms).map_err(io_err)?;
+            strata_journal::compact_into(&state, &next, now_ms).map_err(io_err)?;
             during();
             // What was appended meanwhile, while appends go on.
             let mut from = cut;
@@ -461,7 +464,7 @@ impl Durable {
 
     /// Appends `entry`; nothing waits for it.
     pub(crate) fn record(&self, entry: &Entry) {
-        self.append_then(vec![journal::encode(entry, now_ms())], |_| {});
+        self.append_then(vec![strata_journal::encode(entry, now_ms())], |_| {});
     }
 
     /// Appends `entries` as one batch; nothing waits for it.
@@ -493,7 +496,10 @@ impl Durable {
     pub(crate) fn record_then(&self, entries: &[Entry], done: impl FnOnce(bool) + Send + 'static) {
         let now = now_ms();
         self.append_then(
-            entries.iter().map(|e| journal::encode(e, now)).collect(),
+            entries
+                .iter()
+                .map(|e| strata_journal::encode(e, now))
+                .collect(),
             done,
         );
     }
@@ -513,8 +519,8 @@ impl Durable {
         let mut records = Vec::with_capacity(1 + then.len());
         // `then` first: a torn append keeps a prefix, and a message must
         // not survive without what is stated about it.
-        records.extend(then.iter().map(|e| journal::encode(e, now)));
-        records.push(journal::encode_message(m, now, from));
+        records.extend(then.iter().map(|e| strata_journal::encode(e, now)));
+        records.push(strata_journal::encode_message(m, now, from));
         self.append_then(records, done);
     }
 }
@@ -522,9 +528,9 @@ impl Durable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::Entry;
     use bytes::Bytes;
     use strata_codec::QoS;
+    use strata_journal::Entry;
     use strata_router::SubOptions;
 
     fn open(dir: &Path) -> (Durable, Recovered) {

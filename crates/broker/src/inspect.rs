@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use strata_store::{FsStorage, Log, LogConfig, ReadLimits, Record, Storage, StorageFile};
 
-use crate::journal::{self, Entry};
+use strata_journal::Entry;
 
 /// Files through [`FsStorage`], with every change refused.
 #[derive(Debug)]
@@ -90,7 +90,7 @@ impl Storage for ReadOnly {
 /// One record as a line of text.
 fn describe(r: &Record, now: Instant, now_ms: i64) -> String {
     let mut s = format!("{:>10}  {}  ", r.offset, r.timestamp);
-    let _ = match journal::decode(r, now, now_ms) {
+    let _ = match strata_journal::decode(r, now, now_ms) {
         Ok(Entry::Message(m)) => {
             write_message(&mut s, &m);
             Ok(())
@@ -212,7 +212,7 @@ fn marked(on_subscribe: bool) -> &'static str {
 }
 
 /// Flows as `id@packet` (packet 0: an old record without one).
-fn flows_text(flows: &[crate::journal::Flow]) -> String {
+fn flows_text(flows: &[strata_journal::Flow]) -> String {
     let v: Vec<String> = flows
         .iter()
         .map(|f| format!("{}@{}", f.id, f.packet_id))

@@ -22,7 +22,6 @@ pub mod config;
 mod connection;
 mod durable;
 pub mod inspect;
-mod journal;
 mod mailbox;
 mod registry;
 #[cfg(test)]

@@ -11,9 +11,9 @@ use tokio::sync::oneshot;
 
 use super::{Attached, Conn, TAKEOVER_WAIT};
 use crate::broker::lock;
-use crate::journal::Entry;
 use crate::mailbox::Mailbox;
 use crate::registry::{Entry as RegistryEntry, Fallout, Owner};
+use strata_journal::Entry;
 
 impl Conn {
     /// Takeover, resume or a new session, then CONNACK.

@@ -5,7 +5,7 @@ use strata_codec::QoS;
 use tokio::sync::oneshot;
 
 use super::{Attached, Conn};
-use crate::journal::{Flow, Round, Sent, Unsent};
+use strata_journal::{Flow, Round, Sent, Unsent};
 
 /// What one round of a persistent session's work puts in the journal, as
 /// one append at the end of the round.
@@ -40,7 +40,7 @@ impl RoundLog {
             || self.sent.iter().any(|s| s.qos == QoS::ExactlyOnce)
     }
 
-    /// The round's entries, borrowed for [`crate::journal::encode_round`].
+    /// The round's entries, borrowed for [`strata_journal::encode_round`].
     fn parts(&self) -> Round<'_> {
         Round {
             sent: &self.sent,
@@ -101,7 +101,7 @@ impl Conn {
         let barrier = r.barrier.take();
         let mut records = Vec::new();
         let now_ms = crate::durable::now_ms();
-        crate::journal::encode_round(a.client_id(), r.parts(), now_ms, &mut records);
+        strata_journal::encode_round(a.client_id(), r.parts(), now_ms, &mut records);
         r.clear();
         if records.is_empty() {
             return barrier;

@@ -24,7 +24,7 @@ const REPLAY_CHUNK: ReadLimits = ReadLimits {
 /// Reads the whole log and rebuilds the state; see the module docs.
 /// Sessions still connected when the log ends count as disconnected at
 /// `now_ms`.
-pub(crate) fn replay(
+pub fn replay(
     log: &Log,
     share: ShareStrategy,
     now: Instant,
@@ -38,7 +38,7 @@ pub(crate) fn replay(
 /// `end` on still apply. Unlike [`replay`], sessions still connected stay
 /// connected (`RecoveredSession::connected`) and no session is dropped for
 /// having expired: the live broker journals those ends itself.
-pub(crate) fn replay_prefix(
+pub fn replay_prefix(
     log: &Log,
     share: ShareStrategy,
     end: u64,
@@ -442,7 +442,7 @@ impl Replay {
             let Some(s) = self.sessions.get_mut(&r.key) else {
                 continue;
             };
-            keep_pending(s, crate::broker::delivery(&m, r));
+            keep_pending(s, crate::delivery(&m, r));
         }
         for (client, qos, retain, subscription_ids) in self.early.remove(&m.id).unwrap_or_default()
         {
@@ -548,7 +548,7 @@ fn take_pending(s: &mut Held, id: u64, pick: impl Fn(&Delivery) -> bool) -> Opti
 /// start-up to compact the log into a fresh directory. Message receive
 /// times are converted with the monotonic clock read now, so pass the wall
 /// clock read now as `now_ms`.
-pub(crate) fn compact_into(r: &Recovered, log: &Log, now_ms: i64) -> Result<(), JournalError> {
+pub fn compact_into(r: &Recovered, log: &Log, now_ms: i64) -> Result<(), JournalError> {
     compact_at(r, log, Instant::now(), now_ms)
 }
 

@@ -1,4 +1,4 @@
-//! The journal: everything the broker must remember across a restart, as a
+//! `strata-journal`: everything the broker must remember across a restart, as a
 //! sequence of facts ([`Entry`]) in a strata-store [`Log`](strata_store::Log),
 //! and the replay that rebuilds persistent sessions, their subscriptions and
 //! offline queues, and the retained messages from it.
@@ -127,13 +127,26 @@ use strata_router::SubOptions;
 use strata_session::{Delivery, Message, Outbound};
 use strata_store::{NewRecord, Record};
 
-pub(crate) use decode::decode;
-pub(crate) use replay::{compact_into, replay, replay_prefix};
+pub use decode::decode;
+pub use replay::{compact_into, replay, replay_prefix};
+
+/// The delivery of `message` for one router match: live routing and
+/// replay build it the same way.
+pub fn delivery(message: &Arc<Message>, m: strata_router::Delivery<u64>) -> Delivery {
+    Delivery {
+        message: message.clone(),
+        qos: m.qos,
+        // [MQTT-3.3.1-12] [MQTT-3.3.1-13] (3.1.1: [MQTT-3.3.1-9])
+        retain: m.retain_as_published && message.retain,
+        subscription_ids: m.subscription_ids,
+        on_subscribe: false,
+    }
+}
 
 /// One durable fact. Everything the broker must remember goes into the log
 /// as one of these.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Entry {
+pub enum Entry {
     /// A stored message (retained, or QoS >= 1 bound for a persistent
     /// session). `message.id` != 0. `message.received` is not stored: the
     /// record timestamp (ms since the Unix epoch) is.
@@ -269,7 +282,7 @@ pub(crate) enum Entry {
 /// A stored message in flight to one session: its id and the packet id it
 /// went out under (see [`Entry::Completed`] and [`Entry::Released`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Flow {
+pub struct Flow {
     pub id: u64,
     pub packet_id: u16,
 }
@@ -279,7 +292,7 @@ pub(crate) struct Flow {
 /// subscribing, [`Entry::Pending`]): the message and the terms it is held
 /// on.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Unsent {
+pub struct Unsent {
     pub id: u64,
     pub qos: QoS,
     pub retain: bool,
@@ -290,7 +303,7 @@ pub(crate) struct Unsent {
 }
 
 impl Unsent {
-    pub(crate) fn of(d: Delivery) -> Unsent {
+    pub fn of(d: Delivery) -> Unsent {
         Unsent {
             id: d.message.id,
             qos: d.qos,
@@ -301,7 +314,7 @@ impl Unsent {
     }
 
     /// Whether `d` is a copy of this message on these terms.
-    pub(crate) fn is(&self, d: &Delivery) -> bool {
+    pub fn is(&self, d: &Delivery) -> bool {
         d.message.id == self.id
             && d.qos == self.qos
             && d.retain == self.retain
@@ -310,7 +323,7 @@ impl Unsent {
     }
 
     /// The `Pending` entry that states this copy for `client`.
-    pub(crate) fn pending(&self, client: &MqttStr) -> Entry {
+    pub fn pending(&self, client: &MqttStr) -> Entry {
         Entry::Pending {
             client: client.clone(),
             id: self.id,
@@ -324,7 +337,7 @@ impl Unsent {
 
 /// One first send of a stored message (see [`Entry::Sent`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Sent {
+pub struct Sent {
     pub id: u64,
     pub packet_id: u16,
     /// The QoS it went out with (1 or 2).
@@ -338,7 +351,7 @@ pub(crate) struct Sent {
 
 impl Sent {
     /// The send of `delivery` under `packet_id`.
-    pub(crate) fn of(packet_id: u16, d: &Delivery) -> Sent {
+    pub fn of(packet_id: u16, d: &Delivery) -> Sent {
         Sent {
             id: d.message.id,
             packet_id,
@@ -352,7 +365,7 @@ impl Sent {
 
 /// Why the journal could not be read or written.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum JournalError {
+pub enum JournalError {
     /// The log itself failed (I/O, corruption, closed).
     #[error("journal: {0}")]
     Store(#[from] strata_store::Error),
@@ -367,7 +380,7 @@ pub(crate) enum JournalError {
 
 /// The state rebuilt by [`replay`].
 #[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct Recovered {
+pub struct Recovered {
     /// Sorted by client id.
     pub sessions: Vec<RecoveredSession>,
     /// The live retained messages (non-empty payload, not expired), sorted
@@ -381,7 +394,7 @@ pub(crate) struct Recovered {
 
 /// One persistent session, offline, as replay left it.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct RecoveredSession {
+pub struct RecoveredSession {
     /// Still connected where a prefix replay ended (only from
     /// `replay_prefix`; a restart counts every session as disconnected).
     pub connected: bool,
@@ -446,7 +459,7 @@ const HAS_SUBSCRIPTION_ID: u8 = 0b100_0000;
 
 /// Encodes `entry` as a record stamped `now_ms` (for a message: when it was
 /// received).
-pub(crate) fn encode(entry: &Entry, now_ms: i64) -> NewRecord {
+pub fn encode(entry: &Entry, now_ms: i64) -> NewRecord {
     let mut b = BytesMut::new();
     let kind = match entry {
         Entry::Message(m) => return encode_message(m, now_ms, None),
@@ -658,7 +671,8 @@ fn put_packet_ids(b: &mut BytesMut, client: &MqttStr, ids: &[u16]) {
 
 /// One round of a journaled connection's work, borrowed: see
 /// [`encode_round`].
-pub(crate) struct Round<'a> {
+#[derive(Debug)]
+pub struct Round<'a> {
     pub sent: &'a [Sent],
     pub released: &'a [Flow],
     pub completed: &'a [Flow],
@@ -672,12 +686,7 @@ pub(crate) struct Round<'a> {
 /// completed and a new one under its packet id in the same round would be
 /// read back in the wrong order; ids are handed out in turn, so that takes
 /// 65,535 sends in one round.
-pub(crate) fn encode_round(
-    client: &MqttStr,
-    round: Round<'_>,
-    now_ms: i64,
-    out: &mut Vec<NewRecord>,
-) {
+pub fn encode_round(client: &MqttStr, round: Round<'_>, now_ms: i64, out: &mut Vec<NewRecord>) {
     let Round {
         sent,
         released,
@@ -711,11 +720,7 @@ pub(crate) fn encode_round(
 
 /// A message record; `from` is the publisher's client id and inbound QoS 2
 /// packet id (see [`Entry::Published`]).
-pub(crate) fn encode_message(
-    m: &Message,
-    received_ms: i64,
-    from: Option<(&MqttStr, u16)>,
-) -> NewRecord {
+pub fn encode_message(m: &Message, received_ms: i64, from: Option<(&MqttStr, u16)>) -> NewRecord {
     let from_len = from.map_or(0, |(c, _)| 6 + c.len());
     // One buffer: the header with a length patched in once the
     // properties are written. Messages without properties (the common

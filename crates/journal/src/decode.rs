@@ -6,7 +6,7 @@ use super::*;
 /// Decodes one record. `now`/`now_ms` rebuild `Message::received` (= now -
 /// (now_ms - record.timestamp), saturating) so message expiry keeps
 /// counting.
-pub(crate) fn decode(record: &Record, now: Instant, now_ms: i64) -> Result<Entry, JournalError> {
+pub fn decode(record: &Record, now: Instant, now_ms: i64) -> Result<Entry, JournalError> {
     decode_entry(record, now, now_ms).map_err(|what| JournalError::Malformed {
         offset: record.offset,
         what,
