@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use tokio::sync::Notify;
 
-use crate::broker::lock;
+use crate::util::lock;
 
 #[derive(Debug, Default)]
 pub(crate) struct Alarms {

@@ -1,7 +1,6 @@
 //! [`Broker`]: the shared state, the listeners, routing of published
 //! messages, the session sweeper and `$SYS`.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -19,8 +18,10 @@ use tokio::task::JoinHandle;
 use crate::config::BrokerConfig;
 use crate::connection;
 use crate::durable::Durable;
+use crate::gate::ConnectGate;
 use crate::mailbox::{Mailbox, Push};
 use crate::registry::{Fallout, Registry};
+use crate::util::{IdMap, lock};
 use strata_journal::{Entry, Recovered, delivery};
 
 /// Counters behind `$SYS/broker/...`.
@@ -32,31 +33,6 @@ pub struct Stats {
     pub bytes_received: AtomicU64,
     pub bytes_sent: AtomicU64,
 }
-
-/// Hashes the broker's own ids: sequential numbers no client chooses, so
-/// one multiplication spreads them (a lookup per delivery on the fan-out
-/// path, where SipHash cost more than the rest of the lookup).
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(26) ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-/// A map keyed by the broker's ids.
-pub(crate) type IdMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
 
 thread_local! {
     /// The matches of one publish, kept for the next one on this thread.
@@ -84,8 +60,8 @@ pub(crate) struct Shared {
     pub registry: Mutex<Registry>,
     /// Router key to mailbox, read on every publish.
     pub mailboxes: RwLock<IdMap<Arc<Mailbox>>>,
-    /// CONNECT handling (takeover, resume) runs one at a time.
-    pub connect_lock: tokio::sync::Mutex<()>,
+    /// CONNECT handling (takeover, resume) runs one at a time per client id.
+    pub connect_gate: ConnectGate,
     pub next_id: AtomicU64,
     pub stats: Stats,
     pub started: Instant,
@@ -96,12 +72,6 @@ pub(crate) struct Shared {
     pub alarms: crate::alarm::Alarms,
     /// The journal under the data directory; `None` keeps state in memory.
     pub durable: Option<Durable>,
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // The guarded structures stay consistent across a panic in a holder
-    // (no method leaves them half-updated before a call that can panic).
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Shared {
@@ -334,7 +304,7 @@ impl Broker {
             router: Mutex::new(Router::new(config.share_strategy, seed)),
             registry: Mutex::new(Registry::default()),
             mailboxes: RwLock::new(IdMap::default()),
-            connect_lock: tokio::sync::Mutex::new(()),
+            connect_gate: ConnectGate::default(),
             next_id: AtomicU64::new(1),
             stats: Stats::default(),
             started: Instant::now(),
@@ -382,6 +352,12 @@ impl Broker {
     /// Sessions the broker holds, connected or offline.
     pub fn session_count(&self) -> usize {
         lock(&self.shared.registry).by_client.len()
+    }
+
+    /// The CONNECT gate, for tests that hold a client id's CONNECT.
+    #[cfg(test)]
+    pub(crate) fn gate(&self) -> &ConnectGate {
+        &self.shared.connect_gate
     }
 
     /// Clients connected now.

@@ -25,8 +25,9 @@ use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 use crate::alarm::Alarm;
-use crate::broker::{Shared, lock};
+use crate::broker::Shared;
 use crate::mailbox::{Mailbox, Signal};
+use crate::util::lock;
 use round::RoundLog;
 use strata_journal::{Entry, Flow, Sent, Unsent};
 

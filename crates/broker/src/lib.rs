@@ -21,11 +21,13 @@ pub mod broker;
 pub mod config;
 mod connection;
 mod durable;
+mod gate;
 pub mod inspect;
 mod mailbox;
 mod registry;
 #[cfg(test)]
 mod testing;
+mod util;
 
 pub use broker::Broker;
 pub use config::{BrokerConfig, ConfigError, Fsync, StorageConfig};

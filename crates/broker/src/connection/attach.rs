@@ -10,16 +10,15 @@ use strata_session::SessionState;
 use tokio::sync::oneshot;
 
 use super::{Attached, Conn, TAKEOVER_WAIT};
-use crate::broker::lock;
 use crate::mailbox::Mailbox;
 use crate::registry::{Entry as RegistryEntry, Fallout, Owner};
+use crate::util::lock;
 use strata_journal::Entry;
 
 impl Conn {
     /// Takeover, resume or a new session, then CONNACK.
     pub(super) async fn on_connect(&mut self, c: Box<Connect>) {
         let shared = self.shared.clone();
-        let _serial = shared.connect_lock.lock().await;
         let assigned = c.client_id.is_empty();
         let client_id = if assigned {
             // Unique: the connection id never repeats in this process.
@@ -34,6 +33,8 @@ impl Conn {
             // Kept as long as the session: out of the read buffer.
             c.client_id.detach()
         };
+        // Until the CONNACK is queued, no other CONNECT of this id runs.
+        let _pass = shared.connect_gate.enter(&client_id).await;
 
         // Take the session back from a connection that still holds it: the
         // kick is placed under the registry lock, where that connection's

@@ -1,0 +1,188 @@
+//! CONNECT handling one client id at a time: a takeover or resume of one
+//! id never interleaves with another of the same id, while CONNECTs of
+//! different ids never wait on each other (one stuck takeover must not
+//! stall every login).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use strata_codec::MqttStr;
+use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
+
+use crate::util::lock;
+
+/// One async lock per client id with a CONNECT in progress; an id's lock
+/// is dropped from the map when its last holder or waiter lets go, so the
+/// map holds only the ids being connected right now.
+#[derive(Debug, Default)]
+pub(crate) struct ConnectGate {
+    ids: Mutex<HashMap<MqttStr, Arc<AsyncMutex<()>>>>,
+}
+
+/// Held while one CONNECT of `id` is handled.
+#[derive(Debug)]
+pub(crate) struct Pass<'a> {
+    gate: &'a ConnectGate,
+    id: MqttStr,
+    guard: Option<OwnedMutexGuard<()>>,
+}
+
+impl ConnectGate {
+    /// Waits until no other CONNECT of `id` is being handled. The wait
+    /// counts from this call, not from the first poll.
+    pub(crate) fn enter(&self, id: &MqttStr) -> impl Future<Output = Pass<'_>> + '_ {
+        // Cloned under the map lock, so a holder letting go at the same
+        // time sees this waiter and keeps the entry.
+        let slot = lock(&self.ids).entry(id.clone()).or_default().clone();
+        let id = id.clone();
+        async move {
+            Pass {
+                gate: self,
+                id,
+                guard: Some(slot.lock_owned().await),
+            }
+        }
+    }
+
+    /// Client ids with a CONNECT being handled or waiting.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        lock(&self.ids).len()
+    }
+
+    /// Whether a CONNECT of `id` waits behind another (its slot has more
+    /// than the map's and the holder's references).
+    #[cfg(test)]
+    pub(crate) fn is_waited(&self, id: &MqttStr) -> bool {
+        lock(&self.ids)
+            .get(id)
+            .is_some_and(|s| Arc::strong_count(s) > 2)
+    }
+}
+
+impl Drop for Pass<'_> {
+    fn drop(&mut self) {
+        let mut ids = lock(&self.gate.ids);
+        // Released under the map lock: the count below then sees every
+        // waiter that cloned the slot.
+        drop(self.guard.take());
+        if let Some(slot) = ids.get(&self.id) {
+            // One reference in the map, none elsewhere: nobody waits.
+            if Arc::strong_count(slot) == 1 {
+                ids.remove(&self.id);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::pin;
+    use std::task::{Context, Poll};
+
+    use super::*;
+    use crate::testing::counting_waker;
+
+    fn id(s: &str) -> MqttStr {
+        MqttStr::try_from(s.to_owned()).expect("valid")
+    }
+
+    fn poll<F: Future>(f: std::pin::Pin<&mut F>) -> Poll<F::Output> {
+        let (_, waker) = counting_waker();
+        f.poll(&mut Context::from_waker(&waker))
+    }
+
+    #[test]
+    fn other_ids_pass_while_one_is_held() {
+        let gate = ConnectGate::default();
+        let a = pin!(gate.enter(&id("a")));
+        let Poll::Ready(held) = poll(a) else {
+            panic!("the first CONNECT of a waited");
+        };
+        let b = pin!(gate.enter(&id("b")));
+        assert!(poll(b).is_ready(), "b waited on a's CONNECT");
+        drop(held);
+    }
+
+    #[test]
+    fn the_same_id_waits_for_the_holder_and_the_map_empties() {
+        let gate = ConnectGate::default();
+        let Poll::Ready(first) = poll(pin!(gate.enter(&id("a")))) else {
+            panic!("the first CONNECT of a waited");
+        };
+        let mut second = pin!(gate.enter(&id("a")));
+        assert!(poll(second.as_mut()).is_pending());
+        drop(first);
+        // The waiter keeps the entry alive through the first one's exit.
+        assert_eq!(gate.len(), 1);
+        let Poll::Ready(second) = poll(second) else {
+            panic!("the second CONNECT of a still waits after the first left");
+        };
+        drop(second);
+        assert_eq!(gate.len(), 0);
+    }
+
+    /// A 3.1.1 CONNECT with Clean Session 1 for `client`.
+    fn connect_packet(client: &str) -> Vec<u8> {
+        let mut p = vec![0x10, (12 + client.len()) as u8, 0, 4];
+        p.extend_from_slice(b"MQTT");
+        p.extend_from_slice(&[4, 0x02, 0, 60, 0, client.len() as u8]);
+        p.extend_from_slice(client.as_bytes());
+        p
+    }
+
+    async fn connect(addr: std::net::SocketAddr, client: &str) -> tokio::net::TcpStream {
+        use tokio::io::AsyncWriteExt;
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        s.write_all(&connect_packet(client)).await.expect("write");
+        s
+    }
+
+    async fn connack(s: &mut tokio::net::TcpStream) -> [u8; 4] {
+        use tokio::io::AsyncReadExt;
+        let mut b = [0u8; 4];
+        tokio::time::timeout(std::time::Duration::from_secs(10), s.read_exact(&mut b))
+            .await
+            .expect("no CONNACK within 10 s")
+            .expect("read");
+        b
+    }
+
+    #[tokio::test]
+    async fn a_stuck_takeover_of_one_id_holds_up_no_other_login() {
+        let config = crate::BrokerConfig {
+            listeners: vec!["127.0.0.1:0".parse().expect("addr")],
+            ..Default::default()
+        };
+        let broker = crate::Broker::start(config).await.expect("start");
+        let addr = broker.local_addrs()[0];
+        // A takeover of "a" that does not end: its CONNECT holds the pass.
+        let stuck = broker.gate().enter(&id("a")).await;
+        let mut a = connect(addr, "a").await;
+        // Its CONNECT is read and waits at the gate before "b" connects.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while broker.gate().len() < 1 || !broker.gate().is_waited(&id("a")) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "a never reached the gate"
+            );
+            tokio::task::yield_now().await;
+        }
+        let mut b = connect(addr, "b").await;
+        assert_eq!(connack(&mut b).await, [0x20, 2, 0, 0], "b's CONNACK");
+        // "a" still waits: nothing came for it.
+        let mut buf = [0u8; 4];
+        assert!(
+            matches!(a.try_read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+            "a got an answer while its id's CONNECT was held"
+        );
+        drop(stuck);
+        assert_eq!(
+            connack(&mut a).await,
+            [0x20, 2, 0, 0],
+            "a's CONNACK once the pass is free"
+        );
+        broker.shutdown(std::time::Duration::from_secs(1)).await;
+    }
+}
