@@ -12,26 +12,23 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use strata_codec::{Connect, MqttStr, Packet, QoS, ReasonCode, topic};
-use strata_router::SubOptions;
-use strata_session::{Delivery, Event, Session, Will};
+use strata_codec::{Connect, MqttStr, Packet, QoS, ReasonCode};
+use strata_session::{Delivery, Session, Will};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 use crate::alarm::Alarm;
-use crate::broker::Shared;
 use crate::mailbox::{Mailbox, Signal};
-use crate::util::lock;
+use crate::shared::Shared;
 use round::RoundLog;
-use strata_journal::{Entry, Flow, Sent, Unsent};
 
 mod attach;
+mod events;
 mod hold;
 mod output;
 mod round;
@@ -198,7 +195,7 @@ pub(crate) fn run(
         // Small packets must not wait for Nagle's algorithm.
         let _ = stream.set_nodelay(true);
         let mut conn = Conn {
-            session: Session::new(shared.session_config.clone(), Instant::now()),
+            session: Session::new(shared.session_config().clone(), Instant::now()),
             id: shared.next_id(),
             shared: shared.clone(),
             attached: None,
@@ -361,7 +358,7 @@ pub(crate) fn run(
                 break;
             }
         }
-        conn.alarm.clear(&conn.shared.alarms, conn.id);
+        conn.alarm.clear(conn.shared.alarms(), conn.id);
         if conn.unsent() > 0 {
             // Boxed: a rare wait, kept out of every connection's task.
             Box::pin(conn.finish_then_write(stream)).await;
@@ -370,9 +367,7 @@ pub(crate) fn run(
         }
         let _ = stream.shutdown().await;
         drop(permit);
-        if shared.active.fetch_sub(1, Ordering::AcqRel) == 1 {
-            shared.idle.notify_waiters();
-        }
+        shared.life().task_ended();
     }
 }
 
@@ -425,7 +420,7 @@ fn read_some(stream: &TcpStream, buf: &mut BytesMut, room: usize) -> std::io::Re
 /// the CONNECT timeout and broker shutdown.
 async fn wait_unattached(shared: &Shared, stream: &TcpStream, deadline: Option<Instant>) -> Wakes {
     let mut wakes = Wakes::default();
-    let mut shutdown = shared.shutdown.subscribe();
+    let mut shutdown = shared.life().watch();
     if *shutdown.borrow_and_update() {
         wakes.signal = Some(Signal::Shutdown);
         return wakes;
@@ -464,10 +459,7 @@ impl Conn {
             Ok(0) if self.holding() => self.more().eof = true,
             Ok(0) => self.session.handle_connection_lost(Instant::now()),
             Ok(n) => {
-                self.shared
-                    .stats
-                    .bytes_received
-                    .fetch_add(n as u64, Ordering::Relaxed);
+                self.shared.counters().bytes_received(n as u64);
                 // Adapt the read size: double while reads fill the buffer,
                 // halve when they use little of it.
                 if n == room {
@@ -574,7 +566,7 @@ impl Conn {
             wakes.now = Some(now);
             if self
                 .alarm
-                .due(&self.shared.alarms, self.id, deadline, now, cx.waker())
+                .due(self.shared.alarms(), self.id, deadline, now, cx.waker())
             {
                 wakes.timeout = true;
             }
@@ -642,302 +634,7 @@ impl Conn {
         for d in self.deliveries.drain(..) {
             self.session.handle_delivery(now, d);
         }
-        self.shared
-            .stats
-            .messages_sent
-            .fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// Handles the session's events up to a CONNECT, which it returns: that
-    /// one waits for the registry ([`Conn::connect`]).
-    fn process_events(&mut self) -> Option<Box<Connect>> {
-        while let Some(ev) = self.session.poll_event() {
-            match ev {
-                Event::Connect(c) => return Some(c),
-                Event::Publish { message, packet_id } => {
-                    self.shared
-                        .stats
-                        .messages_received
-                        .fetch_add(1, Ordering::Relaxed);
-                    let qos = message.qos;
-                    let key = self.attached.as_ref().map(|a| a.key);
-                    let answers = self.more.get_or_insert_with(Default::default);
-                    let seq = answers.next_seq;
-                    answers.next_seq += 1;
-                    let tx = self.durable_sender();
-                    // An inbound QoS 2 id of a journaled session must be
-                    // durable before PUBREC: after a restart, the client's
-                    // resend of this PUBLISH is then still a duplicate
-                    // [MQTT-4.3.3-10]. It goes in the message's own record
-                    // when the message is stored, else in a record of its
-                    // own; either way one record, written whole or not at
-                    // all.
-                    let inbound_id = match (packet_id, qos) {
-                        (Some(id), QoS::ExactlyOnce) => id,
-                        _ => 0,
-                    };
-                    let tx2 = tx.clone();
-                    let from = self.journaled().map(|a| (a.client_id(), inbound_id));
-                    let published = self
-                        .shared
-                        .publish_with(message, key, from, true, move |ok| {
-                            if let Some(tx) = tx {
-                                let _ = tx.send((seq, ok));
-                            }
-                        });
-                    let n = published.delivered;
-                    if packet_id.is_some() {
-                        // Only an answer can wait for the deliveries.
-                        let answers = self.more();
-                        answers.routed = answers
-                            .routed
-                            .saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
-                    }
-                    let mut waiting = published.waiting;
-                    if let Some(mb) = published.congested {
-                        self.more().paused = Some(Box::pin(async move { mb.space().await }));
-                    }
-                    if !waiting
-                        && inbound_id != 0
-                        && let (Some(a), Some(d), Some(tx)) =
-                            (self.journaled(), &self.shared.durable, tx2)
-                    {
-                        let entry = Entry::Inbound {
-                            client: a.client_id().clone(),
-                            packet_ids: vec![inbound_id],
-                        };
-                        d.record_then(&[entry], move |ok| {
-                            let _ = tx.send((seq, ok));
-                        });
-                        waiting = true;
-                    }
-                    if let Some(packet_id) = packet_id {
-                        let reason = if n == 0 {
-                            ReasonCode::NoMatchingSubscribers
-                        } else {
-                            ReasonCode::Success
-                        };
-                        let answers = self.more.get_or_insert_with(Default::default);
-                        answers.pending.push_back(PendingAck {
-                            seq,
-                            packet_id,
-                            qos,
-                            reason,
-                            waiting,
-                        });
-                        self.release_acks();
-                    }
-                }
-                Event::Subscribe {
-                    packet_id,
-                    subscription_id,
-                    filters,
-                    granted,
-                } => self.on_subscribe(packet_id, subscription_id, filters, granted),
-                Event::Unsubscribe { packet_id, filters } => {
-                    let journaled = self.journaled().is_some();
-                    let Some(a) = &self.attached else { continue };
-                    let mut entries = Vec::new();
-                    let (codes, barrier): (Vec<ReasonCode>, _) = {
-                        let mut router = lock(&self.shared.router);
-                        let codes = filters
-                            .iter()
-                            .map(|f| {
-                                if !router.unsubscribe(a.key, f) {
-                                    return ReasonCode::NoSubscriptionExisted;
-                                }
-                                if journaled {
-                                    entries.push(Entry::Unsubscribe {
-                                        client: a.client_id().clone(),
-                                        filter: f.clone(),
-                                    });
-                                }
-                                ReasonCode::Success
-                            })
-                            .collect();
-                        // Under the router lock: its place among the
-                        // stored messages is the router's.
-                        (codes, self.shared.record_waited(&entries))
-                    };
-                    self.wait_for(barrier);
-                    self.session.unsubscribe_done(packet_id, codes);
-                }
-                Event::Closed {
-                    reason,
-                    will,
-                    session_expiry,
-                } => {
-                    tracing::debug!(?reason, "session closed");
-                    self.more().closed = Some((session_expiry, will));
-                }
-                Event::Dropped { delivery } => {
-                    if let Some(r) = self.round() {
-                        r.dropped.push(Unsent::of(delivery));
-                    }
-                }
-                Event::Completed { id, packet_id } => {
-                    if let Some(r) = self.round() {
-                        r.completed.push(Flow { id, packet_id });
-                    }
-                }
-                Event::Sent {
-                    packet_id,
-                    delivery,
-                } => {
-                    if let Some(r) = self.round() {
-                        r.sent.push(Sent::of(packet_id, &delivery));
-                    }
-                }
-                Event::Released { id, packet_id } => {
-                    if let Some(r) = self.round() {
-                        r.released.push(Flow { id, packet_id });
-                    }
-                }
-                Event::InboundReleased { packet_id } => {
-                    if let Some(r) = self.round() {
-                        r.inbound_done.push(packet_id);
-                    }
-                }
-            }
-        }
-        None
-    }
-
-    /// The sender journal completions come back on (made on first use).
-    fn durable_sender(&mut self) -> Option<mpsc::UnboundedSender<(u64, bool)>> {
-        self.shared.durable.as_ref()?;
-        let answers = self.more.get_or_insert_with(Default::default);
-        if answers.durable_tx.is_none() {
-            let (tx, rx) = mpsc::unbounded_channel();
-            answers.durable_tx = Some(tx);
-            answers.durable_rx = Some(rx);
-        }
-        answers.durable_tx.clone()
-    }
-
-    /// A journal append finished: releases the answers it held back; if it
-    /// failed, drops them all and returns false (the caller closes).
-    fn on_stored(&mut self, seq: u64, stored: bool) -> bool {
-        if !stored {
-            if let Some(a) = self.more.as_mut() {
-                a.pending.clear();
-            }
-            return false;
-        }
-        if let Some(a) = self
-            .more
-            .as_mut()
-            .and_then(|a| a.pending.iter_mut().find(|a| a.seq == seq))
-        {
-            a.waiting = false;
-        }
-        self.release_acks();
-        true
-    }
-
-    /// Sends the answers that are ready, in order.
-    fn release_acks(&mut self) {
-        let Some(answers) = self.more.as_mut() else {
-            return;
-        };
-        while answers.pending.front().is_some_and(|a| !a.waiting) {
-            if let Some(a) = answers.pending.pop_front() {
-                self.session.publish_done(a.packet_id, a.qos, a.reason);
-            }
-        }
-    }
-
-    fn on_subscribe(
-        &mut self,
-        packet_id: u16,
-        subscription_id: Option<u32>,
-        filters: Vec<strata_codec::Subscription>,
-        granted: Vec<Result<QoS, ReasonCode>>,
-    ) {
-        let journaled = self.journaled().is_some();
-        let Some(a) = &self.attached else { return };
-        let mut codes = Vec::with_capacity(filters.len());
-        let mut retained = Vec::new();
-        // The subscriptions and the retained messages they are owed, for a
-        // persistent session's journal.
-        let mut entries = Vec::new();
-        let barrier = {
-            let mut router = lock(&self.shared.router);
-            for (f, g) in filters.iter().zip(granted) {
-                let qos = match g {
-                    Ok(q) => q,
-                    Err(code) => {
-                        codes.push(code);
-                        continue;
-                    }
-                };
-                let opts = SubOptions {
-                    qos,
-                    no_local: f.options.no_local,
-                    retain_as_published: f.options.retain_as_published,
-                    retain_handling: f.options.retain_handling,
-                    subscription_id,
-                };
-                // [MQTT-3.8.4-3]: an identical filter replaces the old one.
-                let existed = router.subscribe(a.key, &f.filter, opts);
-                codes.push(match qos {
-                    QoS::AtMostOnce => ReasonCode::Success,
-                    QoS::AtLeastOnce => ReasonCode::GrantedQoS1,
-                    QoS::ExactlyOnce => ReasonCode::GrantedQoS2,
-                });
-                // Retained messages for the new subscription [MQTT-3.3.1-9]
-                // [MQTT-3.3.1-10] [MQTT-3.3.1-11]; none for a shared one.
-                use strata_codec::packet::RetainHandling::*;
-                let send = match f.options.retain_handling {
-                    SendAlways => true,
-                    SendIfNew => !existed,
-                    DoNotSend => false,
-                };
-                let parsed = topic::parse_filter(&f.filter);
-                if send
-                    && let Ok(p) = parsed
-                    && p.share_group.is_none()
-                {
-                    let mut found = Vec::new();
-                    router.retained_matching(p.filter, &mut found);
-                    for (_, message) in found {
-                        let d = Delivery {
-                            message,
-                            qos,
-                            retain: true, // [MQTT-3.3.1-8]
-                            subscription_ids: subscription_id.into_iter().collect(),
-                            on_subscribe: true,
-                        };
-                        // A copy the session may hold past a restart.
-                        if journaled && d.message.id != 0 && d.effective_qos() != QoS::AtMostOnce {
-                            entries.push(Unsent::of(d.clone()).pending(a.client_id()));
-                        }
-                        retained.push(d);
-                    }
-                }
-                // After its retained copies: a torn append keeps a prefix,
-                // and copies owed without their subscription (whose SUBACK
-                // never went out: the client subscribes again) are better
-                // than the reverse.
-                if journaled {
-                    entries.push(Entry::Subscribe {
-                        client: a.client_id().clone(),
-                        filter: f.filter.clone(),
-                        options: opts,
-                    });
-                }
-            }
-            // Under the router lock: their place among the stored messages
-            // is the router's, and the copies' sends and drops (this
-            // round's append) come after them.
-            self.shared.record_waited(&entries)
-        };
-        self.wait_for(barrier);
-        self.session.subscribe_done(packet_id, codes);
-        let now = Instant::now();
-        for d in retained {
-            self.session.handle_delivery(now, d);
-        }
+        self.shared.counters().messages_sent(n);
     }
 }
 

@@ -23,13 +23,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use strata_codec::MqttStr;
 use strata_router::ShareStrategy;
-use strata_session::Message;
 use strata_store::{FsStorage, FsyncPolicy, Log, LogConfig, NewRecord, ReadLimits, Storage};
 
 use crate::config::{Fsync, StorageConfig};
-use strata_journal::{Entry, Recovered};
+use strata_journal::Recovered;
 
 /// Milliseconds since the Unix epoch.
 pub(crate) fn now_ms() -> i64 {
@@ -462,17 +460,6 @@ impl Durable {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Appends `entry`; nothing waits for it.
-    pub(crate) fn record(&self, entry: &Entry) {
-        self.append_then(vec![strata_journal::encode(entry, now_ms())], |_| {});
-    }
-
-    /// Appends `entries` as one batch; nothing waits for it.
-    #[cfg(test)]
-    pub(crate) fn record_all(&self, entries: &[Entry]) {
-        self.record_then(entries, |_| {});
-    }
-
     /// Appends encoded `records` as one batch: every append goes through
     /// here. `done(true)` once it is durable under the fsync policy,
     /// `done(false)` if it failed or was refused. `done` runs on the log's
@@ -490,48 +477,17 @@ impl Durable {
             done(r.is_ok());
         });
     }
-
-    /// Appends `entries` as one batch; `done` as for
-    /// [`Durable::append_then`].
-    pub(crate) fn record_then(&self, entries: &[Entry], done: impl FnOnce(bool) + Send + 'static) {
-        let now = now_ms();
-        self.append_then(
-            entries
-                .iter()
-                .map(|e| strata_journal::encode(e, now))
-                .collect(),
-            done,
-        );
-    }
-
-    /// Appends the stored message `m` (from a persistent session: its
-    /// client id and inbound QoS 2 packet id, see `Entry::Published`) and,
-    /// before it, the entries `then` about it, in one append; `done` as for
-    /// [`Durable::append_then`].
-    pub(crate) fn record_message_then(
-        &self,
-        m: &Message,
-        from: Option<(&MqttStr, u16)>,
-        then: Vec<Entry>,
-        done: impl FnOnce(bool) + Send + 'static,
-    ) {
-        let now = now_ms();
-        let mut records = Vec::with_capacity(1 + then.len());
-        // `then` first: a torn append keeps a prefix, and a message must
-        // not survive without what is stated about it.
-        records.extend(then.iter().map(|e| strata_journal::encode(e, now)));
-        records.push(strata_journal::encode_message(m, now, from));
-        self.append_then(records, done);
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use bytes::Bytes;
+    use strata_codec::MqttStr;
     use strata_codec::QoS;
     use strata_journal::Entry;
     use strata_router::SubOptions;
+    use strata_session::Message;
 
     fn open(dir: &Path) -> (Durable, Recovered) {
         let config = StorageConfig {
@@ -556,8 +512,15 @@ mod tests {
 
     fn stored(d: &Durable, m: &Message) {
         let (tx, rx) = std::sync::mpsc::channel();
-        d.record_message_then(m, None, Vec::new(), move |ok| tx.send(ok).unwrap());
+        let record = strata_journal::encode_message(m, now_ms(), None);
+        d.append_then(vec![record], move |ok| tx.send(ok).unwrap());
         assert!(rx.recv().unwrap());
+    }
+
+    fn record_all(d: &Durable, entries: &[Entry]) {
+        let now = now_ms();
+        let records = entries.iter().map(|e| strata_journal::encode(e, now));
+        d.append_then(records.collect(), |_| {});
     }
 
     #[test]
@@ -569,20 +532,23 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let (d, _) = open(&dir);
         let client = MqttStr::from_static("x");
-        d.record_all(&[
-            Entry::Up {
-                client: client.clone(),
-                expiry: 600,
-            },
-            Entry::Subscribe {
-                client: client.clone(),
-                filter: MqttStr::from_static("t/#"),
-                options: SubOptions {
-                    qos: QoS::AtLeastOnce,
-                    ..SubOptions::default()
+        record_all(
+            &d,
+            &[
+                Entry::Up {
+                    client: client.clone(),
+                    expiry: 600,
                 },
-            },
-        ]);
+                Entry::Subscribe {
+                    client: client.clone(),
+                    filter: MqttStr::from_static("t/#"),
+                    options: SubOptions {
+                        qos: QoS::AtLeastOnce,
+                        ..SubOptions::default()
+                    },
+                },
+            ],
+        );
         let early: Vec<Message> = (0..3).map(|n| message(&d, n)).collect();
         for m in &early {
             stored(&d, m);
@@ -595,10 +561,13 @@ mod tests {
             for m in &late {
                 stored(&d, m);
             }
-            d.record_all(&[Entry::Delivered {
-                client: client.clone(),
-                ids: vec![early[0].id, late[0].id],
-            }]);
+            record_all(
+                &d,
+                &[Entry::Delivered {
+                    client: client.clone(),
+                    ids: vec![early[0].id, late[0].id],
+                }],
+            );
         })
         .unwrap();
         c.running.store(false, Ordering::Release);

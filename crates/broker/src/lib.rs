@@ -17,17 +17,25 @@
 //!   replay rebuilds sessions, subscriptions, offline queues, retained).
 
 mod alarm;
+mod background;
 pub mod broker;
 pub mod config;
 mod connection;
 mod durable;
 mod gate;
 pub mod inspect;
+mod journal;
+mod lifecycle;
+mod listener;
 mod mailbox;
 mod registry;
+mod restore;
+mod routing;
+mod shared;
+mod stats;
 #[cfg(test)]
 mod testing;
 mod util;
 
-pub use broker::Broker;
+pub use broker::{Broker, Stats};
 pub use config::{BrokerConfig, ConfigError, Fsync, StorageConfig};

@@ -2,7 +2,6 @@
 //! new at CONNECT, and handed back (or ended) when the connection ends.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use strata_codec::{Connect, MqttStr, ReasonCode};
@@ -12,7 +11,6 @@ use tokio::sync::oneshot;
 use super::{Attached, Conn, TAKEOVER_WAIT};
 use crate::mailbox::Mailbox;
 use crate::registry::{Entry as RegistryEntry, Fallout, Owner};
-use crate::util::lock;
 use strata_journal::Entry;
 
 impl Conn {
@@ -24,8 +22,8 @@ impl Conn {
             // Unique: the connection id never repeats in this process.
             MqttStr::try_from(format!(
                 "{}{:x}-{:x}",
-                shared.config.session.assigned_id_prefix,
-                shared.started.elapsed().as_nanos() as u64,
+                shared.config().session.assigned_id_prefix,
+                shared.started().elapsed().as_nanos() as u64,
                 self.id
             ))
             .unwrap_or_default()
@@ -34,13 +32,13 @@ impl Conn {
             c.client_id.detach()
         };
         // Until the CONNACK is queued, no other CONNECT of this id runs.
-        let _pass = shared.connect_gate.enter(&client_id).await;
+        let _pass = shared.gate().enter(&client_id).await;
 
         // Take the session back from a connection that still holds it: the
         // kick is placed under the registry lock, where that connection's
         // end also looks for one it did not see.
         let kicked = {
-            let mut reg = lock(&shared.registry);
+            let mut reg = shared.registry();
             let kicked = reg.by_client.get_mut(&client_id).and_then(|e| {
                 let Owner::Conn(old) = e.conn else {
                     return None;
@@ -64,7 +62,7 @@ impl Conn {
         let mut fallout = Fallout::default();
         let persistent = self.session.session_expiry() > 0;
         let (state, key, mailbox, present, was_persistent) = {
-            let mut reg = lock(&shared.registry);
+            let mut reg = shared.registry();
             let resumable = !c.clean_start
                 && reg
                     .by_client
@@ -81,8 +79,8 @@ impl Conn {
                     key,
                     mailbox: Arc::new(Mailbox::new(
                         client_id.clone(),
-                        shared.config.session.max_queued_messages,
-                        shared.config.session.max_queued_bytes,
+                        shared.config().session.max_queued_messages,
+                        shared.config().session.max_queued_bytes,
                     )),
                     conn: Owner::None,
                     offline: None,
@@ -131,25 +129,23 @@ impl Conn {
                 let end = Entry::End {
                     client: client_id.clone(),
                 };
-                shared.record_waited(&[end, up])
+                shared.journal().record_waited(&[end, up])
             } else {
-                shared.record_waited(&[up])
+                shared.journal().record_waited(&[up])
             }
         } else if present && was_persistent {
             // Connected again: until the next Down, a crash must not count
             // the session as offline (with expiry 0, ends it).
-            shared.record_waited(&[Entry::Resume { client, expiry }])
+            shared
+                .journal()
+                .record_waited(&[Entry::Resume { client, expiry }])
         } else if discarded {
-            shared.record_waited(&[Entry::End { client }])
+            shared.journal().record_waited(&[Entry::End { client }])
         } else {
             None
         };
-        shared
-            .mailboxes
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, mailbox.clone());
-        shared.stats.clients_total.fetch_add(1, Ordering::Relaxed);
+        shared.routes().add_mailbox(key, mailbox.clone());
+        shared.counters().client_accepted();
 
         let state = state.map_or_else(|| SessionState::new(client_id.clone(), 0), |s| *s);
         self.session.accept(
@@ -168,7 +164,7 @@ impl Conn {
         self.drain_mailbox(Instant::now());
         // Shutdown rings the mailboxes it finds; one added after that sees
         // the flag.
-        if *shared.shutdown.borrow() {
+        if shared.life().is_shutting_down() {
             self.session.disconnect(ReasonCode::ServerShuttingDown);
         }
     }
@@ -192,7 +188,7 @@ impl Conn {
         // session's end, whichever is first [MQTT-3.1.3-9].
         let delayed = will
             .as_ref()
-            .filter(|w| !w.delay.is_zero() && a.persistent && self.shared.durable.is_some())
+            .filter(|w| !w.delay.is_zero() && a.persistent && self.shared.journal().is_on())
             .map(|w| {
                 let delay = match expiry {
                     u32::MAX => w.delay,
@@ -207,7 +203,7 @@ impl Conn {
         // The journal hears of it under the registry lock: a CONNECT that
         // resumes the session right after must find its `Down` (and will)
         // already written before its `Resume`.
-        let mut reg = lock(&self.shared.registry);
+        let mut reg = self.shared.registry();
         let kept = reg.release(
             Instant::now(),
             a.client_id(),
@@ -226,14 +222,14 @@ impl Conn {
             .or_else(|| a.mailbox.take_kick(self.id));
         if kept && a.persistent {
             let client = a.client_id().clone();
-            self.shared.record(|| Entry::Down {
+            self.shared.journal().record(|| Entry::Down {
                 client,
                 expiry,
                 at_ms: crate::durable::now_ms(),
             });
             if let Some((due_ms, message)) = delayed {
                 let client = a.client_id().clone();
-                self.shared.record(|| Entry::Will {
+                self.shared.journal().record(|| Entry::Will {
                     client,
                     due_ms,
                     message,

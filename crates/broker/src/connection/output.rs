@@ -2,7 +2,6 @@
 //! (`More::unsent`) and goes first once it is writable, and a closing
 //! connection gives the client a bounded time to take the last of it.
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -10,7 +9,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::{Conn, UNSENT_HOLD};
-use crate::broker::Shared;
+use crate::shared::Shared;
 
 /// How long a closing connection waits for the client to take the last of
 /// its output (a DISCONNECT with a reason code, say) before closing anyway;
@@ -83,10 +82,7 @@ impl Conn {
         } else if let Some(m) = self.more.as_mut() {
             m.read_while_unsent = 0;
         }
-        self.shared
-            .stats
-            .bytes_sent
-            .fetch_add(written as u64, Ordering::Relaxed);
+        self.shared.counters().bytes_sent(written as u64);
         r
     }
 
@@ -97,7 +93,7 @@ impl Conn {
 }
 
 async fn write_last(shared: &Shared, stream: &mut TcpStream, unsent: BytesMut) {
-    let wait = if *shared.shutdown.borrow() {
+    let wait = if shared.life().is_shutting_down() {
         Duration::ZERO
     } else {
         CLOSE_LINGER
@@ -112,8 +108,5 @@ async fn write_last(shared: &Shared, stream: &mut TcpStream, unsent: BytesMut) {
         }
     })
     .await;
-    shared
-        .stats
-        .bytes_sent
-        .fetch_add(written as u64, Ordering::Relaxed);
+    shared.counters().bytes_sent(written as u64);
 }

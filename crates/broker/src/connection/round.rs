@@ -65,7 +65,9 @@ impl Conn {
     /// The session when its changes go to a journal: persistent, with a
     /// data directory.
     pub(super) fn journaled(&self) -> Option<&Attached> {
-        self.shared.durable.as_ref()?;
+        if !self.shared.journal().is_on() {
+            return None;
+        }
         self.attached.as_ref().filter(|a| a.persistent)
     }
 
@@ -94,7 +96,10 @@ impl Conn {
     /// round's vectors are cleared and kept for the next round.
     pub(super) fn record_round(&mut self) -> Option<oneshot::Receiver<bool>> {
         let r = &mut self.more.as_deref_mut()?.round;
-        let (Some(a), Some(d)) = (&self.attached, &self.shared.durable) else {
+        if !self.shared.journal().is_on() {
+            return None;
+        }
+        let (Some(a), d) = (&self.attached, self.shared.journal()) else {
             return None;
         };
         let gate = r.gates();

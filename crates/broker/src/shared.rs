@@ -1,0 +1,163 @@
+//! [`Shared`]: what every connection task reaches, as components that own
+//! their data behind narrow handles: routing and mailboxes ([`Routes`]),
+//! the session registry and the CONNECT gate, the journal handle, the
+//! counters, the alarm clock and the broker's lifecycle.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use strata_codec::MqttStr;
+use strata_journal::Entry;
+use strata_session::Message;
+
+use crate::alarm::Alarms;
+use crate::config::BrokerConfig;
+use crate::gate::ConnectGate;
+use crate::journal::Journal;
+use crate::lifecycle::Lifecycle;
+use crate::registry::{Fallout, Registry};
+use crate::routing::{Published, Routes};
+use crate::stats::{Counters, Gauges, Stats};
+use crate::util::lock;
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    config: BrokerConfig,
+    session_config: Arc<strata_session::Config>,
+    routes: Routes,
+    registry: Mutex<Registry>,
+    gate: ConnectGate,
+    journal: Journal,
+    counters: Counters,
+    alarms: Alarms,
+    life: Lifecycle,
+    /// Connection ids and router keys: never repeated in this process.
+    next_id: AtomicU64,
+    started: Instant,
+}
+
+impl Shared {
+    pub fn new(config: BrokerConfig, journal: Journal) -> Shared {
+        let seed = std::process::id() as u64 ^ 0x9E37_79B9_7F4A_7C15;
+        Shared {
+            session_config: Arc::new(config.session.clone()),
+            routes: Routes::new(config.share_strategy, seed),
+            registry: Mutex::new(Registry::default()),
+            gate: ConnectGate::default(),
+            journal,
+            counters: Counters::default(),
+            alarms: Alarms::default(),
+            life: Lifecycle::default(),
+            next_id: AtomicU64::new(1),
+            started: Instant::now(),
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    pub fn session_config(&self) -> &Arc<strata_session::Config> {
+        &self.session_config
+    }
+
+    pub fn routes(&self) -> &Routes {
+        &self.routes
+    }
+
+    /// The registry, locked; never held with the router (see
+    /// `registry.rs`).
+    pub fn registry(&self) -> MutexGuard<'_, Registry> {
+        lock(&self.registry)
+    }
+
+    pub fn gate(&self) -> &ConnectGate {
+        &self.gate
+    }
+
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    pub fn alarms(&self) -> &Alarms {
+        &self.alarms
+    }
+
+    pub fn life(&self) -> &Lifecycle {
+        &self.life
+    }
+
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Routes a message to every matching subscriber's mailbox; returns how
+    /// many deliveries were made. `publisher` is the router key of the
+    /// publishing session (for No Local). Messages that must survive are
+    /// stored first: see [`Routes::publish_with`].
+    pub fn publish(&self, message: Message, publisher: Option<u64>) -> usize {
+        self.publish_with(message, publisher, None, true, |_| {})
+            .delivered
+    }
+
+    /// [`Routes::publish_with`] with this broker's journal.
+    pub fn publish_with(
+        &self,
+        message: Message,
+        publisher: Option<u64>,
+        from: Option<(&MqttStr, u16)>,
+        durable: bool,
+        done: impl FnOnce(bool) + Send + 'static,
+    ) -> Published {
+        self.routes
+            .publish_with(&self.journal, message, publisher, from, durable, done)
+    }
+
+    /// Removes subscriptions and mailboxes of ended sessions and publishes
+    /// their wills.
+    pub fn settle(&self, fallout: Fallout) {
+        self.routes.remove(&fallout.removed_keys);
+        let now = Instant::now();
+        for mut will in fallout.wills {
+            // Expiry of a will counts from when it is published.
+            will.received = now;
+            self.publish(will, None);
+        }
+        // After the wills: a crash in between publishes a will twice
+        // rather than never [MQTT-3.1.2-8].
+        for client in fallout.ended {
+            self.journal.record(|| Entry::End { client });
+        }
+        for client in fallout.wills_gone {
+            self.journal.record(|| Entry::WillGone { client });
+        }
+    }
+
+    /// The counters, and the levels of the registry and the router.
+    pub fn stats(&self) -> Stats {
+        let (clients_connected, sessions) = {
+            let reg = self.registry();
+            (reg.connected, reg.by_client.len())
+        };
+        let (subscriptions, retained) = {
+            let r = self.routes.router();
+            (r.subscription_count(), r.retained_count())
+        };
+        self.counters.snapshot(Gauges {
+            clients_connected,
+            sessions,
+            subscriptions,
+            retained,
+        })
+    }
+}
