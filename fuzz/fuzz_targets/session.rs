@@ -1,9 +1,12 @@
 //! The session state machine driven by arbitrary operation sequences. The
-//! first bytes pick the limits, the protocol and whether the connection
-//! starts connected (so every handler is reached in every state); the rest
-//! is a script of packets (raw bytes through the decoder, or structured ones
-//! with fuzzed fields), deliveries, time steps and broker decisions. Every
-//! byte the session transmits must decode as a valid packet.
+//! first bytes pick the limits, the protocol, enhanced authentication and
+//! whether the connection starts connected or in an AUTH exchange (so every
+//! handler is reached in every state); the rest is a script of packets (raw
+//! bytes through the decoder, or structured ones with fuzzed fields),
+//! deliveries, time steps and broker decisions. Every byte the session
+//! transmits must decode as a valid packet, and AUTH and success CONNACK
+//! carry the CONNECT's Authentication Method or none [MQTT-4.12.0-5]
+//! [MQTT-4.12.0-6].
 #![no_main]
 
 use std::sync::Arc;
@@ -34,14 +37,45 @@ impl Input<'_> {
 }
 
 const TOPICS: [&str; 4] = ["a", "a/b", "$SYS/x", "long/topic/name/for/aliases"];
+const METHOD: &str = "FUZZ-SHA-256";
 
 fn qos(b: u8) -> QoS {
     QoS::from_u8(b % 3).unwrap_or_default()
 }
 
+/// What the broker's authenticator sends: data of a size from `decide`
+/// (sometimes past the client's Maximum Packet Size), sometimes a Reason
+/// String.
+fn auth_properties(decide: u8) -> AuthProperties {
+    AuthProperties {
+        authentication_data: Some(Bytes::from(vec![0u8; usize::from(decide) * 4])),
+        reason_string: (decide & 0x20 != 0).then(|| MqttStr::from_static("why")),
+        ..Default::default()
+    }
+}
+
 fn answer_events(s: &mut Session, now: Instant, decide: u8) {
     while let Some(e) = s.poll_event() {
         match e {
+            Event::Connect(_) if decide & 8 != 0 && s.auth_method().is_some() => {
+                s.auth_continue(now, auth_properties(decide));
+            }
+            Event::Auth { method, reauth, .. } => {
+                assert_eq!(Some(&method), s.auth_method(), "the CONNECT's method");
+                assert_eq!(reauth, s.is_connected(), "re-authentication after CONNACK");
+                match decide >> 3 & 3 {
+                    0 | 3 => s.auth_continue(now, auth_properties(decide)),
+                    1 if reauth => s.auth_success(now, auth_properties(decide)),
+                    1 => s.accept_authenticated(
+                        now,
+                        SessionState::new(MqttStr::from_static("fuzz"), 0),
+                        decide & 2 != 0,
+                        None,
+                        auth_properties(decide).authentication_data,
+                    ),
+                    _ => s.reject(ReasonCode::NotAuthorized),
+                }
+            }
             Event::Connect(c) => {
                 if decide & 1 == 0 {
                     let id = if c.client_id.is_empty() {
@@ -100,7 +134,7 @@ fn answer_events(s: &mut Session, now: Instant, decide: u8) {
 }
 
 fn structured(inp: &mut Input) -> Option<Packet> {
-    let kind = inp.byte()? % 9;
+    let kind = inp.byte()? % 10;
     let id = inp.u16()?;
     Some(match kind {
         0 => {
@@ -149,10 +183,26 @@ fn structured(inp: &mut Input) -> Option<Packet> {
             }
             Packet::Disconnect(d)
         }
-        _ => Packet::Connect(Box::new(Connect::new(
+        8 => Packet::Connect(Box::new(Connect::new(
             Protocol::V5,
             MqttStr::from_static("again"),
         ))),
+        _ => Packet::Auth(Box::new(Auth {
+            reason: [
+                ReasonCode::Success,
+                ReasonCode::ContinueAuthentication,
+                ReasonCode::ReAuthenticate,
+            ][usize::from(id % 3)],
+            properties: AuthProperties {
+                authentication_method: Some(MqttStr::from_static(if id & 4 == 0 {
+                    METHOD
+                } else {
+                    "OTHER"
+                })),
+                authentication_data: (id & 8 != 0).then(|| Bytes::from_static(b"d")),
+                ..Default::default()
+            },
+        })),
     })
 }
 
@@ -165,6 +215,7 @@ fuzz_target!(|data: &[u8]| {
         topic_alias_maximum: u16::from(limits >> 2 & 3),
         max_queued_messages: usize::from(limits >> 4 & 3),
         max_inflight: 2,
+        enhanced_auth: limits & 0x40 != 0,
         ..Config::default()
     });
     let start = Instant::now();
@@ -192,8 +243,16 @@ fuzz_target!(|data: &[u8]| {
                 properties: Default::default(),
             });
         }
+        // The broker's first answer to a CONNECT naming a method: accept
+        // it, refuse it or start an exchange.
+        let mut first = 0;
+        if protocol.is_v5() && limits & 0x80 != 0 {
+            c.properties.authentication_method = Some(MqttStr::from_static(METHOD));
+            c.properties.authentication_data = Some(Bytes::from_static(b"first"));
+            first = inp.byte().unwrap_or(0);
+        }
         s.handle_packet(now, Packet::Connect(Box::new(c)));
-        answer_events(&mut s, now, 0);
+        answer_events(&mut s, now, first);
     }
     let mut out = BytesMut::new();
     while let Some(op) = inp.byte() {
@@ -262,6 +321,13 @@ fuzz_target!(|data: &[u8]| {
         // Everything sent decodes, in the connection's protocol.
         while !out.is_empty() {
             match decode(&mut out, s.protocol(), MAX_PACKET_SIZE) {
+                Ok(Some(Packet::Auth(a))) => {
+                    assert!(s.auth_method().is_some(), "AUTH without a method");
+                    assert_eq!(a.properties.authentication_method.as_ref(), s.auth_method());
+                }
+                Ok(Some(Packet::ConnAck(a))) if a.code == ReasonCode::Success => {
+                    assert_eq!(a.properties.authentication_method.as_ref(), s.auth_method());
+                }
                 Ok(Some(_)) => {}
                 other => panic!("session sent bytes that do not decode: {other:?}"),
             }

@@ -140,6 +140,10 @@ pub struct BrokerConfig {
     /// here; the data directory is then a path inside it, with no lock file
     /// and no compaction at start-up.
     pub storage_backend: Option<std::sync::Arc<dyn strata_store::Storage>>,
+    /// Who may connect ([`crate::auth`]); everyone by default.
+    pub authenticator: std::sync::Arc<dyn crate::auth::Authenticator>,
+    /// What a connected client may do; everything by default.
+    pub authorizer: std::sync::Arc<dyn crate::auth::Authorizer>,
 }
 
 impl Default for BrokerConfig {
@@ -152,6 +156,8 @@ impl Default for BrokerConfig {
             max_connections: 100_000,
             storage: StorageConfig::default(),
             storage_backend: None,
+            authenticator: std::sync::Arc::new(crate::auth::AllowAll),
+            authorizer: std::sync::Arc::new(crate::auth::AllowAll),
         }
     }
 }

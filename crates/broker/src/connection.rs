@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use strata_codec::{Connect, MqttStr, Packet, QoS, ReasonCode};
 use strata_session::{Delivery, Session, Will};
 use tokio::io::AsyncWriteExt;
@@ -23,11 +23,13 @@ use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 use crate::alarm::Alarm;
+use crate::auth::Identity;
 use crate::mailbox::{Mailbox, Signal};
 use crate::shared::Shared;
 use round::RoundLog;
 
 mod attach;
+mod auth;
 mod events;
 mod hold;
 mod output;
@@ -72,6 +74,8 @@ struct Attached {
     /// The session outlives the connection; with a data directory its
     /// changes go to the journal.
     persistent: bool,
+    /// Who the client authenticated as: what the authorizer is asked about.
+    identity: Arc<Identity>,
 }
 
 impl Attached {
@@ -128,6 +132,9 @@ struct More {
     /// Messages this round's QoS 1/2 publishes handed to subscribers'
     /// mailboxes.
     routed: u32,
+    /// An enhanced-authentication exchange waiting for the client's next
+    /// AUTH.
+    auth: Option<Box<auth::Exchange>>,
     /// Output the socket did not take yet (the client reads slower than
     /// the server writes, or not at all): it goes first once the socket is
     /// writable. Meanwhile the task goes on with everything else (reading,
@@ -149,6 +156,21 @@ struct Conn {
     more: Option<Box<More>>,
     /// Wakes the task at the session's next deadline.
     alarm: Alarm,
+}
+
+/// What the session's events ask the task to await before it handles
+/// more: the authenticator, and for a CONNECT the registry.
+/// Boxed, as a CONNECT is: it is kept across the await in every task.
+enum Awaited {
+    Connect(Box<Connect>),
+    Auth(Box<AuthStep>),
+}
+
+/// The client's AUTH, as the session passed it up.
+struct AuthStep {
+    method: MqttStr,
+    data: Option<Bytes>,
+    reauth: bool,
 }
 
 /// Everything that was ready when the task woke: one round handles all of
@@ -292,7 +314,7 @@ pub(crate) fn run(
                 // boxed: it runs once per connection, and would otherwise
                 // make every idle connection task that much larger.
                 while let Some(c) = conn.handle_packets(&mut rbuf, now) {
-                    Box::pin(conn.connect(c)).await;
+                    Box::pin(conn.connect(c, stream)).await;
                     if conn.session.is_closed() {
                         break;
                     }
@@ -310,7 +332,7 @@ pub(crate) fn run(
             if room {
                 // What was held back and is not handled yet.
                 while let Some(c) = conn.handle_packets(&mut rbuf, now) {
-                    Box::pin(conn.connect(c)).await;
+                    Box::pin(conn.connect(c, stream)).await;
                     if conn.session.is_closed() {
                         break;
                     }
@@ -332,7 +354,10 @@ pub(crate) fn run(
                 }
                 conn.session.handle_timeout(now);
             }
-            conn.settle().await;
+            if let Some(w) = conn.process_events() {
+                // Boxed, as the CONNECTs of the packets above are.
+                Box::pin(conn.connect(w, stream)).await;
+            }
             if let Some(m) = conn.more.as_mut()
                 && (1..=FEW_ROUTED).contains(&std::mem::take(&mut m.routed))
             {
@@ -347,12 +372,16 @@ pub(crate) fn run(
                 // not store: close without writing it; the client resends on
                 // its next connection [MQTT-4.8.0-2].
                 conn.lose(stream, &mut rbuf);
-                conn.settle().await;
+                if let Some(w) = conn.process_events() {
+                    Box::pin(conn.connect(w, stream)).await;
+                }
                 break;
             }
             if conn.flush(stream, now).is_err() {
                 conn.lose(stream, &mut rbuf);
-                conn.settle().await;
+                if let Some(w) = conn.process_events() {
+                    Box::pin(conn.connect(w, stream)).await;
+                }
             }
             if conn.session.is_closed() {
                 break;
@@ -579,21 +608,16 @@ impl Conn {
         }
     }
 
-    /// Handles the session's events, CONNECT included.
-    async fn settle(&mut self) {
-        if let Some(c) = self.process_events() {
-            // Boxed: it runs once per connection, and its future would
-            // otherwise make every idle connection task that much larger.
-            Box::pin(self.connect(c)).await;
-        }
-    }
-
-    /// A CONNECT through the registry (a takeover waits for the old
-    /// connection), then the events after it.
-    async fn connect(&mut self, c: Box<Connect>) {
-        let mut next = Some(c);
-        while let Some(c) = next {
-            self.on_connect(c).await;
+    /// A CONNECT or AUTH through the authenticator, and a CONNECT through
+    /// the registry (a takeover waits for the old connection), then the
+    /// events after it.
+    async fn connect(&mut self, w: Awaited, stream: &TcpStream) {
+        let mut next = Some(w);
+        while let Some(w) = next {
+            match w {
+                Awaited::Connect(c) => self.on_connect(c, stream.peer_addr().ok()).await,
+                Awaited::Auth(a) => self.on_auth(a.method, a.data, a.reauth).await,
+            }
             next = self.process_events();
         }
     }
@@ -604,8 +628,8 @@ impl Conn {
     /// and holds the rest back, in order.
     /// `now` is when the task woke: a packet's time is when it was read.
     /// Stops at the end of the buffer, the session's close, or a CONNECT,
-    /// which it returns to go through the registry (`connect`).
-    fn handle_packets(&mut self, rbuf: &mut BytesMut, now: Instant) -> Option<Box<Connect>> {
+    /// or an AUTH, which it returns to be awaited (`connect`).
+    fn handle_packets(&mut self, rbuf: &mut BytesMut, now: Instant) -> Option<Awaited> {
         loop {
             let packet = self.next_packet(rbuf, now)?;
             self.session.handle_packet(now, packet);
@@ -630,6 +654,9 @@ impl Conn {
             return;
         }
         a.mailbox.drain_into(&mut self.deliveries);
+        if self.shared.config().authorizer.checks_deliveries() {
+            self.authorize_deliveries();
+        }
         let n = self.deliveries.len() as u64;
         for d in self.deliveries.drain(..) {
             self.session.handle_delivery(now, d);

@@ -17,6 +17,7 @@
 //!   replay rebuilds sessions, subscriptions, offline queues, retained).
 
 mod alarm;
+pub mod auth;
 mod background;
 pub mod broker;
 pub mod config;

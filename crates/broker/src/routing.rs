@@ -34,6 +34,16 @@ pub(crate) struct Published {
     pub congested: Option<Arc<Mailbox>>,
 }
 
+/// The session a SUBSCRIBE or UNSUBSCRIBE is for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Subscriber<'a> {
+    /// Its router key.
+    pub key: u64,
+    /// Its client id, when the journal keeps its subscriptions (a
+    /// persistent session with a data directory).
+    pub journaled: Option<&'a MqttStr>,
+}
+
 /// What a SUBSCRIBE did ([`Routes::subscribe`]).
 #[derive(Debug)]
 pub(crate) struct Subscribed {
@@ -117,7 +127,6 @@ impl Routes {
     /// id, or 0) goes into the stored record with the message.
     ///
     /// Lock order: router, then mailboxes (read).
-    #[allow(clippy::too_many_arguments)]
     pub fn publish_with(
         &self,
         journal: &Journal,
@@ -225,18 +234,17 @@ impl Routes {
         published
     }
 
-    /// Adds the subscriptions of one SUBSCRIBE for the session `key` (the
-    /// filters the session granted, with their options) and finds the
-    /// retained messages they are owed. `journaled` is the client id of a
-    /// persistent session whose subscriptions the journal keeps.
+    /// Adds the subscriptions of one SUBSCRIBE (the filters the session
+    /// and the authorizer granted, with their options) and finds the
+    /// retained messages they are owed, those `deliver` allows.
     pub fn subscribe(
         &self,
         journal: &Journal,
-        key: u64,
-        journaled: Option<&MqttStr>,
+        Subscriber { key, journaled }: Subscriber<'_>,
         subscription_id: Option<u32>,
         filters: &[Subscription],
         granted: Vec<Result<QoS, ReasonCode>>,
+        deliver: impl Fn(&str) -> bool,
     ) -> Subscribed {
         let mut codes = Vec::with_capacity(filters.len());
         let mut retained = Vec::new();
@@ -281,7 +289,10 @@ impl Routes {
             {
                 let mut found = Vec::new();
                 router.retained_matching(p.filter, &mut found);
-                for (_, message) in found {
+                for (topic, message) in found {
+                    if !deliver(&topic) {
+                        continue;
+                    }
                     let d = Delivery {
                         message,
                         qos,
@@ -323,14 +334,12 @@ impl Routes {
         }
     }
 
-    /// Removes the subscriptions of one UNSUBSCRIBE for the session `key`;
-    /// the UNSUBACK's codes, and the journal append it waits for
-    /// (`journaled` as for [`Routes::subscribe`]).
+    /// Removes the subscriptions of one UNSUBSCRIBE; returns the
+    /// UNSUBACK's codes and the journal append it waits for.
     pub fn unsubscribe(
         &self,
         journal: &Journal,
-        key: u64,
-        journaled: Option<&MqttStr>,
+        Subscriber { key, journaled }: Subscriber<'_>,
         filters: &[MqttStr],
     ) -> (Vec<ReasonCode>, Option<oneshot::Receiver<bool>>) {
         let mut entries = Vec::new();

@@ -41,7 +41,10 @@ impl Shared {
     pub fn new(config: BrokerConfig, journal: Journal) -> Shared {
         let seed = std::process::id() as u64 ^ 0x9E37_79B9_7F4A_7C15;
         Shared {
-            session_config: Arc::new(config.session.clone()),
+            session_config: Arc::new(strata_session::Config {
+                enhanced_auth: config.authenticator.enhanced(),
+                ..config.session.clone()
+            }),
             routes: Routes::new(config.share_strategy, seed),
             registry: Mutex::new(Registry::default()),
             gate: ConnectGate::default(),

@@ -37,6 +37,11 @@ pub struct Config {
     pub max_queued_bytes: usize,
     /// The prefix of server-assigned client identifiers.
     pub assigned_id_prefix: String,
+    /// Whether the broker runs enhanced authentication (section 4.12). When
+    /// false, a 5.0 CONNECT with an Authentication Method is refused with
+    /// 0x8C [MQTT-4.12.0-1]; when true, it goes up in the Connect event and
+    /// the broker leads the AUTH exchange (see [`crate::Session`]).
+    pub enhanced_auth: bool,
 }
 
 impl Default for Config {
@@ -57,6 +62,7 @@ impl Default for Config {
             max_queued_messages: 100_000,
             max_queued_bytes: 64 * 1024 * 1024,
             assigned_id_prefix: "strata-".to_owned(),
+            enhanced_auth: false,
         }
     }
 }

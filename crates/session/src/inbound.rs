@@ -38,11 +38,14 @@ impl Session {
             self.problem_information = c.properties.request_problem_information.unwrap_or(true);
         }
         if let Some(method) = c.properties.authentication_method.as_ref().filter(|_| v5) {
-            // No enhanced authentication method is configured (section 4.12).
-            return self.send_connack_error(
-                ReasonCode::BadAuthenticationMethod,
-                &format!("authentication method {method:?} is not supported"),
-            );
+            if !self.config.enhanced_auth {
+                // No broker authenticator to judge it [MQTT-4.12.0-1].
+                return self.send_connack_error(
+                    ReasonCode::BadAuthenticationMethod,
+                    &format!("authentication method {method:?} is not supported"),
+                );
+            }
+            self.start_auth(method);
         }
         if let Some(w) = &c.will {
             if v5 && w.qos > self.config.maximum_qos {
@@ -382,6 +385,11 @@ impl Session {
     pub(crate) fn protocol_error(&mut self, code: ReasonCode, why: &str) {
         if self.phase == Phase::Closed {
             return;
+        }
+        if self.phase == Phase::AwaitAuth {
+            // An AUTH exchange is a 5.0 connection before CONNACK: the
+            // refusal goes in CONNACK (section 4.13).
+            return self.send_connack_error(code, why);
         }
         if self.protocol.is_v5() && self.phase == Phase::Connected {
             let code = if code.allowed_in(PacketType::Disconnect) {

@@ -5,6 +5,8 @@
 //! Modules:
 //! - [`session`]: [`Session`], the per-connection state machine
 //!   (`handle_*` input, commands, `poll_*` output), and its [`Event`]s.
+//! - `auth` (private): enhanced authentication, the AUTH exchange at
+//!   CONNECT and re-authentication.
 //! - `inbound` (private): CONNECT, PUBLISH and the acknowledgement flows from
 //!   the client.
 //! - `outbound` (private): deliveries to the client: QoS, packet ids, the
@@ -14,6 +16,7 @@
 //! - [`config`]: [`Config`], the server's limits and capabilities.
 //! - [`timer`]: the deadline table.
 
+mod auth;
 pub mod config;
 mod inbound;
 pub mod message;

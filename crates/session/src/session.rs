@@ -6,7 +6,9 @@
 //!   routed to this client ([`Session::handle_delivery`]), and the passing of
 //!   time ([`Session::handle_timeout`]).
 //! - commands: the broker's answers to events ([`Session::accept`],
-//!   [`Session::reject`], [`Session::publish_done`], [`Session::subscribe_done`],
+//!   [`Session::accept_authenticated`], [`Session::reject`],
+//!   [`Session::auth_continue`], [`Session::auth_success`],
+//!   [`Session::publish_done`], [`Session::subscribe_done`],
 //!   [`Session::unsubscribe_done`]) and its own decisions
 //!   ([`Session::disconnect`]).
 //! - `poll_*`: output. [`Session::poll_event`] for what the broker must do,
@@ -15,21 +17,38 @@
 //! - getters.
 //!
 //! Call order: after any input or command, drain `poll_event` and act on
-//! each event (the Connect event must be answered with `accept` or `reject`
-//! before more packets are handled), then `poll_transmit` and write the
+//! each event (the Connect event, and an Auth event before CONNACK, must be
+//! answered before more packets are handled), then `poll_transmit` and write the
 //! bytes, then re-arm the timer from `poll_timeout`. Once [`Session::is_closed`]
 //! is true, write what `poll_transmit` gives and close the connection.
+//!
+//! Enhanced authentication (section 4.12, with [`Config::enhanced_auth`] and
+//! a 5.0 CONNECT that names an Authentication Method):
+//! - At CONNECT: the Connect event carries the method and data. Answer with
+//!   `accept` / `accept_authenticated` (CONNACK with the method), `reject`
+//!   (CONNACK with the code, then close) or `auth_continue` (AUTH 0x18). After
+//!   `auth_continue`, keep handing in packets: the client's AUTH 0x18 comes
+//!   back as [`Event::Auth`] with `reauth: false`, which needs the same three
+//!   answers, again before more packets are handled. The client may send only
+//!   AUTH or DISCONNECT until CONNACK [MQTT-3.1.2-30]; anything else is a
+//!   Protocol Error (CONNACK 0x82, close). The connect timeout runs until
+//!   CONNACK, whatever the exchange's length.
+//! - After CONNACK: AUTH 0x19 from the client is [`Event::Auth`] with
+//!   `reauth: true`. Answer it, at any later time, with `auth_continue`,
+//!   `auth_success` (AUTH 0x00) or `reject` (DISCONNECT with the code, then
+//!   close); other packets are handled as usual meanwhile.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use strata_codec::{
     AckProperties, ConnAck, ConnAckProperties, Connect, DecodeError, LastWill, MqttStr, Packet,
     PacketType, Protocol, QoS, ReasonCode, SubAck, Subscription, UnsubAck,
 };
 
+use crate::auth::Exchange;
 use crate::config::Config;
 use crate::message::{Delivery, Message};
 use crate::outbound::Aliases;
@@ -40,8 +59,9 @@ use crate::timer::{Timer, Timers};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// A CONNECT passed the protocol checks. Answer with [`Session::accept`]
-    /// or [`Session::reject`]. An empty client id from a 5.0 client needs an
-    /// assigned one.
+    /// or [`Session::reject`], or, when it names an Authentication Method
+    /// under [`Config::enhanced_auth`], [`Session::auth_continue`]. An empty
+    /// client id from a 5.0 client needs an assigned one.
     Connect(Box<Connect>),
     /// An Application Message to route. When `packet_id` is set (QoS 1 or
     /// 2), call [`Session::publish_done`] once it is routed (and, with a
@@ -71,6 +91,20 @@ pub enum Event {
         reason: ReasonCode,
         will: Option<Will>,
         session_expiry: u32,
+    },
+    /// An AUTH from the client that the broker must judge (section 4.12):
+    /// `method` is the CONNECT's Authentication Method, which the client
+    /// repeated [MQTT-4.12.0-5]. With `reauth: false` the CONNECT is still
+    /// pending: answer with [`Session::auth_continue`], [`Session::accept`]
+    /// (or [`Session::accept_authenticated`]) or [`Session::reject`] before
+    /// handing in more packets. With `reauth: true` the client asked to
+    /// re-authenticate [MQTT-4.12.1-1]: answer with `auth_continue`,
+    /// [`Session::auth_success`] or `reject` (DISCONNECT, e.g. 0x87)
+    /// [MQTT-4.12.1-2]; packets keep flowing in the meantime.
+    Auth {
+        method: MqttStr,
+        data: Option<Bytes>,
+        reauth: bool,
     },
     /// The session dropped this copy of a stored message before it went
     /// out under a packet id (it expired, overflowed the queue, or was too
@@ -116,7 +150,11 @@ pub struct Will {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Phase {
     AwaitConnect,
+    /// The broker owes an answer to a Connect event, or to an Auth event
+    /// before CONNACK.
     AwaitDecision,
+    /// The server sent AUTH 0x18 before CONNACK; the client owes an AUTH.
+    AwaitAuth,
     Connected,
     Closed,
 }
@@ -150,6 +188,9 @@ pub struct Session {
     /// Boxed: most connections have none, and every connection task holds
     /// a `Session`.
     pub(crate) will: Option<Box<LastWill>>,
+    /// The enhanced authentication of a CONNECT that named a method; boxed
+    /// and made only then, as most connections have none.
+    pub(crate) auth: Option<Box<Exchange>>,
     /// Session Expiry Interval in force (5.0; 3.x: 0 or `u32::MAX`).
     pub(crate) session_expiry: u32,
     /// The Session Expiry Interval the client asked for in CONNECT.
@@ -182,6 +223,7 @@ impl Session {
             inbound_unacked: 0,
             inbound_qos2_pending: Vec::new(),
             will: None,
+            auth: None,
             session_expiry: 0,
             requested_expiry: 0,
             state: None,
@@ -242,21 +284,8 @@ impl Session {
     /// A packet from the client.
     pub fn handle_packet(&mut self, now: Instant, packet: Packet) {
         self.now = now;
-        if self.phase == Phase::Closed {
-            return;
-        }
-        if self.phase == Phase::AwaitConnect {
-            match packet {
-                Packet::Connect(c) => self.on_connect(now, c),
-                // [MQTT-3.1.0-1]: the first packet must be CONNECT.
-                _ => self.close_silently(ReasonCode::ProtocolError),
-            }
-            return;
-        }
-        if self.phase == Phase::AwaitDecision {
-            // The broker answers Connect before handing in more packets.
-            debug_assert!(false, "packet before the Connect event was answered");
-            return self.protocol_error(ReasonCode::ProtocolError, "");
+        if self.phase != Phase::Connected {
+            return self.handle_packet_before_connack(now, packet);
         }
         self.touch(now);
         match packet {
@@ -271,17 +300,34 @@ impl Session {
             Packet::Unsubscribe(u) => self.on_unsubscribe(u),
             Packet::PingReq => self.queue(Packet::PingResp),
             Packet::Disconnect(d) => self.on_disconnect(d),
-            Packet::Auth(_) => {
-                // Re-authentication needs a method; none is configured, and
-                // AUTH without one in CONNECT is a Protocol Error (4.12).
-                let why = "AUTH without an Authentication Method in CONNECT";
-                self.protocol_error(ReasonCode::ProtocolError, why)
-            }
+            Packet::Auth(a) => self.on_auth(*a),
             // Packets only a server sends.
             Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
                 let why = "a packet only a server sends";
                 self.protocol_error(ReasonCode::ProtocolError, why)
             }
+        }
+    }
+
+    /// A packet while no CONNACK has gone out, or after the close.
+    fn handle_packet_before_connack(&mut self, now: Instant, packet: Packet) {
+        match self.phase {
+            Phase::AwaitConnect => match packet {
+                Packet::Connect(c) => self.on_connect(now, c),
+                // [MQTT-3.1.0-1]: the first packet must be CONNECT.
+                _ => self.close_silently(ReasonCode::ProtocolError),
+            },
+            Phase::AwaitDecision => {
+                // The broker answers Connect and Auth before handing in more
+                // packets.
+                debug_assert!(
+                    false,
+                    "packet before the Connect or Auth event was answered"
+                );
+                self.protocol_error(ReasonCode::ProtocolError, "")
+            }
+            Phase::AwaitAuth => self.on_packet_while_authenticating(now, packet),
+            Phase::Connected | Phase::Closed => {}
         }
     }
 
@@ -331,7 +377,11 @@ impl Session {
             match t {
                 // No CONNECT in time: close without a word.
                 Timer::Connect => self.close_silently(ReasonCode::MaximumConnectTime),
-                // [MQTT-3.1.2-22] (3.1.1: [MQTT-3.1.2-24])
+                // [MQTT-3.1.2-22] (3.1.1: [MQTT-3.1.2-24]): as if the network
+                // failed, so no CONNACK in the midst of an AUTH exchange.
+                Timer::KeepAlive if self.phase != Phase::Connected => {
+                    self.close_silently(ReasonCode::KeepAliveTimeout)
+                }
                 Timer::KeepAlive => self.protocol_error(ReasonCode::KeepAliveTimeout, ""),
             }
         }
@@ -376,22 +426,44 @@ impl Session {
 
     /// Accepts the pending CONNECT. `state` is the resumed session (with
     /// `session_present`) or a new one; `assigned_id` is set when the server
-    /// assigned the client id (5.0 Assigned Client Identifier).
+    /// assigned the client id (5.0 Assigned Client Identifier). After
+    /// enhanced authentication the CONNACK carries the CONNECT's
+    /// Authentication Method [MQTT-4.12.0-5]; ignored while an AUTH from the
+    /// client is awaited.
     pub fn accept(
+        &mut self,
+        now: Instant,
+        state: SessionState,
+        session_present: bool,
+        assigned_id: Option<MqttStr>,
+    ) {
+        self.accept_authenticated(now, state, session_present, assigned_id, None);
+    }
+
+    /// [`Session::accept`], with Authentication Data for the CONNACK, which
+    /// goes only where the CONNECT named a method [MQTT-4.12.0-6]. A CONNACK
+    /// that the data makes larger than the client's Maximum Packet Size
+    /// [MQTT-3.1.2-24] cannot go: the connection is refused with 0x80
+    /// instead, and `state` is kept for [`Session::take_state`].
+    pub fn accept_authenticated(
         &mut self,
         now: Instant,
         mut state: SessionState,
         session_present: bool,
         assigned_id: Option<MqttStr>,
+        auth_data: Option<Bytes>,
     ) {
         if self.phase != Phase::AwaitDecision {
             return;
         }
         self.now = now;
-        self.phase = Phase::Connected;
-        self.timers.clear(Timer::Connect);
         state.expiry_interval = self.session_expiry;
         let mut props = ConnAckProperties::default();
+        if let Some(x) = self.auth.as_deref_mut() {
+            x.done();
+            props.authentication_method = Some(x.method.clone());
+            props.authentication_data = auth_data;
+        }
         if self.protocol.is_v5() {
             let c = &self.config;
             props.assigned_client_identifier = assigned_id;
@@ -424,22 +496,40 @@ impl Session {
         }
         // [MQTT-3.2.2-2]/[MQTT-3.2.2-3]: Session Present only with a resumed
         // session.
-        self.queue(Packet::ConnAck(Box::new(ConnAck {
+        let connack = Packet::ConnAck(Box::new(ConnAck {
             session_present,
             code: ReasonCode::Success,
             properties: props,
-        })));
+        }));
+        // Kept on a refusal too, for `take_state`: a resumed session's
+        // messages must not be lost with the connection.
         self.state = Some(state);
+        if self.auth.is_none() {
+            self.queue(connack);
+        } else if !self.queue_if_fits(connack) {
+            return;
+        }
+        self.phase = Phase::Connected;
+        self.timers.clear(Timer::Connect);
         self.touch(now);
         self.resend_inflight(now);
         self.pump(now);
     }
 
     /// Refuses the pending CONNECT with `code` (CONNACK, then close)
-    /// [MQTT-3.2.2-7] (3.1.1: [MQTT-3.2.2-5]).
+    /// [MQTT-3.2.2-7] (3.1.1: [MQTT-3.2.2-5]), also in the midst of an AUTH
+    /// exchange [MQTT-4.12.0-4]. During a re-authentication it fails it:
+    /// DISCONNECT with `code`, then close, as [`Session::disconnect`]
+    /// [MQTT-4.12.1-2]. Otherwise ignored.
     pub fn reject(&mut self, code: ReasonCode) {
-        if self.phase == Phase::AwaitDecision || self.phase == Phase::AwaitConnect {
-            self.send_connack_error(code, "");
+        match self.phase {
+            Phase::AwaitConnect | Phase::AwaitDecision | Phase::AwaitAuth => {
+                self.send_connack_error(code, "")
+            }
+            Phase::Connected if self.auth.as_ref().is_some_and(|x| x.is_under_way()) => {
+                self.protocol_error(code, "")
+            }
+            Phase::Connected | Phase::Closed => {}
         }
     }
 

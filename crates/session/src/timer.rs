@@ -6,7 +6,9 @@ use std::time::Instant;
 /// The timers of one connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Timer {
-    /// CONNECT must arrive by then.
+    /// CONNACK must have gone out by then: CONNECT, and any AUTH exchange
+    /// before CONNACK, must be over, so a client that stops answering an
+    /// exchange is closed.
     Connect = 0,
     /// One and a half Keep Alive periods after the last packet from the
     /// client [MQTT-3.1.2-22].

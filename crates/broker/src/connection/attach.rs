@@ -4,18 +4,26 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use strata_codec::{Connect, MqttStr, ReasonCode};
 use strata_session::SessionState;
 use tokio::sync::oneshot;
 
 use super::{Attached, Conn, TAKEOVER_WAIT};
+use crate::auth::Identity;
 use crate::mailbox::Mailbox;
 use crate::registry::{Entry as RegistryEntry, Fallout, Owner};
 use strata_journal::Entry;
 
 impl Conn {
-    /// Takeover, resume or a new session, then CONNACK.
-    pub(super) async fn on_connect(&mut self, c: Box<Connect>) {
+    /// Takeover, resume or a new session, then CONNACK (with `auth_data`
+    /// from the authenticator), for a client authenticated as `identity`.
+    pub(super) async fn attach(
+        &mut self,
+        c: Box<Connect>,
+        mut identity: Identity,
+        auth_data: Option<Bytes>,
+    ) {
         let shared = self.shared.clone();
         let assigned = c.client_id.is_empty();
         let client_id = if assigned {
@@ -31,6 +39,7 @@ impl Conn {
             // Kept as long as the session: out of the read buffer.
             c.client_id.detach()
         };
+        identity.client_id = client_id.clone();
         // Until the CONNACK is queued, no other CONNECT of this id runs.
         let _pass = shared.gate().enter(&client_id).await;
 
@@ -148,16 +157,18 @@ impl Conn {
         shared.counters().client_accepted();
 
         let state = state.map_or_else(|| SessionState::new(client_id.clone(), 0), |s| *s);
-        self.session.accept(
+        self.session.accept_authenticated(
             Instant::now(),
             state,
             present,
             assigned.then(|| client_id.clone()),
+            auth_data,
         );
         self.attached = Some(Attached {
             key,
             mailbox,
             persistent,
+            identity: Arc::new(identity),
         });
         self.wait_for(barrier);
         // Messages that arrived while offline.

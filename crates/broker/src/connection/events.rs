@@ -3,23 +3,50 @@
 
 use std::time::Instant;
 
-use strata_codec::{Connect, QoS, ReasonCode};
+use strata_codec::{QoS, ReasonCode};
 use strata_journal::{Entry, Flow, Sent, Unsent};
 use strata_session::Event;
 use tokio::sync::mpsc;
 
-use super::{Conn, PendingAck};
+use super::{AuthStep, Awaited, Conn, PendingAck};
+use crate::auth::DENIED;
+use crate::routing::Subscriber;
 
 impl Conn {
     /// Handles the session's events up to a CONNECT, which it returns: that
     /// one waits for the registry ([`Conn::connect`]).
-    pub(super) fn process_events(&mut self) -> Option<Box<Connect>> {
+    pub(super) fn process_events(&mut self) -> Option<Awaited> {
         while let Some(ev) = self.session.poll_event() {
             match ev {
-                Event::Connect(c) => return Some(c),
+                Event::Connect(c) => return Some(Awaited::Connect(c)),
+                Event::Auth {
+                    method,
+                    data,
+                    reauth,
+                } => {
+                    let step = AuthStep {
+                        method,
+                        data,
+                        reauth,
+                    };
+                    return Some(Awaited::Auth(Box::new(step)));
+                }
                 Event::Publish { message, packet_id } => {
                     self.shared.counters().message_received();
                     let qos = message.qos;
+                    if let Some(a) = &self.attached
+                        && !self.shared.config().authorizer.publish(
+                            &a.identity,
+                            &message.topic,
+                            qos,
+                            message.retain,
+                        )
+                    {
+                        // Dropped; QoS 1 and 2 are answered with the
+                        // denial, in order with the other answers.
+                        self.denied_publish(packet_id, qos);
+                        continue;
+                    }
                     let key = self.attached.as_ref().map(|a| a.key);
                     let answers = self.more.get_or_insert_with(Default::default);
                     let seq = answers.next_seq;
@@ -97,8 +124,10 @@ impl Conn {
                     let Some(a) = &self.attached else { continue };
                     let (codes, barrier) = self.shared.routes().unsubscribe(
                         self.shared.journal(),
-                        a.key,
-                        journaled.as_ref(),
+                        Subscriber {
+                            key: a.key,
+                            journaled: journaled.as_ref(),
+                        },
                         &filters,
                     );
                     self.wait_for(barrier);
@@ -200,19 +229,69 @@ impl Conn {
     ) {
         let journaled = self.journaled().map(|a| a.client_id().clone());
         let Some(a) = &self.attached else { return };
+        let authorizer = &self.shared.config().authorizer;
+        let granted = filters
+            .iter()
+            .zip(granted)
+            .map(|(f, g)| match g {
+                Ok(qos) if !authorizer.subscribe(&a.identity, &f.filter, qos) => Err(DENIED),
+                g => g,
+            })
+            .collect();
+        let deliver =
+            |topic: &str| !authorizer.checks_deliveries() || authorizer.deliver(&a.identity, topic);
         let done = self.shared.routes().subscribe(
             self.shared.journal(),
-            a.key,
-            journaled.as_ref(),
+            Subscriber {
+                key: a.key,
+                journaled: journaled.as_ref(),
+            },
             subscription_id,
             &filters,
             granted,
+            deliver,
         );
         self.wait_for(done.barrier);
         self.session.subscribe_done(packet_id, done.codes);
         let now = Instant::now();
         for d in done.retained {
             self.session.handle_delivery(now, d);
+        }
+    }
+
+    /// A PUBLISH the authorizer denied: a QoS 1 or 2 one is answered with
+    /// the denial, after the answers before it.
+    fn denied_publish(&mut self, packet_id: Option<u16>, qos: QoS) {
+        let Some(packet_id) = packet_id else { return };
+        let answers = self.more();
+        let seq = answers.next_seq;
+        answers.next_seq += 1;
+        answers.pending.push_back(PendingAck {
+            seq,
+            packet_id,
+            qos,
+            reason: DENIED,
+            waiting: false,
+        });
+        self.release_acks();
+    }
+
+    /// Drops the deliveries the authorizer denies this client; a stored
+    /// copy is journaled as dropped, or a restart would bring it back.
+    pub(super) fn authorize_deliveries(&mut self) {
+        let Some(a) = &self.attached else { return };
+        let authorizer = &self.shared.config().authorizer;
+        let who = a.identity.clone();
+        let mut denied = Vec::new();
+        self.deliveries.retain(|d| {
+            let allowed = authorizer.deliver(&who, &d.message.topic);
+            if !allowed && d.message.id != 0 && d.effective_qos() != QoS::AtMostOnce {
+                denied.push(Unsent::of(d.clone()));
+            }
+            allowed
+        });
+        if let Some(r) = self.round() {
+            r.dropped.extend(denied);
         }
     }
 }
