@@ -12,9 +12,11 @@ use tokio::task::JoinHandle;
 
 use crate::config::BrokerConfig;
 use crate::durable::Durable;
+use crate::embed::{self, EmbedError, Publication, Subscription};
 use crate::journal::Journal;
 use crate::shared::Shared;
 use crate::{background, listener, restore};
+use strata_codec::QoS;
 use strata_journal::Recovered;
 
 pub use crate::stats::Stats;
@@ -103,6 +105,19 @@ impl Broker {
     /// The broker's counters and levels now.
     pub fn stats(&self) -> Stats {
         self.shared.stats()
+    }
+
+    /// Publishes `p` in-process, as the broker itself; resolves once it is
+    /// routed and, when it must survive a restart, durable. Returns the
+    /// deliveries made.
+    pub async fn publish(&self, p: Publication) -> Result<usize, EmbedError> {
+        embed::publish(&self.shared, p).await
+    }
+
+    /// Subscribes in-process to `filter` with the maximum QoS `qos`; the
+    /// subscription ends when dropped.
+    pub fn subscribe(&self, filter: &str, qos: QoS) -> Result<Subscription, EmbedError> {
+        embed::subscribe(&self.shared, filter, qos)
     }
 
     /// The CONNECT gate, for tests that hold a client id's CONNECT.

@@ -1,20 +1,23 @@
 //! `strata-broker`: the embeddable Strata MQTT broker on tokio.
 //!
-//! Modules:
-//! - [`broker`]: [`Broker`] (start, addresses, graceful shutdown), routing of
-//!   published messages into subscribers' mailboxes, the sweeper of expired
-//!   sessions and delayed wills, `$SYS` topics.
-//! - `connection` (private): one task per connection driving a
-//!   `strata_session::Session`.
-//! - `registry` (private): client id to session, connected or offline;
-//!   takeover and resume.
-//! - `mailbox` (private): the bounded queue between router and session,
-//!   and what wakes a connection task.
-//! - `alarm` (private): one timer for every connection's deadlines.
-//! - [`config`]: the TOML configuration, validated in two stages.
-//! - `durable` (private): the data directory: lock, replay, compaction, and
-//!   appends to the journal (`journal`, private: what is stored, and how
-//!   replay rebuilds sessions, subscriptions, offline queues, retained).
+//! An application starts a [`Broker`] from a [`BrokerConfig`], and may
+//! publish and subscribe in-process ([`Broker::publish`],
+//! [`Broker::subscribe`]), read [`Broker::stats`], and plug in who may
+//! connect and what they may do ([`auth`]).
+//!
+//! Public modules: [`broker`] (the facade), [`auth`] (the Authenticator
+//! and Authorizer seam), [`config`] (the TOML configuration, validated in
+//! two stages), [`inspect`] (a data directory's journal, read-only).
+//!
+//! Private, each a component behind a narrow handle (`docs/ARCHITECTURE.md`
+//! has the map and the direction of every import): `shared` (what the
+//! connection tasks reach), `routing` (router and mailboxes), `registry`
+//! (client id to session) and `gate` (CONNECT one client id at a time),
+//! `journal` (the one way entries are appended) and `durable` (the data
+//! directory), `connection` (one task per connection driving a
+//! `strata_session::Session`), `listener`, `background` (sweeper,
+//! compactor, alarm clock, `$SYS`), `restore`, `embed` (the in-process
+//! API), `mailbox`, `alarm`, `lifecycle`, `stats`, `util`.
 
 mod alarm;
 pub mod auth;
@@ -23,6 +26,7 @@ pub mod broker;
 pub mod config;
 mod connection;
 mod durable;
+mod embed;
 mod gate;
 pub mod inspect;
 mod journal;
@@ -40,3 +44,5 @@ mod util;
 
 pub use broker::{Broker, Stats};
 pub use config::{BrokerConfig, ConfigError, Fsync, StorageConfig};
+pub use embed::{EmbedError, Publication, Received, Subscription};
+pub use strata_codec::QoS;
