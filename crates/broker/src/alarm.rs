@@ -72,7 +72,7 @@ impl Alarms {
             // Made before looking: an alarm set from here on is not missed
             // (`notify_one` keeps a permit for a waiter yet to come).
             let sooner = self.sooner.notified();
-            match self.ring(Instant::now()) {
+            match self.ring(crate::clock::now()) {
                 Some(at) => {
                     tokio::select! {
                         _ = tokio::time::sleep_until(at.into()) => {}
@@ -140,7 +140,7 @@ mod tests {
     fn an_alarm_rings_once_when_due() {
         let alarms = Alarms::default();
         let (count, w) = waker();
-        let t0 = Instant::now();
+        let t0 = crate::clock::now();
         alarms.set(t0 + Duration::from_secs(10), 1, &w);
         assert_eq!(alarms.ring(t0), Some(t0 + Duration::from_secs(10)));
         assert_eq!(count.count(), 0);
@@ -155,7 +155,7 @@ mod tests {
         let alarms = Alarms::default();
         let (_, w) = waker();
         let mut alarm = Alarm::default();
-        let now = Instant::now();
+        let now = crate::clock::now();
         let t = now + Duration::from_secs(60);
         assert!(!alarm.due(&alarms, 7, t, now, &w));
         assert!(!alarm.due(&alarms, 7, t + Duration::from_secs(5), now, &w));
@@ -172,7 +172,7 @@ mod tests {
         let alarms = Alarms::default();
         let (count, w) = waker();
         let mut alarm = Alarm::default();
-        let t0 = Instant::now();
+        let t0 = crate::clock::now();
         let first = t0 + Duration::from_secs(1);
         assert!(!alarm.due(&alarms, 7, first, t0, &w));
         // The keep-alive deadline moved on meanwhile; the alarm rings.

@@ -3,7 +3,7 @@
 //! the `$SYS` publisher.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use strata_codec::{MqttStr, QoS};
@@ -23,7 +23,7 @@ pub(crate) async fn sweeper(shared: Arc<Shared>) {
     loop {
         tick.tick().await;
         let mut fallout = Fallout::default();
-        shared.registry().sweep(Instant::now(), &mut fallout);
+        shared.registry().sweep(crate::clock::now(), &mut fallout);
         shared.settle(fallout);
     }
 }
@@ -56,7 +56,7 @@ pub(crate) async fn sys_publisher(shared: Arc<Shared>, every: Duration) {
                 qos: QoS::AtMostOnce,
                 retain: true,
                 properties: Default::default(),
-                received: Instant::now(),
+                received: crate::clock::now(),
                 id: 0,
             };
             // $SYS values are regenerated, never stored.

@@ -217,7 +217,7 @@ pub(crate) fn run(
         // Small packets must not wait for Nagle's algorithm.
         let _ = stream.set_nodelay(true);
         let mut conn = Conn {
-            session: Session::new(shared.session_config().clone(), Instant::now()),
+            session: Session::new(shared.session_config().clone(), crate::clock::now()),
             id: shared.next_id(),
             shared: shared.clone(),
             attached: None,
@@ -338,7 +338,7 @@ pub(crate) fn run(
                     }
                 }
                 if !conn.holding() && conn.more.as_ref().is_some_and(|m| m.eof) {
-                    conn.session.handle_connection_lost(Instant::now());
+                    conn.session.handle_connection_lost(crate::clock::now());
                 }
                 if rbuf.is_empty() {
                     rbuf = BytesMut::new();
@@ -486,7 +486,7 @@ impl Conn {
             // What the client sent before it closed (a DISCONNECT among
             // it) is handled first.
             Ok(0) if self.holding() => self.more().eof = true,
-            Ok(0) => self.session.handle_connection_lost(Instant::now()),
+            Ok(0) => self.session.handle_connection_lost(crate::clock::now()),
             Ok(n) => {
                 self.shared.counters().bytes_received(n as u64);
                 // Adapt the read size: double while reads fill the buffer,
@@ -591,7 +591,7 @@ impl Conn {
             wakes.readable = Some(r);
         }
         if let Some(deadline) = self.session.poll_timeout() {
-            let now = Instant::now();
+            let now = crate::clock::now();
             wakes.now = Some(now);
             if self
                 .alarm

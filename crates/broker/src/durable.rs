@@ -228,7 +228,7 @@ impl Durable {
             );
         }
         let recovered =
-            strata_journal::replay(&log, share, Instant::now(), now_ms()).map_err(io_err)?;
+            strata_journal::replay(&log, share, crate::clock::now(), now_ms()).map_err(io_err)?;
         log.close().map_err(io_err)?;
         // Compact: the live state only, in a fresh log that replaces the old.
         let generation = generation + 1;
@@ -283,7 +283,7 @@ impl Durable {
         let (log, _) =
             Log::open(storage, dir.join("log"), log_config(config.fsync)).map_err(io_err)?;
         let recovered =
-            strata_journal::replay(&log, share, Instant::now(), now_ms()).map_err(io_err)?;
+            strata_journal::replay(&log, share, crate::clock::now(), now_ms()).map_err(io_err)?;
         let next_id = AtomicU64::new(recovered.next_id.max(1));
         Ok((
             Durable {
@@ -351,7 +351,7 @@ impl Durable {
     fn compact_inner(&self, c: &Compaction, during: &dyn Fn()) -> io::Result<()> {
         let mut generation = c.generation.lock().unwrap_or_else(|e| e.into_inner());
         let started = Instant::now();
-        let (now, now_ms) = (Instant::now(), now_ms());
+        let (now, now_ms) = (crate::clock::now(), now_ms());
         // The cut goes between appends: with appends held, an empty
         // append completes after every earlier one. (A segment roll makes
         // the end of the log visible in the middle of a batch.)

@@ -6,7 +6,6 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 use strata_codec::topic::{parse_filter, validate_topic_name};
@@ -79,7 +78,7 @@ pub(crate) async fn publish(shared: &Shared, p: Publication) -> Result<usize, Em
         qos: p.qos,
         retain: p.retain,
         properties: p.properties,
-        received: Instant::now(),
+        received: crate::clock::now(),
         id: 0,
     };
     let (tx, rx) = oneshot::channel();
@@ -191,7 +190,7 @@ impl Subscription {
                 if delivery
                     .message
                     .expires_at()
-                    .is_some_and(|at| at <= Instant::now())
+                    .is_some_and(|at| at <= crate::clock::now())
                 {
                     continue;
                 }

@@ -23,6 +23,7 @@ mod alarm;
 pub mod auth;
 mod background;
 pub mod broker;
+mod clock;
 pub mod config;
 mod connection;
 mod durable;

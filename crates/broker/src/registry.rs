@@ -195,7 +195,7 @@ mod tests {
     #[test]
     fn delayed_will_waits_for_its_interval() {
         // The Will Delay Interval (5.0 section 3.1.3.2.2): the will waits for it.
-        let now = Instant::now();
+        let now = crate::clock::now();
         let id = MqttStr::from_static("c");
         let mut reg = Registry::default();
         reg.by_client.insert(id.clone(), entry(1));
@@ -218,7 +218,7 @@ mod tests {
     #[test]
     fn session_end_sends_the_will_before_its_delay() {
         // [MQTT-3.1.2-8]: the will goes when the session ends, if sooner.
-        let now = Instant::now();
+        let now = crate::clock::now();
         let id = MqttStr::from_static("c");
         let mut reg = Registry::default();
         reg.by_client.insert(id.clone(), entry(1));
@@ -231,7 +231,7 @@ mod tests {
 
     #[test]
     fn expiry_zero_ends_the_session_and_sends_the_will_now() {
-        let now = Instant::now();
+        let now = crate::clock::now();
         let id = MqttStr::from_static("c");
         let mut reg = Registry::default();
         reg.by_client.insert(id.clone(), entry(3));
@@ -244,7 +244,7 @@ mod tests {
 
     #[test]
     fn a_replaced_connection_does_not_release() {
-        let now = Instant::now();
+        let now = crate::clock::now();
         let id = MqttStr::from_static("c");
         let mut reg = Registry::default();
         reg.by_client.insert(id.clone(), entry(1));

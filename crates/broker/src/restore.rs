@@ -2,7 +2,6 @@
 //! before any listener accepts.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use strata_journal::{Entry, Recovered, Unsent};
 
@@ -13,7 +12,7 @@ use crate::shared::Shared;
 /// Puts recovered sessions, their subscriptions and offline queues, and the
 /// retained messages in place, before any listener accepts.
 pub(crate) fn restore(shared: &Shared, r: Recovered) {
-    let now = Instant::now();
+    let now = crate::clock::now();
     let mut subscriptions = Vec::new();
     {
         let mut reg = shared.registry();

@@ -53,7 +53,7 @@ impl Shared {
             alarms: Alarms::default(),
             life: Lifecycle::default(),
             next_id: AtomicU64::new(1),
-            started: Instant::now(),
+            started: crate::clock::now(),
             config,
         }
     }
@@ -130,7 +130,7 @@ impl Shared {
     /// their wills.
     pub fn settle(&self, fallout: Fallout) {
         self.routes.remove(&fallout.removed_keys);
-        let now = Instant::now();
+        let now = crate::clock::now();
         for mut will in fallout.wills {
             // Expiry of a will counts from when it is published.
             will.received = now;

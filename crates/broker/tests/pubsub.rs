@@ -272,7 +272,7 @@ async fn sys_topics_are_published_and_not_matched_by_hash() {
     broker.shutdown(Duration::from_secs(1)).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn v5_session_expiry_ends_an_offline_session() {
     // [MQTT-3.1.2-23]: kept while the interval runs, gone after it.
     let (broker, addr) = start_default().await;

@@ -136,7 +136,14 @@ impl RawClient {
 
     /// The next packet, or `Closed`; fails the test after [`WAIT`].
     pub async fn read(&mut self) -> Read {
-        tokio::time::timeout(WAIT, self.read_inner())
+        self.read_within(WAIT).await
+    }
+
+    /// The next packet, or `Closed`; fails the test after `wait` (on
+    /// tokio's clock: a test on paused time waits longer than [`WAIT`] for
+    /// a deadline minutes away without taking that long).
+    pub async fn read_within(&mut self, wait: Duration) -> Read {
+        tokio::time::timeout(wait, self.read_inner())
             .await
             .expect("the server neither answered nor closed in time")
     }

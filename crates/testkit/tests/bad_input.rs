@@ -153,7 +153,7 @@ async fn packet_over_the_maximum_size() {
     assert_eq!(disconnect_reason(&mut c).await, Some(0x95));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn silent_client_is_closed_after_the_connect_timeout() {
     let mut session = strata_broker::config::session_config_with_max_packet(1024);
     session.connect_timeout = Duration::from_millis(200);
@@ -167,7 +167,7 @@ async fn silent_client_is_closed_after_the_connect_timeout() {
     assert_eq!(c.read().await, Read::Closed);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn keep_alive_expiry_closes_with_0x8d() {
     // [MQTT-3.1.2-22]
     let b = TestBroker::start_default().await;
@@ -236,7 +236,7 @@ async fn no_will_went_out(b: &TestBroker, watcher: &mut RawClient, id: &str) {
     assert!(p.body.ends_with(b"marker"), "the will went out: {p:?}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_client_that_stops_reading_is_still_held_to_its_keep_alive() {
     // [MQTT-3.1.2-24]: a client silent for one and a half times its keep
     // alive is disconnected, though the server is still trying to write
@@ -334,4 +334,84 @@ async fn a_disconnect_held_past_the_keep_alive_still_ends_the_connection_normall
     .await;
     assert!(gone.is_ok(), "still connected");
     no_will_went_out(&b, &mut watcher, "leaving").await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_keep_alive_closes_a_silent_client_at_one_and_a_half_times_it() {
+    // [MQTT-3.1.2-22] on the broker's clock, paused: 90 s pass in no time.
+    let b = TestBroker::start_default().await;
+    let mut c = b.client().await;
+    c.send(&raw::connect(5, 0x02, 60, "k", &[])).await;
+    c.expect(CONNACK).await;
+    let connected = tokio::time::Instant::now();
+    let first = c.read_within(Duration::from_secs(600)).await;
+    let after = connected.elapsed();
+    let Read::Packet(d) = first else {
+        panic!("closed without DISCONNECT")
+    };
+    assert_eq!((d.packet_type(), d.body[0]), (DISCONNECT, 0x8D));
+    assert!(
+        after >= Duration::from_secs(90) && after < Duration::from_secs(91),
+        "closed after {after:?}"
+    );
+}
+
+/// A 5.0 CONNECT with Clean Start, Session Expiry `expiry` and a will
+/// (`gone` on `will/<id>`) delayed by `delay` seconds.
+fn connect_with_delayed_will(id: &str, expiry: u32, delay: u32) -> Vec<u8> {
+    let mut body = raw::field(b"MQTT");
+    body.extend_from_slice(&[5, 0x06, 0, 0]);
+    let mut props = vec![0x11];
+    props.extend_from_slice(&expiry.to_be_bytes());
+    body.extend(raw::var_int(props.len()));
+    body.extend(props);
+    body.extend(raw::field(id.as_bytes()));
+    let mut will_props = vec![0x18];
+    will_props.extend_from_slice(&delay.to_be_bytes());
+    body.extend(raw::var_int(will_props.len()));
+    body.extend(will_props);
+    body.extend(raw::field(format!("will/{id}").as_bytes()));
+    body.extend(raw::field(b"gone"));
+    raw::packet(0x10, &body)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_delayed_will_goes_out_when_its_delay_is_over() {
+    // [MQTT-3.1.3-9]: the session outlives the connection (expiry 1 h), so
+    // the will waits its 30 s; paused, they pass in no time.
+    let b = TestBroker::start_default().await;
+    let mut watcher = connected(&b, 5, "watcher").await;
+    watcher.send(&raw::subscribe(5, 1, "will/#", 0)).await;
+    watcher.expect(9).await;
+    let mut c = b.client().await;
+    c.send(&connect_with_delayed_will("mortal", 3600, 30)).await;
+    c.expect(CONNACK).await;
+    drop(c);
+    let lost = tokio::time::Instant::now();
+    let Read::Packet(p) = watcher.read_within(Duration::from_secs(600)).await else {
+        panic!("the watcher was closed");
+    };
+    let after = lost.elapsed();
+    assert!(p.body.ends_with(b"gone"), "{p:?}");
+    assert!(
+        after >= Duration::from_secs(30) && after < Duration::from_secs(31),
+        "the will came after {after:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_offline_session_is_kept_until_its_expiry_and_no_longer() {
+    // [MQTT-3.1.2-23]: an hour on paused time.
+    let b = TestBroker::start_default().await;
+    let mut c = b.client().await;
+    c.send(&connect_with_delayed_will("kept", 3600, 0)).await;
+    c.expect(CONNACK).await;
+    c.send(&raw::DISCONNECT).await;
+    assert_eq!(c.until_closed().await, Vec::new());
+    let gone = tokio::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(3599)).await;
+    assert_eq!(b.broker.session_count(), 1, "expired early");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(b.broker.session_count(), 0, "kept past its expiry");
+    assert!(gone.elapsed() < Duration::from_secs(3602));
 }

@@ -2,7 +2,7 @@
 //! new at CONNECT, and handed back (or ended) when the connection ends.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use strata_codec::{Connect, MqttStr, ReasonCode};
@@ -158,7 +158,7 @@ impl Conn {
 
         let state = state.map_or_else(|| SessionState::new(client_id.clone(), 0), |s| *s);
         self.session.accept_authenticated(
-            Instant::now(),
+            crate::clock::now(),
             state,
             present,
             assigned.then(|| client_id.clone()),
@@ -172,7 +172,7 @@ impl Conn {
         });
         self.wait_for(barrier);
         // Messages that arrived while offline.
-        self.drain_mailbox(Instant::now());
+        self.drain_mailbox(crate::clock::now());
         // Shutdown rings the mailboxes it finds; one added after that sees
         // the flag.
         if shared.life().is_shutting_down() {
@@ -216,7 +216,7 @@ impl Conn {
         // already written before its `Resume`.
         let mut reg = self.shared.registry();
         let kept = reg.release(
-            Instant::now(),
+            crate::clock::now(),
             a.client_id(),
             self.id,
             state,

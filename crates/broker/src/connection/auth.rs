@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 use strata_codec::{AuthProperties, Connect, MqttStr, ReasonCode};
@@ -70,7 +69,7 @@ impl Conn {
         peer: Option<SocketAddr>,
         decision: AuthDecision,
     ) {
-        let now = Instant::now();
+        let now = crate::clock::now();
         match decision {
             AuthDecision::Allow { mut identity, data } => {
                 identity.peer = peer;

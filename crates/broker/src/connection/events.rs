@@ -1,8 +1,6 @@
 //! The session's events: what a connection does for each PUBLISH,
 //! SUBSCRIBE and UNSUBSCRIBE, and for what the journal must hear.
 
-use std::time::Instant;
-
 use strata_codec::{QoS, ReasonCode};
 use strata_journal::{Entry, Flow, Sent, Unsent};
 use strata_session::Event;
@@ -253,7 +251,7 @@ impl Conn {
         );
         self.wait_for(done.barrier);
         self.session.subscribe_done(packet_id, done.codes);
-        let now = Instant::now();
+        let now = crate::clock::now();
         for d in done.retained {
             self.session.handle_delivery(now, d);
         }

@@ -44,7 +44,7 @@ impl Conn {
     /// The connection is lost (a failed write, a failed journal append):
     /// after a DISCONNECT held back, if any (see `end_held`).
     pub(super) fn lose(&mut self, stream: &TcpStream, rbuf: &mut BytesMut) {
-        let now = Instant::now();
+        let now = crate::clock::now();
         self.end_held(now, stream, rbuf);
         self.session.handle_connection_lost(now);
     }
@@ -127,7 +127,7 @@ impl Conn {
                 // [MQTT-4.8.0-1]; what is held goes with it.
                 Err(e) => {
                     tracing::debug!(error = %e, "decode error");
-                    self.session.handle_decode_error(Instant::now(), &e);
+                    self.session.handle_decode_error(crate::clock::now(), &e);
                     return None;
                 }
             };
