@@ -3,7 +3,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -15,7 +15,8 @@ use crate::durable::Durable;
 use crate::embed::{self, EmbedError, Publication, Subscription};
 use crate::journal::Journal;
 use crate::shared::Shared;
-use crate::{background, listener, restore};
+use crate::transport::Stream;
+use crate::{background, connection, listener, restore};
 use strata_codec::QoS;
 use strata_journal::Recovered;
 
@@ -27,6 +28,49 @@ pub struct Broker {
     shared: Arc<Shared>,
     local_addrs: Vec<SocketAddr>,
     tasks: Vec<JoinHandle<()>>,
+    /// `max_connections`, shared by every listener and in-process
+    /// connection.
+    permits: Arc<Semaphore>,
+}
+
+/// Serves connections to a [`Broker`] from anywhere ([`Broker::handle`]).
+#[derive(Debug, Clone)]
+pub struct Handle {
+    shared: Weak<Shared>,
+    permits: Arc<Semaphore>,
+}
+
+impl Handle {
+    /// Serves one MQTT connection over `io`, as a listener serves a TCP
+    /// socket; `peer` is what the authenticator sees as the client's
+    /// address. Refused when `max_connections` are open, or once the
+    /// broker has shut down.
+    pub fn serve<S>(&self, io: S, peer: Option<SocketAddr>) -> io::Result<()>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let shared = self
+            .shared
+            .upgrade()
+            .filter(|s| !s.life().is_shutting_down())
+            .ok_or_else(|| io::Error::other("the broker has shut down"))?;
+        let permit = self
+            .permits
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| io::Error::other("the broker has max_connections connections open"))?;
+        shared.life().task_started();
+        tokio::spawn(connection::run(shared, Stream::new(io, peer), permit));
+        Ok(())
+    }
+
+    /// The client's end of an in-memory duplex whose other end the broker
+    /// serves.
+    pub fn connect_in_memory(&self) -> io::Result<tokio::io::DuplexStream> {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        self.serve(server, None)?;
+        Ok(client)
+    }
 }
 
 impl Broker {
@@ -84,6 +128,7 @@ impl Broker {
             shared,
             local_addrs,
             tasks,
+            permits,
         })
     }
 
@@ -105,6 +150,31 @@ impl Broker {
     /// The broker's counters and levels now.
     pub fn stats(&self) -> Stats {
         self.shared.stats()
+    }
+
+    /// Serves one MQTT connection over `io`, any byte stream (an in-memory
+    /// duplex, a TLS or WebSocket stream an application set up itself),
+    /// as a listener serves a TCP socket; see [`Handle::serve`].
+    pub fn serve<S>(&self, io: S, peer: Option<SocketAddr>) -> io::Result<()>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        self.handle().serve(io, peer)
+    }
+
+    /// A connection to this broker in this process: the client's end of
+    /// an in-memory duplex whose other end the broker serves.
+    pub fn connect_in_memory(&self) -> io::Result<tokio::io::DuplexStream> {
+        self.handle().connect_in_memory()
+    }
+
+    /// A handle that serves connections from another task (an
+    /// application's own listener); it does not keep the broker alive.
+    pub fn handle(&self) -> Handle {
+        Handle {
+            shared: Arc::downgrade(&self.shared),
+            permits: self.permits.clone(),
+        }
     }
 
     /// Publishes `p` in-process, as the broker itself; resolves once it is

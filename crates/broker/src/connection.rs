@@ -18,14 +18,13 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use strata_codec::{Connect, MqttStr, Packet, QoS, ReasonCode};
 use strata_session::{Delivery, Session, Will};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 use crate::alarm::Alarm;
 use crate::auth::Identity;
 use crate::mailbox::{Mailbox, Signal};
 use crate::shared::Shared;
+use crate::transport::Transport;
 use round::RoundLog;
 
 mod attach;
@@ -207,15 +206,13 @@ impl Wakes {
 /// Not an `async fn`: its arguments would be stored twice in the task (as
 /// arguments and as locals); the block uses its captures in place.
 #[allow(clippy::manual_async_fn)]
-pub(crate) fn run(
+pub(crate) fn run<T: Transport>(
     shared: Arc<Shared>,
-    mut stream: TcpStream,
+    mut stream: T,
     permit: OwnedSemaphorePermit,
 ) -> impl Future<Output = ()> + Send {
     async move {
         let stream = &mut stream;
-        // Small packets must not wait for Nagle's algorithm.
-        let _ = stream.set_nodelay(true);
         let mut conn = Conn {
             session: Session::new(shared.session_config().clone(), crate::clock::now()),
             id: shared.next_id(),
@@ -314,7 +311,7 @@ pub(crate) fn run(
                 // boxed: it runs once per connection, and would otherwise
                 // make every idle connection task that much larger.
                 while let Some(c) = conn.handle_packets(&mut rbuf, now) {
-                    Box::pin(conn.connect(c, stream)).await;
+                    Box::pin(conn.connect(c, stream.peer_addr())).await;
                     if conn.session.is_closed() {
                         break;
                     }
@@ -332,7 +329,7 @@ pub(crate) fn run(
             if room {
                 // What was held back and is not handled yet.
                 while let Some(c) = conn.handle_packets(&mut rbuf, now) {
-                    Box::pin(conn.connect(c, stream)).await;
+                    Box::pin(conn.connect(c, stream.peer_addr())).await;
                     if conn.session.is_closed() {
                         break;
                     }
@@ -356,7 +353,7 @@ pub(crate) fn run(
             }
             if let Some(w) = conn.process_events() {
                 // Boxed, as the CONNECTs of the packets above are.
-                Box::pin(conn.connect(w, stream)).await;
+                Box::pin(conn.connect(w, stream.peer_addr())).await;
             }
             if let Some(m) = conn.more.as_mut()
                 && (1..=FEW_ROUTED).contains(&std::mem::take(&mut m.routed))
@@ -373,14 +370,14 @@ pub(crate) fn run(
                 // its next connection [MQTT-4.8.0-2].
                 conn.lose(stream, &mut rbuf);
                 if let Some(w) = conn.process_events() {
-                    Box::pin(conn.connect(w, stream)).await;
+                    Box::pin(conn.connect(w, stream.peer_addr())).await;
                 }
                 break;
             }
             if conn.flush(stream, now).is_err() {
                 conn.lose(stream, &mut rbuf);
                 if let Some(w) = conn.process_events() {
-                    Box::pin(conn.connect(w, stream)).await;
+                    Box::pin(conn.connect(w, stream.peer_addr())).await;
                 }
             }
             if conn.session.is_closed() {
@@ -394,7 +391,7 @@ pub(crate) fn run(
         } else {
             conn.finish();
         }
-        let _ = stream.shutdown().await;
+        let _ = std::future::poll_fn(|cx| stream.poll_shutdown(cx)).await;
         drop(permit);
         shared.life().task_ended();
     }
@@ -423,31 +420,13 @@ fn deliveries_first() -> impl Future<Output = ()> {
     })
 }
 
-/// Reads what the socket has into `buf`, which has `room` to spare. A read
-/// that did not fill it drained the socket: the socket's readiness is
-/// cleared with it, as a `WouldBlock` would clear it, which saves the read
-/// that would only say so (half the reads of a busy connection). tokio
-/// clears it only if no new readiness came in meanwhile, so nothing that
-/// arrives after the read goes unnoticed.
-fn read_some(stream: &TcpStream, buf: &mut BytesMut, room: usize) -> std::io::Result<usize> {
-    let mut got = 0;
-    let r = stream.try_io(tokio::io::Interest::READABLE, || {
-        got = stream.try_read_buf(buf)?;
-        if got == 0 || got == room {
-            Ok(got)
-        } else {
-            Err(std::io::ErrorKind::WouldBlock.into())
-        }
-    });
-    match r {
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && got > 0 => Ok(got),
-        r => r,
-    }
-}
-
 /// The wait of a connection whose CONNECT was not accepted yet: the socket,
 /// the CONNECT timeout and broker shutdown.
-async fn wait_unattached(shared: &Shared, stream: &TcpStream, deadline: Option<Instant>) -> Wakes {
+async fn wait_unattached<T: Transport>(
+    shared: &Shared,
+    stream: &mut T,
+    deadline: Option<Instant>,
+) -> Wakes {
     let mut wakes = Wakes::default();
     let mut shutdown = shared.life().watch();
     if *shutdown.borrow_and_update() {
@@ -471,10 +450,10 @@ impl Conn {
     /// Reads what the socket has, after it reported `ready`; returns
     /// whether bytes came to be handled. The end of the stream or an error
     /// loses the connection (after the held packets, for an end).
-    fn read_socket(
+    fn read_socket<T: Transport>(
         &mut self,
         ready: std::io::Result<()>,
-        stream: &TcpStream,
+        stream: &mut T,
         rbuf: &mut BytesMut,
         read_size: &mut usize,
     ) -> bool {
@@ -482,7 +461,7 @@ impl Conn {
             rbuf.reserve(*read_size);
         }
         let room = rbuf.capacity() - rbuf.len();
-        match ready.and_then(|()| read_some(stream, rbuf, room)) {
+        match ready.and_then(|()| stream.read_some(rbuf, room)) {
             // What the client sent before it closed (a DISCONNECT among
             // it) is handled first.
             Ok(0) if self.holding() => self.more().eof = true,
@@ -521,10 +500,10 @@ impl Conn {
     /// holding back) and room for its unsent output, and the session's
     /// deadline (its alarm). All of it is polled on every wake, so that a
     /// busy mailbox cannot starve the socket, or the other way round.
-    fn poll_wakes(
+    fn poll_wakes<T: Transport>(
         &mut self,
         cx: &mut Context<'_>,
-        stream: &TcpStream,
+        stream: &mut T,
         unread: usize,
     ) -> Poll<Wakes> {
         let mut wakes = Wakes::default();
@@ -611,11 +590,11 @@ impl Conn {
     /// A CONNECT or AUTH through the authenticator, and a CONNECT through
     /// the registry (a takeover waits for the old connection), then the
     /// events after it.
-    async fn connect(&mut self, w: Awaited, stream: &TcpStream) {
+    async fn connect(&mut self, w: Awaited, peer: Option<std::net::SocketAddr>) {
         let mut next = Some(w);
         while let Some(w) = next {
             match w {
-                Awaited::Connect(c) => self.on_connect(c, stream.peer_addr().ok()).await,
+                Awaited::Connect(c) => self.on_connect(c, peer).await,
                 Awaited::Auth(a) => self.on_auth(a.method, a.data, a.reauth).await,
             }
             next = self.process_events();
@@ -682,7 +661,7 @@ mod tests {
         // scheduler, id, stage tag, trailer): six lines, 768 bytes, leave
         // the connection at about 1.8 KB; a seventh costs 128 bytes more
         // for every connection.
-        let size = output_size(run);
+        let size = output_size(run::<tokio::net::TcpStream>);
         println!("connection task future: {size} bytes");
         assert!(
             size + 112 <= 768,

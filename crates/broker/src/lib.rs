@@ -41,9 +41,10 @@ mod shared;
 mod stats;
 #[cfg(test)]
 mod testing;
+pub mod transport;
 mod util;
 
-pub use broker::{Broker, Stats};
+pub use broker::{Broker, Handle, Stats};
 pub use config::{BrokerConfig, ConfigError, Fsync, StorageConfig};
 pub use embed::{EmbedError, Publication, Received, Subscription};
 pub use strata_codec::QoS;

@@ -25,6 +25,8 @@ pub(crate) async fn accept_loop(
                 shared.life().task_started();
                 tracing::debug!(%peer, "connection");
                 // The task counts itself out of `active` when it ends.
+                // Small packets must not wait for Nagle's algorithm.
+                let _ = stream.set_nodelay(true);
                 tokio::spawn(connection::run(shared.clone(), stream, permit));
             }
             Err(e) => {

@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use strata_codec::{Packet, decode};
-use tokio::net::TcpStream;
 
-use super::{Conn, PAUSED_READ_MAX, UNSENT_HOLD, read_some};
+use super::{Conn, PAUSED_READ_MAX, UNSENT_HOLD};
+use crate::transport::Transport;
 
 /// Packets handled at once while a connection holds input back (a paused
 /// publisher, or much output unsent), ahead of the packets it holds back:
@@ -43,7 +43,7 @@ impl Conn {
 
     /// The connection is lost (a failed write, a failed journal append):
     /// after a DISCONNECT held back, if any (see `end_held`).
-    pub(super) fn lose(&mut self, stream: &TcpStream, rbuf: &mut BytesMut) {
+    pub(super) fn lose<T: Transport>(&mut self, stream: &mut T, rbuf: &mut BytesMut) {
         let now = crate::clock::now();
         self.end_held(now, stream, rbuf);
         self.session.handle_connection_lost(now);
@@ -60,7 +60,12 @@ impl Conn {
     /// is unsent), so its DISCONNECT may still be on the wire: what the
     /// socket has now, within the bound of a paused read, is looked
     /// through for one.
-    pub(super) fn end_held(&mut self, now: Instant, stream: &TcpStream, rbuf: &mut BytesMut) {
+    pub(super) fn end_held<T: Transport>(
+        &mut self,
+        now: Instant,
+        stream: &mut T,
+        rbuf: &mut BytesMut,
+    ) {
         if self.session.is_closed()
             || (!self.holds_back() && !self.holding())
             || self.held_disconnect(now)
@@ -70,7 +75,7 @@ impl Conn {
         let is_disconnect = |p: &Packet| matches!(p, Packet::Disconnect(_));
         let room = PAUSED_READ_MAX.saturating_sub(rbuf.len());
         rbuf.reserve(room);
-        let _ = read_some(stream, rbuf, room);
+        let _ = stream.read_some(rbuf, room);
         let (protocol, max) = (self.session.protocol(), self.session.max_packet_size());
         // Complete packets only; a malformed one ends the search.
         while let Ok(Some(p)) = decode(rbuf, protocol, max) {

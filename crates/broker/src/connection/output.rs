@@ -5,11 +5,10 @@
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 use super::{Conn, UNSENT_HOLD};
 use crate::shared::Shared;
+use crate::transport::Transport;
 
 /// How long a closing connection waits for the client to take the last of
 /// its output (a DISCONNECT with a reason code, say) before closing anyway;
@@ -21,7 +20,7 @@ impl Conn {
     /// client that is slow to read), then writes what the socket did not
     /// take yet: the client has `CLOSE_LINGER` to take it, or one try at
     /// shutdown (whose grace period is the broker's).
-    pub(super) async fn finish_then_write(mut self, stream: &mut TcpStream) {
+    pub(super) async fn finish_then_write<T: Transport>(mut self, stream: &mut T) {
         let shared = self.shared.clone();
         let unsent = self
             .more
@@ -35,7 +34,7 @@ impl Conn {
     /// Writes what the socket did not take before, then everything the
     /// session has to send: with one syscall when the socket takes it all;
     /// the rest is kept in `More::unsent` for the socket's next room.
-    pub(super) fn flush(&mut self, wr: &TcpStream, now: Instant) -> std::io::Result<()> {
+    pub(super) fn flush<T: Transport>(&mut self, wr: &mut T, now: Instant) -> std::io::Result<()> {
         // What the socket did not take before goes first.
         let mut wbuf = self
             .more
@@ -92,7 +91,7 @@ impl Conn {
     }
 }
 
-async fn write_last(shared: &Shared, stream: &mut TcpStream, unsent: BytesMut) {
+async fn write_last<T: Transport>(shared: &Shared, stream: &mut T, unsent: BytesMut) {
     let wait = if shared.life().is_shutting_down() {
         Duration::ZERO
     } else {
@@ -101,9 +100,12 @@ async fn write_last(shared: &Shared, stream: &mut TcpStream, unsent: BytesMut) {
     let mut written = 0;
     let _ = tokio::time::timeout(wait, async {
         while written < unsent.len() {
-            match stream.write(&unsent[written..]).await {
-                Ok(0) | Err(_) => break,
+            let ready = std::future::poll_fn(|cx| stream.poll_write_ready(cx)).await;
+            match ready.and_then(|()| stream.try_write(&unsent[written..])) {
+                Ok(0) => break,
                 Ok(n) => written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(_) => break,
             }
         }
     })

@@ -15,6 +15,48 @@ pub async fn start(mut config: BrokerConfig) -> Broker {
     Broker::start(config).await.unwrap()
 }
 
+/// A broker and the address of its (first) listener.
+pub async fn start_with(config: BrokerConfig) -> (Broker, SocketAddr) {
+    let b = start(config).await;
+    let addr = b.local_addrs()[0];
+    (b, addr)
+}
+
+/// The same helpers with every client served over the in-memory transport:
+/// the broker has no listener, and a TCP proxy on 127.0.0.1 port 0 copies
+/// each connection into a duplex the broker serves
+/// (`Handle::connect_in_memory`), so TCP clients exercise it unchanged.
+pub mod in_memory {
+    use super::*;
+
+    pub async fn start_with(mut config: BrokerConfig) -> (Broker, SocketAddr) {
+        config.listeners = Vec::new();
+        let broker = Broker::start(config).await.unwrap();
+        let handle = broker.handle();
+        let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = proxy.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = proxy.accept().await {
+                let Ok(mut mem) = handle.connect_in_memory() else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy_bidirectional(&mut tcp, &mut mem).await;
+                });
+            }
+        });
+        (broker, addr)
+    }
+
+    pub async fn start_default() -> (Broker, SocketAddr) {
+        start_with(BrokerConfig {
+            sys_interval: None,
+            ..BrokerConfig::default()
+        })
+        .await
+    }
+}
+
 pub async fn start_default() -> (Broker, SocketAddr) {
     let b = start(BrokerConfig {
         sys_interval: None,

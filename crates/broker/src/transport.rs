@@ -1,0 +1,268 @@
+//! The transport seam: a connection task runs over any [`Transport`], a
+//! byte stream it waits on by readiness and reads and writes without
+//! blocking. TCP implements it directly (readiness is the socket's); any
+//! tokio `AsyncRead + AsyncWrite` stream (an in-memory duplex, a TLS or
+//! WebSocket stream) fits through [`Stream`], which turns polled reads and
+//! writes into readiness. Protocol code never sees which it is.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+use crate::util::lock;
+
+/// A byte stream a connection task runs over. Methods that may not make
+/// progress say so with `WouldBlock`; the `poll_*_ready` methods wake the
+/// task when they can.
+pub trait Transport: Send + 'static {
+    /// Ready once a read may find input (or the end of it).
+    fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+
+    /// Reads what is there into `buf`, which has `room` bytes to spare.
+    /// `Ok(0)` is the end of input; `WouldBlock` when there was nothing
+    /// after all.
+    fn read_some(&mut self, buf: &mut BytesMut, room: usize) -> io::Result<usize>;
+
+    /// Ready once a write may take bytes again.
+    fn poll_write_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+
+    /// Writes what the transport takes of `buf` now; `WouldBlock` when
+    /// it takes nothing.
+    fn try_write(&mut self, buf: &[u8]) -> io::Result<usize>;
+
+    /// Closes the sending side.
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+
+    /// The client's address, where there is one.
+    fn peer_addr(&self) -> Option<SocketAddr>;
+}
+
+impl Transport for TcpStream {
+    fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        TcpStream::poll_read_ready(self, cx)
+    }
+
+    /// A read that did not fill `buf` drained the socket: its readiness is
+    /// cleared with it, as a `WouldBlock` would clear it, which saves the
+    /// read that would only say so (half the reads of a busy connection).
+    /// tokio clears it only if no new readiness came in meanwhile, so
+    /// nothing that arrives after the read goes unnoticed.
+    fn read_some(&mut self, buf: &mut BytesMut, room: usize) -> io::Result<usize> {
+        let mut got = 0;
+        let r = self.try_io(tokio::io::Interest::READABLE, || {
+            got = self.try_read_buf(buf)?;
+            if got == 0 || got == room {
+                Ok(got)
+            } else {
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+        });
+        match r {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => Ok(got),
+            r => r,
+        }
+    }
+
+    fn poll_write_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        TcpStream::poll_write_ready(self, cx)
+    }
+
+    fn try_write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        TcpStream::try_write(self, buf)
+    }
+
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        AsyncWrite::poll_shutdown(Pin::new(self), cx)
+    }
+
+    fn peer_addr(&self) -> Option<SocketAddr> {
+        TcpStream::peer_addr(self).ok()
+    }
+}
+
+/// A polled stream as a [`Transport`]: input is read ahead into a buffer
+/// of its own (made when input comes, dropped when empty), and a write
+/// that would block registers a waker that marks the stream writable.
+#[derive(Debug)]
+pub struct Stream<S> {
+    io: S,
+    peer: Option<SocketAddr>,
+    input: BytesMut,
+    eof: bool,
+    /// A write returned `Pending`: writable again once `writable` rang.
+    blocked: bool,
+    writable: Arc<WriteWake>,
+}
+
+/// Rung by the stream when a blocked write may go on; wakes the task that
+/// last waited for it.
+#[derive(Debug, Default)]
+struct WriteWake {
+    rung: AtomicBool,
+    task: Mutex<Option<Waker>>,
+}
+
+impl Wake for WriteWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        // Set before the task is looked up: a task that stores its waker
+        // and then looks at the flag misses neither.
+        self.rung.store(true, Ordering::Release);
+        if let Some(w) = lock(&self.task).take() {
+            w.wake();
+        }
+    }
+}
+
+/// Bytes read ahead at once.
+const READ_AHEAD: usize = 4096;
+
+impl<S> Stream<S> {
+    pub fn new(io: S, peer: Option<SocketAddr>) -> Stream<S> {
+        Stream {
+            io,
+            peer,
+            input: BytesMut::new(),
+            eof: false,
+            blocked: false,
+            writable: Arc::default(),
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport for Stream<S> {
+    fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.input.is_empty() || self.eof {
+            return Poll::Ready(Ok(()));
+        }
+        let mut chunk = [0u8; READ_AHEAD];
+        let mut rb = ReadBuf::new(&mut chunk);
+        match Pin::new(&mut self.io).poll_read(cx, &mut rb) {
+            Poll::Ready(Ok(())) => {
+                if rb.filled().is_empty() {
+                    self.eof = true;
+                } else {
+                    self.input.extend_from_slice(rb.filled());
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn read_some(&mut self, buf: &mut BytesMut, room: usize) -> io::Result<usize> {
+        if self.input.is_empty() {
+            return if self.eof {
+                Ok(0)
+            } else {
+                Err(io::ErrorKind::WouldBlock.into())
+            };
+        }
+        let n = room.min(self.input.len());
+        buf.extend_from_slice(&self.input.split_to(n));
+        if self.input.is_empty() {
+            // An idle connection holds no buffer.
+            self.input = BytesMut::new();
+        }
+        Ok(n)
+    }
+
+    fn poll_write_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.blocked {
+            return Poll::Ready(Ok(()));
+        }
+        *lock(&self.writable.task) = Some(cx.waker().clone());
+        if self.writable.rung.swap(false, Ordering::Acquire) {
+            self.blocked = false;
+            return Poll::Ready(Ok(()));
+        }
+        Poll::Pending
+    }
+
+    fn try_write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.writable.rung.store(false, Ordering::Release);
+        let waker = Waker::from(self.writable.clone());
+        let mut cx = Context::from_waker(&waker);
+        match Pin::new(&mut self.io).poll_write(&mut cx, buf) {
+            Poll::Ready(Ok(n)) => {
+                // A stream that buffers (TLS) sends on flush; one that
+                // cannot yet is flushed on the next write.
+                let _ = Pin::new(&mut self.io).poll_flush(&mut cx);
+                Ok(n)
+            }
+            Poll::Ready(Err(e)) => Err(e),
+            Poll::Pending => {
+                self.blocked = true;
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+        }
+    }
+
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn peer_addr(&self) -> Option<SocketAddr> {
+        self.peer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::counting_waker;
+
+    #[test]
+    fn a_blocked_write_wakes_the_task_once_the_reader_reads() {
+        let (a, mut b) = tokio::io::duplex(8);
+        let mut s = Stream::new(a, None);
+        assert_eq!(s.try_write(b"12345678").ok(), Some(8));
+        assert_eq!(
+            s.try_write(b"9").map_err(|e| e.kind()),
+            Err(io::ErrorKind::WouldBlock)
+        );
+        let (count, waker) = counting_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(s.poll_write_ready(&mut cx).is_pending());
+        // The reader takes the bytes: the stream becomes writable.
+        let mut got = [0u8; 8];
+        let mut rb = ReadBuf::new(&mut got);
+        assert!(Pin::new(&mut b).poll_read(&mut cx, &mut rb).is_ready());
+        assert_eq!(count.count(), 1, "the waiting task was woken");
+        assert!(matches!(s.poll_write_ready(&mut cx), Poll::Ready(Ok(()))));
+        assert_eq!(s.try_write(b"9").ok(), Some(1));
+    }
+
+    #[test]
+    fn input_is_read_ahead_and_handed_out_within_the_room_given() {
+        let (a, mut b) = tokio::io::duplex(64);
+        let mut s = Stream::new(a, None);
+        let (_, waker) = counting_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(s.poll_read_ready(&mut cx).is_pending());
+        assert!(Pin::new(&mut b).poll_write(&mut cx, b"hello").is_ready());
+        assert!(s.poll_read_ready(&mut cx).is_ready());
+        let mut buf = BytesMut::new();
+        assert_eq!(s.read_some(&mut buf, 3).ok(), Some(3));
+        assert_eq!(s.read_some(&mut buf, 3).ok(), Some(2));
+        assert_eq!(&buf[..], b"hello");
+        assert_eq!(
+            s.read_some(&mut buf, 3).map_err(|e| e.kind()),
+            Err(io::ErrorKind::WouldBlock)
+        );
+        drop(b);
+        assert!(s.poll_read_ready(&mut cx).is_ready());
+        assert_eq!(s.read_some(&mut buf, 3).ok(), Some(0), "the end of input");
+    }
+}
