@@ -4,7 +4,9 @@
 //! Layout of the data directory: `LOCK` (held exclusively while a broker
 //! runs on it), `CURRENT` (the name of the live log's directory), and that
 //! directory: `log/` or `log-N/` (a strata-store segment log). Without
-//! `CURRENT` the log is `log/` (as older builds left it).
+//! `CURRENT` the log is `log/` (a data directory no broker compacted yet).
+//! Every file and directory operation but the lock goes through the
+//! [`Storage`] trait, so tests cut power at each sync of a switch.
 //!
 //! Compaction writes the live state into a fresh `log-N+1/` and switches
 //! `CURRENT` to it (write, fsync, rename, fsync the directory): a crash
@@ -49,6 +51,7 @@ pub(crate) struct Durable {
 
 #[derive(Debug)]
 struct Compaction {
+    storage: Arc<dyn Storage>,
     dir: PathBuf,
     share: ShareStrategy,
     fsync: Fsync,
@@ -73,12 +76,13 @@ fn log_name(g: u64) -> String {
 }
 
 /// The generation `CURRENT` names (0 without it).
-fn current_generation(data: &Path) -> io::Result<u64> {
-    let name = match std::fs::read_to_string(data.join("CURRENT")) {
+fn current_generation(storage: &dyn Storage, data: &Path) -> io::Result<u64> {
+    let name = match storage.read(&data.join("CURRENT")) {
         Ok(n) => n,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(e),
     };
+    let name = String::from_utf8_lossy(&name);
     let name = name.trim();
     match name {
         "log" => Ok(0),
@@ -96,23 +100,24 @@ fn current_generation(data: &Path) -> io::Result<u64> {
 }
 
 /// The live log directory of the data directory `data`.
-pub(crate) fn current_log_dir(data: &Path) -> io::Result<PathBuf> {
-    Ok(data.join(log_name(current_generation(data)?)))
+pub(crate) fn current_log_dir(storage: &dyn Storage, data: &Path) -> io::Result<PathBuf> {
+    Ok(data.join(log_name(current_generation(storage, data)?)))
 }
 
-/// Points `CURRENT` at generation `g`, durably.
-fn switch_to(data: &Path, g: u64) -> io::Result<()> {
-    prepare_switch(data, g)?;
-    std::fs::rename(data.join("CURRENT.tmp"), data.join("CURRENT"))?;
-    sync_dir(data)
-}
-
-/// Writes `CURRENT.tmp` naming generation `g`, durably; renaming it over
-/// `CURRENT` is the switch.
-fn prepare_switch(data: &Path, g: u64) -> io::Result<()> {
-    let mut f = File::create(data.join("CURRENT.tmp"))?;
-    io::Write::write_all(&mut f, log_name(g).as_bytes())?;
-    f.sync_all()
+/// Points `CURRENT` at generation `g`, durably: `CURRENT.tmp` is written
+/// and synced, renamed over `CURRENT` (the switch), and the directory
+/// synced. Returns the result of that last sync: once the rename is done,
+/// the new log is in force whatever happens next, but the old one may only
+/// be removed once the switch is durable.
+fn switch_to(storage: &dyn Storage, data: &Path, g: u64) -> io::Result<io::Result<()>> {
+    let tmp = data.join("CURRENT.tmp");
+    let f = storage.open(&tmp, true)?;
+    f.truncate(0)?;
+    f.write_at(0, log_name(g).as_bytes())?;
+    f.sync_data()?;
+    drop(f);
+    storage.rename(&tmp, &data.join("CURRENT"))?;
+    Ok(storage.sync_dir(data))
 }
 
 /// Copies the records `from..to` of `src` to the end of `dst`.
@@ -155,66 +160,73 @@ fn log_config(fsync: Fsync) -> LogConfig {
     }
 }
 
-/// Finishes a switch a crash interrupted, clears leftovers, and returns
-/// the live generation.
-fn settle_dirs(data: &Path) -> io::Result<u64> {
-    let (log, compact) = (data.join("log"), data.join("log.compact"));
-    if !data.join("CURRENT").exists() && !log.exists() && compact.exists() {
-        // An older build's swap, cut short.
-        std::fs::rename(&compact, &log)?;
+/// Creates the data directory on the real filesystem and takes its
+/// `LOCK`, held for the broker's life: one broker per data directory.
+fn lock_dir(dir: &Path) -> io::Result<File> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot create data directory {}: {e}", dir.display()),
+        )
+    })?;
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("LOCK"))?;
+    if lock.try_lock().is_err() {
+        return Err(io_err(format!(
+            "data directory {} is in use by another broker (LOCK is held); stop it or use another --data-dir",
+            dir.display()
+        )));
     }
-    let g = current_generation(data)?;
+    Ok(lock)
+}
+
+/// Clears what an interrupted compaction left (a log directory `CURRENT`
+/// does not name, `CURRENT.tmp`) and returns the live generation.
+fn settle_dirs(storage: &dyn Storage, data: &Path) -> io::Result<u64> {
+    let g = current_generation(storage, data)?;
     let live = log_name(g);
-    for entry in std::fs::read_dir(data)? {
-        let name = entry?.file_name();
-        let name = name.to_string_lossy();
-        let ours = name == "log" || name.starts_with("log-") || name.starts_with("log.");
-        if (ours && name != live) || name == "CURRENT.tmp" {
-            let path = data.join(&*name);
-            if path.is_dir() {
-                std::fs::remove_dir_all(path)?;
-            } else {
-                std::fs::remove_file(path)?;
-            }
+    let mut removed = false;
+    for name in storage.list_dirs(data)? {
+        if (name == "log" || name.starts_with("log-") || name.starts_with("log.")) && name != live {
+            storage.remove_dir_all(&data.join(&name))?;
+            removed = true;
         }
+    }
+    if storage.list(data)?.iter().any(|n| n == "CURRENT.tmp") {
+        storage.remove(&data.join("CURRENT.tmp"))?;
+        removed = true;
+    }
+    if removed {
+        storage.sync_dir(data)?;
     }
     Ok(g)
 }
 
-fn sync_dir(path: &Path) -> io::Result<()> {
-    File::open(path)?.sync_all()
-}
-
 impl Durable {
     /// Opens (or creates) the data directory, replays and compacts the log.
+    /// `backend` puts its files on another [`Storage`] than the real
+    /// filesystem (tests inject faults there); it takes no `LOCK`.
     pub(crate) fn open(
         config: &StorageConfig,
         dir: &Path,
         share: ShareStrategy,
         backend: Option<Arc<dyn Storage>>,
     ) -> io::Result<(Durable, Recovered)> {
-        if let Some(storage) = backend {
-            return Durable::open_in(config, dir, share, storage);
-        }
-        std::fs::create_dir_all(dir).map_err(|e| {
+        let lock = match backend {
+            Some(_) => None,
+            None => Some(lock_dir(dir)?),
+        };
+        let storage = backend.unwrap_or_else(|| Arc::new(FsStorage));
+        storage.create_dir_all(dir).map_err(|e| {
             io::Error::new(
                 e.kind(),
                 format!("cannot create data directory {}: {e}", dir.display()),
             )
         })?;
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join("LOCK"))?;
-        if lock.try_lock().is_err() {
-            return Err(io_err(format!(
-                "data directory {} is in use by another broker (LOCK is held); stop it or use another --data-dir",
-                dir.display()
-            )));
-        }
-        let generation = settle_dirs(dir)?;
-        let storage: Arc<dyn Storage> = Arc::new(FsStorage);
+        let generation = settle_dirs(&*storage, dir)?;
         let started = Instant::now();
         let log_dir: PathBuf = dir.join(log_name(generation));
         let (log, report) =
@@ -237,10 +249,12 @@ impl Durable {
             Log::open(storage.clone(), &compact_dir, log_config(Fsync::Always)).map_err(io_err)?;
         strata_journal::compact_into(&recovered, &compact, now_ms()).map_err(io_err)?;
         compact.close().map_err(io_err)?;
-        switch_to(dir, generation)?;
-        std::fs::remove_dir_all(&log_dir)?;
+        // Not started unless the switch is durable: the old log goes only
+        // then.
+        switch_to(&*storage, dir, generation)??;
+        storage.remove_dir_all(&log_dir)?;
         let (log, _) =
-            Log::open(storage, &compact_dir, log_config(config.fsync)).map_err(io_err)?;
+            Log::open(storage.clone(), &compact_dir, log_config(config.fsync)).map_err(io_err)?;
         let left = log.next_offset() - log.first_offset();
         tracing::info!(
             records = recovered.records,
@@ -254,8 +268,9 @@ impl Durable {
             Durable {
                 log: RwLock::new(log),
                 next_id,
-                _lock: Some(lock),
+                _lock: lock,
                 compaction: Some(Compaction {
+                    storage,
                     dir: dir.to_path_buf(),
                     share,
                     fsync: config.fsync,
@@ -266,31 +281,6 @@ impl Durable {
                     appends: AtomicU64::new(0),
                     wanted: tokio::sync::Notify::new(),
                 }),
-            },
-            recovered,
-        ))
-    }
-
-    /// [`Durable::open`] on another storage: replay only (no lock file, no
-    /// compaction, which renames directories).
-    fn open_in(
-        config: &StorageConfig,
-        dir: &Path,
-        share: ShareStrategy,
-        storage: Arc<dyn Storage>,
-    ) -> io::Result<(Durable, Recovered)> {
-        storage.create_dir_all(dir)?;
-        let (log, _) =
-            Log::open(storage, dir.join("log"), log_config(config.fsync)).map_err(io_err)?;
-        let recovered =
-            strata_journal::replay(&log, share, crate::clock::now(), now_ms()).map_err(io_err)?;
-        let next_id = AtomicU64::new(recovered.next_id.max(1));
-        Ok((
-            Durable {
-                log: RwLock::new(log),
-                next_id,
-                _lock: None,
-                compaction: None,
             },
             recovered,
         ))
@@ -375,11 +365,12 @@ impl Durable {
             .sum();
         state.next_id = self.next_id.fetch_add(held as u64 + 1, Ordering::Relaxed);
         let next_gen = *generation + 1;
-        let next_dir = c.dir.join(log_name(next_gen));
-        if next_dir.exists() {
-            std::fs::remove_dir_all(&next_dir)?;
+        let next_name = log_name(next_gen);
+        let next_dir = c.dir.join(&next_name);
+        let storage = c.storage.clone();
+        if storage.list_dirs(&c.dir)?.contains(&next_name) {
+            storage.remove_dir_all(&next_dir)?;
         }
-        let storage: Arc<dyn Storage> = Arc::new(FsStorage);
         let result = (|| {
             let (next, _) =
                 Log::open(storage.clone(), &next_dir, log_config(Fsync::Always)).map_err(io_err)?;
@@ -408,16 +399,14 @@ impl Durable {
                 // the configured policy.
                 _ => {
                     next.close().map_err(io_err)?;
-                    Log::open(storage, &next_dir, log_config(c.fsync))
+                    Log::open(storage.clone(), &next_dir, log_config(c.fsync))
                         .map_err(io_err)?
                         .0
                 }
             };
-            prepare_switch(&c.dir, next_gen)?;
             // The switch. Once the rename is done the new log is the one
             // in force, whatever happens next.
-            std::fs::rename(c.dir.join("CURRENT.tmp"), c.dir.join("CURRENT"))?;
-            let synced = sync_dir(&c.dir);
+            let synced = switch_to(&*storage, &c.dir, next_gen)?;
             let after = fresh.next_offset() - fresh.first_offset();
             let old = std::mem::replace(&mut *live, fresh);
             drop(live);
@@ -435,7 +424,7 @@ impl Durable {
                     // The old log goes only once the switch is durable; if
                     // it is not, a machine crash may bring the old CURRENT
                     // back, and its log with it.
-                    Ok(()) => std::fs::remove_dir_all(old_dir)?,
+                    Ok(()) => storage.remove_dir_all(&old_dir)?,
                     Err(e) => {
                         tracing::error!(error = %e, dir = %old_dir.display(), "the switch to the compacted log may not be durable: the old log is kept")
                     }
@@ -449,7 +438,7 @@ impl Durable {
                 Ok(())
             }
             Err(e) => {
-                let _ = std::fs::remove_dir_all(&next_dir);
+                let _ = storage.remove_dir_all(&next_dir);
                 Err(e)
             }
         }
@@ -478,6 +467,9 @@ impl Durable {
         });
     }
 }
+
+#[cfg(test)]
+mod power_cut;
 
 #[cfg(test)]
 mod tests {
@@ -571,7 +563,7 @@ mod tests {
         })
         .unwrap();
         c.running.store(false, Ordering::Release);
-        assert_eq!(current_generation(&dir).unwrap(), 2);
+        assert_eq!(current_generation(&FsStorage, &dir).unwrap(), 2);
         let logs = std::fs::read_dir(&dir)
             .unwrap()
             .filter(|e| {

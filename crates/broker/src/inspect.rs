@@ -76,6 +76,12 @@ impl Storage for ReadOnly {
     fn rename(&self, from: &Path, _: &Path) -> io::Result<()> {
         Err(refused("renaming", from))
     }
+    fn list_dirs(&self, dir: &Path) -> io::Result<Vec<String>> {
+        self.0.list_dirs(dir)
+    }
+    fn remove_dir_all(&self, dir: &Path) -> io::Result<()> {
+        Err(refused("removing", dir))
+    }
     fn remove(&self, path: &Path) -> io::Result<()> {
         Err(refused("removing", path))
     }
@@ -244,7 +250,7 @@ fn printable(p: &[u8]) -> String {
 /// Writes a summary and every record of the log under `dir` (a data
 /// directory or its `log/`) to `out`.
 pub fn inspect(dir: &Path, out: &mut dyn io::Write) -> io::Result<()> {
-    let current = crate::durable::current_log_dir(dir)?;
+    let current = crate::durable::current_log_dir(&FsStorage, dir)?;
     let log_dir = if current.is_dir() {
         current
     } else {

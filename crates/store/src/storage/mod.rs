@@ -34,6 +34,11 @@ pub trait Storage: Send + Sync + fmt::Debug {
     fn remove(&self, path: &Path) -> io::Result<()>;
     /// The names of the files in `dir` (not subdirectories), in no order.
     fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// The names of the subdirectories of `dir`, in no order.
+    fn list_dirs(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// Removes `dir` and everything in it; durable once its parent is
+    /// synced ([`Storage::sync_dir`]).
+    fn remove_dir_all(&self, dir: &Path) -> io::Result<()>;
     /// Makes the names in `dir` durable (`fsync` on the directory).
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
 }

@@ -5,7 +5,9 @@
 //! - each file has durable contents and the list of writes and truncations
 //!   made since its last `sync_data`; reads see everything written;
 //! - each name (create, rename, remove) is durable after `sync_dir` on its
-//!   directory; directories themselves are durable once created;
+//!   directory; directories themselves are durable once created, and a
+//!   directory's removal (with everything in it, at once) after `sync_dir`
+//!   on its parent;
 //! - a crash keeps the durable names and, per file, the durable contents
 //!   plus, depending on [`CrashMode`], nothing, a prefix of the unsynced
 //!   operations in order, or such a prefix and a torn next write;
@@ -111,6 +113,9 @@ struct Sim {
     names: BTreeMap<PathBuf, u64>,
     durable_names: BTreeMap<PathBuf, u64>,
     dirs: BTreeSet<PathBuf>,
+    /// Directories removed whose removal is not durable yet: a crash
+    /// brings them back, with their durable names.
+    removed_dirs: BTreeSet<PathBuf>,
     plan: FaultPlan,
     sync_points: u64,
     writes_since_plan: u64,
@@ -294,12 +299,14 @@ impl Sim {
                 },
             );
         }
+        let mut dirs = self.dirs.clone();
+        dirs.extend(self.removed_dirs.iter().cloned());
         Sim {
             next_id: self.next_id,
             files,
             names: self.durable_names.clone(),
             durable_names: self.durable_names.clone(),
-            dirs: self.dirs.clone(),
+            dirs,
             ..Sim::default()
         }
     }
@@ -351,6 +358,19 @@ impl Storage for SimStorage {
         sim.check_power()?;
         for a in dir.ancestors() {
             sim.dirs.insert(a.to_path_buf());
+            // Made again before its removal was durable: a crash keeps the
+            // new one, not the old one's names.
+            if sim.removed_dirs.remove(a) {
+                let stale: Vec<PathBuf> = sim
+                    .durable_names
+                    .keys()
+                    .filter(|p| p.starts_with(a))
+                    .cloned()
+                    .collect();
+                for p in stale {
+                    sim.durable_names.remove(&p);
+                }
+            }
         }
         Ok(())
     }
@@ -418,10 +438,56 @@ impl Storage for SimStorage {
             .collect())
     }
 
+    fn list_dirs(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let sim = self.lock();
+        sim.check_power()?;
+        if !sim.dirs.contains(dir) {
+            return Err(not_found(dir));
+        }
+        Ok(sim
+            .dirs
+            .iter()
+            .filter(|p| p.parent() == Some(dir))
+            .filter_map(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .collect())
+    }
+
+    fn remove_dir_all(&self, dir: &Path) -> io::Result<()> {
+        let mut sim = self.lock();
+        sim.check_power()?;
+        if !sim.dirs.contains(dir) {
+            return Err(not_found(dir));
+        }
+        sim.names.retain(|p, _| !p.starts_with(dir));
+        let gone: Vec<PathBuf> = sim
+            .dirs
+            .iter()
+            .filter(|d| d.starts_with(dir))
+            .cloned()
+            .collect();
+        for d in gone {
+            sim.dirs.remove(&d);
+            sim.removed_dirs.insert(d);
+        }
+        Ok(())
+    }
+
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut sim = self.lock();
         sim.stats.dir_syncs += 1;
         sim.sync_point(|sim| {
+            // Removed subdirectories are gone for good, with what they held.
+            let removed: Vec<PathBuf> = sim
+                .removed_dirs
+                .iter()
+                .filter(|d| d.parent() == Some(dir))
+                .cloned()
+                .collect();
+            for d in removed {
+                sim.removed_dirs.retain(|r| !r.starts_with(&d));
+                sim.durable_names.retain(|p, _| !p.starts_with(&d));
+            }
             sim.durable_names.retain(|p, _| p.parent() != Some(dir));
             let current: Vec<(PathBuf, u64)> = sim
                 .names
