@@ -137,8 +137,8 @@ pub struct BrokerConfig {
     pub storage: StorageConfig,
     /// Where the data directory's files live: `None` is the real
     /// filesystem. Tests put a fault-injecting `strata_store::SimStorage`
-    /// here; the data directory is then a path inside it, with no lock file
-    /// and no compaction at start-up.
+    /// here; the data directory is then a path inside it, with no lock
+    /// file.
     pub storage_backend: Option<std::sync::Arc<dyn strata_store::Storage>>,
     /// Who may connect ([`crate::auth`]); everyone by default.
     pub authenticator: std::sync::Arc<dyn crate::auth::Authenticator>,
