@@ -1,6 +1,7 @@
 //! The journal on a real log over `SimStorage`: the bytes (`format`),
 //! replay against what live routing does (`replay`), and compaction
-//! (`compaction`). Here: the builders and helpers they share.
+//! (`compaction`), and all of it against a model of what must survive
+//! (`model`). Here: the builders and helpers they share.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,6 +22,7 @@ const T0: i64 = 1_700_000_000_000;
 
 mod compaction;
 mod format;
+mod model;
 mod replay;
 
 fn s(v: &str) -> MqttStr {
