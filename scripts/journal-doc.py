@@ -6,12 +6,13 @@ they differ."""
 import re, sys
 
 src = open('crates/journal/src/lib.rs').read().split('\n')
-start = next(i for i, l in enumerate(src) if l.startswith('//! All integers are little-endian'))
+start = next(i for i, l in enumerate(src) if l.startswith('//! A journal is a strata-store log directory'))
 end = next(i for i, l in enumerate(src) if 'decoding never panics.' in l)
 body = '\n'.join(l[4:] if l.startswith('//! ') else l[3:] for l in src[start:end + 1])
 body = re.sub(r'\(\[`JournalError::Malformed`\], naming the\s*record\'s offset\)',
               "(the broker refuses to start, naming the record's offset)", body)
 body = re.sub(r'\[`Entry::(\w+)`\]', r'`\1`', body)
+body = re.sub(r'\[`(\w+)`\]', r'`\1`', body)
 section = """## The broker's journal: what the records hold
 
 The broker keeps everything it must remember across a restart as records

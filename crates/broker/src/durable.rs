@@ -183,6 +183,40 @@ fn lock_dir(dir: &Path) -> io::Result<File> {
     Ok(lock)
 }
 
+/// Writes the journal's `FORMAT` file into the new log directory `dir`,
+/// durably, before a switch makes it the live one.
+fn write_format(storage: &dyn Storage, dir: &Path) -> io::Result<()> {
+    let f = storage.open(&dir.join(strata_journal::FORMAT_FILE), true)?;
+    f.truncate(0)?;
+    f.write_at(0, &strata_journal::format_file())?;
+    f.sync_data()?;
+    storage.sync_dir(dir)
+}
+
+/// Refuses a live log directory whose journal format this build does not
+/// read; one with no segments yet (a new data directory) has none to
+/// check.
+fn check_format(storage: &dyn Storage, dir: &Path) -> io::Result<()> {
+    let contents = match storage.read(&dir.join(strata_journal::FORMAT_FILE)) {
+        Ok(c) => Some(c),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let empty = match storage.list(dir) {
+                Ok(files) => files.is_empty(),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => true,
+                Err(e) => return Err(e),
+            };
+            if empty {
+                return Ok(());
+            }
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    strata_journal::check_format(contents.as_deref())
+        .map(drop)
+        .map_err(|e| io_err(format!("{}: {e}", dir.display())))
+}
+
 /// Clears what an interrupted compaction left (a log directory `CURRENT`
 /// does not name, `CURRENT.tmp`) and returns the live generation.
 fn settle_dirs(storage: &dyn Storage, data: &Path) -> io::Result<u64> {
@@ -229,6 +263,7 @@ impl Durable {
         let generation = settle_dirs(&*storage, dir)?;
         let started = Instant::now();
         let log_dir: PathBuf = dir.join(log_name(generation));
+        check_format(&*storage, &log_dir)?;
         let (log, report) =
             Log::open(storage.clone(), &log_dir, log_config(config.fsync)).map_err(io_err)?;
         if let Some(t) = &report.truncated {
@@ -249,6 +284,7 @@ impl Durable {
             Log::open(storage.clone(), &compact_dir, log_config(Fsync::Always)).map_err(io_err)?;
         strata_journal::compact_into(&recovered, &compact, now_ms()).map_err(io_err)?;
         compact.close().map_err(io_err)?;
+        write_format(&*storage, &compact_dir)?;
         // Not started unless the switch is durable: the old log goes only
         // then.
         switch_to(&*storage, dir, generation)??;
@@ -375,6 +411,7 @@ impl Durable {
             let (next, _) =
                 Log::open(storage.clone(), &next_dir, log_config(Fsync::Always)).map_err(io_err)?;
             strata_journal::compact_into(&state, &next, now_ms).map_err(io_err)?;
+            write_format(&*storage, &next_dir)?;
             during();
             // What was appended meanwhile, while appends go on.
             let mut from = cut;

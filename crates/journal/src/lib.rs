@@ -22,6 +22,11 @@
 //!
 //! # Format, version 1
 //!
+//! A journal is a strata-store log directory with a file `FORMAT` beside
+//! its segments: the text `strata-journal 1` and a newline. A build reads
+//! the versions in [`READS`] and refuses any other, or a journal without
+//! the file ([`check_format`]).
+//!
 //! All integers are little-endian. A string is a `u32` byte length and that
 //! many bytes of UTF-8 without U+0000; binary data is the same without the
 //! UTF-8 rule. The record timestamp is when the entry was written, in
@@ -376,6 +381,55 @@ pub enum JournalError {
          directory aside to start without the stored sessions and retained messages"
     )]
     Malformed { offset: u64, what: String },
+    /// The journal's `FORMAT` file names a version this build does not
+    /// read, or is missing or unreadable.
+    #[error(
+        "the journal is {found}, and this build reads journal format version {reads}: start \
+         the Strata version that wrote it, or move the data directory aside to start without \
+         the stored sessions and retained messages",
+        reads = READS.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+    )]
+    Format { found: String },
+}
+
+/// The journal format this build writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The journal formats this build reads.
+pub const READS: &[u32] = &[FORMAT_VERSION];
+
+/// The file beside a journal's segments that names its format.
+pub const FORMAT_FILE: &str = "FORMAT";
+
+/// The contents of [`FORMAT_FILE`] for a journal this build writes.
+pub fn format_file() -> Vec<u8> {
+    format!("strata-journal {FORMAT_VERSION}\n").into_bytes()
+}
+
+/// Checks the contents of a journal's [`FORMAT_FILE`] (`None`: there is
+/// none) and returns its version if this build reads it.
+pub fn check_format(contents: Option<&[u8]>) -> Result<u32, JournalError> {
+    let Some(contents) = contents else {
+        return Err(JournalError::Format {
+            found: format!("without a {FORMAT_FILE} file (so of no known format)"),
+        });
+    };
+    let text = String::from_utf8_lossy(contents);
+    let version = text
+        .strip_prefix("strata-journal ")
+        .and_then(|v| v.trim_end().parse::<u32>().ok());
+    match version {
+        Some(v) if READS.contains(&v) => Ok(v),
+        Some(v) => Err(JournalError::Format {
+            found: format!("format version {v}"),
+        }),
+        None => Err(JournalError::Format {
+            found: format!(
+                "of no known format ({FORMAT_FILE} says {:?})",
+                text.trim_end()
+            ),
+        }),
+    }
 }
 
 /// The state rebuilt by [`replay`].

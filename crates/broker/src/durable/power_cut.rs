@@ -230,3 +230,29 @@ fn a_power_cut_at_any_sync_of_the_start_up_compaction_keeps_the_state() {
         assert_eq!(logs.len(), 1, "{cut:?}: {logs:?}");
     }
 }
+
+#[test]
+fn a_journal_of_another_format_version_is_refused_by_name() {
+    let sim = SimStorage::new();
+    let (d, _) = open_sim(&sim).expect("open");
+    populate(&d);
+    let after = sim.crash(CrashMode::DropUnsynced);
+    drop(d);
+    let live = current_log_dir(&after, Path::new(DIR)).expect("CURRENT");
+    after
+        .write_file(&live.join("FORMAT"), b"strata-journal 2\n")
+        .expect("write");
+    let e = open_sim(&after).expect_err("refused");
+    let text = e.to_string();
+    assert!(
+        text.starts_with(&format!(
+            "{}: the journal is format version 2, and this build reads journal format version 1",
+            live.display()
+        )),
+        "{text}"
+    );
+    // Without the file, a journal with segments is refused too.
+    after.remove(&live.join("FORMAT")).expect("remove");
+    let e = open_sim(&after).expect_err("refused");
+    assert!(e.to_string().contains("without a FORMAT file"), "{e}");
+}

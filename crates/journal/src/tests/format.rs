@@ -492,3 +492,23 @@ fn a_malformed_record_names_its_offset() {
     assert!(e.to_string().contains("offset 8"), "{e}");
     assert!(e.to_string().contains("topic filter \"a/#/b\""), "{e}");
 }
+
+#[test]
+fn the_format_file_names_the_version_and_other_versions_are_refused() {
+    assert_eq!(format_file(), b"strata-journal 1\n");
+    assert_eq!(check_format(Some(&format_file())).ok(), Some(1));
+    let e = check_format(Some(b"strata-journal 2\n")).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "the journal is format version 2, and this build reads journal format version 1: start \
+         the Strata version that wrote it, or move the data directory aside to start without \
+         the stored sessions and retained messages"
+    );
+    let e = check_format(None).unwrap_err();
+    assert!(
+        e.to_string().starts_with("the journal is without a FORMAT file (so of no known format), and this build reads journal format version 1"),
+        "{e}"
+    );
+    let e = check_format(Some(b"hello")).unwrap_err();
+    assert!(e.to_string().contains("FORMAT says \"hello\""), "{e}");
+}
