@@ -9,44 +9,57 @@
 # The paced latency scenarios run five times, alternating brokers, and the
 # table gives the median of each figure.
 #
-# Usage: bench/compare.sh [--quick] [--durable]
+# Usage: bench/compare.sh [--quick] [--durable] [--ab STRATA_BINARY] [--rounds N]
 #   --quick    3 s runs, 1k connections
 #   --durable  the durable path instead: QoS 1 fan-in to persistent
 #              subscribers, Strata with a data directory (fsync always, then
 #              never) against Mosquitto with persistence on
-# Results (JSON lines) are kept in target/bench-results/.
+#   --ab BIN   this Strata against another Strata binary (an earlier build)
+#              instead of the peers: every scenario runs --rounds times
+#              (default 5), alternating the two, and the table gives medians
+#   --rounds N rounds of every scenario (default 1; the paced latency
+#              scenarios always run at least LATENCY_ROUNDS times)
+#   --only RE  only the scenarios whose name matches the regular expression
+# Results (JSON lines) are kept in bench/results/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=10
 CONNS=10000
 DURABLE=0
+AB=
+ROUNDS=1
+ONLY=
 # The paced latency scenarios run this many times, alternating brokers; the
 # table gives the median (one run's p99 is a few wake-ups of an idle vCPU,
 # and on a shared host five rounds still swung the one-pair median from
 # 1.18x to 0.91x between runs of the same code).
 LATENCY_ROUNDS=9
-for arg in "$@"; do
-  case "$arg" in
+while [[ $# -gt 0 ]]; do
+  case "$1" in
     --quick) DURATION=3; CONNS=1000; LATENCY_ROUNDS=3 ;;
     --durable) DURABLE=1 ;;
-    *) echo "unknown argument $arg" >&2; exit 2 ;;
+    --ab) AB=$(realpath "$2"); shift; LATENCY_ROUNDS=0; [[ $ROUNDS == 1 ]] && ROUNDS=5 ;;
+    --rounds) ROUNDS=$2; shift ;;
+    --only) ONLY=$2; shift ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
+  shift
 done
 
 tools=target/bench-tools
-results=target/bench-results
+results=bench/results
 mkdir -p "$tools" "$results"
 run_id=$(date -u +%Y%m%dT%H%M%SZ)
 out="$results/$run_id.jsonl"
 
 need_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
-if ! command -v mosquitto >/dev/null && [[ ! -x /usr/sbin/mosquitto ]]; then
+if [[ -z $AB ]] && ! command -v mosquitto >/dev/null && [[ ! -x /usr/sbin/mosquitto ]]; then
   need_root apt-get update -qq
   need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null
 fi
 MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
-if [[ ! -x "$tools/bin/rumqttd" ]]; then
+if [[ -z $AB && ! -x "$tools/bin/rumqttd" ]]; then
   # Not --locked: its lock file pins a metrics release that rustc 1.95 refuses.
   cargo install rumqttd --version 0.20.0 --root "$tools" >/dev/null
 fi
@@ -109,12 +122,16 @@ sed -e 's/^persistence false/persistence true/' "$conf_dir/mosquitto.conf" > "$c
 echo "persistence_location $conf_dir/" >> "$conf_dir/mosquitto-persist.conf"
 
 start_broker() {
+  # Every run starts from an empty data directory.
+  rm -rf "$conf_dir"/data-*
   case "$1" in
     # In memory, as Mosquitto and rumqttd run in the main table.
     strata) taskset -c 0 "$STRATA" serve -q --in-memory --config "$conf_dir/strata.toml" >/dev/null 2>&1 & ;;
+    strata-base) taskset -c 0 "$AB" serve -q --in-memory --config "$conf_dir/strata.toml" >/dev/null 2>&1 & ;;
     mosquitto) taskset -c 0 "$MOSQUITTO" -c "$conf_dir/mosquitto.conf" >/dev/null 2>&1 & ;;
     rumqttd) taskset -c 0 "$RUMQTTD" -c "$conf_dir/rumqttd.toml" -q >/dev/null 2>&1 & ;;
     strata-fsync-always) taskset -c 0 "$STRATA" serve -q --config "$conf_dir/strata-always.toml" >/dev/null 2>&1 & ;;
+    strata-base-fsync-always) taskset -c 0 "$AB" serve -q --config "$conf_dir/strata-always.toml" >/dev/null 2>&1 & ;;
     strata-fsync-never) taskset -c 0 "$STRATA" serve -q --config "$conf_dir/strata-never.toml" >/dev/null 2>&1 & ;;
     mosquitto-persist) taskset -c 0 "$MOSQUITTO" -c "$conf_dir/mosquitto-persist.conf" >/dev/null 2>&1 & ;;
   esac
@@ -149,13 +166,23 @@ latency=(
 )
 
 brokers=(strata mosquitto rumqttd)
+if [[ -n $AB ]]; then
+  brokers=(strata strata-base)
+fi
 if [[ $DURABLE == 1 ]]; then
   brokers=(strata-fsync-always strata-fsync-never mosquitto-persist)
+  [[ -n $AB ]] && brokers=(strata-fsync-always strata-base-fsync-always)
   scenarios=(
     "durable fan-in qos1, 10 publishers|--scenario fan-in -n 10 -q 1 -s 64 -d $DURATION --persistent --inflight 1024"
     "durable fan-in qos1, 50 publishers|--scenario fan-in -n 50 -q 1 -s 64 -d $DURATION --persistent --inflight 1024"
   )
   latency=()
+fi
+
+if [[ -n $ONLY ]]; then
+  keep() { local s; for s in "$@"; do [[ ${s%%|*} =~ $ONLY ]] && printf '%s\n' "$s"; done; return 0; }
+  mapfile -t scenarios < <(keep "${scenarios[@]}")
+  mapfile -t latency < <(keep "${latency[@]+"${latency[@]}"}")
 fi
 
 # One scenario against one broker: start it, run, record, stop it.
@@ -172,13 +199,15 @@ run_one() {
   stop_broker
 }
 
-for broker in "${brokers[@]}"; do
-  for s in "${scenarios[@]}"; do
-    run_one "$broker" "$s"
+for _ in $(seq 1 "$ROUNDS"); do
+  for broker in "${brokers[@]}"; do
+    for s in "${scenarios[@]}"; do
+      run_one "$broker" "$s"
+    done
   done
 done
 if [[ ${#latency[@]} -gt 0 ]]; then
-  for _ in $(seq 1 "$LATENCY_ROUNDS"); do
+  for _ in $(seq 1 "$(( ROUNDS > LATENCY_ROUNDS ? ROUNDS : LATENCY_ROUNDS ))"); do
     for broker in "${brokers[@]}"; do
       for s in "${latency[@]}"; do
         run_one "$broker" "$s"

@@ -59,7 +59,8 @@ pub struct Identity {
 
 impl Identity {
     /// An identity with this user name and grants; the broker fills in
-    /// the client id, peer address and certificate.
+    /// the client id and the peer address (and, once a transport verifies
+    /// client certificates, the certificate).
     pub fn user(
         username: Option<Arc<str>>,
         grants: Option<Arc<dyn Any + Send + Sync>>,
@@ -115,7 +116,10 @@ pub trait Authenticator: Send + Sync + fmt::Debug + 'static {
         false
     }
 
-    /// A CONNECT passed the protocol checks.
+    /// A CONNECT passed the protocol checks. The connection waits for the
+    /// decision and does nothing else meanwhile: past 4 s the client is
+    /// refused with 0x89 Server busy (so is a slow step or
+    /// re-authentication).
     fn connect<'a>(&'a self, client: ConnectInfo<'a>) -> AuthFuture<'a>;
 
     /// A connected client asks to re-authenticate (AUTH 0x19, MQTT 5)
@@ -143,6 +147,8 @@ pub trait AuthExchange: Send + fmt::Debug {
 pub trait Authorizer: Send + Sync + fmt::Debug + 'static {
     /// Whether `who` may publish to `topic`. A denied QoS 1 or 2 PUBLISH is
     /// answered 0x87 (MQTT 5) and dropped; a denied QoS 0 one is dropped.
+    /// Asked about the will at CONNECT too: a denied will refuses the
+    /// CONNECT with 0x87 (3.1.1: return code 5).
     fn publish(&self, who: &Identity, topic: &str, qos: QoS, retain: bool) -> bool;
 
     /// Whether `who` may subscribe to `filter`; a denied filter gets 0x87
@@ -157,7 +163,9 @@ pub trait Authorizer: Send + Sync + fmt::Debug + 'static {
 
     /// Whether `who` may receive a message on `topic` that one of its
     /// subscriptions matched (a wildcard, or a retained message on
-    /// subscribing). A denied one is dropped, as if never routed to it.
+    /// subscribing). A denied one is dropped, as if never routed to it; a
+    /// message a share group gave to a denied member is dropped, not given
+    /// to another member.
     fn deliver(&self, who: &Identity, topic: &str) -> bool {
         let _ = (who, topic);
         true

@@ -33,7 +33,8 @@ pub struct Broker {
     permits: Arc<Semaphore>,
 }
 
-/// Serves connections to a [`Broker`] from anywhere ([`Broker::handle`]).
+/// Serves connections to a [`Broker`] from other tasks of its tokio runtime
+/// ([`Broker::handle`]).
 #[derive(Debug, Clone)]
 pub struct Handle {
     shared: Weak<Shared>,

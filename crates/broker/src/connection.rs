@@ -248,7 +248,7 @@ pub(crate) fn run<T: Transport>(
                     let deadline = conn.session.poll_timeout();
                     Box::pin(wait_unattached(&conn.shared, stream, deadline)).await
                 };
-                let now = now.unwrap_or_else(Instant::now);
+                let now = now.unwrap_or_else(crate::clock::now);
                 // The mail is taken after the socket is read (its
                 // acknowledgements free the in-flight window first); a takeover
                 // or shutdown ends the connection, and is noted at once.
@@ -561,6 +561,11 @@ impl Conn {
             if let Poll::Ready(r) = stream.poll_write_ready(cx) {
                 wakes.writable = Some(r);
             }
+        } else if stream.wants_write()
+            && let Poll::Ready(r) = stream.poll_write_ready(cx)
+        {
+            // What the transport took is on its way now (or failed).
+            wakes.writable = Some(r);
         }
         if self.holding() && !self.holds_back() {
             // Held packets wait for nothing any more.
@@ -580,7 +585,7 @@ impl Conn {
             }
         }
         if wakes.any() {
-            wakes.now.get_or_insert_with(Instant::now);
+            wakes.now.get_or_insert_with(crate::clock::now);
             Poll::Ready(wakes)
         } else {
             Poll::Pending

@@ -156,6 +156,7 @@ fn log_config(fsync: Fsync) -> LogConfig {
             Fsync::Interval(d) => FsyncPolicy::Interval(d),
             Fsync::Never => FsyncPolicy::Never,
         },
+        foreign_files: &[strata_journal::FORMAT_FILE],
         ..LogConfig::default()
     }
 }
@@ -194,26 +195,17 @@ fn write_format(storage: &dyn Storage, dir: &Path) -> io::Result<()> {
 }
 
 /// Refuses a live log directory whose journal format this build does not
-/// read; one with no segments yet (a new data directory) has none to
-/// check.
-fn check_format(storage: &dyn Storage, dir: &Path) -> io::Result<()> {
+/// read. Returns whether the directory has no `FORMAT` file: then the log
+/// must hold no record (a new data directory, or a first start cut short
+/// before its compaction), which the caller checks once it is open.
+fn check_format(storage: &dyn Storage, dir: &Path) -> io::Result<bool> {
     let contents = match storage.read(&dir.join(strata_journal::FORMAT_FILE)) {
-        Ok(c) => Some(c),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let empty = match storage.list(dir) {
-                Ok(files) => files.is_empty(),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => true,
-                Err(e) => return Err(e),
-            };
-            if empty {
-                return Ok(());
-            }
-            None
-        }
+        Ok(c) => c,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
         Err(e) => return Err(e),
     };
-    strata_journal::check_format(contents.as_deref())
-        .map(drop)
+    strata_journal::check_format(Some(&contents))
+        .map(|_| false)
         .map_err(|e| io_err(format!("{}: {e}", dir.display())))
 }
 
@@ -263,9 +255,17 @@ impl Durable {
         let generation = settle_dirs(&*storage, dir)?;
         let started = Instant::now();
         let log_dir: PathBuf = dir.join(log_name(generation));
-        check_format(&*storage, &log_dir)?;
+        let unformatted = check_format(&*storage, &log_dir)?;
         let (log, report) =
             Log::open(storage.clone(), &log_dir, log_config(config.fsync)).map_err(io_err)?;
+        if unformatted && log.next_offset() > log.first_offset() {
+            let e = strata_journal::check_format(None).err();
+            return Err(io_err(format!(
+                "{}: {}",
+                log_dir.display(),
+                e.map_or_else(String::new, |e| e.to_string())
+            )));
+        }
         if let Some(t) = &report.truncated {
             tracing::warn!(
                 file = %t.path.display(),

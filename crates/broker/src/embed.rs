@@ -5,7 +5,7 @@
 //! the subscribers' mailboxes with their limits.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 use strata_codec::topic::{parse_filter, validate_topic_name};
@@ -130,7 +130,9 @@ impl Received {
 /// first), as a slow client would.
 #[derive(Debug)]
 pub struct Subscription {
-    shared: Arc<Shared>,
+    /// Weak: a subscription does not keep a broker that shut down alive
+    /// (nor its data directory locked).
+    shared: Weak<Shared>,
     key: u64,
     mailbox: Arc<Mailbox>,
     queue: VecDeque<Delivery>,
@@ -174,7 +176,7 @@ pub(crate) fn subscribe(
         |_| true,
     );
     Ok(Subscription {
-        shared: shared.clone(),
+        shared: Arc::downgrade(shared),
         key,
         mailbox,
         queue: done.retained.into(),
@@ -208,6 +210,8 @@ impl Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         self.mailbox.detach();
-        self.shared.routes().remove(&[self.key]);
+        if let Some(shared) = self.shared.upgrade() {
+            shared.routes().remove(&[self.key]);
+        }
     }
 }

@@ -12,35 +12,69 @@ use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
 use crate::util::lock;
 
-/// One async lock per client id with a CONNECT in progress; an id's lock
-/// is dropped from the map when its last holder or waiter lets go, so the
-/// map holds only the ids being connected right now.
+/// One async lock per client id with a CONNECT in progress, with the
+/// number of CONNECTs that hold or wait for it; the last one out removes
+/// the id, so the map holds only the ids being connected right now.
 #[derive(Debug, Default)]
 pub(crate) struct ConnectGate {
-    ids: Mutex<HashMap<MqttStr, Arc<AsyncMutex<()>>>>,
+    ids: Mutex<HashMap<MqttStr, Slot>>,
 }
 
-/// Held while one CONNECT of `id` is handled.
+#[derive(Debug, Default)]
+struct Slot {
+    lock: Arc<AsyncMutex<()>>,
+    /// CONNECTs holding or waiting for `lock`.
+    users: usize,
+}
+
+/// One CONNECT's place at an id's slot, from the call to `enter` until it
+/// is done or dropped while waiting.
 #[derive(Debug)]
-pub(crate) struct Pass<'a> {
+struct Claim<'a> {
     gate: &'a ConnectGate,
     id: MqttStr,
-    guard: Option<OwnedMutexGuard<()>>,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        let mut ids = lock(&self.gate.ids);
+        if let Some(slot) = ids.get_mut(&self.id) {
+            slot.users -= 1;
+            if slot.users == 0 {
+                ids.remove(&self.id);
+            }
+        }
+    }
+}
+
+/// Held while one CONNECT of an id is handled.
+#[derive(Debug)]
+pub(crate) struct Pass<'a> {
+    // Released before the claim (fields drop in order): a waiter takes the
+    // lock while the id is still in the map.
+    _guard: OwnedMutexGuard<()>,
+    _claim: Claim<'a>,
 }
 
 impl ConnectGate {
     /// Waits until no other CONNECT of `id` is being handled. The wait
     /// counts from this call, not from the first poll.
     pub(crate) fn enter(&self, id: &MqttStr) -> impl Future<Output = Pass<'_>> + '_ {
-        // Cloned under the map lock, so a holder letting go at the same
-        // time sees this waiter and keeps the entry.
-        let slot = lock(&self.ids).entry(id.clone()).or_default().clone();
-        let id = id.clone();
+        let lock = {
+            let mut ids = lock(&self.ids);
+            let slot = ids.entry(id.clone()).or_default();
+            slot.users += 1;
+            slot.lock.clone()
+        };
+        let claim = Claim {
+            gate: self,
+            id: id.clone(),
+        };
         async move {
+            let guard = lock.lock_owned().await;
             Pass {
-                gate: self,
-                id,
-                guard: Some(slot.lock_owned().await),
+                _guard: guard,
+                _claim: claim,
             }
         }
     }
@@ -51,28 +85,10 @@ impl ConnectGate {
         lock(&self.ids).len()
     }
 
-    /// Whether a CONNECT of `id` waits behind another (its slot has more
-    /// than the map's and the holder's references).
+    /// Whether a CONNECT of `id` waits behind another.
     #[cfg(test)]
     pub(crate) fn is_waited(&self, id: &MqttStr) -> bool {
-        lock(&self.ids)
-            .get(id)
-            .is_some_and(|s| Arc::strong_count(s) > 2)
-    }
-}
-
-impl Drop for Pass<'_> {
-    fn drop(&mut self) {
-        let mut ids = lock(&self.gate.ids);
-        // Released under the map lock: the count below then sees every
-        // waiter that cloned the slot.
-        drop(self.guard.take());
-        if let Some(slot) = ids.get(&self.id) {
-            // One reference in the map, none elsewhere: nobody waits.
-            if Arc::strong_count(slot) == 1 {
-                ids.remove(&self.id);
-            }
-        }
+        lock(&self.ids).get(id).is_some_and(|s| s.users > 1)
     }
 }
 
@@ -119,6 +135,19 @@ mod tests {
         let Poll::Ready(second) = poll(second) else {
             panic!("the second CONNECT of a still waits after the first left");
         };
+        drop(second);
+        assert_eq!(gate.len(), 0);
+    }
+
+    #[test]
+    fn a_connect_dropped_while_waiting_leaves_no_entry() {
+        let gate = ConnectGate::default();
+        let Poll::Ready(first) = poll(pin!(gate.enter(&id("a")))) else {
+            panic!("the first CONNECT of a waited");
+        };
+        let mut second = Box::pin(gate.enter(&id("a")));
+        assert!(poll(second.as_mut()).is_pending());
+        drop(first);
         drop(second);
         assert_eq!(gate.len(), 0);
     }

@@ -257,8 +257,12 @@ pub fn inspect(dir: &Path, out: &mut dyn io::Write) -> io::Result<()> {
         dir.to_path_buf()
     };
     let storage: Arc<dyn Storage> = Arc::new(ReadOnly(FsStorage));
-    let (log, report) = Log::open(storage, &log_dir, LogConfig::default())
-        .map_err(|e| io::Error::other(e.to_string()))?;
+    let config = LogConfig {
+        foreign_files: &[strata_journal::FORMAT_FILE],
+        ..LogConfig::default()
+    };
+    let (log, report) =
+        Log::open(storage, &log_dir, config).map_err(|e| io::Error::other(e.to_string()))?;
     writeln!(
         out,
         "{}: {} segment(s), offsets {}..{}",

@@ -30,8 +30,17 @@ pub trait Transport: Send + 'static {
     /// after all.
     fn read_some(&mut self, buf: &mut BytesMut, room: usize) -> io::Result<usize>;
 
-    /// Ready once a write may take bytes again.
+    /// Ready once a write may take bytes again (and what was written
+    /// earlier is on its way: see [`Transport::wants_write`]).
     fn poll_write_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+
+    /// Whether bytes a write took still wait in the transport to go out
+    /// (a TLS record not flushed yet): the task then waits for
+    /// [`Transport::poll_write_ready`] as it does for its own unsent
+    /// output. TCP has no such bytes.
+    fn wants_write(&self) -> bool {
+        false
+    }
 
     /// Writes what the transport takes of `buf` now; `WouldBlock` when
     /// it takes nothing.
@@ -88,28 +97,45 @@ impl Transport for TcpStream {
 }
 
 /// A polled stream as a [`Transport`]: input is read ahead into a buffer
-/// of its own (made when input comes, dropped when empty), and a write
-/// that would block registers a waker that marks the stream writable.
+/// of its own (made when input comes, dropped when empty); the stream is
+/// always polled with wakers of its own that wake the task that last
+/// waited on it, so a poll outside the task's wait (a last look for a
+/// DISCONNECT, a write) never takes the task's registration away, and a
+/// write that would block, or bytes a write took but could not flush yet,
+/// mark it as waiting to write.
 #[derive(Debug)]
 pub struct Stream<S> {
     io: S,
     peer: Option<SocketAddr>,
     input: BytesMut,
     eof: bool,
+    readable: Arc<Wakeup>,
     /// A write returned `Pending`: writable again once `writable` rang.
     blocked: bool,
-    writable: Arc<WriteWake>,
+    /// A write took bytes that its flush could not send yet.
+    unflushed: bool,
+    writable: Arc<Wakeup>,
 }
 
-/// Rung by the stream when a blocked write may go on; wakes the task that
-/// last waited for it.
+/// Rung by the stream when it may make progress; wakes the task that last
+/// waited for it.
 #[derive(Debug, Default)]
-struct WriteWake {
+struct Wakeup {
     rung: AtomicBool,
     task: Mutex<Option<Waker>>,
 }
 
-impl Wake for WriteWake {
+impl Wakeup {
+    /// Keeps `cx`'s waker for the next ring.
+    fn wait(&self, cx: &Context<'_>) {
+        let mut task = lock(&self.task);
+        if !task.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            *task = Some(cx.waker().clone());
+        }
+    }
+}
+
+impl Wake for Wakeup {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }
@@ -127,27 +153,28 @@ impl Wake for WriteWake {
 /// Bytes read ahead at once.
 const READ_AHEAD: usize = 4096;
 
-impl<S> Stream<S> {
+impl<S: AsyncRead + Unpin> Stream<S> {
     pub fn new(io: S, peer: Option<SocketAddr>) -> Stream<S> {
         Stream {
             io,
             peer,
             input: BytesMut::new(),
             eof: false,
+            readable: Arc::default(),
             blocked: false,
+            unflushed: false,
             writable: Arc::default(),
         }
     }
-}
 
-impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport for Stream<S> {
-    fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if !self.input.is_empty() || self.eof {
-            return Poll::Ready(Ok(()));
-        }
+    /// Reads what the stream has now into `input`, with the stream's own
+    /// waker: ready with whether anything (or the end) came.
+    fn read_ahead(&mut self) -> Poll<io::Result<()>> {
+        let waker = Waker::from(self.readable.clone());
+        let mut cx = Context::from_waker(&waker);
         let mut chunk = [0u8; READ_AHEAD];
         let mut rb = ReadBuf::new(&mut chunk);
-        match Pin::new(&mut self.io).poll_read(cx, &mut rb) {
+        match Pin::new(&mut self.io).poll_read(&mut cx, &mut rb) {
             Poll::Ready(Ok(())) => {
                 if rb.filled().is_empty() {
                     self.eof = true;
@@ -160,8 +187,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport for Stream<S>
             Poll::Pending => Poll::Pending,
         }
     }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport for Stream<S> {
+    fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.input.is_empty() || self.eof {
+            return Poll::Ready(Ok(()));
+        }
+        self.readable.wait(cx);
+        self.read_ahead()
+    }
 
     fn read_some(&mut self, buf: &mut BytesMut, room: usize) -> io::Result<usize> {
+        if self.input.is_empty() && !self.eof {
+            // Called without a wait first (a last look for a DISCONNECT):
+            // what the stream has now.
+            match self.read_ahead() {
+                Poll::Ready(Err(e)) => return Err(e),
+                Poll::Ready(Ok(())) | Poll::Pending => {}
+            }
+        }
         if self.input.is_empty() {
             return if self.eof {
                 Ok(0)
@@ -179,15 +224,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport for Stream<S>
     }
 
     fn poll_write_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if !self.blocked {
+        if !self.blocked && !self.unflushed {
             return Poll::Ready(Ok(()));
         }
-        *lock(&self.writable.task) = Some(cx.waker().clone());
-        if self.writable.rung.swap(false, Ordering::Acquire) {
-            self.blocked = false;
-            return Poll::Ready(Ok(()));
+        self.writable.wait(cx);
+        if self.unflushed {
+            let waker = Waker::from(self.writable.clone());
+            match Pin::new(&mut self.io).poll_flush(&mut Context::from_waker(&waker)) {
+                Poll::Ready(Ok(())) => self.unflushed = false,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
         }
-        Poll::Pending
+        if self.blocked && !self.writable.rung.swap(false, Ordering::Acquire) {
+            return Poll::Pending;
+        }
+        self.blocked = false;
+        Poll::Ready(Ok(()))
     }
 
     fn try_write(&mut self, buf: &[u8]) -> io::Result<usize> {
@@ -196,9 +249,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport for Stream<S>
         let mut cx = Context::from_waker(&waker);
         match Pin::new(&mut self.io).poll_write(&mut cx, buf) {
             Poll::Ready(Ok(n)) => {
-                // A stream that buffers (TLS) sends on flush; one that
-                // cannot yet is flushed on the next write.
-                let _ = Pin::new(&mut self.io).poll_flush(&mut cx);
+                // A stream that buffers (TLS) sends on flush; what it
+                // cannot send yet keeps the task waiting to write.
+                match Pin::new(&mut self.io).poll_flush(&mut cx) {
+                    Poll::Ready(Ok(())) => self.unflushed = false,
+                    Poll::Ready(Err(e)) => return Err(e),
+                    Poll::Pending => self.unflushed = true,
+                }
                 Ok(n)
             }
             Poll::Ready(Err(e)) => Err(e),
@@ -207,6 +264,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport for Stream<S>
                 Err(io::ErrorKind::WouldBlock.into())
             }
         }
+    }
+
+    fn wants_write(&self) -> bool {
+        self.unflushed
     }
 
     fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -264,5 +325,81 @@ mod tests {
         drop(b);
         assert!(s.poll_read_ready(&mut cx).is_ready());
         assert_eq!(s.read_some(&mut buf, 3).ok(), Some(0), "the end of input");
+    }
+
+    /// Takes every write, and sends it only on the second flush.
+    #[derive(Debug, Default)]
+    struct SlowFlush {
+        flushes: usize,
+        sent: bool,
+    }
+
+    impl AsyncRead for SlowFlush {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Poll::Pending
+        }
+    }
+
+    impl AsyncWrite for SlowFlush {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            self.flushes += 1;
+            if self.flushes < 2 {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            self.sent = true;
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[test]
+    fn bytes_a_flush_could_not_send_keep_the_task_waiting_to_write() {
+        let mut s = Stream::new(SlowFlush::default(), None);
+        assert_eq!(s.try_write(b"CONNACK").ok(), Some(7));
+        assert!(s.wants_write(), "taken but not flushed");
+        let (count, waker) = counting_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(matches!(s.poll_write_ready(&mut cx), Poll::Ready(Ok(()))));
+        assert!(s.io.sent && !s.wants_write());
+        assert_eq!(count.count(), 0);
+    }
+
+    #[test]
+    fn a_read_without_a_wait_first_finds_what_the_stream_has() {
+        // A last look for a DISCONNECT reads the stream itself, not only
+        // what was read ahead.
+        let (a, mut b) = tokio::io::duplex(64);
+        let mut s = Stream::new(a, None);
+        let (count, waker) = counting_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(s.poll_read_ready(&mut cx).is_pending());
+        let mut other_cx = Context::from_waker(std::task::Waker::noop());
+        assert!(
+            Pin::new(&mut b)
+                .poll_write(&mut other_cx, &[0xE0, 0])
+                .is_ready()
+        );
+        assert_eq!(count.count(), 1, "the waiting task was woken");
+        let mut buf = BytesMut::new();
+        assert_eq!(s.read_some(&mut buf, 64).ok(), Some(2));
+        assert_eq!(&buf[..], &[0xE0, 0]);
+        // The task is still the one woken for what comes next.
+        assert!(s.poll_read_ready(&mut cx).is_pending());
+        assert!(Pin::new(&mut b).poll_write(&mut other_cx, b"x").is_ready());
+        assert_eq!(count.count(), 2);
     }
 }

@@ -129,3 +129,23 @@ async fn a_subscription_ends_when_the_broker_shuts_down() {
     b.shutdown(Duration::from_secs(1)).await;
     assert!(tokio::time::timeout(WAIT, waiter).await.unwrap().unwrap());
 }
+
+#[tokio::test]
+async fn a_live_subscription_does_not_keep_a_shut_down_broker_alive() {
+    // Its data directory is free again: a new broker starts on it.
+    let dir = std::env::temp_dir().join(format!("strata-embed-live-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = BrokerConfig {
+        sys_interval: None,
+        ..BrokerConfig::default()
+    };
+    config.storage.data_dir = Some(dir.clone());
+    let b = start(config.clone()).await;
+    let mut sub = b.subscribe("#", QoS::AtMostOnce).unwrap();
+    b.shutdown(Duration::from_secs(5)).await;
+    assert!(sub.recv().await.is_none());
+    let b = start(config).await;
+    b.shutdown(Duration::from_secs(1)).await;
+    drop(sub);
+    let _ = std::fs::remove_dir_all(&dir);
+}

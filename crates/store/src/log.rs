@@ -65,6 +65,10 @@ pub struct LogConfig {
     /// Append queue limit, in encoded bytes; same policy. One append larger
     /// than this is still taken when the queue is empty.
     pub max_queued_bytes: u64,
+    /// Files another layer keeps in the log's directory (the journal's
+    /// `FORMAT`): left alone, without the warning any other stray file
+    /// gets.
+    pub foreign_files: &'static [&'static str],
 }
 
 impl Default for LogConfig {
@@ -79,6 +83,7 @@ impl Default for LogConfig {
             retention_ms: None,
             max_queued_appends: 65_536,
             max_queued_bytes: 64 << 20,
+            foreign_files: &[],
         }
     }
 }

@@ -199,6 +199,10 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path, config: &LogConfig) -> 
                 report.removed.push(path);
                 dir_changed = true;
             }
+            None if config
+                .foreign_files
+                .iter()
+                .any(|f| path.file_name() == Some(f.as_ref())) => {}
             None => tracing::warn!(path = %path.display(), "ignoring a file the log does not own"),
         }
     }

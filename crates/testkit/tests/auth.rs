@@ -85,7 +85,9 @@ mod packets {
 
 /// Users: alice/secret and bob/hunter2 by password; by the test method,
 /// whoever answers the challenge with it reversed. A re-authentication
-/// repeats the challenge; an answer of "wrong" fails it.
+/// repeats the challenge; an answer of "wrong" fails it. User `continue`
+/// is asked for an exchange it did not offer; user `slow` is never
+/// answered.
 #[derive(Debug)]
 struct TestAuthenticator;
 
@@ -127,6 +129,18 @@ impl Authenticator for TestAuthenticator {
                     exchange: Box::new(Challenge { nonce: b"nonce-1" }),
                 };
             }
+            match c.username {
+                // Asks for an exchange the client did not offer.
+                Some("continue") => {
+                    return AuthDecision::Continue {
+                        data: None,
+                        exchange: Box::new(Challenge { nonce: b"x" }),
+                    };
+                }
+                // Never decides.
+                Some("slow") => std::future::pending::<()>().await,
+                _ => {}
+            }
             let ok = matches!(
                 (c.username, c.password),
                 (Some("alice"), Some(b"secret")) | (Some("bob"), Some(b"hunter2"))
@@ -157,8 +171,8 @@ impl Authenticator for TestAuthenticator {
     }
 }
 
-/// bob may not publish under `secret/`; nobody may subscribe to
-/// `private/...`; nobody receives `sensors/hidden/...`.
+/// bob may not publish under `secret/` (nor leave a will there); nobody
+/// may subscribe to `private/...`; nobody receives `sensors/hidden/...`.
 #[derive(Debug)]
 struct TestAuthorizer;
 
@@ -385,4 +399,49 @@ async fn reauthentication_succeeds_with_auth_success_and_fails_with_disconnect()
     let d = c.expect(14).await;
     assert_eq!(d.body[0], 0x87, "DISCONNECT: Not authorized");
     assert_eq!(c.read().await, Read::Closed);
+}
+
+#[tokio::test]
+async fn a_will_the_authorizer_denies_refuses_the_connect() {
+    let b = broker().await;
+    let mut c = b.client().await;
+    // 5.0, user bob, a will on secret/x: empty will properties, topic,
+    // payload, then user name and password.
+    let mut body = field(b"MQTT");
+    body.extend_from_slice(&[5, 0xC6, 0, 60, 0]);
+    body.extend(field(b"w"));
+    body.push(0);
+    body.extend(field(b"secret/x"));
+    body.extend(field(b"gone"));
+    body.extend(field(b"bob"));
+    body.extend(field(b"hunter2"));
+    c.send(&packet(0x10, &body)).await;
+    assert_eq!(c.expect(2).await.body[1], 0x87);
+    assert_eq!(c.read().await, Read::Closed);
+}
+
+#[tokio::test]
+async fn an_exchange_for_a_connect_without_a_method_is_refused() {
+    // [MQTT-4.12.0-6]: no AUTH to a client that offered no method.
+    let b = broker().await;
+    let (mut c, code) = login(&b, "c", "continue", "x").await;
+    assert_eq!(code, 0x87);
+    assert_eq!(c.read().await, Read::Closed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_authenticator_that_does_not_decide_refuses_with_server_busy() {
+    let b = broker().await;
+    let started = tokio::time::Instant::now();
+    let mut c = b.client().await;
+    c.send(&connect_v5("s", &[0], Some(("slow", "x")))).await;
+    let Read::Packet(ack) = c.read_within(std::time::Duration::from_secs(60)).await else {
+        panic!("closed without CONNACK");
+    };
+    assert_eq!((ack.packet_type(), ack.body[1]), (2, 0x89));
+    let waited = started.elapsed();
+    assert!(waited >= std::time::Duration::from_secs(4), "{waited:?}");
+    // The broker goes on.
+    let (_, code) = login(&b, "a", "alice", "secret").await;
+    assert_eq!(code, 0);
 }

@@ -40,6 +40,17 @@ impl Conn {
             c.client_id.detach()
         };
         identity.client_id = client_id.clone();
+        // The will is published as this client: the authorizer decides on
+        // it now, as on any publish.
+        if let Some(w) = &c.will
+            && !shared
+                .config()
+                .authorizer
+                .publish(&identity, &w.topic, w.qos, w.retain)
+        {
+            self.session.reject(crate::auth::DENIED);
+            return;
+        }
         // Until the CONNACK is queued, no other CONNECT of this id runs.
         let _pass = shared.gate().enter(&client_id).await;
 

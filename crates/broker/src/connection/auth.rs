@@ -2,14 +2,35 @@
 //! registry, and an MQTT 5 AUTH exchange (at CONNECT or a
 //! re-authentication) runs step by step through it.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use strata_codec::{AuthProperties, Connect, MqttStr, ReasonCode};
 
 use super::Conn;
 use crate::auth::{AuthDecision, AuthExchange, ConnectInfo};
+
+/// How long an authenticator may take to decide. The connection waits for
+/// it and does nothing else meanwhile, so the bound stays below the 5 s a
+/// takeover waits for the session's state: a slow authentication service
+/// never costs a reconnecting client its session.
+const AUTH_WAIT: Duration = Duration::from_secs(4);
+
+/// An authenticator's decision within [`AUTH_WAIT`]; past it, the client
+/// is refused with 0x89 Server busy (CONNACK, or DISCONNECT on a
+/// re-authentication).
+async fn within_wait(decision: impl Future<Output = AuthDecision>) -> AuthDecision {
+    match tokio::time::timeout(AUTH_WAIT, decision).await {
+        Ok(d) => d,
+        Err(_) => {
+            tracing::warn!("the authenticator did not decide within {AUTH_WAIT:?}");
+            AuthDecision::Deny(ReasonCode::ServerBusy)
+        }
+    }
+}
 
 /// An exchange waiting for the client's next AUTH.
 #[derive(Debug)]
@@ -34,7 +55,7 @@ impl Conn {
             method: c.properties.authentication_method.as_deref(),
             data: c.properties.authentication_data.as_deref(),
         };
-        let decision = shared.config().authenticator.connect(info).await;
+        let decision = within_wait(shared.config().authenticator.connect(info)).await;
         self.decided(Some(c), peer, decision).await;
     }
 
@@ -45,14 +66,14 @@ impl Conn {
         let exchange = self.more.as_mut().and_then(|m| m.auth.take());
         let (connect, peer, decision) = match exchange {
             Some(mut x) => {
-                let decision = x.step.step(data.as_deref()).await;
+                let decision = within_wait(x.step.step(data.as_deref())).await;
                 (x.connect, x.peer, decision)
             }
             None if reauth => {
                 let Some(a) = &self.attached else { return };
                 let who = a.identity.clone();
                 let a = &shared.config().authenticator;
-                let decision = a.reauthenticate(&who, &method, data.as_deref()).await;
+                let decision = within_wait(a.reauthenticate(&who, &method, data.as_deref())).await;
                 (None, who.peer, decision)
             }
             // The session passes up an AUTH only within an exchange.
@@ -83,6 +104,12 @@ impl Conn {
                         self.session.auth_success(now, props(data));
                     }
                 }
+            }
+            AuthDecision::Continue { .. } if self.session.auth_method().is_none() => {
+                // No exchange without an Authentication Method in CONNECT
+                // [MQTT-4.12.0-6]: an authenticator that asks for one
+                // refuses.
+                self.session.reject(ReasonCode::NotAuthorized);
             }
             AuthDecision::Continue { data, exchange } => {
                 self.session.auth_continue(now, props(data));

@@ -256,3 +256,26 @@ fn a_journal_of_another_format_version_is_refused_by_name() {
     let e = open_sim(&after).expect_err("refused");
     assert!(e.to_string().contains("without a FORMAT file"), "{e}");
 }
+
+#[test]
+fn a_first_start_cut_short_at_any_sync_starts_again() {
+    // A new data directory: the first start writes an empty log and
+    // compacts it; a cut anywhere in that leaves a directory the next
+    // start opens (a log with no FORMAT yet holds no record).
+    let n = {
+        let sim = SimStorage::new();
+        syncs(&sim, || drop(open_sim(&sim).expect("open")))
+    };
+    assert!(n >= 3, "{n}");
+    for cut in cuts(n) {
+        let sim = SimStorage::with_faults(FaultPlan {
+            power_cut: Some(cut),
+            ..FaultPlan::default()
+        });
+        let _ = open_sim(&sim);
+        let after = sim.crash(cut.mode);
+        let (d, r) = open_sim(&after).unwrap_or_else(|e| panic!("{cut:?}: {e}"));
+        assert!(state(&r).is_empty(), "{cut:?}");
+        populate(&d);
+    }
+}

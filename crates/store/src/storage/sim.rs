@@ -359,17 +359,10 @@ impl Storage for SimStorage {
         for a in dir.ancestors() {
             sim.dirs.insert(a.to_path_buf());
             // Made again before its removal was durable: a crash keeps the
-            // new one, not the old one's names.
-            if sim.removed_dirs.remove(a) {
-                let stale: Vec<PathBuf> = sim
-                    .durable_names
-                    .keys()
-                    .filter(|p| p.starts_with(a))
-                    .cloned()
-                    .collect();
-                for p in stale {
-                    sim.durable_names.remove(&p);
-                }
+            // new one, empty, not the old one's contents.
+            if sim.removed_dirs.contains(a) {
+                sim.removed_dirs.retain(|r| !r.starts_with(a));
+                sim.durable_names.retain(|p, _| !p.starts_with(a));
             }
         }
         Ok(())
@@ -475,6 +468,10 @@ impl Storage for SimStorage {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut sim = self.lock();
+        sim.check_power()?;
+        if !sim.dirs.contains(dir) {
+            return Err(not_found(dir));
+        }
         sim.stats.dir_syncs += 1;
         sim.sync_point(|sim| {
             // Removed subdirectories are gone for good, with what they held.
