@@ -13,6 +13,18 @@ use std::time::Duration;
 use common::*;
 use strata_broker::{BrokerConfig, EmbedError, Publication, QoS};
 
+/// A configuration keeping state in a fresh directory named `name`.
+fn on_data_dir(name: &str) -> (std::path::PathBuf, BrokerConfig) {
+    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = BrokerConfig {
+        sys_interval: None,
+        ..BrokerConfig::default()
+    };
+    config.storage.data_dir = Some(dir.clone());
+    (dir, config)
+}
+
 #[tokio::test]
 async fn the_example_runs_both_ways() {
     let seen = example::run().await.unwrap();
@@ -93,13 +105,7 @@ async fn an_in_process_publish_reaches_clients_and_bad_names_are_refused() {
 
 #[tokio::test]
 async fn an_in_process_retained_publish_is_durable_when_it_returns() {
-    let dir = std::env::temp_dir().join(format!("strata-embed-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut config = BrokerConfig {
-        sys_interval: None,
-        ..BrokerConfig::default()
-    };
-    config.storage.data_dir = Some(dir.clone());
+    let (dir, config) = on_data_dir("strata-embed");
     let b = start(config.clone()).await;
     b.publish(
         Publication::new("cfg/mode", "eco")
@@ -133,13 +139,7 @@ async fn a_subscription_ends_when_the_broker_shuts_down() {
 #[tokio::test]
 async fn a_live_subscription_does_not_keep_a_shut_down_broker_alive() {
     // Its data directory is free again: a new broker starts on it.
-    let dir = std::env::temp_dir().join(format!("strata-embed-live-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut config = BrokerConfig {
-        sys_interval: None,
-        ..BrokerConfig::default()
-    };
-    config.storage.data_dir = Some(dir.clone());
+    let (dir, config) = on_data_dir("strata-embed-live");
     let b = start(config.clone()).await;
     let mut sub = b.subscribe("#", QoS::AtMostOnce).unwrap();
     b.shutdown(Duration::from_secs(5)).await;
