@@ -64,6 +64,7 @@ pub struct RawLimits {
     pub connect_timeout_ms: Option<u64>,
     pub max_queued_messages: Option<usize>,
     pub max_queued_bytes: Option<usize>,
+    pub queue_qos0_messages: Option<bool>,
     pub max_connections: Option<usize>,
 }
 
@@ -134,6 +135,9 @@ pub struct BrokerConfig {
     /// How often `$SYS/broker/...` is published; `None` turns it off.
     pub sys_interval: Option<Duration>,
     pub max_connections: usize,
+    /// Offline persistent sessions queue QoS 0 messages too (Mosquitto's
+    /// `queue_qos0_messages`); by default they are dropped.
+    pub queue_qos0_messages: bool,
     pub storage: StorageConfig,
     /// Where the data directory's files live: `None` is the real
     /// filesystem. Tests put a fault-injecting `strata_store::SimStorage`
@@ -154,6 +158,7 @@ impl Default for BrokerConfig {
             share_strategy: ShareStrategy::RoundRobin,
             sys_interval: Some(Duration::from_secs(10)),
             max_connections: 100_000,
+            queue_qos0_messages: false,
             storage: StorageConfig::default(),
             storage_backend: None,
             authenticator: std::sync::Arc::new(crate::auth::AllowAll),
@@ -294,6 +299,9 @@ impl RawConfig {
         }
         if let Some(v) = l.max_queued_bytes {
             s.max_queued_bytes = v;
+        }
+        if let Some(v) = l.queue_qos0_messages {
+            c.queue_qos0_messages = v;
         }
         if let Some(v) = l.max_connections {
             if v == 0 {
@@ -469,5 +477,12 @@ mod tests {
     fn reference_file_parses() {
         let text = include_str!("../../../strata.toml");
         BrokerConfig::from_toml(text).unwrap();
+    }
+
+    #[test]
+    fn queue_qos0_messages_is_off_unless_set() {
+        assert!(!BrokerConfig::from_toml("").unwrap().queue_qos0_messages);
+        let c = BrokerConfig::from_toml("[limits]\nqueue_qos0_messages = true\n").unwrap();
+        assert!(c.queue_qos0_messages);
     }
 }

@@ -154,6 +154,7 @@ pub(crate) fn subscribe(
         MqttStr::from_static(""),
         limits.max_queued_messages,
         limits.max_queued_bytes,
+        false,
     ));
     mailbox.attach(key);
     shared.routes().add_mailbox(key, mailbox.clone());

@@ -48,6 +48,8 @@ pub struct Mailbox {
     /// The session outlives its connection (and, with a data directory,
     /// its QoS 1 and 2 messages are stored).
     persistent: AtomicBool,
+    /// QoS 0 deliveries are queued while the owner is offline too.
+    queue_qos0: bool,
     /// Notified when a drain made room.
     space: Notify,
     /// Milliseconds after `EPOCH` of the last drain.
@@ -110,9 +112,17 @@ struct Inner {
 }
 
 impl Mailbox {
-    pub fn new(client: MqttStr, max_messages: usize, max_bytes: usize) -> Mailbox {
+    /// `queue_qos0`: QoS 0 deliveries are queued while the owner is offline
+    /// too (otherwise they are dropped then).
+    pub fn new(
+        client: MqttStr,
+        max_messages: usize,
+        max_bytes: usize,
+        queue_qos0: bool,
+    ) -> Mailbox {
         Mailbox {
             client,
+            queue_qos0,
             inner: Mutex::new(Inner::default()),
             max_messages: u32::try_from(max_messages).unwrap_or(u32::MAX),
             // Half the limit at most: publishers not yet paused can still
@@ -141,7 +151,7 @@ impl Mailbox {
     pub fn push(&self, d: Delivery) -> Push {
         let mut inner = self.lock();
         let size = d.message.size();
-        let keep = (inner.online || d.effective_qos() != QoS::AtMostOnce)
+        let keep = (inner.online || self.queue_qos0 || d.effective_qos() != QoS::AtMostOnce)
             && inner.queue.len() < self.max_messages as usize
             && inner.bytes + size <= self.max_bytes;
         if !keep {
@@ -337,7 +347,7 @@ mod tests {
 
     #[test]
     fn a_push_wakes_the_owner_once_per_batch_and_is_taken_as_mail() {
-        let m = Mailbox::new(MqttStr::from_static("c"), 100, 1 << 20);
+        let m = Mailbox::new(MqttStr::from_static("c"), 100, 1 << 20, false);
         m.attach(7);
         let (count, w) = waker();
         assert!(poll(&m, &w, 7, true).is_pending());
@@ -355,7 +365,7 @@ mod tests {
 
     #[test]
     fn mail_waits_while_the_owner_does_not_take_it() {
-        let m = Mailbox::new(MqttStr::from_static("c"), 100, 1 << 20);
+        let m = Mailbox::new(MqttStr::from_static("c"), 100, 1 << 20, false);
         m.attach(7);
         let (_, w) = waker();
         m.push(delivery(QoS::AtLeastOnce));
@@ -365,7 +375,7 @@ mod tests {
 
     #[test]
     fn a_kick_reaches_only_the_connection_it_names() {
-        let m = Mailbox::new(MqttStr::from_static("c"), 100, 1 << 20);
+        let m = Mailbox::new(MqttStr::from_static("c"), 100, 1 << 20, false);
         m.attach(7);
         let (count, w) = waker();
         assert!(poll(&m, &w, 7, true).is_pending());
@@ -388,7 +398,7 @@ mod tests {
     fn a_connection_that_lost_the_session_is_told_to_leave() {
         // The takeover stopped waiting for the old connection and the new
         // one attached: the old one must not take the new one's mail.
-        let m = Mailbox::new(MqttStr::from_static("c"), 100, 1 << 20);
+        let m = Mailbox::new(MqttStr::from_static("c"), 100, 1 << 20, false);
         m.attach(7);
         m.attach(9);
         m.push(delivery(QoS::AtLeastOnce));
@@ -402,7 +412,7 @@ mod tests {
 
     #[test]
     fn shutdown_wakes_the_owner_and_comes_before_mail() {
-        let m = Mailbox::new(MqttStr::from_static("c"), 100, 1 << 20);
+        let m = Mailbox::new(MqttStr::from_static("c"), 100, 1 << 20, false);
         m.attach(7);
         let (count, w) = waker();
         assert!(poll(&m, &w, 7, true).is_pending());
@@ -417,7 +427,7 @@ mod tests {
 
     #[test]
     fn queued_mail_is_news_to_a_new_owner() {
-        let m = Mailbox::new(MqttStr::from_static("c"), 100, 1 << 20);
+        let m = Mailbox::new(MqttStr::from_static("c"), 100, 1 << 20, false);
         m.push(delivery(QoS::AtLeastOnce));
         m.attach(3);
         let (_, w) = waker();
@@ -428,5 +438,24 @@ mod tests {
             m.push(delivery(QoS::AtMostOnce)),
             Push::Dropped(_)
         ));
+    }
+
+    #[test]
+    fn qos0_is_queued_offline_only_when_asked() {
+        // Mosquitto's queue_qos0_messages: off, an offline session gets no
+        // QoS 0; on, it does, within the same limits.
+        let off = Mailbox::new(MqttStr::from_static("c"), 2, 1 << 20, false);
+        assert!(matches!(
+            off.push(delivery(QoS::AtMostOnce)),
+            Push::Dropped(_)
+        ));
+        assert_eq!(off.push(delivery(QoS::AtLeastOnce)), Push::First);
+        let on = Mailbox::new(MqttStr::from_static("c"), 2, 1 << 20, true);
+        assert_eq!(on.push(delivery(QoS::AtMostOnce)), Push::First);
+        assert_eq!(on.push(delivery(QoS::AtMostOnce)), Push::Queued);
+        assert!(
+            matches!(on.push(delivery(QoS::AtMostOnce)), Push::Dropped(_)),
+            "past max_queued_messages"
+        );
     }
 }

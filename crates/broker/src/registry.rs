@@ -169,7 +169,7 @@ mod tests {
     fn entry(key: u64) -> Entry {
         Entry {
             key,
-            mailbox: Arc::new(Mailbox::new(MqttStr::from_static("c"), 10, 1000)),
+            mailbox: Arc::new(Mailbox::new(MqttStr::from_static("c"), 10, 1000, false)),
             conn: Owner::Conn(7),
             offline: None,
             expires_at: None,

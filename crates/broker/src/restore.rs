@@ -22,6 +22,7 @@ pub(crate) fn restore(shared: &Shared, r: Recovered) {
                 s.client_id.clone(),
                 shared.config().session.max_queued_messages,
                 shared.config().session.max_queued_bytes,
+                shared.config().queue_qos0_messages,
             ));
             mailbox.set_persistent(true);
             for d in s.pending {

@@ -101,6 +101,7 @@ impl Conn {
                         client_id.clone(),
                         shared.config().session.max_queued_messages,
                         shared.config().session.max_queued_bytes,
+                        shared.config().queue_qos0_messages,
                     )),
                     conn: Owner::None,
                     offline: None,
