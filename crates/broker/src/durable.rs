@@ -592,9 +592,17 @@ mod tests {
             }
             record_all(
                 &d,
-                &[Entry::Delivered {
+                &[Entry::Dropped {
                     client: client.clone(),
-                    ids: vec![early[0].id, late[0].id],
+                    copies: [early[0].id, late[0].id]
+                        .map(|id| strata_journal::Unsent {
+                            id,
+                            qos: QoS::AtLeastOnce,
+                            retain: false,
+                            subscription_ids: vec![],
+                            on_subscribe: false,
+                        })
+                        .to_vec(),
                 }],
             );
         })

@@ -139,9 +139,7 @@ fn describe(r: &Record, now: Instant, now_ms: i64) -> String {
                 filter.as_str()
             )
         }
-        Ok(Entry::Delivered { client, ids }) => {
-            write!(s, "delivered client={client:?} ids={ids:?}")
-        }
+        Ok(Entry::IdMark { ids }) => write!(s, "id-mark ids={ids:?}"),
         Ok(Entry::Pending {
             client,
             id,

@@ -27,10 +27,10 @@ fn decode_entry(record: &Record, now: Instant, now_ms: i64) -> Result<Entry, Str
         kind::END => "End",
         kind::SUBSCRIBE => "Subscribe",
         kind::UNSUBSCRIBE => "Unsubscribe",
-        kind::DELIVERED => "Delivered",
+        kind::ID_MARK => "IdMark",
         kind::PENDING => "Pending",
         kind::SENT => "Sent",
-        kind::RELEASED | kind::RELEASED_BY_ID => "Released",
+        kind::RELEASED => "Released",
         kind::COMPLETED => "Completed",
         kind::DROPPED => "Dropped",
         kind::INBOUND => "Inbound",
@@ -101,18 +101,17 @@ fn decode_entry(record: &Record, now: Instant, now_ms: i64) -> Result<Entry, Str
             client: r.string("client id")?,
             filter: r.filter()?,
         },
-        kind::DELIVERED => Entry::Delivered {
-            client: r.string("client id")?,
-            ids: r.u64s("message id")?,
-        },
-        kind::RELEASED_BY_ID => Entry::Released {
-            client: r.string("client id")?,
-            flows: r
-                .u64s("message id")?
-                .into_iter()
-                .map(|id| Flow { id, packet_id: 0 })
-                .collect(),
-        },
+        kind::ID_MARK => {
+            let client = r.string("client id")?;
+            if !client.is_empty() {
+                return Err(format!(
+                    "an IdMark entry names client {client:?} (an id mark's client id is empty)"
+                ));
+            }
+            Entry::IdMark {
+                ids: r.u64s("message id")?,
+            }
+        }
         kind::RELEASED => Entry::Released {
             client: r.string("client id")?,
             flows: r.flows()?,

@@ -32,8 +32,7 @@
 //! UTF-8 rule. The record timestamp is when the entry was written, in
 //! milliseconds since the Unix epoch; for a message, when it was received.
 //!
-//! The first byte of a record's properties is the entry kind. A change of
-//! layout takes a new kind byte, so every version stays readable.
+//! The first byte of a record's properties is the entry kind.
 //!
 //! A message (`M`) keeps the log readable as messages by topic: the record
 //! topic is the message topic, the record payload its payload, and the
@@ -70,7 +69,7 @@
 //!                  options: bits 0-1 QoS, bit 2 No Local, bit 3 Retain As Published,
 //!                  bits 4-5 Retain Handling, bit 6 a subscription id follows
 //! 'X' Unsubscribe  client string, filter string
-//! 'A' Delivered    client string, count u32, count ids u64 (old: see below)
+//! 'A' IdMark       client string (always empty), count u32, count ids u64
 //! 'P' Pending      client string, id u64, flags u8 (bits 0-1 QoS, bit 2 RETAIN,
 //!                  bit 3 a retained message queued on subscribing),
 //!                  count u32, count subscription ids u32
@@ -78,7 +77,6 @@
 //!                  id u64, packet id u16, flags u8 (bits 0-1 QoS sent with, bit 2 RETAIN,
 //!                  bit 3 a retained message sent on subscribing),
 //!                  count u32, count subscription ids u32
-//! 'L' Released     client string, count u32, count ids u64 (old: see below)
 //! 'K' Released     client string, count u32, count times: id u64, packet id u16
 //! 'C' Completed    client string, count u32, count times: id u64, packet id u16
 //! 'O' Dropped      client string, count u32, count times:
@@ -95,12 +93,16 @@
 //! delivery [MQTT-4.8.2-4], so an entry about a flow in flight names it by
 //! message id and packet id (`C`, `K`), and an entry about a copy dropped
 //! before it went out names it by message id and its terms (`O`, the
-//! fields of a `Pending`). Logs from before these kinds have `A` for both
-//! (replay takes the message's first flow in flight, else its first
-//! pending copy) and `L` (the first flow of the message still at its
-//! PUBLISH); `A` is now written only as the id mark of a compaction, under
-//! the empty client id. A build from before `C`, `K` and `O` refuses a log
-//! that has them: a data directory does not go back to it.
+//! fields of a `Pending`). A flow's packet id is never 0 [MQTT-2.2.1-3].
+//! A `T` takes the pending copy of its message on its terms, or if none
+//! is, another copy of it (bit 3 narrows this: see below); a `T` that
+//! finds no copy changes nothing.
+//!
+//! `A` ([`Entry::IdMark`]) marks message ids as used, so that the next
+//! id handed out is past them though no session holds them any more.
+//! Compaction writes it; its client id is always empty (no session has
+//! that id: a server assigns one [MQTT-3.1.3-6]), and any other is
+//! refused.
 //!
 //! A retained message sent to a new subscription of a persistent session
 //! [MQTT-3.3.1-9] is owed like a routed copy once the SUBACK is out, so
@@ -109,9 +111,8 @@
 //! append): its message is the retained message with that id wherever it
 //! is in the log (replay keeps every retained message by id), not the
 //! latest message. Its `T` and `O` carry bit 3 too and take only such a
-//! copy; a `T` with bit 3 and no such copy (a log from before bit 3 in `P`)
-//! finds the message by id. A build from before bit 3 in `P` and `O`
-//! refuses a log that has it.
+//! copy on their terms, never a routed one; a `T` or `O` without bit 3
+//! never takes such a copy.
 //!
 //! Unknown bits, unknown kinds or properties, fields cut short and bytes
 //! left over are all refused ([`JournalError::Malformed`], naming the
@@ -202,13 +203,10 @@ pub enum Entry {
         client: MqttStr,
         filter: MqttStr,
     },
-    /// From logs before [`Entry::Completed`] and [`Entry::Dropped`]:
-    /// `client` is done with messages `ids` (a flow completed, or a copy was
-    /// dropped). Still written by compaction as a mark under the empty
-    /// client id: the ids count toward `Recovered::next_id` even when no
-    /// session holds them.
-    Delivered {
-        client: MqttStr,
+    /// Message ids in use: they count toward `Recovered::next_id` even
+    /// when no session holds them any more. Written by [`compact_into`];
+    /// stored under the empty client id, which no session has.
+    IdMark {
         ids: Vec<u64>,
     },
     /// `client` dropped these copies of stored messages before they went
@@ -232,9 +230,7 @@ pub enum Entry {
         sends: Vec<Sent>,
     },
     /// PUBREC came for these in-flight QoS 2 flows of `client`: PUBREL is
-    /// what a restart resends. Durable before the PUBREL is written. A
-    /// packet id of 0 (read from an old `L` record) means the first flow
-    /// of the message still at its PUBLISH.
+    /// what a restart resends. Durable before the PUBREL is written.
     Released {
         client: MqttStr,
         flows: Vec<Flow>,
@@ -479,12 +475,9 @@ mod kind {
     pub const END: u8 = b'E';
     pub const SUBSCRIBE: u8 = b'S';
     pub const UNSUBSCRIBE: u8 = b'X';
-    pub const DELIVERED: u8 = b'A';
+    pub const ID_MARK: u8 = b'A';
     pub const PENDING: u8 = b'P';
     pub const SENT: u8 = b'T';
-    /// Released by message id alone: read, written only again for what was
-    /// read from one.
-    pub const RELEASED_BY_ID: u8 = b'L';
     pub const RELEASED: u8 = b'K';
     pub const COMPLETED: u8 = b'C';
     pub const DROPPED: u8 = b'O';
@@ -586,9 +579,9 @@ pub fn encode(entry: &Entry, now_ms: i64) -> NewRecord {
             put_bytes(&mut b, filter.as_bytes());
             kind::UNSUBSCRIBE
         }
-        Entry::Delivered { client, ids } => {
-            put_ids(&mut b, client, ids);
-            kind::DELIVERED
+        Entry::IdMark { ids } => {
+            put_ids(&mut b, &MqttStr::new(), ids);
+            kind::ID_MARK
         }
         Entry::Pending {
             client,
@@ -607,15 +600,6 @@ pub fn encode(entry: &Entry, now_ms: i64) -> NewRecord {
         Entry::Sent { client, sends } => {
             put_sends(&mut b, client, sends);
             kind::SENT
-        }
-        // Flows without packet ids came from an old `L` record: they go
-        // back as one.
-        Entry::Released { client, flows }
-            if !flows.is_empty() && flows.iter().all(|f| f.packet_id == 0) =>
-        {
-            let ids: Vec<u64> = flows.iter().map(|f| f.id).collect();
-            put_ids(&mut b, client, &ids);
-            kind::RELEASED_BY_ID
         }
         Entry::Released { client, flows } => {
             put_flows(&mut b, client, flows);

@@ -118,9 +118,8 @@ struct Replay {
     retained: BTreeMap<MqttStr, Arc<Message>>,
     /// Every retained message of the log, by id, replaced or not: a
     /// retained message queued for a new subscription is stated by id (a
-    /// flagged `Pending`, or in older logs only its `Sent`), and the copy
-    /// may wait in the session's queue while the topic's retained message
-    /// is replaced many times.
+    /// flagged `Pending`), and the copy may wait in the session's queue
+    /// while the topic's retained message is replaced many times.
     retained_by_id: HashMap<u64, Arc<Message>>,
     /// `Pending` entries written before their message (share-group picks),
     /// by message id; left over when a torn append lost the message.
@@ -244,24 +243,9 @@ impl Replay {
                 }
                 self.router.unsubscribe(key, &filter);
             }
-            Entry::Delivered { client, ids } => {
+            Entry::IdMark { ids } => {
                 if let Some(&max) = ids.iter().max() {
                     self.max_id = self.max_id.max(max);
-                }
-                if let Some(s) = self.session(&client) {
-                    // A log from before `Completed` and `Dropped`: mostly
-                    // completions, so the message's first flow in flight,
-                    // else a pending copy.
-                    for id in ids {
-                        match s.inflight.iter().position(|o| o.delivery.message.id == id) {
-                            Some(i) => {
-                                s.inflight.remove(i);
-                            }
-                            None => {
-                                take_pending(s, id, |_| true);
-                            }
-                        }
-                    }
                 }
             }
             Entry::Dropped { client, copies } => {
@@ -291,34 +275,26 @@ impl Replay {
                     return Ok(());
                 };
                 for sent in sends {
-                    // Pending until now (of two copies, the one on these
-                    // terms); or a retained message sent to a new
-                    // subscription.
+                    // Pending until now: of two copies, the one on these
+                    // terms.
                     let terms = |d: &Delivery| {
                         d.effective_qos() == sent.qos
                             && d.retain == sent.retain
                             && d.subscription_ids == sent.subscription_ids
                     };
-                    let retained = self.retained_by_id.get(&sent.id).cloned();
                     // A retained message sent on subscribing takes only the
                     // copy queued on subscribing (a routed one on the same
-                    // terms stays), and finds the message by id when none
-                    // was stated (a log from before such copies were);
-                    // without the flag (older logs), it is one when no
-                    // pending copy is on its terms.
-                    let message = if sent.on_subscribe {
+                    // terms stays); any other send takes a routed copy, on
+                    // its terms if one is. No copy: nothing was sent.
+                    let copy = if sent.on_subscribe {
                         take_pending(s, sent.id, |d| d.on_subscribe && terms(d))
-                            .map(|d| d.message)
-                            .or(retained)
                     } else {
                         take_pending(s, sent.id, |d| !d.on_subscribe && terms(d))
-                            .map(|d| d.message)
-                            .or(retained)
-                            .or_else(|| {
-                                take_pending(s, sent.id, |d| !d.on_subscribe).map(|d| d.message)
-                            })
+                            .or_else(|| take_pending(s, sent.id, |d| !d.on_subscribe))
                     };
-                    let Some(message) = message else { continue };
+                    let Some(Delivery { message, .. }) = copy else {
+                        continue;
+                    };
                     // An id in flight twice can only be a stale flow.
                     s.inflight.retain(|o| o.packet_id != sent.packet_id);
                     s.inflight.push(Outbound {
@@ -338,10 +314,8 @@ impl Replay {
             Entry::Released { client, flows } => {
                 if let Some(s) = self.session(&client) {
                     for f in flows {
-                        // Packet id 0: an old record, by message id alone.
                         if let Some(o) = s.inflight.iter_mut().find(|o| {
-                            o.delivery.message.id == f.id
-                                && (f.packet_id == 0 || o.packet_id == f.packet_id)
+                            (o.delivery.message.id, o.packet_id) == (f.id, f.packet_id)
                                 && o.phase == OutboundPhase::Published
                         }) {
                             o.phase = OutboundPhase::Released;
@@ -724,11 +698,9 @@ pub(super) fn compact_at(
         }
     }
     if r.next_id > written.saturating_add(1) {
-        // Keeps ids from being handed out twice: a Delivered entry counts
-        // toward next_id, and no session has the empty client id (a server
-        // assigns one, [MQTT-3.1.3-6]).
-        let mark = Entry::Delivered {
-            client: MqttStr::new(),
+        // Keeps ids from being handed out twice: an id mark counts toward
+        // next_id.
+        let mark = Entry::IdMark {
             ids: vec![r.next_id - 1],
         };
         out.push(encode(&mark, now_ms))?;

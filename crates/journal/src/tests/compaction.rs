@@ -14,7 +14,7 @@ fn compaction_replays_to_the_same_state() {
     assert_eq!(flows(session(&before, "b")), [(9, 3, false)]);
     assert_eq!(session(&before, "b").inbound, [4]);
     // The share group's messages went to b or c, once each (11 was
-    // acknowledged, 10 expired); c also has its r/# messages.
+    // dropped, 10 expired); c also has its r/# messages.
     let mut shared = [ids(session(&before, "b")), ids(session(&before, "c"))].concat();
     shared.sort_unstable();
     assert_eq!(shared, [1, 2, 3, 4, 5, 8, 9]);
@@ -60,7 +60,10 @@ fn a_compacted_prefix_and_the_records_after_it_replay_to_the_same_state() {
                     expiry: 900,
                 },
             ),
-            t(7000, sent("a", &[(3, 4, Q1)])),
+            // a gets retained 3 on subscribing, and sends it.
+            t(7000, on_subscribe_copy(3, Q1).pending(&s("a"))),
+            t(7000, sub("a", "r/keep", opts(Q1))),
+            t(7000, retained_send("a", 3, 4, &[], true)),
             t(7000, completed("a", &[(1, 3)])),
             t(
                 7100,
@@ -76,8 +79,7 @@ fn a_compacted_prefix_and_the_records_after_it_replay_to_the_same_state() {
                     packet_ids: vec![4],
                 },
             ),
-            // As a log from before `Completed` said it.
-            t(7100, delivered("b", 3)),
+            t(7100, completed("b", &[(3, 9)])),
             t(7200, pending("b", 12)),
             t(7200, msg(12, "s/7", Q2)),
             t(7300, down("a", 900, T0 + 7300)),

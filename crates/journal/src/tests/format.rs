@@ -98,14 +98,10 @@ fn samples(now: Instant) -> Vec<Entry> {
             client: client.clone(),
             filter: s("+"),
         },
-        Entry::Delivered {
-            client: client.clone(),
+        Entry::IdMark {
             ids: vec![u64::MAX, 0, 7],
         },
-        Entry::Delivered {
-            client: client.clone(),
-            ids: Vec::new(),
-        },
+        Entry::IdMark { ids: Vec::new() },
         Entry::Pending {
             client: client.clone(),
             id: 9,
@@ -193,14 +189,6 @@ fn samples(now: Instant) -> Vec<Entry> {
         Entry::Dropped {
             client: client.clone(),
             copies: vec![],
-        },
-        // As read from an old 'L' record.
-        Entry::Released {
-            client: client.clone(),
-            flows: vec![Flow {
-                id: 3,
-                packet_id: 0,
-            }],
         },
         Entry::Inbound {
             client: client.clone(),
@@ -341,24 +329,27 @@ fn a_round_encodes_as_its_entries() {
 }
 
 #[test]
-fn an_old_released_record_reads_as_flows_without_packet_ids() {
-    // 'L', from before flows were named by packet id, is still read; a
-    // flow in the new kinds needs a real packet id [MQTT-2.2.1-3].
+fn flows_without_packet_ids_and_id_marks_naming_a_client_are_refused() {
+    // Released by message id alone ('L') is no kind; a flow needs a real
+    // packet id [MQTT-2.2.1-3]; an id mark ('A') is under the empty
+    // client id only.
+    let record = |kind: &'static [u8], payload: bytes::BytesMut, offset| {
+        let r = NewRecord {
+            timestamp: T0,
+            properties: Bytes::from_static(kind),
+            payload: payload.freeze(),
+            ..NewRecord::default()
+        };
+        decode(&as_record(r, offset), Instant::now(), T0)
+    };
     let mut b = bytes::BytesMut::new();
     super::super::put_ids(&mut b, &s("old"), &[4, 9]);
-    let old = NewRecord {
-        timestamp: T0,
-        properties: Bytes::from_static(b"L"),
-        payload: b.freeze(),
-        ..NewRecord::default()
-    };
-    let got = decode(&as_record(old, 3), Instant::now(), T0).unwrap();
-    let flows = [4, 9].map(|id| Flow { id, packet_id: 0 }).to_vec();
-    let expected = Entry::Released {
-        client: s("old"),
-        flows,
-    };
-    assert_eq!(got, expected);
+    let e = record(b"L", b, 3).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("journal record at offset 3 is malformed: unknown entry kind 0x4c;"),
+        "{e}"
+    );
     for kind in [b"K", b"C"] {
         let mut b = bytes::BytesMut::new();
         let flows = [Flow {
@@ -366,13 +357,7 @@ fn an_old_released_record_reads_as_flows_without_packet_ids() {
             packet_id: 0,
         }];
         super::super::put_flows(&mut b, &s("new"), &flows);
-        let bad = NewRecord {
-            timestamp: T0,
-            properties: Bytes::from_static(kind),
-            payload: b.freeze(),
-            ..NewRecord::default()
-        };
-        let e = decode(&as_record(bad, 5), Instant::now(), T0).unwrap_err();
+        let e = record(kind, b, 5).unwrap_err();
         assert!(
             e.to_string().starts_with(
                 "journal record at offset 5 is malformed: a flow of message 4 has packet id 0;"
@@ -380,6 +365,19 @@ fn an_old_released_record_reads_as_flows_without_packet_ids() {
             "{e}"
         );
     }
+    let mut b = bytes::BytesMut::new();
+    super::super::put_ids(&mut b, &s("a"), &[4]);
+    let e = record(b"A", b, 6).unwrap_err();
+    assert!(
+        e.to_string().starts_with(
+            "journal record at offset 6 is malformed: an IdMark entry names client \"a\" \
+             (an id mark's client id is empty);"
+        ),
+        "{e}"
+    );
+    let mut b = bytes::BytesMut::new();
+    super::super::put_ids(&mut b, &s(""), &[4]);
+    assert_eq!(record(b"A", b, 7).unwrap(), Entry::IdMark { ids: vec![4] });
 }
 
 #[test]

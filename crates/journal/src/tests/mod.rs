@@ -119,13 +119,6 @@ fn unsub(client: &str, filter: &str) -> Entry {
     }
 }
 
-fn delivered(client: &str, id: u64) -> Entry {
-    Entry::Delivered {
-        client: s(client),
-        ids: vec![id],
-    }
-}
-
 fn at(entries: Vec<Entry>) -> Vec<(i64, Entry)> {
     entries.into_iter().map(|e| (T0, e)).collect()
 }
@@ -265,6 +258,18 @@ fn retained_send(
     }
 }
 
+/// A copy of retained message `id` queued on subscribing, granted `qos`,
+/// without a subscription identifier.
+fn on_subscribe_copy(id: u64, qos: QoS) -> Unsent {
+    Unsent {
+        id,
+        qos,
+        retain: true,
+        subscription_ids: vec![],
+        on_subscribe: true,
+    }
+}
+
 fn pending(client: &str, id: u64) -> Entry {
     Entry::Pending {
         client: s(client),
@@ -278,8 +283,8 @@ fn pending(client: &str, id: u64) -> Entry {
 
 /// Everything at once: overlapping and shared subscriptions, options
 /// changed and filters dropped after messages were queued, retained
-/// messages queued then replaced or cleared, acknowledgements, ended and
-/// expired sessions, expiring messages, the highest id acknowledged.
+/// messages queued then replaced or cleared, drops and acknowledgements,
+/// ended and expired sessions, expiring messages, the highest id dropped.
 fn busy_log() -> Log {
     let log = new_log();
     let a_opts = SubOptions {
@@ -323,7 +328,8 @@ fn busy_log() -> Log {
             t(3000, retained(7, "r/gone", "", Q0)),
             t(4000, msg(8, "s/3", Q1)),
             t(4000, pending("b", 8)),
-            t(4000, delivered("a", 2)),
+            // a's copy (s/# as first subscribed) dropped before it went out.
+            t(4000, dropped("a", 2, Q1, false, &[1])),
             t(4000, msg(9, "s/4", Q2)),
             t(4000, pending("c", 9)),
             // a sent 1 and got PUBREC; b got retained 3 on subscribing
@@ -346,7 +352,9 @@ fn busy_log() -> Log {
                 },
             ),
             t(4100, released("a", &[(1, 3)])),
-            t(4100, sent("b", &[(3, 9, Q1)])),
+            t(4100, on_subscribe_copy(3, Q1).pending(&s("b"))),
+            t(4100, sub("b", "r/keep", opts(Q1))),
+            t(4100, retained_send("b", 3, 9, &[], true)),
             t(4100, inbound("b", &[4, 9])),
             t(
                 4100,
@@ -363,8 +371,10 @@ fn busy_log() -> Log {
             t(6000, pending("b", 10)),
             t(6000, msg(11, "s/6", Q1)),
             t(6000, pending("c", 11)),
-            t(6000, delivered("b", 11)),
-            t(6000, delivered("c", 11)),
+            // The group picked c: b holds no copy of 11, and its drop
+            // takes none.
+            t(6000, dropped("b", 11, Q2, false, &[])),
+            t(6000, dropped("c", 11, Q1, false, &[])),
         ],
     );
     log

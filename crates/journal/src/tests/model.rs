@@ -14,9 +14,8 @@
 //! names a copy by those, so of two copies that differ only in granted
 //! QoS the log cannot say which went), and a share group's pick is stated
 //! by the driver as the live broker states it, so the model never chooses
-//! among members. Not modelled: entries from older logs (`A`, `L`), a
-//! packet id reused while in flight, message properties other than
-//! expiry, torn appends.
+//! among members. Not modelled: a packet id reused while in flight,
+//! message properties other than expiry, torn appends.
 
 use std::collections::BTreeMap;
 

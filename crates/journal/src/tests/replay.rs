@@ -113,7 +113,7 @@ fn unsubscribe_stops_later_messages_and_keeps_earlier_ones() {
 }
 
 #[test]
-fn delivered_removes_from_that_client_only() {
+fn dropped_removes_from_that_client_only() {
     let log = new_log();
     write(
         &log,
@@ -125,15 +125,15 @@ fn delivered_removes_from_that_client_only() {
             msg(1, "t", Q1),
             msg(2, "t", Q1),
             msg(3, "t", Q1),
-            delivered("a", 2),
-            delivered("b", 1),
-            delivered("a", 99),
+            dropped("a", 2, Q1, false, &[]),
+            dropped("b", 1, Q1, false, &[]),
+            Entry::IdMark { ids: vec![99] },
         ]),
     );
     let r = replay_at(&log, Instant::now(), T0);
     assert_eq!(ids(session(&r, "a")), [1, 3]);
     assert_eq!(ids(session(&r, "b")), [2, 3]);
-    // A Delivered id counts: no id is handed out twice.
+    // An id mark counts: no id is handed out twice.
     assert_eq!(r.next_id, 100);
 }
 
@@ -370,9 +370,13 @@ fn in_flight_flows_and_inbound_ids_are_replayed() {
             msg(3, "t/b", Q1),
             msg(4, "t/c", Q2),
             msg(5, "t/d", Q2),
-            // 1 is retained, sent to a new subscription: never pending.
+            // 1 is retained, sent to a new subscription: queued on
+            // subscribing (in the Subscribe's append), never routed to x.
             // 9 is unknown: ignored.
-            sent("x", &[(2, 10, Q2), (3, 11, Q1), (4, 12, Q2), (1, 13, Q1)]),
+            on_subscribe_copy(1, Q1).pending(&s("x")),
+            sub("x", "r", opts(Q1)),
+            sent("x", &[(2, 10, Q2), (3, 11, Q1), (4, 12, Q2)]),
+            retained_send("x", 1, 13, &[], true),
             sent("x", &[(9, 14, Q1)]),
             released("x", &[(2, 10), (3, 11)]),
             completed("x", &[(3, 11)]),
@@ -414,10 +418,22 @@ fn in_flight_flows_and_inbound_ids_are_replayed() {
         &log,
         &at(vec![
             retained(20, "r", "v1", Q2),
+            on_subscribe_copy(20, Q2).pending(&s("x")),
+            sub("x", "r", opts(Q2)),
             retained(21, "r", "v2", Q2),
             retained(22, "r", "", Q0),
             retained(23, "r", "v3", Q2),
-            sent("x", &[(20, 30, Q2)]),
+            Entry::Sent {
+                client: s("x"),
+                sends: vec![Sent {
+                    id: 20,
+                    packet_id: 30,
+                    qos: Q2,
+                    retain: true,
+                    subscription_ids: vec![],
+                    on_subscribe: true,
+                }],
+            },
         ]),
     );
     let r = replay_at(&log, Instant::now(), T0);
@@ -692,71 +708,92 @@ fn two_copies_of_one_message_in_one_session_are_replayed_apart() {
 }
 
 #[test]
-fn a_log_from_before_completed_still_replays_by_message_id() {
-    // Older logs say Delivered for a completed flow (or a dropped copy)
-    // and Released ('L') by message id alone: the first matching flow
-    // takes it, a pending copy only when none is in flight.
-    let log = new_log();
-    write(
-        &log,
-        &at(vec![
-            up("x", 600),
-            sub("x", "t/#", opts(Q2)),
-            sub("x", "$share/g/t/#", opts(Q2)),
-            pending("x", 1),
-            msg(1, "t/a", Q2),
-            msg(2, "t/b", Q2),
-            msg(3, "t/c", Q2),
-            sent("x", &[(1, 10, Q2), (2, 11, Q2)]),
-            delivered("x", 3),
-            Entry::Released {
-                client: s("x"),
-                flows: vec![Flow {
-                    id: 2,
-                    packet_id: 0,
-                }],
-            },
-            delivered("x", 1),
-        ]),
-    );
-    let r = replay_at(&log, Instant::now(), T0);
-    let x = session(&r, "x");
-    assert_eq!(flows(x), [(11, 2, true)]);
-    // Of 1, the share group's copy still waits; 3 was dropped.
-    assert_eq!(ids(x), [1]);
-}
-
-#[test]
-fn a_retained_message_sent_on_subscribing_takes_no_pending_copy() {
-    // A routed copy of a retained message and the retained message sent
-    // again on subscribing [MQTT-3.3.1-8] can have the same terms (Retain
-    // As Published, the same subscription identifier): the send's flag
-    // tells them apart, and a restart keeps the routed copy.
-    let log_with = |flag| {
+fn flows_by_message_id_alone_and_client_id_marks_are_refused() {
+    // Released by message id alone ('L'), and an id mark ('A') naming a
+    // client as if it said the client was done with the message: no
+    // journal has them, so replay stops at them, naming the record.
+    let records = |kind: &'static [u8], client: &str| {
         let log = new_log();
         write(
             &log,
             &at(vec![
                 up("x", 600),
-                sub("x", "r/#", rap(1)),
-                retained(1, "r/a", "v", Q1),
-                retained_send("x", 1, 5, &[1], flag),
+                sub("x", "t", opts(Q2)),
+                msg(1, "t", Q2),
+                sent("x", &[(1, 10, Q2)]),
             ]),
         );
+        let mut b = bytes::BytesMut::new();
+        super::super::put_ids(&mut b, &s(client), &[1, 50]);
+        log.append(vec![NewRecord {
+            timestamp: T0,
+            properties: Bytes::from_static(kind),
+            payload: b.freeze(),
+            ..NewRecord::default()
+        }])
+        .unwrap();
+        replay(&log, ShareStrategy::RoundRobin, Instant::now(), T0)
+    };
+    let e = records(b"L", "x").unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("journal record at offset 4 is malformed: unknown entry kind 0x4c;"),
+        "{e}"
+    );
+    let e = records(b"A", "x").unwrap_err();
+    assert!(
+        e.to_string().starts_with(
+            "journal record at offset 4 is malformed: an IdMark entry names client \"x\""
+        ),
+        "{e}"
+    );
+    // The mark itself, under the empty client id, only counts its ids.
+    let r = records(b"A", "").unwrap();
+    assert_eq!(flows(session(&r, "x")), [(10, 1, false)]);
+    assert_eq!(r.next_id, 51);
+}
+
+#[test]
+fn a_retained_message_sent_on_subscribing_takes_no_routed_copy() {
+    // A routed copy of a retained message and the retained message sent
+    // again on subscribing [MQTT-3.3.1-8] can have the same terms (Retain
+    // As Published, the same subscription identifier): the send's flag
+    // tells them apart, and a restart keeps the routed copy.
+    let log_with = |flag, queued: bool| {
+        let log = new_log();
+        let mut entries = vec![
+            up("x", 600),
+            sub("x", "r/#", rap(1)),
+            retained(1, "r/a", "v", Q1),
+        ];
+        if queued {
+            // x subscribes again: message 1 queued on subscribing.
+            let copy = Unsent {
+                subscription_ids: vec![1],
+                ..on_subscribe_copy(1, Q1)
+            };
+            entries.extend([copy.pending(&s("x")), sub("x", "r/#", rap(1))]);
+        }
+        entries.push(retained_send("x", 1, 5, &[1], flag));
+        write(&log, &at(entries));
         log
     };
     let now = Instant::now();
-    let r = replay_at(&log_with(true), now, T0);
+    let r = replay_at(&log_with(true, true), now, T0);
     let x = session(&r, "x");
     assert_eq!(flows(x), [(5, 1, false)]);
     assert_eq!(ids(x), [1], "the routed copy still waits");
     assert!(x.inflight[0].delivery.on_subscribe);
     assert_compaction_keeps(&r, now, T0);
-    // A log from before the flag: a send on a pending copy's terms is
-    // taken for that copy.
-    let r = replay_at(&log_with(false), now, T0);
+    // Without the flag, the send is of the routed copy on its terms.
+    let r = replay_at(&log_with(false, false), now, T0);
     assert_eq!(flows(session(&r, "x")), [(5, 1, false)]);
     assert!(session(&r, "x").pending.is_empty());
+    // A flagged send with no copy queued on subscribing takes nothing,
+    // like any send without its copy: the routed copy still waits.
+    let r = replay_at(&log_with(true, false), now, T0);
+    assert!(session(&r, "x").inflight.is_empty());
+    assert_eq!(ids(session(&r, "x")), [1]);
 }
 
 #[test]
