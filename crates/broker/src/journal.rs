@@ -46,7 +46,7 @@ impl Journal {
     /// not empty; the receiver says when they are durable (`true`) or
     /// failed.
     pub fn record_waited(&self, entries: &[Entry]) -> Option<oneshot::Receiver<bool>> {
-        if entries.is_empty() {
+        if entries.is_empty() || !self.is_on() {
             return None;
         }
         let (tx, rx) = oneshot::channel();
@@ -60,6 +60,9 @@ impl Journal {
     /// [`Journal::append_then`]. False (and `done` dropped) without a
     /// journal.
     pub fn record_then(&self, entries: &[Entry], done: impl FnOnce(bool) + Send + 'static) -> bool {
+        if !self.is_on() {
+            return false;
+        }
         let now = now_ms();
         let records = entries
             .iter()
@@ -80,6 +83,9 @@ impl Journal {
         then: Vec<Entry>,
         done: impl FnOnce(bool) + Send + 'static,
     ) -> bool {
+        if !self.is_on() {
+            return false;
+        }
         let now = now_ms();
         let mut records = Vec::with_capacity(1 + then.len());
         records.extend(then.iter().map(|e| strata_journal::encode(e, now)));

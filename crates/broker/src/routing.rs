@@ -140,21 +140,19 @@ impl Routes {
         let mut router = lock(&self.router);
         router.route(&message.topic, publisher, &mut matches);
         let mailboxes = self.mailboxes.read().unwrap_or_else(|e| e.into_inner());
-        let store = match journal.is_on() {
-            true if durable => {
-                let keep = message.retain
-                    || (message.qos != QoS::AtMostOnce
-                        && matches.iter().any(|m| {
-                            m.qos != QoS::AtMostOnce
-                                && mailboxes.get(&m.key).is_some_and(|mb| mb.is_persistent())
-                        }));
-                if keep && let Some(id) = journal.next_message_id() {
-                    message.id = id;
-                }
-                keep
-            }
-            _ => false,
-        };
+        // Stored when it must survive a restart: retained, or QoS 1/2 with
+        // a persistent session among the receivers.
+        let store = durable
+            && journal.is_on()
+            && (message.retain
+                || (message.qos != QoS::AtMostOnce
+                    && matches.iter().any(|m| {
+                        m.qos != QoS::AtMostOnce
+                            && mailboxes.get(&m.key).is_some_and(|mb| mb.is_persistent())
+                    })));
+        if store && let Some(id) = journal.next_message_id() {
+            message.id = id;
+        }
         let message = Arc::new(message);
         if message.retain {
             // [MQTT-3.3.1-5]..[MQTT-3.3.1-7] (3.1.1: [MQTT-3.3.1-10]
@@ -171,29 +169,28 @@ impl Routes {
             });
             router.set_retained(&message.topic, keep);
         }
-        let waiting = match store {
-            true => {
-                // Which member of a share group got the message is the
-                // router's choice of the moment, which replay cannot make
-                // again: it is stated, in the message's append.
-                let chosen = matches
-                    .iter()
-                    .filter(|m| m.share_group.is_some() && m.qos != QoS::AtMostOnce)
-                    .filter_map(|m| {
-                        let mb = mailboxes.get(&m.key).filter(|mb| mb.is_persistent())?;
-                        Some(Entry::Pending {
-                            client: mb.client.clone(),
-                            id: message.id,
-                            qos: m.qos,
-                            retain: m.retain_as_published && message.retain,
-                            subscription_ids: m.subscription_ids.clone(),
-                            on_subscribe: false,
-                        })
+        let waiting = if store {
+            // Which member of a share group got the message is the
+            // router's choice of the moment, which replay cannot make
+            // again: it is stated, in the message's append.
+            let chosen = matches
+                .iter()
+                .filter(|m| m.share_group.is_some() && m.qos != QoS::AtMostOnce)
+                .filter_map(|m| {
+                    let mb = mailboxes.get(&m.key).filter(|mb| mb.is_persistent())?;
+                    Some(Entry::Pending {
+                        client: mb.client.clone(),
+                        id: message.id,
+                        qos: m.qos,
+                        retain: m.retain_as_published && message.retain,
+                        subscription_ids: m.subscription_ids.clone(),
+                        on_subscribe: false,
                     })
-                    .collect();
-                journal.record_message_then(&message, from, chosen, done)
-            }
-            false => false,
+                })
+                .collect();
+            journal.record_message_then(&message, from, chosen, done)
+        } else {
+            false
         };
         drop(router);
         let mut published = Published {
