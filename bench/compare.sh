@@ -10,7 +10,7 @@
 # table gives the median of each figure.
 #
 # Usage: bench/compare.sh [--quick] [--durable] [--ab STRATA_BINARY] [--rounds N]
-#   --quick    3 s runs, 1k connections
+#   --quick    3 s runs, 1k connections, fewer paced publishers
 #   --durable  the durable path instead: QoS 1 fan-in to persistent
 #              subscribers, Strata with a data directory (fsync always, then
 #              never) against Mosquitto with persistence on
@@ -26,6 +26,10 @@ cd "$(dirname "$0")/.."
 
 DURATION=10
 CONNS=10000
+# Paced publishers: a thousand, and a fleet of 5,000 at 10 msg/s each.
+PACED=1000
+FLEET=5000
+FLEET_RATE=50000
 DURABLE=0
 AB=
 ROUNDS=1
@@ -37,7 +41,7 @@ ONLY=
 LATENCY_ROUNDS=9
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    --quick) DURATION=3; CONNS=1000; LATENCY_ROUNDS=3 ;;
+    --quick) DURATION=3; CONNS=1000; PACED=200; FLEET=1000; FLEET_RATE=10000; LATENCY_ROUNDS=3 ;;
     --durable) DURABLE=1 ;;
     --ab) AB=$(realpath "$2"); shift; LATENCY_ROUNDS=0; [[ $ROUNDS == 1 ]] && ROUNDS=5 ;;
     --rounds) ROUNDS=$2; shift ;;
@@ -151,14 +155,27 @@ stop_broker() {
   BROKER_PID=
 }
 
-# name | strata bench arguments
+# name | strata bench arguments. Clients write one packet per write, as
+# devices do, unless the name says "batched" (the generator's ceiling:
+# 64 KiB of packets per write, past what real clients send).
+#  - "@ RATE": a fixed offered load from the raw clients, which cost the
+#    generator little; the broker's CPU share is the figure, with p99.
+#  - "rumqttc": the rumqttc crate's clients, as fast as they go.
 scenarios=(
-  "fan-in qos0|--scenario fan-in -n 10 -q 0 -s 64 -d $DURATION"
-  "fan-in qos1|--scenario fan-in -n 10 -q 1 -s 64 -d $DURATION"
-  "fan-out qos0|--scenario fan-out -n 100 -q 0 -s 64 -d $DURATION"
-  "fan-out qos1|--scenario fan-out -n 100 -q 1 -s 64 -d $DURATION"
+  "fan-in qos0 @ 20k/s, 10 clients|--scenario fan-in -n 10 -q 0 -s 64 -r 20000 -d $DURATION"
+  "fan-in qos1 @ 20k/s, 10 clients|--scenario fan-in -n 10 -q 1 -s 64 -r 20000 -d $DURATION"
+  "fan-in qos0 @ 20k/s, $PACED clients|--scenario fan-in -n $PACED -q 0 -s 64 -r 20000 -d $DURATION"
+  "fan-in qos1 @ 20k/s, $PACED clients|--scenario fan-in -n $PACED -q 1 -s 64 -r 20000 -d $DURATION"
+  "fan-in qos0 @ $FLEET_RATE/s, $FLEET clients|--scenario fan-in -n $FLEET -q 0 -s 64 -r $FLEET_RATE -d $DURATION"
+  "fan-out qos0 @ 100k/s, 100 subscribers|--scenario fan-out -n 100 -q 0 -s 64 -r 1000 -d $DURATION"
+  "rumqttc fan-in qos0, 10 -> 1|--client rumqttc --scenario fan-in -n 10 -q 0 -s 64 -d $DURATION"
+  "rumqttc fan-out qos1, 1 -> 100|--client rumqttc --scenario fan-out -n 100 -q 1 -s 64 -d $DURATION"
   "$CONNS idle connections|--scenario idle -n $CONNS --ramp 0"
   "$CONNS qos1 subscriptions|--scenario subscriptions -n $CONNS -q 1"
+  "batched fan-in qos0|--writes batched --scenario fan-in -n 10 -q 0 -s 64 -d $DURATION"
+  "batched fan-in qos1|--writes batched --scenario fan-in -n 10 -q 1 -s 64 -d $DURATION"
+  "batched fan-out qos0|--writes batched --scenario fan-out -n 100 -q 0 -s 64 -d $DURATION"
+  "batched fan-out qos1|--writes batched --scenario fan-out -n 100 -q 1 -s 64 -d $DURATION"
 )
 latency=(
   "100 pairs qos1 10k/s|--scenario pairs -n 100 -q 1 -s 64 -r 10000 -d $DURATION"
@@ -173,8 +190,9 @@ if [[ $DURABLE == 1 ]]; then
   brokers=(strata-fsync-always strata-fsync-never mosquitto-persist)
   [[ -n $AB ]] && brokers=(strata-fsync-always strata-base-fsync-always)
   scenarios=(
-    "durable fan-in qos1, 10 publishers|--scenario fan-in -n 10 -q 1 -s 64 -d $DURATION --persistent --inflight 1024"
-    "durable fan-in qos1, 50 publishers|--scenario fan-in -n 50 -q 1 -s 64 -d $DURATION --persistent --inflight 1024"
+    "durable fan-in qos1, 10 publishers|--writes batched --scenario fan-in -n 10 -q 1 -s 64 -d $DURATION --persistent --inflight 1024"
+    "durable fan-in qos1, 50 publishers|--writes batched --scenario fan-in -n 50 -q 1 -s 64 -d $DURATION --persistent --inflight 1024"
+    "durable fan-in qos1 @ 20k/s, $PACED clients|--scenario fan-in -n $PACED -q 1 -s 64 -r 20000 -d $DURATION --persistent"
   )
   latency=()
 fi

@@ -1,8 +1,10 @@
 """Turns the JSON lines of bench/compare.sh into one table.
 
-Each scenario gets the figures that matter for it: msg/s and delivered
-messages per broker CPU-second for throughput, p50/p99 latency for the
-paced pairs, broker RSS per connection for the connection scenarios. The
+Each scenario gets the figures that matter for it: the broker's CPU share
+and p99 latency at a fixed offered load ("@ RATE" in the name); msg/s and
+delivered messages per broker CPU-second for throughput, with the broker's
+RSS for rumqttc's saturating clients; p50/p99 latency for the paced pairs;
+broker RSS per connection for the connection scenarios. The
 last column is Strata's figure over the best peer's (higher is better for
 throughput, lower for latency and memory: the ratio is written so that
 above 1.00 means Strata is better). A scenario run more than once (the
@@ -23,6 +25,12 @@ def main(path, brokers):
     runs = OrderedDict()
     for line in open(path):
         r = json.loads(line)
+        res = r["result"]
+        if res and res.get("broker_cpu_s") is not None and res.get("seconds"):
+            # The broker's share of one core over the run.
+            res["cpu_pct"] = 100.0 * res["broker_cpu_s"] / res["seconds"]
+        if res and res.get("broker_rss") is not None:
+            res["rss_mib"] = res["broker_rss"] / 1048576.0
         runs.setdefault(r["name"], {}).setdefault(r["broker"], []).append(r["result"])
 
     def combine(results):
@@ -69,6 +77,14 @@ def main(path, brokers):
             return [("p50 us", "p50_us", False), ("p99 us", "p99_us", False),
                     ("p99 us, read", "read_p99_us", False),
                     ("msg/s", "msg_per_s", True)]
+        if " @ " in name:
+            # A fixed offered load: what it costs the broker, and how late
+            # its messages are.
+            return [("cpu %", "cpu_pct", False), ("p99 us", "p99_us", False),
+                    ("msg/s", "msg_per_s", True)]
+        if "rumqttc" in name:
+            return [("msg/s", "msg_per_s", True), ("msg/cpu-s", "msg_per_cpu_s", True),
+                    ("rss MiB", "rss_mib", False)]
         return [("msg/s", "msg_per_s", True), ("msg/cpu-s", "msg_per_cpu_s", True)]
 
     header = ["scenario", "metric"] + brokers + ["strata vs best peer", "rounds", "lost/dup/ooo (strata)"]
@@ -83,7 +99,7 @@ def main(path, brokers):
             cells = []
             for b in brokers:
                 v = vals[b]
-                cells.append("failed" if v is None else f"{v:,.0f}")
+                cells.append("failed" if v is None else f"{v:,.1f}" if abs(v) < 100 else f"{v:,.0f}")
             peers = [vals[b] for b in PEERS if vals[b] is not None]
             s = vals[brokers[0]]
             won = "-"

@@ -24,6 +24,28 @@ use tokio::sync::Mutex;
 
 use crate::tools::Version;
 
+/// How the generator's clients write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Writes {
+    /// One packet per `write`, as device clients send (paho, rumqttc,
+    /// mqtt.js): what a broker meets in the field.
+    PerPacket,
+    /// Up to 64 KiB of packets per `write`: the broker's ceiling, past
+    /// what real clients send.
+    Batched,
+}
+
+/// Whose client code runs the publishers and subscribers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClientKind {
+    /// Strata's own lean clients: the generator costs little per message,
+    /// and latency is taken at the subscriber's socket.
+    Raw,
+    /// The rumqttc crate (3.1.1): independent client code, as an
+    /// application runs it; it costs more per message than `raw`.
+    Rumqttc,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Scenario {
     FanIn,
@@ -79,6 +101,12 @@ pub struct BenchArgs {
     /// Unacknowledged publishes per publisher at most.
     #[arg(long, default_value_t = 256)]
     inflight: usize,
+    /// How publishers and subscribers write (raw clients).
+    #[arg(long, value_enum, default_value = "per-packet")]
+    writes: Writes,
+    /// Whose client code publishes and subscribes.
+    #[arg(long, value_enum, default_value = "raw")]
+    client: ClientKind,
     /// Subscribers keep persistent sessions (3.1.1 Clean Session 0; 5.0 a
     /// Session Expiry Interval of an hour), so a broker with persistence
     /// stores their QoS 1/2 messages: the durable path.
@@ -111,6 +139,7 @@ const STALL: Duration = Duration::from_secs(5);
 const KEEP_ALIVE_S: u16 = 600;
 
 mod raw;
+mod rumq;
 
 fn qos_of(v: u8) -> QoS {
     match v {
@@ -289,6 +318,7 @@ fn setup(a: &BenchArgs, client_id: String, persistent: bool) -> raw::Setup {
         clean_start: !persistent,
         session_expiry: if persistent { 3600 } else { 0 },
         keep_alive: KEEP_ALIVE_S,
+        per_packet: a.writes == Writes::PerPacket,
     }
 }
 
@@ -356,7 +386,8 @@ async fn bench(a: BenchArgs) -> Result<(), String> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut sub_tasks = Vec::new();
     for (i, filter) in subscribers.iter().enumerate() {
-        let sub = raw::Subscriber::connect(
+        let sub = Sub::connect(
+            a.client,
             &setup(&a, format!("b-{tag}-s{i}"), a.persistent),
             filter,
             codec_qos(qos),
@@ -385,9 +416,13 @@ async fn bench(a: BenchArgs) -> Result<(), String> {
     }
     let mut pub_clients = Vec::new();
     for i in 0..publishers.len() {
-        let p = raw::Publisher::connect(&setup(&a, format!("b-{tag}-p{i}"), false))
-            .await
-            .map_err(|e| format!("publisher {i}: {e}"))?;
+        let p = Pub::connect(
+            a.client,
+            &setup(&a, format!("b-{tag}-p{i}"), false),
+            a.inflight,
+        )
+        .await
+        .map_err(|e| format!("publisher {i}: {e}"))?;
         pub_clients.push(p);
         ramp_pause(&a).await;
     }
@@ -562,6 +597,65 @@ async fn bench(a: BenchArgs) -> Result<(), String> {
     };
     report.print(a.json);
     Ok(())
+}
+
+/// A subscriber of either kind.
+#[derive(Debug)]
+enum Sub {
+    Raw(raw::Subscriber),
+    Rumqttc(Box<rumq::Subscriber>),
+}
+
+impl Sub {
+    async fn connect(
+        kind: ClientKind,
+        s: &raw::Setup,
+        filter: &str,
+        qos: strata_codec::QoS,
+    ) -> std::io::Result<Sub> {
+        Ok(match kind {
+            ClientKind::Raw => Sub::Raw(raw::Subscriber::connect(s, filter, qos).await?),
+            ClientKind::Rumqttc => {
+                Sub::Rumqttc(Box::new(rumq::Subscriber::connect(s, filter, qos).await?))
+            }
+        })
+    }
+
+    async fn run(
+        self,
+        stop: tokio::sync::watch::Receiver<bool>,
+        c: &mut Collector,
+    ) -> std::io::Result<()> {
+        match self {
+            Sub::Raw(s) => s.run(stop, c).await,
+            Sub::Rumqttc(s) => s.run(stop, c).await,
+        }
+    }
+}
+
+/// A publisher of either kind.
+#[derive(Debug)]
+enum Pub {
+    Raw(raw::Publisher),
+    Rumqttc(Box<rumq::Publisher>),
+}
+
+impl Pub {
+    async fn connect(kind: ClientKind, s: &raw::Setup, inflight: usize) -> std::io::Result<Pub> {
+        Ok(match kind {
+            ClientKind::Raw => Pub::Raw(raw::Publisher::connect(s).await?),
+            ClientKind::Rumqttc => {
+                Pub::Rumqttc(Box::new(rumq::Publisher::connect(s, inflight).await?))
+            }
+        })
+    }
+
+    async fn run(self, plan: &raw::Plan, published: &AtomicU64) -> std::io::Result<()> {
+        match self {
+            Pub::Raw(p) => p.run(plan, published).await,
+            Pub::Rumqttc(p) => p.run(plan, published).await,
+        }
+    }
 }
 
 /// Idle connections, or connections with one subscription each.

@@ -29,8 +29,11 @@ use super::{Collector, HEADER};
 
 /// The largest packet accepted from the broker.
 const MAX_PACKET: usize = 1 << 20;
-/// Room kept free in the read buffer before each read.
+/// Room kept free in a subscriber's read buffer before each read.
 const READ_ROOM: usize = 64 * 1024;
+/// A publisher's: it reads only acknowledgements, and a run may have
+/// thousands of publishers.
+const ACK_ROOM: usize = 4 * 1024;
 
 /// How a subscriber connects.
 #[derive(Debug, Clone)]
@@ -42,6 +45,8 @@ pub(super) struct Setup {
     /// 5.0 Session Expiry Interval, seconds.
     pub session_expiry: u32,
     pub keep_alive: u16,
+    /// Every packet in a `write` of its own, as device clients send.
+    pub per_packet: bool,
 }
 
 /// A connection past its CONNACK.
@@ -56,6 +61,10 @@ struct Link {
     /// The broker's 5.0 Receive Maximum: QoS 1 and 2 publishes in flight
     /// at most [MQTT-3.3.4-7].
     receive_maximum: u16,
+    /// Each packet written by itself (see [`Setup::per_packet`]).
+    per_packet: bool,
+    /// Room kept free in `rbuf` before each read.
+    room: usize,
 }
 
 fn bad(what: impl Into<String>) -> io::Error {
@@ -64,7 +73,7 @@ fn bad(what: impl Into<String>) -> io::Error {
 
 impl Link {
     /// Connects and waits for a successful CONNACK.
-    async fn connect(s: &Setup) -> io::Result<Link> {
+    async fn connect(s: &Setup, room: usize) -> io::Result<Link> {
         let stream = tokio::time::timeout(Duration::from_secs(30), TcpStream::connect(&s.addr))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
@@ -72,10 +81,12 @@ impl Link {
         let mut me = Link {
             stream,
             protocol: s.protocol,
-            rbuf: BytesMut::with_capacity(READ_ROOM),
+            rbuf: BytesMut::with_capacity(room),
             wbuf: BytesMut::new(),
             ping_every: s.keep_alive / 2,
             receive_maximum: u16::MAX,
+            per_packet: false,
+            room,
         };
         let client_id = MqttStr::try_from(s.client_id.clone()).map_err(|e| bad(e.to_string()))?;
         let mut properties = ConnectProperties::default();
@@ -106,6 +117,7 @@ impl Link {
             Packet::ConnAck(a) => return Err(bad(format!("connection refused: {:?}", a.code))),
             p => return Err(bad(format!("expected CONNACK, got {:?}", p.packet_type()))),
         }
+        me.per_packet = s.per_packet;
         Ok(me)
     }
 
@@ -129,8 +141,8 @@ impl Link {
 
     /// Room in the read buffer for the next read.
     fn make_room(&mut self) {
-        if self.rbuf.capacity() - self.rbuf.len() < READ_ROOM / 4 {
-            self.rbuf.reserve(READ_ROOM);
+        if self.rbuf.capacity() - self.rbuf.len() < self.room / 4 {
+            self.rbuf.reserve(self.room);
         }
     }
 
@@ -167,12 +179,26 @@ impl Link {
         }
     }
 
-    /// Writes what is queued.
+    /// Writes what is queued: at once, or one `write` per packet.
     async fn flush(&mut self) -> io::Result<()> {
-        if !self.wbuf.is_empty() {
-            self.stream.write_all(&self.wbuf).await?;
-            self.wbuf.clear();
+        if self.wbuf.is_empty() {
+            return Ok(());
         }
+        if self.per_packet {
+            let mut at = 0;
+            while at < self.wbuf.len() {
+                // Only whole packets are queued: each starts with its type
+                // byte and Remaining Length.
+                let (len, n) = var_int(&self.wbuf[at + 1..])
+                    .ok_or_else(|| bad("a queued packet has no length"))?;
+                let end = (at + 1 + n + len).min(self.wbuf.len());
+                self.stream.write_all(&self.wbuf[at..end]).await?;
+                at = end;
+            }
+        } else {
+            self.stream.write_all(&self.wbuf).await?;
+        }
+        self.wbuf.clear();
         Ok(())
     }
 
@@ -194,7 +220,7 @@ pub(super) struct Subscriber {
 impl Subscriber {
     /// Connects, subscribes to `filter`, and waits for the SUBACK.
     pub async fn connect(s: &Setup, filter: &str, qos: QoS) -> io::Result<Subscriber> {
-        let mut link = Link::connect(s).await?;
+        let mut link = Link::connect(s, READ_ROOM).await?;
         let filter = MqttStr::try_from(filter.to_string()).map_err(|e| bad(e.to_string()))?;
         link.send(Packet::Subscribe(Subscribe {
             packet_id: 1,
@@ -344,8 +370,8 @@ const WRITE_BATCH: usize = 64 * 1024;
 #[derive(Debug)]
 pub(super) struct Publisher {
     link: Link,
-    /// Packet ids in flight, by id.
-    used: Vec<bool>,
+    /// Packet ids in flight: a bitset over all 65,536.
+    used: Vec<u64>,
     last_id: u16,
     in_flight: usize,
 }
@@ -353,8 +379,8 @@ pub(super) struct Publisher {
 impl Publisher {
     pub async fn connect(s: &Setup) -> io::Result<Publisher> {
         Ok(Publisher {
-            link: Link::connect(s).await?,
-            used: vec![false; 65536],
+            link: Link::connect(s, ACK_ROOM).await?,
+            used: vec![0; 65536 / 64],
             last_id: 0,
             in_flight: 0,
         })
@@ -363,9 +389,9 @@ impl Publisher {
     fn next_id(&mut self) -> u16 {
         loop {
             self.last_id = self.last_id % u16::MAX + 1;
-            let slot = &mut self.used[usize::from(self.last_id)];
-            if !*slot {
-                *slot = true;
+            let (word, bit) = (usize::from(self.last_id / 64), self.last_id % 64);
+            if self.used[word] & (1 << bit) == 0 {
+                self.used[word] |= 1 << bit;
                 self.in_flight += 1;
                 return self.last_id;
             }
@@ -373,8 +399,9 @@ impl Publisher {
     }
 
     fn release(&mut self, id: u16) {
-        let slot = &mut self.used[usize::from(id)];
-        if std::mem::take(slot) {
+        let (word, bit) = (usize::from(id / 64), id % 64);
+        if self.used[word] & (1 << bit) != 0 {
+            self.used[word] &= !(1 << bit);
             self.in_flight -= 1;
         }
     }
@@ -751,8 +778,10 @@ mod tests {
                         wbuf: BytesMut::new(),
                         ping_every: 0,
                         receive_maximum: u16::MAX,
+                        per_packet: false,
+                        room: ACK_ROOM,
                     },
-                    used: vec![false; 65536],
+                    used: vec![0; 65536 / 64],
                     last_id: 0,
                     in_flight: 0,
                 };
@@ -796,6 +825,57 @@ mod tests {
                 assert_eq!(p.in_flight, if qos == QoS::AtMostOnce { 0 } else { 2 });
             }
         }
+    }
+
+    #[tokio::test]
+    async fn per_packet_writes_send_the_queued_bytes_unchanged() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut p = Publisher {
+            link: Link {
+                stream: TcpStream::connect(addr).await.unwrap(),
+                protocol: Protocol::V5,
+                rbuf: BytesMut::new(),
+                wbuf: BytesMut::new(),
+                ping_every: 0,
+                receive_maximum: u16::MAX,
+                per_packet: true,
+                room: ACK_ROOM,
+            },
+            used: vec![0; 65536 / 64],
+            last_id: 0,
+            in_flight: 0,
+        };
+        let (mut server, _) = listener.accept().await.unwrap();
+        let epoch = Instant::now();
+        // Remaining Lengths of one and of two bytes, and an acknowledgement.
+        for size in [20, 300, 64] {
+            let plan = Plan {
+                index: 1,
+                topic: "t".into(),
+                qos: QoS::AtLeastOnce,
+                size,
+                count: 0,
+                deadline: epoch,
+                rate: None,
+                t0: epoch,
+                phase: 0.0,
+                epoch,
+                inflight: 10,
+                ack_wait: Duration::from_secs(1),
+            };
+            p.put_publish(&plan, 0, epoch);
+        }
+        ack(&mut p.link.wbuf, PUBREL, 9);
+        let queued = p.link.wbuf.clone();
+        p.link.flush().await.unwrap();
+        assert!(p.link.wbuf.is_empty());
+        let mut got = vec![0; queued.len()];
+        tokio::time::timeout(Duration::from_secs(10), server.read_exact(&mut got))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, queued[..]);
     }
 
     #[test]
