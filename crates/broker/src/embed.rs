@@ -199,9 +199,10 @@ impl Subscription {
                 }
                 return Some(Received { delivery });
             }
-            let signal = std::future::poll_fn(|cx| self.mailbox.poll_signal(cx, self.key, true));
+            let signal =
+                std::future::poll_fn(|cx| self.mailbox.poll_signal(cx, self.key, true, false));
             match signal.await {
-                Signal::Mail => self.mailbox.drain_into(&mut self.queue),
+                Signal::Mail | Signal::MailLater => self.mailbox.drain_into(&mut self.queue),
                 Signal::Kicked(_) | Signal::Shutdown => return None,
             }
         }

@@ -73,6 +73,9 @@ pub enum Push {
 /// holds its publishers back.
 pub const CONGESTED_AT: usize = 256;
 
+/// Mail that the owner may take later: fewer deliveries than this.
+const LATER_BELOW: usize = 16;
+
 /// A subscriber that drained within this long counts as keeping up.
 const ACTIVE: Duration = Duration::from_secs(1);
 
@@ -86,6 +89,9 @@ fn epoch_ms() -> u64 {
 pub enum Signal {
     /// Deliveries were queued since the last drain.
     Mail,
+    /// Deliveries were queued, and the owner asked to take them later
+    /// (see [`Mailbox::poll_signal`]).
+    MailLater,
     /// Another connection took the session over [MQTT-3.1.4-3]; the
     /// sender, if any, is answered once the session is back in the
     /// registry.
@@ -209,7 +215,19 @@ impl Mailbox {
     /// waker kept for a push, kick or shutdown. Mail is taken only when
     /// `take_mail` (the task stops taking it while its session's own queue
     /// is full); the other signals always come through.
-    pub fn poll_signal(&self, cx: &mut Context<'_>, conn: u64, take_mail: bool) -> Poll<Signal> {
+    ///
+    /// With `later`, a little QoS 0 mail (fewer than `LATER_BELOW`
+    /// deliveries) is reported as [`Signal::MailLater`] and left pending: pushes until
+    /// the owner takes it do not wake the task again, which has arranged to
+    /// be polled once more. More than that is worth a write now: a batch
+    /// that waited would only fill the mailbox towards congestion.
+    pub fn poll_signal(
+        &self,
+        cx: &mut Context<'_>,
+        conn: u64,
+        take_mail: bool,
+        later: bool,
+    ) -> Poll<Signal> {
         let mut inner = self.lock();
         if inner.shutdown {
             return Poll::Ready(Signal::Shutdown);
@@ -222,6 +240,16 @@ impl Mailbox {
             return Poll::Ready(Signal::Kicked(None));
         }
         if take_mail && inner.rung {
+            // Only QoS 0 mail: a QoS 1 or 2 publisher lets the
+            // subscriber's copy leave before its own acknowledgement
+            // (`deliveries_first` in the connection), which a subscriber
+            // that waits would undo.
+            if later
+                && inner.queue.len() < LATER_BELOW
+                && inner.queue.iter().all(|d| d.message.qos == QoS::AtMostOnce)
+            {
+                return Poll::Ready(Signal::MailLater);
+            }
             inner.rung = false;
             return Poll::Ready(Signal::Mail);
         }
@@ -342,7 +370,7 @@ mod tests {
     }
 
     fn poll(m: &Mailbox, w: &Waker, conn: u64, take_mail: bool) -> Poll<Signal> {
-        m.poll_signal(&mut Context::from_waker(w), conn, take_mail)
+        m.poll_signal(&mut Context::from_waker(w), conn, take_mail, false)
     }
 
     #[test]
@@ -361,6 +389,31 @@ mod tests {
         let mut out = VecDeque::new();
         m.drain_into(&mut out);
         assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn mail_taken_later_is_left_rung_so_pushes_meanwhile_do_not_wake() {
+        let m = Mailbox::new(MqttStr::from_static("c"), 100, 1 << 20, false);
+        m.attach(7);
+        let (count, w) = waker();
+        assert!(poll(&m, &w, 7, true).is_pending());
+        assert_eq!(m.push(delivery(QoS::AtMostOnce)), Push::First);
+        m.wake();
+        assert_eq!(count.count(), 1);
+        let later = m.poll_signal(&mut Context::from_waker(&w), 7, true, true);
+        assert!(matches!(later, Poll::Ready(Signal::MailLater)));
+        // The owner arranged its own next poll: more mail is no news.
+        assert_eq!(m.push(delivery(QoS::AtMostOnce)), Push::Queued);
+        assert!(matches!(poll(&m, &w, 7, true), Poll::Ready(Signal::Mail)));
+        let mut out = VecDeque::new();
+        m.drain_into(&mut out);
+        assert_eq!(out.len(), 2);
+        assert!(poll(&m, &w, 7, true).is_pending());
+        // QoS 1 mail is taken at once: its publisher waits for the copy to
+        // leave before it acknowledges.
+        m.push(delivery(QoS::AtLeastOnce));
+        let now = m.poll_signal(&mut Context::from_waker(&w), 7, true, true);
+        assert!(matches!(now, Poll::Ready(Signal::Mail)));
     }
 
     #[test]
