@@ -29,6 +29,9 @@ def main(path, brokers):
         if res and res.get("broker_cpu_s") is not None and res.get("seconds"):
             # The broker's share of one core over the run.
             res["cpu_pct"] = 100.0 * res["broker_cpu_s"] / res["seconds"]
+            if res.get("broker_sys_s") is not None:
+                # Of it, outside the kernel: the broker's own code.
+                res["user_pct"] = 100.0 * (res["broker_cpu_s"] - res["broker_sys_s"]) / res["seconds"]
         if res and res.get("broker_rss") is not None:
             res["rss_mib"] = res["broker_rss"] / 1048576.0
         runs.setdefault(r["name"], {}).setdefault(r["broker"], []).append(r["result"])
@@ -80,7 +83,8 @@ def main(path, brokers):
         if " @ " in name:
             # A fixed offered load: what it costs the broker, and how late
             # its messages are.
-            return [("cpu %", "cpu_pct", False), ("p99 us", "p99_us", False),
+            return [("cpu %", "cpu_pct", False), ("user cpu %", "user_pct", False),
+                    ("p99 us", "p99_us", False),
                     ("msg/s", "msg_per_s", True)]
         if "rumqttc" in name:
             return [("msg/s", "msg_per_s", True), ("msg/cpu-s", "msg_per_cpu_s", True),

@@ -153,6 +153,9 @@ fn qos_of(v: u8) -> QoS {
 #[derive(Debug, Clone, Copy, Default)]
 struct ProcSample {
     cpu_s: f64,
+    /// Of `cpu_s`, the time in the kernel (system calls, and the network
+    /// stack's work charged to the broker).
+    sys_s: f64,
     rss: u64,
 }
 
@@ -163,7 +166,8 @@ fn sample(pid: Option<u32>) -> Option<ProcSample> {
     let rest = &stat[stat.rfind(')')? + 2..];
     let f: Vec<&str> = rest.split_whitespace().collect();
     // utime and stime are fields 14 and 15 of stat, 12 and 13 here.
-    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    let utime: u64 = f.get(11)?.parse().ok()?;
+    let stime: u64 = f.get(12)?.parse().ok()?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let rss_kb: u64 = status
         .lines()
@@ -175,7 +179,8 @@ fn sample(pid: Option<u32>) -> Option<ProcSample> {
         .ok()?;
     // USER_HZ is 100 on every Linux this runs on.
     Some(ProcSample {
-        cpu_s: ticks as f64 / 100.0,
+        cpu_s: (utime + stime) as f64 / 100.0,
+        sys_s: stime as f64 / 100.0,
         rss: rss_kb * 1024,
     })
 }
@@ -571,6 +576,10 @@ async fn bench(a: BenchArgs) -> Result<(), String> {
         (Some(b), Some(af)) => Some(af.cpu_s - b.cpu_s),
         _ => None,
     };
+    let sys = match (before, after) {
+        (Some(b), Some(af)) => Some(af.sys_s - b.sys_s),
+        _ => None,
+    };
     let report = Report {
         scenario: format!("{:?}", a.scenario),
         clients: n,
@@ -591,6 +600,7 @@ async fn bench(a: BenchArgs) -> Result<(), String> {
         duplicates: dup,
         out_of_order: ooo,
         broker_cpu_s: cpu,
+        broker_sys_s: sys,
         msg_per_cpu_s: cpu.map(|c| delivered as f64 / c.max(1e-9)),
         broker_rss: after.map(|s| s.rss),
         rss_per_connection: None,
@@ -746,6 +756,8 @@ struct Report {
     duplicates: u64,
     out_of_order: u64,
     broker_cpu_s: Option<f64>,
+    /// Of `broker_cpu_s`, in the kernel.
+    broker_sys_s: Option<f64>,
     msg_per_cpu_s: Option<f64>,
     broker_rss: Option<u64>,
     rss_per_connection: Option<f64>,
@@ -759,7 +771,7 @@ impl Report {
     fn print(&self, json: bool) {
         if json {
             println!(
-                "{{\"scenario\":\"{}\",\"clients\":{},\"qos\":{},\"size\":{},\"published\":{},\"delivered\":{},\"seconds\":{:.3},\"publish_seconds\":{:.3},\"msg_per_s\":{:.1},\"p50_us\":{:.1},\"p99_us\":{:.1},\"p999_us\":{:.1},\"max_us\":{:.1},\"read_p50_us\":{:.1},\"read_p99_us\":{:.1},\"lost\":{},\"duplicates\":{},\"out_of_order\":{},\"broker_cpu_s\":{},\"msg_per_cpu_s\":{},\"broker_rss\":{},\"rss_per_connection\":{}}}",
+                "{{\"scenario\":\"{}\",\"clients\":{},\"qos\":{},\"size\":{},\"published\":{},\"delivered\":{},\"seconds\":{:.3},\"publish_seconds\":{:.3},\"msg_per_s\":{:.1},\"p50_us\":{:.1},\"p99_us\":{:.1},\"p999_us\":{:.1},\"max_us\":{:.1},\"read_p50_us\":{:.1},\"read_p99_us\":{:.1},\"lost\":{},\"duplicates\":{},\"out_of_order\":{},\"broker_cpu_s\":{},\"broker_sys_s\":{},\"msg_per_cpu_s\":{},\"broker_rss\":{},\"rss_per_connection\":{}}}",
                 self.scenario,
                 self.clients,
                 self.qos,
@@ -779,6 +791,7 @@ impl Report {
                 self.duplicates,
                 self.out_of_order,
                 opt(self.broker_cpu_s.map(|v| format!("{v:.3}"))),
+                opt(self.broker_sys_s.map(|v| format!("{v:.3}"))),
                 opt(self.msg_per_cpu_s.map(|v| format!("{v:.1}"))),
                 opt(self.broker_rss),
                 opt(self.rss_per_connection.map(|v| format!("{v:.1}"))),
@@ -809,8 +822,9 @@ impl Report {
         }
         if let Some(c) = self.broker_cpu_s {
             println!(
-                "  broker cpu {:.2}s: {:.0} msg per cpu-second",
+                "  broker cpu {:.2}s ({:.2}s in the kernel): {:.0} msg per cpu-second",
                 c,
+                self.broker_sys_s.unwrap_or(0.0),
                 self.msg_per_cpu_s.unwrap_or(0.0)
             );
         }
