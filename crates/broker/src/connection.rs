@@ -22,7 +22,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 use crate::alarm::Alarm;
 use crate::auth::Identity;
-use crate::mailbox::{Mailbox, Signal};
+use crate::mailbox::{Later, Mailbox, Signal};
 use crate::shared::Shared;
 use crate::transport::Transport;
 use round::RoundLog;
@@ -601,8 +601,17 @@ impl Conn {
             // them (and after the runtime's next look at the sockets) sends
             // what they all routed here in one write rather than one write
             // per publisher: under load, a delivery costs a fraction of a
-            // send. Idle, the wait is one pass of the runtime.
-            let later = !std::mem::take(&mut self.mail_deferred) && !wakes.any();
+            // send. Idle, the wait is one pass of the runtime. QoS 1/2 mail
+            // waits so only while the client owes acknowledgements (it is
+            // busy): an idle subscriber's copy leaves before the
+            // publisher's answer (`deliveries_first`).
+            let later = if std::mem::take(&mut self.mail_deferred) || wakes.any() {
+                Later::Never
+            } else if self.session.awaits_acks() {
+                Later::Always
+            } else {
+                Later::IfQos0
+            };
             match a.mailbox.poll_signal(cx, self.id, take_mail, later) {
                 Poll::Ready(Signal::MailLater) => {
                     self.mail_deferred = true;

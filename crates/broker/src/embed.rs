@@ -13,7 +13,7 @@ use strata_codec::{MqttStr, PublishProps, QoS, SubscribeOptions};
 use strata_session::{Delivery, Message};
 use tokio::sync::oneshot;
 
-use crate::mailbox::{Mailbox, Signal};
+use crate::mailbox::{Later, Mailbox, Signal};
 use crate::routing::Subscriber;
 use crate::shared::Shared;
 
@@ -199,8 +199,9 @@ impl Subscription {
                 }
                 return Some(Received { delivery });
             }
-            let signal =
-                std::future::poll_fn(|cx| self.mailbox.poll_signal(cx, self.key, true, false));
+            let signal = std::future::poll_fn(|cx| {
+                self.mailbox.poll_signal(cx, self.key, true, Later::Never)
+            });
             match signal.await {
                 Signal::Mail | Signal::MailLater => self.mailbox.drain_into(&mut self.queue),
                 Signal::Kicked(_) | Signal::Shutdown => return None,

@@ -73,6 +73,22 @@ pub enum Push {
 /// holds its publishers back.
 pub const CONGESTED_AT: usize = 256;
 
+/// Whether the owner may take its mail later (see
+/// [`Mailbox::poll_signal`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Later {
+    Never,
+    /// Only if it is all QoS 0: a QoS 1 or 2 publisher lets the
+    /// subscriber's copy leave before its own acknowledgement
+    /// (`deliveries_first` in the connection), which a subscriber that
+    /// waits would undo. What that order is for (latency) matters while
+    /// the subscriber is idle.
+    IfQos0,
+    /// Whatever it is: the subscriber is busy (it has not acknowledged
+    /// all it was sent), and a write saved counts for more than the order.
+    Always,
+}
+
 /// Mail that the owner may take later: fewer deliveries than this.
 const LATER_BELOW: usize = 16;
 
@@ -216,17 +232,18 @@ impl Mailbox {
     /// `take_mail` (the task stops taking it while its session's own queue
     /// is full); the other signals always come through.
     ///
-    /// With `later`, a little QoS 0 mail (fewer than `LATER_BELOW`
-    /// deliveries) is reported as [`Signal::MailLater`] and left pending: pushes until
-    /// the owner takes it do not wake the task again, which has arranged to
-    /// be polled once more. More than that is worth a write now: a batch
-    /// that waited would only fill the mailbox towards congestion.
+    /// As `later` allows, a little mail (fewer than `LATER_BELOW`
+    /// deliveries) is reported as [`Signal::MailLater`] and left pending:
+    /// pushes until the owner takes it do not wake the task again, which
+    /// has arranged to be polled once more. More than that is worth a write
+    /// now: a batch that waited would only fill the mailbox towards
+    /// congestion.
     pub fn poll_signal(
         &self,
         cx: &mut Context<'_>,
         conn: u64,
         take_mail: bool,
-        later: bool,
+        later: Later,
     ) -> Poll<Signal> {
         let mut inner = self.lock();
         if inner.shutdown {
@@ -240,14 +257,12 @@ impl Mailbox {
             return Poll::Ready(Signal::Kicked(None));
         }
         if take_mail && inner.rung {
-            // Only QoS 0 mail: a QoS 1 or 2 publisher lets the
-            // subscriber's copy leave before its own acknowledgement
-            // (`deliveries_first` in the connection), which a subscriber
-            // that waits would undo.
-            if later
-                && inner.queue.len() < LATER_BELOW
-                && inner.queue.iter().all(|d| d.message.qos == QoS::AtMostOnce)
-            {
+            let wait = match later {
+                Later::Never => false,
+                Later::IfQos0 => inner.queue.iter().all(|d| d.message.qos == QoS::AtMostOnce),
+                Later::Always => true,
+            };
+            if wait && inner.queue.len() < LATER_BELOW {
                 return Poll::Ready(Signal::MailLater);
             }
             inner.rung = false;
@@ -370,7 +385,7 @@ mod tests {
     }
 
     fn poll(m: &Mailbox, w: &Waker, conn: u64, take_mail: bool) -> Poll<Signal> {
-        m.poll_signal(&mut Context::from_waker(w), conn, take_mail, false)
+        m.poll_signal(&mut Context::from_waker(w), conn, take_mail, Later::Never)
     }
 
     #[test]
@@ -400,7 +415,7 @@ mod tests {
         assert_eq!(m.push(delivery(QoS::AtMostOnce)), Push::First);
         m.wake();
         assert_eq!(count.count(), 1);
-        let later = m.poll_signal(&mut Context::from_waker(&w), 7, true, true);
+        let later = m.poll_signal(&mut Context::from_waker(&w), 7, true, Later::IfQos0);
         assert!(matches!(later, Poll::Ready(Signal::MailLater)));
         // The owner arranged its own next poll: more mail is no news.
         assert_eq!(m.push(delivery(QoS::AtMostOnce)), Push::Queued);
@@ -409,10 +424,19 @@ mod tests {
         m.drain_into(&mut out);
         assert_eq!(out.len(), 2);
         assert!(poll(&m, &w, 7, true).is_pending());
-        // QoS 1 mail is taken at once: its publisher waits for the copy to
-        // leave before it acknowledges.
+        // QoS 1 mail is taken at once from an idle subscriber: its
+        // publisher waits for the copy to leave before it acknowledges.
         m.push(delivery(QoS::AtLeastOnce));
-        let now = m.poll_signal(&mut Context::from_waker(&w), 7, true, true);
+        let now = m.poll_signal(&mut Context::from_waker(&w), 7, true, Later::IfQos0);
+        assert!(matches!(now, Poll::Ready(Signal::Mail)));
+        // A busy one may take it later, but not a mailbox of 16 or more.
+        m.push(delivery(QoS::AtLeastOnce));
+        let later = m.poll_signal(&mut Context::from_waker(&w), 7, true, Later::Always);
+        assert!(matches!(later, Poll::Ready(Signal::MailLater)));
+        for _ in 0..LATER_BELOW {
+            m.push(delivery(QoS::AtMostOnce));
+        }
+        let now = m.poll_signal(&mut Context::from_waker(&w), 7, true, Later::Always);
         assert!(matches!(now, Poll::Ready(Signal::Mail)));
     }
 
