@@ -65,6 +65,9 @@ const UNSENT_HOLD: usize = 64 * 1024;
 /// subscribers lets their tasks write them before its answers go out (see
 /// [`deliveries_first`]); a busier round writes at once.
 const FEW_ROUTED: u32 = 4;
+/// Mail wakes that take their mail at once after a deferral that gained
+/// nothing (see `Conn::later_skip`).
+const LATER_SKIP: u8 = 16;
 
 /// What the task knows once CONNECT was accepted.
 struct Attached {
@@ -157,8 +160,13 @@ struct Conn {
     alarm: Alarm,
     /// Mail came while nothing else woke the task, and the task let the
     /// runtime run every other ready task before taking it (see
-    /// `poll_wakes`): it is taken on the next poll.
-    mail_deferred: bool,
+    /// `poll_wakes`): how many deliveries were queued then (0: none
+    /// deferred). It is taken on the next poll.
+    deferred: u8,
+    /// Mail wakes to come that take their mail at once: a deferral that
+    /// found no more mail than it began with (one publisher to many
+    /// subscribers, say) is not tried again for `LATER_SKIP` wakes.
+    later_skip: u8,
 }
 
 /// What the session's events ask the task to await before it handles
@@ -235,7 +243,8 @@ pub(crate) fn run<T: Transport>(
             deliveries: Default::default(),
             more: None,
             alarm: Alarm::default(),
-            mail_deferred: false,
+            deferred: 0,
+            later_skip: 0,
         };
         // The read buffer is allocated when there is something to read and
         // released when empty again (so is each round's write buffer, once the
@@ -269,7 +278,7 @@ pub(crate) fn run<T: Transport>(
                 // or shutdown ends the connection, and is noted at once.
                 let mail = match signal {
                     // (Later mail is not passed up: see `poll_wakes`.)
-                    Some(Signal::Mail | Signal::MailLater) => true,
+                    Some(Signal::Mail | Signal::MailLater(_)) => true,
                     Some(Signal::Kicked(done)) => {
                         // Another connection with this client id took over
                         // [MQTT-3.1.4-3]: 0x8E in 5.0, then close.
@@ -605,7 +614,7 @@ impl Conn {
             // waits so only while the client owes acknowledgements (it is
             // busy): an idle subscriber's copy leaves before the
             // publisher's answer (`deliveries_first`).
-            let later = if std::mem::take(&mut self.mail_deferred) || wakes.any() {
+            let later = if self.deferred > 0 || self.later_skip > 0 || wakes.any() {
                 Later::Never
             } else if self.session.awaits_acks() {
                 Later::Always
@@ -613,8 +622,8 @@ impl Conn {
                 Later::IfQos0
             };
             match a.mailbox.poll_signal(cx, self.id, take_mail, later) {
-                Poll::Ready(Signal::MailLater) => {
-                    self.mail_deferred = true;
+                Poll::Ready(Signal::MailLater(queued)) => {
+                    self.deferred = queued.max(1);
                     defer(cx);
                     return Poll::Pending;
                 }
@@ -676,6 +685,17 @@ impl Conn {
             return;
         }
         a.mailbox.drain_into(&mut self.deliveries);
+        let deferred = usize::from(std::mem::take(&mut self.deferred));
+        if deferred > 0 {
+            // Worth it if more came meanwhile.
+            self.later_skip = if self.deliveries.len() > deferred {
+                0
+            } else {
+                LATER_SKIP
+            };
+        } else {
+            self.later_skip = self.later_skip.saturating_sub(1);
+        }
         if self.shared.config().authorizer.checks_deliveries() {
             self.authorize_deliveries();
         }

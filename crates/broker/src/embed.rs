@@ -203,7 +203,7 @@ impl Subscription {
                 self.mailbox.poll_signal(cx, self.key, true, Later::Never)
             });
             match signal.await {
-                Signal::Mail | Signal::MailLater => self.mailbox.drain_into(&mut self.queue),
+                Signal::Mail | Signal::MailLater(_) => self.mailbox.drain_into(&mut self.queue),
                 Signal::Kicked(_) | Signal::Shutdown => return None,
             }
         }

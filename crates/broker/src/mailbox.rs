@@ -105,9 +105,9 @@ fn epoch_ms() -> u64 {
 pub enum Signal {
     /// Deliveries were queued since the last drain.
     Mail,
-    /// Deliveries were queued, and the owner asked to take them later
-    /// (see [`Mailbox::poll_signal`]).
-    MailLater,
+    /// Deliveries were queued, this many, and the owner asked to take them
+    /// later (see [`Mailbox::poll_signal`]).
+    MailLater(u8),
     /// Another connection took the session over [MQTT-3.1.4-3]; the
     /// sender, if any, is answered once the session is back in the
     /// registry.
@@ -263,7 +263,8 @@ impl Mailbox {
                 Later::Always => true,
             };
             if wait && inner.queue.len() < LATER_BELOW {
-                return Poll::Ready(Signal::MailLater);
+                // Below LATER_BELOW (16): fits.
+                return Poll::Ready(Signal::MailLater(inner.queue.len() as u8));
             }
             inner.rung = false;
             return Poll::Ready(Signal::Mail);
@@ -416,7 +417,7 @@ mod tests {
         m.wake();
         assert_eq!(count.count(), 1);
         let later = m.poll_signal(&mut Context::from_waker(&w), 7, true, Later::IfQos0);
-        assert!(matches!(later, Poll::Ready(Signal::MailLater)));
+        assert!(matches!(later, Poll::Ready(Signal::MailLater(_))));
         // The owner arranged its own next poll: more mail is no news.
         assert_eq!(m.push(delivery(QoS::AtMostOnce)), Push::Queued);
         assert!(matches!(poll(&m, &w, 7, true), Poll::Ready(Signal::Mail)));
@@ -432,7 +433,7 @@ mod tests {
         // A busy one may take it later, but not a mailbox of 16 or more.
         m.push(delivery(QoS::AtLeastOnce));
         let later = m.poll_signal(&mut Context::from_waker(&w), 7, true, Later::Always);
-        assert!(matches!(later, Poll::Ready(Signal::MailLater)));
+        assert!(matches!(later, Poll::Ready(Signal::MailLater(_))));
         for _ in 0..LATER_BELOW {
             m.push(delivery(QoS::AtMostOnce));
         }

@@ -728,6 +728,47 @@ mod tests {
     use bytes::Bytes;
     use strata_codec::{Publish, PublishProperties};
 
+    /// A publisher on a connected socket, past any handshake.
+    async fn publisher(
+        addr: std::net::SocketAddr,
+        protocol: Protocol,
+        per_packet: bool,
+    ) -> Publisher {
+        Publisher {
+            link: Link {
+                stream: TcpStream::connect(addr).await.unwrap(),
+                protocol,
+                rbuf: BytesMut::new(),
+                wbuf: BytesMut::new(),
+                ping_every: 0,
+                receive_maximum: u16::MAX,
+                per_packet,
+                room: ACK_ROOM,
+            },
+            used: vec![0; 65536 / 64],
+            last_id: 0,
+            in_flight: 0,
+        }
+    }
+
+    /// An unpaced plan starting at `epoch`.
+    fn plan(index: u32, topic: &str, qos: QoS, size: usize, epoch: Instant) -> Plan {
+        Plan {
+            index,
+            topic: topic.into(),
+            qos,
+            size,
+            count: 0,
+            deadline: epoch,
+            rate: None,
+            t0: epoch,
+            phase: 0.0,
+            epoch,
+            inflight: 10,
+            ack_wait: Duration::from_secs(1),
+        }
+    }
+
     fn body(p: &Publish, protocol: Protocol) -> (u8, Vec<u8>) {
         let mut out = BytesMut::new();
         Packet::Publish(p.clone())
@@ -770,36 +811,9 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         for protocol in [Protocol::V3_1_1, Protocol::V5] {
             for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
-                let mut p = Publisher {
-                    link: Link {
-                        stream: TcpStream::connect(addr).await.unwrap(),
-                        protocol,
-                        rbuf: BytesMut::new(),
-                        wbuf: BytesMut::new(),
-                        ping_every: 0,
-                        receive_maximum: u16::MAX,
-                        per_packet: false,
-                        room: ACK_ROOM,
-                    },
-                    used: vec![0; 65536 / 64],
-                    last_id: 0,
-                    in_flight: 0,
-                };
+                let mut p = publisher(addr, protocol, false).await;
                 let epoch = Instant::now();
-                let plan = Plan {
-                    index: 7,
-                    topic: "bench/t".into(),
-                    qos,
-                    size: 200,
-                    count: 0,
-                    deadline: epoch,
-                    rate: None,
-                    t0: epoch,
-                    phase: 0.0,
-                    epoch,
-                    inflight: 10,
-                    ack_wait: Duration::from_secs(1),
-                };
+                let plan = plan(7, "bench/t", qos, 200, epoch);
                 p.put_publish(&plan, 41, epoch + Duration::from_micros(5));
                 p.put_publish(&plan, 42, epoch);
                 let mut buf = std::mem::take(&mut p.link.wbuf);
@@ -831,40 +845,12 @@ mod tests {
     async fn per_packet_writes_send_the_queued_bytes_unchanged() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let mut p = Publisher {
-            link: Link {
-                stream: TcpStream::connect(addr).await.unwrap(),
-                protocol: Protocol::V5,
-                rbuf: BytesMut::new(),
-                wbuf: BytesMut::new(),
-                ping_every: 0,
-                receive_maximum: u16::MAX,
-                per_packet: true,
-                room: ACK_ROOM,
-            },
-            used: vec![0; 65536 / 64],
-            last_id: 0,
-            in_flight: 0,
-        };
+        let mut p = publisher(addr, Protocol::V5, true).await;
         let (mut server, _) = listener.accept().await.unwrap();
         let epoch = Instant::now();
         // Remaining Lengths of one and of two bytes, and an acknowledgement.
         for size in [20, 300, 64] {
-            let plan = Plan {
-                index: 1,
-                topic: "t".into(),
-                qos: QoS::AtLeastOnce,
-                size,
-                count: 0,
-                deadline: epoch,
-                rate: None,
-                t0: epoch,
-                phase: 0.0,
-                epoch,
-                inflight: 10,
-                ack_wait: Duration::from_secs(1),
-            };
-            p.put_publish(&plan, 0, epoch);
+            p.put_publish(&plan(1, "t", QoS::AtLeastOnce, size, epoch), 0, epoch);
         }
         ack(&mut p.link.wbuf, PUBREL, 9);
         let queued = p.link.wbuf.clone();
