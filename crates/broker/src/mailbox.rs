@@ -257,12 +257,14 @@ impl Mailbox {
             return Poll::Ready(Signal::Kicked(None));
         }
         if take_mail && inner.rung {
-            let wait = match later {
-                Later::Never => false,
-                Later::IfQos0 => inner.queue.iter().all(|d| d.message.qos == QoS::AtMostOnce),
-                Later::Always => true,
-            };
-            if wait && inner.queue.len() < LATER_BELOW {
+            // The length first: a long queue is never walked.
+            let wait = inner.queue.len() < LATER_BELOW
+                && match later {
+                    Later::Never => false,
+                    Later::IfQos0 => inner.queue.iter().all(|d| d.message.qos == QoS::AtMostOnce),
+                    Later::Always => true,
+                };
+            if wait {
                 // Below LATER_BELOW (16): fits.
                 return Poll::Ready(Signal::MailLater(inner.queue.len() as u8));
             }
