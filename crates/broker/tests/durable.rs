@@ -69,22 +69,8 @@ async fn offline_messages_subscriptions_and_retained_survive_a_restart() {
     assert_eq!(broker.session_count(), 1, "the persistent session is back");
     let mut o = v4_options(addr, "keeper");
     o.set_clean_session(false);
-    let (client, mut el) = rumqttc::AsyncClient::new(o, 100);
-    let mut got = Vec::new();
-    let mut present = None;
-    tokio::time::timeout(WAIT, async {
-        while got.len() < 20 {
-            match el.poll().await.unwrap() {
-                rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(a)) => {
-                    present = Some(a.session_present)
-                }
-                rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) => got.push(p.payload[0]),
-                _ => {}
-            }
-        }
-    })
-    .await
-    .expect("the offline messages after the restart");
+    // The offline messages after the restart.
+    let (client, mut el, present, got) = resume(o, 20).await;
     assert_eq!(present, Some(true));
     assert_eq!(got, (0..20).collect::<Vec<u8>>(), "all of them, in order");
     // The subscription itself survived: a new message reaches the session.

@@ -93,6 +93,38 @@ pub fn v4_options(addr: SocketAddr, id: &str) -> rumqttc::MqttOptions {
     o
 }
 
+/// Reconnects with `options` (a session to resume) and reads, within
+/// [`WAIT`], until `n` messages came: the client and its event loop, the
+/// CONNACK's Session Present, and the first payload byte of each message
+/// in the order they came.
+pub async fn resume(
+    options: rumqttc::MqttOptions,
+    n: usize,
+) -> (
+    rumqttc::AsyncClient,
+    rumqttc::EventLoop,
+    Option<bool>,
+    Vec<u8>,
+) {
+    let (client, mut el) = rumqttc::AsyncClient::new(options, 100);
+    let mut got = Vec::new();
+    let mut present = None;
+    tokio::time::timeout(WAIT, async {
+        while got.len() < n {
+            match el.poll().await.unwrap() {
+                rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(a)) => {
+                    present = Some(a.session_present)
+                }
+                rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) => got.push(p.payload[0]),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the resumed session's messages");
+    (client, el, present, got)
+}
+
 pub async fn v4(options: rumqttc::MqttOptions) -> V4 {
     let (client, mut el) = rumqttc::AsyncClient::new(options, 100);
     let (tx, rx) = mpsc::unbounded_channel();

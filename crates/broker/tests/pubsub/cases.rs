@@ -88,22 +88,7 @@ async fn persistent_session_keeps_subscriptions_and_queues_messages() {
     publ.publish_acked("jobs/a", (0..5u8).map(|i| vec![i]))
         .await;
 
-    let (client, mut el) = rumqttc::AsyncClient::new(o, 100);
-    let mut got = Vec::new();
-    let mut present = None;
-    tokio::time::timeout(WAIT, async {
-        while got.len() < 5 {
-            match el.poll().await.unwrap() {
-                rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(a)) => {
-                    present = Some(a.session_present)
-                }
-                rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) => got.push(p.payload[0]),
-                _ => {}
-            }
-        }
-    })
-    .await
-    .unwrap();
+    let (client, _el, present, got) = resume(o, 5).await;
     assert_eq!(present, Some(true));
     assert_eq!(got, vec![0, 1, 2, 3, 4], "in order [MQTT-4.6.0-6]");
     drop(client);
