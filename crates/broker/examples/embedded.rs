@@ -20,7 +20,7 @@ pub struct Seen {
 
 pub async fn run() -> Result<Seen, Box<dyn std::error::Error>> {
     let broker = Broker::start(BrokerConfig {
-        listeners: vec!["127.0.0.1:0".parse()?],
+        listeners: vec![strata_broker::Listener::tcp("127.0.0.1:0".parse()?)],
         sys_interval: None,
         ..BrokerConfig::default()
     })

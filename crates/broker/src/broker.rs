@@ -14,8 +14,9 @@ use crate::config::BrokerConfig;
 use crate::durable::Durable;
 use crate::embed::{self, EmbedError, Publication, Subscription};
 use crate::journal::Journal;
+use crate::listener::Endpoint;
 use crate::shared::Shared;
-use crate::transport::Stream;
+use crate::transport::{Io, Stream};
 use crate::{background, connection, listener, restore};
 use strata_codec::QoS;
 use strata_journal::Recovered;
@@ -27,6 +28,9 @@ pub use crate::stats::Stats;
 pub struct Broker {
     shared: Arc<Shared>,
     local_addrs: Vec<SocketAddr>,
+    /// Each listener's settings and TLS configuration, in the order of
+    /// `local_addrs`.
+    endpoints: Vec<Arc<Endpoint>>,
     tasks: Vec<JoinHandle<()>>,
     /// `max_connections`, shared by every listener and in-process
     /// connection.
@@ -61,7 +65,13 @@ impl Handle {
             .try_acquire_owned()
             .map_err(|_| io::Error::other("the broker has max_connections connections open"))?;
         shared.life().task_started();
-        tokio::spawn(connection::run(shared, Stream::new(io, peer), permit));
+        let io: Box<dyn Io> = Box::new(io);
+        tokio::spawn(connection::run(
+            shared,
+            Stream::new(io, peer),
+            permit,
+            crate::clock::now(),
+        ));
         Ok(())
     }
 
@@ -78,11 +88,15 @@ impl Broker {
     /// Binds every listener and starts serving.
     pub async fn start(config: BrokerConfig) -> io::Result<Broker> {
         let mut listeners = Vec::new();
-        for addr in &config.listeners {
-            let l = TcpListener::bind(addr)
+        for l in &config.listeners {
+            // Certificates first: a bad file is reported before any port
+            // is taken.
+            let endpoint = Arc::new(Endpoint::new(l.clone())?);
+            let addr = l.bind;
+            let socket = TcpListener::bind(addr)
                 .await
                 .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-            listeners.push(l);
+            listeners.push((socket, endpoint));
         }
         let (durable, recovered) = match &config.storage.data_dir {
             Some(dir) => {
@@ -104,14 +118,17 @@ impl Broker {
         let mut local_addrs = Vec::new();
         let mut tasks = Vec::new();
         let permits = Arc::new(Semaphore::new(shared.config().max_connections));
-        for l in listeners {
+        let mut endpoints = Vec::new();
+        for (l, endpoint) in listeners {
             let addr = l.local_addr()?;
-            tracing::info!(%addr, "listening");
+            tracing::info!(listener = %endpoint.config.describe(addr), "listening");
             local_addrs.push(addr);
+            endpoints.push(endpoint.clone());
             tasks.push(tokio::spawn(listener::accept_loop(
                 shared.clone(),
                 l,
                 permits.clone(),
+                endpoint,
             )));
         }
         tasks.push(tokio::spawn(background::sweeper(shared.clone())));
@@ -128,6 +145,7 @@ impl Broker {
         Ok(Broker {
             shared,
             local_addrs,
+            endpoints,
             tasks,
             permits,
         })
@@ -136,6 +154,40 @@ impl Broker {
     /// The addresses the listeners are bound to (port 0 resolved).
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.local_addrs
+    }
+
+    /// Each listener as the start-up line names it: the address for TCP
+    /// (`127.0.0.1:1883`), a URL for the others (`tls://127.0.0.1:8883`,
+    /// `ws://127.0.0.1:8080/mqtt`), with the port bound.
+    pub fn listening(&self) -> Vec<String> {
+        self.endpoints
+            .iter()
+            .zip(&self.local_addrs)
+            .map(|(e, a)| e.config.describe(*a))
+            .collect()
+    }
+
+    /// Reads every TLS listener's certificate, key, CA and CRL files
+    /// again: new handshakes use them, open connections keep theirs. A
+    /// listener whose files cannot be used keeps its configuration; the
+    /// error (naming the file and the reason) is returned with the
+    /// listener's name, and logged.
+    pub fn reload_certificates(&self) -> Vec<(String, io::Result<()>)> {
+        let mut out = Vec::new();
+        for (e, a) in self.endpoints.iter().zip(&self.local_addrs) {
+            if let Some(tls) = &e.tls {
+                let name = e.config.describe(*a);
+                let r = tls.reload();
+                match &r {
+                    Ok(()) => tracing::info!(listener = %name, "certificates reloaded"),
+                    Err(err) => {
+                        tracing::warn!(listener = %name, error = %err, "certificates not reloaded; the old ones stay")
+                    }
+                }
+                out.push((name, r));
+            }
+        }
+        out
     }
 
     /// Sessions the broker holds, connected or offline.
@@ -264,7 +316,9 @@ mod tests {
     #[tokio::test]
     async fn a_stuck_takeover_of_one_id_holds_up_no_other_login() {
         let config = BrokerConfig {
-            listeners: vec!["127.0.0.1:0".parse().expect("addr")],
+            listeners: vec![crate::config::Listener::tcp(
+                "127.0.0.1:0".parse().expect("addr"),
+            )],
             ..Default::default()
         };
         let broker = Broker::start(config).await.expect("start");

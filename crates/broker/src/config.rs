@@ -8,6 +8,13 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use strata_codec::QoS;
+
+mod listen;
+
+pub use listen::{
+    CertFiles, DEFAULT_WS_PATH, Listener, RawListener, RawSni, TlsFiles, TlsVersion, TransportKind,
+    parse_listen_url,
+};
 use strata_router::ShareStrategy;
 
 /// A configuration that could not be used.
@@ -39,12 +46,6 @@ pub struct RawConfig {
     pub sys: RawSys,
     #[serde(default)]
     pub storage: RawStorage,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawListener {
-    pub bind: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -129,7 +130,7 @@ impl Default for StorageConfig {
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
-    pub listeners: Vec<SocketAddr>,
+    pub listeners: Vec<Listener>,
     pub session: strata_session::Config,
     pub share_strategy: ShareStrategy,
     /// How often `$SYS/broker/...` is published; `None` turns it off.
@@ -153,7 +154,7 @@ pub struct BrokerConfig {
 impl Default for BrokerConfig {
     fn default() -> BrokerConfig {
         BrokerConfig {
-            listeners: vec![SocketAddr::from(([127, 0, 0, 1], 1883))],
+            listeners: vec![Listener::tcp(SocketAddr::from(([127, 0, 0, 1], 1883)))],
             session: strata_session::Config::default(),
             share_strategy: ShareStrategy::RoundRobin,
             sys_interval: Some(Duration::from_secs(10)),
@@ -174,7 +175,7 @@ impl BrokerConfig {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
-        BrokerConfig::from_toml(&text).map_err(|e| match e {
+        BrokerConfig::from_toml_in(&text, path.parent()).map_err(|e| match e {
             ConfigError::Parse { message, .. } => ConfigError::Parse {
                 path: path.display().to_string(),
                 message,
@@ -183,13 +184,20 @@ impl BrokerConfig {
         })
     }
 
-    /// Parses and validates TOML text.
+    /// Parses and validates TOML text; relative file names in it are
+    /// relative to the working directory.
     pub fn from_toml(text: &str) -> Result<BrokerConfig, ConfigError> {
+        BrokerConfig::from_toml_in(text, None)
+    }
+
+    /// Parses and validates TOML text whose relative file names are
+    /// relative to `base` (the directory of the file it came from).
+    pub fn from_toml_in(text: &str, base: Option<&Path>) -> Result<BrokerConfig, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: "config".to_owned(),
             message: e.to_string(),
         })?;
-        raw.validate()
+        raw.validate_in(base)
     }
 }
 
@@ -213,20 +221,17 @@ fn invalid(key: &'static str, value: impl ToString, fix: &'static str) -> Config
 impl RawConfig {
     /// The second stage: check every value and build the typed structure.
     pub fn validate(self) -> Result<BrokerConfig, ConfigError> {
+        self.validate_in(None)
+    }
+
+    /// [`RawConfig::validate`], with relative file names read from `base`.
+    pub fn validate_in(self, base: Option<&Path>) -> Result<BrokerConfig, ConfigError> {
         let mut c = BrokerConfig::default();
         if !self.listener.is_empty() {
             c.listeners = self
                 .listener
-                .iter()
-                .map(|l| {
-                    l.bind.parse().map_err(|_| {
-                        invalid(
-                            "listener.bind",
-                            format!("{:?}", l.bind),
-                            "use HOST:PORT with a numeric address, e.g. \"127.0.0.1:1883\" or \"[::1]:1883\"",
-                        )
-                    })
-                })
+                .into_iter()
+                .map(|l| l.validate(base))
                 .collect::<Result<_, _>>()?;
         }
         let l = self.limits;
@@ -394,7 +399,10 @@ mod tests {
     #[test]
     fn empty_file_gives_defaults() {
         let c = BrokerConfig::from_toml("").unwrap();
-        assert_eq!(c.listeners, vec!["127.0.0.1:1883".parse().unwrap()]);
+        assert_eq!(
+            c.listeners,
+            vec![Listener::tcp("127.0.0.1:1883".parse().unwrap())]
+        );
         assert_eq!(c.session, strata_session::Config::default());
     }
 

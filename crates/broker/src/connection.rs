@@ -232,20 +232,24 @@ pub(crate) fn run<T: Transport>(
     shared: Arc<Shared>,
     mut stream: T,
     permit: OwnedSemaphorePermit,
+    accepted: Instant,
 ) -> impl Future<Output = ()> + Send {
+    // Made before the block, so that `accepted` is not kept in the task.
+    let mut conn = Conn {
+        // The CONNECT timeout counts from the accept, TLS and WebSocket
+        // handshakes included.
+        session: Session::new(shared.session_config().clone(), accepted),
+        id: shared.next_id(),
+        shared: shared.clone(),
+        attached: None,
+        deliveries: Default::default(),
+        more: None,
+        alarm: Alarm::default(),
+        deferred: 0,
+        later_skip: 0,
+    };
     async move {
         let stream = &mut stream;
-        let mut conn = Conn {
-            session: Session::new(shared.session_config().clone(), crate::clock::now()),
-            id: shared.next_id(),
-            shared: shared.clone(),
-            attached: None,
-            deliveries: Default::default(),
-            more: None,
-            alarm: Alarm::default(),
-            deferred: 0,
-            later_skip: 0,
-        };
         // The read buffer is allocated when there is something to read and
         // released when empty again (so is each round's write buffer, once the
         // socket took it all), so an idle connection holds none (memory per
@@ -336,7 +340,7 @@ pub(crate) fn run<T: Transport>(
                 // boxed: it runs once per connection, and would otherwise
                 // make every idle connection task that much larger.
                 while let Some(c) = conn.handle_packets(&mut rbuf, now) {
-                    Box::pin(conn.connect(c, stream.peer_addr())).await;
+                    Box::pin(conn.connect(c, stream.origin())).await;
                     if conn.session.is_closed() {
                         break;
                     }
@@ -354,7 +358,7 @@ pub(crate) fn run<T: Transport>(
             if room {
                 // What was held back and is not handled yet.
                 while let Some(c) = conn.handle_packets(&mut rbuf, now) {
-                    Box::pin(conn.connect(c, stream.peer_addr())).await;
+                    Box::pin(conn.connect(c, stream.origin())).await;
                     if conn.session.is_closed() {
                         break;
                     }
@@ -378,7 +382,7 @@ pub(crate) fn run<T: Transport>(
             }
             if let Some(w) = conn.process_events() {
                 // Boxed, as the CONNECTs of the packets above are.
-                Box::pin(conn.connect(w, stream.peer_addr())).await;
+                Box::pin(conn.connect(w, stream.origin())).await;
             }
             if let Some(m) = conn.more.as_mut()
                 && (1..=FEW_ROUTED).contains(&std::mem::take(&mut m.routed))
@@ -395,14 +399,14 @@ pub(crate) fn run<T: Transport>(
                 // its next connection [MQTT-4.8.0-2].
                 conn.lose(stream, &mut rbuf);
                 if let Some(w) = conn.process_events() {
-                    Box::pin(conn.connect(w, stream.peer_addr())).await;
+                    Box::pin(conn.connect(w, stream.origin())).await;
                 }
                 break;
             }
             if conn.flush(stream, now).is_err() {
                 conn.lose(stream, &mut rbuf);
                 if let Some(w) = conn.process_events() {
-                    Box::pin(conn.connect(w, stream.peer_addr())).await;
+                    Box::pin(conn.connect(w, stream.origin())).await;
                 }
             }
             if conn.session.is_closed() {
@@ -642,11 +646,11 @@ impl Conn {
     /// A CONNECT or AUTH through the authenticator, and a CONNECT through
     /// the registry (a takeover waits for the old connection), then the
     /// events after it.
-    async fn connect(&mut self, w: Awaited, peer: Option<std::net::SocketAddr>) {
+    async fn connect(&mut self, w: Awaited, origin: crate::transport::Origin) {
         let mut next = Some(w);
         while let Some(w) = next {
             match w {
-                Awaited::Connect(c) => self.on_connect(c, peer).await,
+                Awaited::Connect(c) => self.on_connect(c, &origin).await,
                 Awaited::Auth(a) => self.on_auth(a.method, a.data, a.reauth).await,
             }
             next = self.process_events();
@@ -712,7 +716,7 @@ mod tests {
     use super::*;
 
     /// The size of what `f` returns, without calling it.
-    fn output_size<A, B, C, F>(_: fn(A, B, C) -> F) -> usize {
+    fn output_size<A, B, C, D, F>(_: fn(A, B, C, D) -> F) -> usize {
         std::mem::size_of::<F>()
     }
 
@@ -729,6 +733,13 @@ mod tests {
         assert!(
             size + 112 <= 768,
             "the connection task grew to {size} bytes: its tokio cell no longer fits 768"
+        );
+        // Over TLS or WebSocket the stream's own state is on the heap.
+        let size = output_size(run::<crate::transport::BoxedStream>);
+        println!("connection task future over a stream: {size} bytes");
+        assert!(
+            size + 112 <= 768,
+            "the connection task over a stream grew to {size} bytes"
         );
     }
 }

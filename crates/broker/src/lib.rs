@@ -34,6 +34,7 @@ mod journal;
 mod lifecycle;
 mod listener;
 mod mailbox;
+mod proxy;
 mod registry;
 mod restore;
 mod routing;
@@ -41,10 +42,13 @@ mod shared;
 mod stats;
 #[cfg(test)]
 mod testing;
+mod tls;
+mod tls_identity;
 pub mod transport;
 mod util;
+mod ws;
 
 pub use broker::{Broker, Handle, Stats};
-pub use config::{BrokerConfig, ConfigError, Fsync, StorageConfig};
+pub use config::{BrokerConfig, ConfigError, Fsync, Listener, StorageConfig, TransportKind};
 pub use embed::{EmbedError, Publication, Received, Subscription};
 pub use strata_codec::QoS;

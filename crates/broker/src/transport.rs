@@ -49,9 +49,43 @@ pub trait Transport: Send + 'static {
     /// Closes the sending side.
     fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 
-    /// The client's address, where there is one.
-    fn peer_addr(&self) -> Option<SocketAddr>;
+    /// Who the transport says the client is.
+    fn origin(&self) -> Origin;
 }
+
+/// What a transport learnt of its client before MQTT began: the address
+/// (the socket's, or the one a PROXY header gave) and a verified client
+/// certificate's identity.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    pub peer: Option<SocketAddr>,
+    /// The identity (CN, or first subjectAltName) of the certificate the
+    /// client presented and the listener verified.
+    pub certificate: Option<Arc<str>>,
+    /// The listener makes `certificate` the username
+    /// (`use_identity_as_username`).
+    pub certificate_is_username: bool,
+}
+
+impl Origin {
+    pub fn peer(peer: Option<SocketAddr>) -> Origin {
+        Origin {
+            peer,
+            ..Origin::default()
+        }
+    }
+}
+
+/// Any byte stream a [`Stream`] may carry: an in-memory duplex, a TLS or
+/// WebSocket stream. Connections over streams share one [`Transport`]
+/// type, `Stream<Box<dyn Io>>`, and so one copy of the connection task's
+/// code.
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
+
+/// The transport of every connection that is not plain TCP.
+pub type BoxedStream = Stream<Box<dyn Io>>;
 
 impl Transport for TcpStream {
     fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -91,8 +125,8 @@ impl Transport for TcpStream {
         AsyncWrite::poll_shutdown(Pin::new(self), cx)
     }
 
-    fn peer_addr(&self) -> Option<SocketAddr> {
-        TcpStream::peer_addr(self).ok()
+    fn origin(&self) -> Origin {
+        Origin::peer(TcpStream::peer_addr(self).ok())
     }
 }
 
@@ -106,7 +140,15 @@ impl Transport for TcpStream {
 #[derive(Debug)]
 pub struct Stream<S> {
     io: S,
-    peer: Option<SocketAddr>,
+    /// The rest, on the heap: the connection task holds the stream for
+    /// its whole life, and tokio rounds the task up to whole 128-byte
+    /// lines.
+    s: Box<StreamState>,
+}
+
+#[derive(Debug)]
+struct StreamState {
+    origin: Origin,
     input: BytesMut,
     eof: bool,
     readable: Arc<Wakeup>,
@@ -155,31 +197,38 @@ const READ_AHEAD: usize = 4096;
 
 impl<S: AsyncRead + Unpin> Stream<S> {
     pub fn new(io: S, peer: Option<SocketAddr>) -> Stream<S> {
+        Stream::with_origin(io, Origin::peer(peer))
+    }
+
+    /// A stream whose client the listener identified.
+    pub fn with_origin(io: S, origin: Origin) -> Stream<S> {
         Stream {
             io,
-            peer,
-            input: BytesMut::new(),
-            eof: false,
-            readable: Arc::default(),
-            blocked: false,
-            unflushed: false,
-            writable: Arc::default(),
+            s: Box::new(StreamState {
+                origin,
+                input: BytesMut::new(),
+                eof: false,
+                readable: Arc::default(),
+                blocked: false,
+                unflushed: false,
+                writable: Arc::default(),
+            }),
         }
     }
 
     /// Reads what the stream has now into `input`, with the stream's own
     /// waker: ready with whether anything (or the end) came.
     fn read_ahead(&mut self) -> Poll<io::Result<()>> {
-        let waker = Waker::from(self.readable.clone());
+        let waker = Waker::from(self.s.readable.clone());
         let mut cx = Context::from_waker(&waker);
         let mut chunk = [0u8; READ_AHEAD];
         let mut rb = ReadBuf::new(&mut chunk);
         match Pin::new(&mut self.io).poll_read(&mut cx, &mut rb) {
             Poll::Ready(Ok(())) => {
                 if rb.filled().is_empty() {
-                    self.eof = true;
+                    self.s.eof = true;
                 } else {
-                    self.input.extend_from_slice(rb.filled());
+                    self.s.input.extend_from_slice(rb.filled());
                 }
                 Poll::Ready(Ok(()))
             }
@@ -191,15 +240,15 @@ impl<S: AsyncRead + Unpin> Stream<S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport for Stream<S> {
     fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if !self.input.is_empty() || self.eof {
+        if !self.s.input.is_empty() || self.s.eof {
             return Poll::Ready(Ok(()));
         }
-        self.readable.wait(cx);
+        self.s.readable.wait(cx);
         self.read_ahead()
     }
 
     fn read_some(&mut self, buf: &mut BytesMut, room: usize) -> io::Result<usize> {
-        if self.input.is_empty() && !self.eof {
+        if self.s.input.is_empty() && !self.s.eof {
             // Called without a wait first (a last look for a DISCONNECT):
             // what the stream has now.
             match self.read_ahead() {
@@ -207,75 +256,75 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport for Stream<S>
                 Poll::Ready(Ok(())) | Poll::Pending => {}
             }
         }
-        if self.input.is_empty() {
-            return if self.eof {
+        if self.s.input.is_empty() {
+            return if self.s.eof {
                 Ok(0)
             } else {
                 Err(io::ErrorKind::WouldBlock.into())
             };
         }
-        let n = room.min(self.input.len());
-        buf.extend_from_slice(&self.input.split_to(n));
-        if self.input.is_empty() {
+        let n = room.min(self.s.input.len());
+        buf.extend_from_slice(&self.s.input.split_to(n));
+        if self.s.input.is_empty() {
             // An idle connection holds no buffer.
-            self.input = BytesMut::new();
+            self.s.input = BytesMut::new();
         }
         Ok(n)
     }
 
     fn poll_write_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if !self.blocked && !self.unflushed {
+        if !self.s.blocked && !self.s.unflushed {
             return Poll::Ready(Ok(()));
         }
-        self.writable.wait(cx);
-        if self.unflushed {
-            let waker = Waker::from(self.writable.clone());
+        self.s.writable.wait(cx);
+        if self.s.unflushed {
+            let waker = Waker::from(self.s.writable.clone());
             match Pin::new(&mut self.io).poll_flush(&mut Context::from_waker(&waker)) {
-                Poll::Ready(Ok(())) => self.unflushed = false,
+                Poll::Ready(Ok(())) => self.s.unflushed = false,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => return Poll::Pending,
             }
         }
-        if self.blocked && !self.writable.rung.swap(false, Ordering::Acquire) {
+        if self.s.blocked && !self.s.writable.rung.swap(false, Ordering::Acquire) {
             return Poll::Pending;
         }
-        self.blocked = false;
+        self.s.blocked = false;
         Poll::Ready(Ok(()))
     }
 
     fn try_write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.writable.rung.store(false, Ordering::Release);
-        let waker = Waker::from(self.writable.clone());
+        self.s.writable.rung.store(false, Ordering::Release);
+        let waker = Waker::from(self.s.writable.clone());
         let mut cx = Context::from_waker(&waker);
         match Pin::new(&mut self.io).poll_write(&mut cx, buf) {
             Poll::Ready(Ok(n)) => {
                 // A stream that buffers (TLS) sends on flush; what it
                 // cannot send yet keeps the task waiting to write.
                 match Pin::new(&mut self.io).poll_flush(&mut cx) {
-                    Poll::Ready(Ok(())) => self.unflushed = false,
+                    Poll::Ready(Ok(())) => self.s.unflushed = false,
                     Poll::Ready(Err(e)) => return Err(e),
-                    Poll::Pending => self.unflushed = true,
+                    Poll::Pending => self.s.unflushed = true,
                 }
                 Ok(n)
             }
             Poll::Ready(Err(e)) => Err(e),
             Poll::Pending => {
-                self.blocked = true;
+                self.s.blocked = true;
                 Err(io::ErrorKind::WouldBlock.into())
             }
         }
     }
 
     fn wants_write(&self) -> bool {
-        self.unflushed
+        self.s.unflushed
     }
 
     fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)
     }
 
-    fn peer_addr(&self) -> Option<SocketAddr> {
-        self.peer
+    fn origin(&self) -> Origin {
+        self.s.origin.clone()
     }
 }
 

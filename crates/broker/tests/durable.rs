@@ -195,7 +195,7 @@ async fn one_broker_per_data_directory() {
     let dir = DataDir::new();
     let (broker, _) = start_on(&dir).await;
     let config = BrokerConfig {
-        listeners: vec!["127.0.0.1:0".parse().unwrap()],
+        listeners: vec![strata_broker::Listener::tcp("127.0.0.1:0".parse().unwrap())],
         storage: strata_broker::StorageConfig {
             data_dir: Some(dir.0.clone()),
             ..Default::default()

@@ -1,16 +1,17 @@
 //! `strata`: the broker and its tools: `strata serve`, `strata pub`,
-//! `strata sub`, `strata bench`, `strata inspect`.
+//! `strata sub`, `strata bench`, `strata ca`, `strata inspect`.
 
 mod bench;
+mod ca;
 mod tools;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use strata_broker::{Broker, BrokerConfig};
+use strata_broker::config::{CertFiles, parse_listen_url};
+use strata_broker::{Broker, BrokerConfig, Listener};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -31,9 +32,17 @@ enum Command {
         /// A TOML configuration file; see strata.toml in the repository.
         #[arg(long, short)]
         config: Option<PathBuf>,
-        /// Listen on HOST:PORT instead of the configured listeners (repeatable).
-        #[arg(long, value_name = "HOST:PORT")]
-        listen: Vec<SocketAddr>,
+        /// Listen here instead of the configured MQTT listeners
+        /// (repeatable): HOST:PORT or tcp://HOST:PORT, tls://HOST:PORT,
+        /// ws://HOST:PORT/PATH, wss://HOST:PORT/PATH.
+        #[arg(long, value_name = "URL")]
+        listen: Vec<String>,
+        /// The certificate chain (PEM) of tls:// and wss:// --listen URLs.
+        #[arg(long, value_name = "FILE", requires = "keyfile")]
+        certfile: Option<PathBuf>,
+        /// The private key (PEM) of --certfile.
+        #[arg(long, value_name = "FILE", requires = "certfile")]
+        keyfile: Option<PathBuf>,
         /// Keep sessions, offline messages and retained messages in this
         /// directory across restarts (overrides storage.data_dir; the
         /// default is ./data).
@@ -56,6 +65,8 @@ enum Command {
     Sub(tools::SubArgs),
     /// Load-test a broker: fan-in, fan-out, pairs, idle connections.
     Bench(bench::BenchArgs),
+    /// A certificate authority for TLS listeners and client certificates.
+    Ca(ca::CaArgs),
     /// Print a data directory's log, record by record (never changes it).
     Inspect {
         /// A data directory (as given to --data-dir) or its log/ directory.
@@ -72,8 +83,10 @@ fn init_logging(verbose: u8, quiet: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    // Colours only on a terminal: a log file or pipe gets plain text.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
 }
@@ -84,17 +97,33 @@ fn main() -> ExitCode {
         Command::Serve {
             config,
             listen,
+            certfile,
+            keyfile,
             data_dir,
             in_memory,
             verbose,
             quiet,
         } => {
             init_logging(verbose, quiet);
-            serve(config, listen, data_dir, in_memory)
+            let cert = certfile
+                .zip(keyfile)
+                .map(|(certfile, keyfile)| CertFiles { certfile, keyfile });
+            let mut listeners = Vec::new();
+            for url in &listen {
+                match parse_listen_url(url, cert.as_ref()) {
+                    Ok(l) => listeners.push(l),
+                    Err(e) => {
+                        eprintln!("strata: --listen {e}");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            serve(config, listeners, data_dir, in_memory)
         }
         Command::Pub(args) => tools::run_pub(args),
         Command::Sub(args) => tools::run_sub(args),
         Command::Bench(args) => bench::run_bench(args),
+        Command::Ca(args) => ca::run_ca(args),
         Command::Inspect { path } => {
             let mut out = std::io::stdout().lock();
             match strata_broker::inspect::inspect(&path, &mut out) {
@@ -112,7 +141,7 @@ fn main() -> ExitCode {
 
 fn serve(
     config: Option<PathBuf>,
-    listen: Vec<SocketAddr>,
+    listen: Vec<Listener>,
     data_dir: Option<PathBuf>,
     in_memory: bool,
 ) -> ExitCode {
@@ -151,35 +180,46 @@ fn serve(
                 return ExitCode::FAILURE;
             }
         };
-        for addr in broker.local_addrs() {
+        for name in broker.listening() {
             // Scripts wait for this line to know the port.
-            println!("listening on {addr}");
+            println!("listening on {name}");
         }
-        wait_for_signal().await;
+        wait_for_signal(&broker).await;
         tracing::info!("shutting down");
         broker.shutdown(Duration::from_secs(5)).await;
         ExitCode::SUCCESS
     })
 }
 
-async fn wait_for_signal() {
+/// Waits for SIGINT or SIGTERM; SIGHUP meanwhile reloads what can be
+/// reloaded (certificates and keys).
+async fn wait_for_signal(broker: &Broker) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(mut term), Ok(mut hup)) => loop {
                 tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => return,
+                    _ = term.recv() => return,
+                    _ = hup.recv() => {
+                        tracing::info!("SIGHUP: reloading certificates");
+                        // Each listener's outcome is logged.
+                        broker.reload_certificates();
+                    }
                 }
-            }
-            Err(_) => {
+            },
+            _ => {
                 let _ = tokio::signal::ctrl_c().await;
             }
         }
     }
     #[cfg(not(unix))]
     {
+        let _ = broker;
         let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use strata_broker::{Broker, BrokerConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// How long any wait in a test may take before it fails.
@@ -28,7 +28,7 @@ pub struct TestBroker {
 
 impl TestBroker {
     pub async fn start(mut config: BrokerConfig) -> TestBroker {
-        config.listeners = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+        config.listeners = vec![SocketAddr::from(([127, 0, 0, 1], 0)).into()];
         let broker = Broker::start(config).await.expect("broker starts");
         let addr = broker.local_addrs()[0];
         TestBroker { broker, addr }
@@ -94,11 +94,22 @@ pub enum Read {
     Closed,
 }
 
-/// A TCP client speaking raw bytes.
+/// A client speaking raw bytes, over TCP unless made [`RawClient::over`]
+/// another stream (TLS, WebSocket).
 #[derive(Debug)]
-pub struct RawClient {
-    stream: TcpStream,
+pub struct RawClient<S = TcpStream> {
+    stream: S,
     buf: Vec<u8>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> RawClient<S> {
+    /// A client over a stream already open.
+    pub fn over(stream: S) -> RawClient<S> {
+        RawClient {
+            stream,
+            buf: Vec::new(),
+        }
+    }
 }
 
 impl RawClient {
@@ -128,7 +139,9 @@ impl RawClient {
             buf: Vec::new(),
         }
     }
+}
 
+impl<S: AsyncRead + AsyncWrite + Unpin> RawClient<S> {
     pub async fn send(&mut self, bytes: &[u8]) {
         // The server may already have closed; tests read that next.
         let _ = self.stream.write_all(bytes).await;
@@ -187,7 +200,7 @@ impl RawClient {
 
 /// Splits one whole packet off the front of `buf`: first byte, body, bytes
 /// used.
-fn split_frame(buf: &[u8]) -> Option<(u8, Vec<u8>, usize)> {
+pub fn split_frame(buf: &[u8]) -> Option<(u8, Vec<u8>, usize)> {
     let first = *buf.first()?;
     let mut len = 0usize;
     let mut i = 1;

@@ -40,6 +40,12 @@ impl Conn {
             c.client_id.detach()
         };
         identity.client_id = client_id.clone();
+        tracing::debug!(
+            client_id = %client_id,
+            peer = ?identity.peer,
+            username = ?identity.username,
+            "client connecting"
+        );
         // The will is published as this client: the authorizer decides on
         // it now, as on any publish.
         if let Some(w) = &c.will

@@ -3,7 +3,6 @@
 //! re-authentication) runs step by step through it.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +11,7 @@ use strata_codec::{AuthProperties, Connect, MqttStr, ReasonCode};
 
 use super::Conn;
 use crate::auth::{AuthDecision, AuthExchange, ConnectInfo};
+use crate::transport::Origin;
 
 /// How long an authenticator may take to decide. The connection waits for
 /// it and does nothing else meanwhile, so the bound stays below the 5 s a
@@ -37,26 +37,33 @@ async fn within_wait(decision: impl Future<Output = AuthDecision>) -> AuthDecisi
 pub(super) struct Exchange {
     /// The CONNECT it authenticates; none for a re-authentication.
     connect: Option<Box<Connect>>,
-    peer: Option<SocketAddr>,
+    origin: Origin,
     step: Box<dyn AuthExchange>,
 }
 
 impl Conn {
     /// Asks the authenticator about a CONNECT.
-    pub(super) async fn on_connect(&mut self, c: Box<Connect>, peer: Option<SocketAddr>) {
+    pub(super) async fn on_connect(&mut self, c: Box<Connect>, origin: &Origin) {
         let shared = self.shared.clone();
+        // A listener with `use_identity_as_username` names the client by
+        // its certificate, whatever username and password it sent.
+        let (username, password) = if origin.certificate_is_username {
+            (origin.certificate.as_deref(), None)
+        } else {
+            (c.username.as_deref(), c.password.as_deref())
+        };
         let info = ConnectInfo {
             client_id: &c.client_id,
-            username: c.username.as_deref(),
-            password: c.password.as_deref(),
-            peer,
-            certificate: None,
+            username,
+            password,
+            peer: origin.peer,
+            certificate: origin.certificate.as_deref(),
             protocol: c.protocol,
             method: c.properties.authentication_method.as_deref(),
             data: c.properties.authentication_data.as_deref(),
         };
         let decision = within_wait(shared.config().authenticator.connect(info)).await;
-        self.decided(Some(c), peer, decision).await;
+        self.decided(Some(c), origin.clone(), decision).await;
     }
 
     /// The client's AUTH: the next step of the exchange under way, or the
@@ -64,22 +71,28 @@ impl Conn {
     pub(super) async fn on_auth(&mut self, method: MqttStr, data: Option<Bytes>, reauth: bool) {
         let shared = self.shared.clone();
         let exchange = self.more.as_mut().and_then(|m| m.auth.take());
-        let (connect, peer, decision) = match exchange {
+        let (connect, origin, decision) = match exchange {
             Some(mut x) => {
                 let decision = within_wait(x.step.step(data.as_deref())).await;
-                (x.connect, x.peer, decision)
+                (x.connect, x.origin, decision)
             }
             None if reauth => {
                 let Some(a) = &self.attached else { return };
                 let who = a.identity.clone();
                 let a = &shared.config().authenticator;
                 let decision = within_wait(a.reauthenticate(&who, &method, data.as_deref())).await;
-                (None, who.peer, decision)
+                let origin = Origin {
+                    peer: who.peer,
+                    certificate: who.certificate.clone(),
+                    certificate_is_username: who.certificate.is_some()
+                        && who.certificate == who.username,
+                };
+                (None, origin, decision)
             }
             // The session passes up an AUTH only within an exchange.
             None => return,
         };
-        self.decided(connect, peer, decision).await;
+        self.decided(connect, origin, decision).await;
     }
 
     /// Acts on an authenticator's decision, for the CONNECT `connect` or,
@@ -87,13 +100,17 @@ impl Conn {
     async fn decided(
         &mut self,
         connect: Option<Box<Connect>>,
-        peer: Option<SocketAddr>,
+        origin: Origin,
         decision: AuthDecision,
     ) {
         let now = crate::clock::now();
         match decision {
             AuthDecision::Allow { mut identity, data } => {
-                identity.peer = peer;
+                identity.peer = origin.peer;
+                if origin.certificate_is_username {
+                    identity.username = origin.certificate.clone();
+                }
+                identity.certificate = origin.certificate;
                 match connect {
                     Some(c) => self.attach(c, identity, data).await,
                     None => {
@@ -115,7 +132,7 @@ impl Conn {
                 self.session.auth_continue(now, props(data));
                 self.more().auth = Some(Box::new(Exchange {
                     connect,
-                    peer,
+                    origin,
                     step: exchange,
                 }));
             }

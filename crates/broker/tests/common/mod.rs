@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 pub const WAIT: Duration = Duration::from_secs(5);
 
 pub async fn start(mut config: BrokerConfig) -> Broker {
-    config.listeners = vec!["127.0.0.1:0".parse().unwrap()];
+    config.listeners = vec![strata_broker::Listener::tcp("127.0.0.1:0".parse().unwrap())];
     Broker::start(config).await.unwrap()
 }
 
