@@ -65,6 +65,12 @@ class Probe:
     protocol: int
     # Several probes may share one inbox to see deliveries in arrival order.
     inbox: queue.Queue = field(default_factory=queue.Queue)
+    # The transport: "tcp" or "websockets" (with ws_path), and TLS when
+    # `tls` holds paho's tls_set arguments; `host` is what TLS verifies.
+    host: str = "127.0.0.1"
+    transport: str = "tcp"
+    ws_path: str = "/mqtt"
+    tls: dict | None = None
 
     def __post_init__(self) -> None:
         self._connacks: queue.Queue = queue.Queue()
@@ -100,8 +106,13 @@ class Probe:
             client_id=self.client_id,
             protocol=self.protocol,
             reconnect_on_failure=False,
+            transport=self.transport,
             **kwargs,
         )
+        if self.transport == "websockets":
+            client.ws_set_options(path=self.ws_path)
+        if self.tls is not None:
+            client.tls_set(**self.tls)
         client.on_connect = self._on_connect
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
@@ -119,7 +130,7 @@ class Probe:
                 connect_kwargs["properties"] = properties(
                     PacketTypes.CONNECT, SessionExpiryInterval=session_expiry
                 )
-        client.connect("127.0.0.1", self.port, keepalive=60, **connect_kwargs)
+        client.connect(self.host, self.port, keepalive=60, **connect_kwargs)
         client.loop_start()
         connack = self._get(self._connacks, "CONNACK")
         assert not connack.reason_code.is_failure, f"CONNACK refused: {connack.reason_code}"
