@@ -812,3 +812,36 @@ async fn websocket_refuses_wrong_paths_protocols_text_and_oversize() {
     // Only the client with the oversize message got to CONNECT.
     assert_eq!(recorder.seen().len(), 1);
 }
+
+#[tokio::test]
+async fn an_unmasked_client_frame_closes_the_websocket() {
+    let (broker, recorder) = start(vec![ws_listener(TransportKind::Ws, None, "/mqtt")]).await;
+    let addr = broker.local_addrs()[0];
+    // The upgrade by hand: a client library always masks its frames.
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET /mqtt HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Protocol: mqtt\r\n\r\n"
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    while !response.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        let n = tokio::time::timeout(WAIT, tcp.read(&mut b))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(n, 1, "the server closed during the upgrade");
+        response.push(b[0]);
+    }
+    let response = String::from_utf8(response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 101"), "{response}");
+    // A binary frame holding a CONNECT, without the mask bit.
+    let connect = raw::connect_clean(4, "unmasked");
+    let mut frame = vec![0x82, connect.len() as u8];
+    frame.extend(&connect);
+    tcp.write_all(&frame).await.unwrap();
+    assert!(closes(&mut tcp).await);
+    assert!(recorder.seen().is_empty());
+}
