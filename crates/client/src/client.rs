@@ -19,6 +19,24 @@ pub enum Error {
         address: String,
         source: std::io::Error,
     },
+    /// A file of [`crate::TlsOptions`] cannot be used.
+    #[error("TLS {what} {path:?}: {why}")]
+    TlsFile {
+        what: &'static str,
+        path: std::path::PathBuf,
+        why: String,
+    },
+    /// The TLS handshake failed: the server's certificate was refused, or
+    /// the server refused this client's (or its lack of one).
+    #[error("TLS handshake with {address}: {source}")]
+    Tls {
+        address: String,
+        source: std::io::Error,
+    },
+    /// The WebSocket upgrade failed; `why` has the HTTP status and the
+    /// server's explanation when it gave one.
+    #[error("WebSocket upgrade at {url}: {why}")]
+    WebSocket { url: String, why: String },
     #[error("no CONNACK within the connect timeout")]
     ConnectTimeout,
     #[error("the server refused the connection: {0:?}")]

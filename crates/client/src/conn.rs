@@ -10,12 +10,12 @@ use strata_codec::{
     Subscribe, Unsubscribe, decode,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 
 use crate::client::{Client, Connected, Error, Incoming, Message, Reply, Request};
 use crate::options::Options;
+use crate::transport::{Connector, Stream};
 
 /// An outbound QoS 1 or 2 PUBLISH not yet acknowledged.
 #[derive(Debug)]
@@ -71,8 +71,11 @@ struct State {
 }
 
 pub(crate) async fn start(options: Options) -> Result<(Client, Incoming, Connected), Error> {
+    // The transport's files are read here, once: a bad one fails the
+    // first connection instead of every reconnection.
+    let connector = Connector::new(&options)?;
     let mut st = State::new(&options);
-    let (stream, ack) = st.establish(&options, true).await?;
+    let (stream, ack) = st.establish(&connector, &options, true).await?;
     let connected = Connected {
         session_present: ack.session_present,
         assigned_client_id: ack
@@ -83,7 +86,7 @@ pub(crate) async fn start(options: Options) -> Result<(Client, Incoming, Connect
     };
     let (req_tx, req_rx) = mpsc::unbounded_channel();
     let (in_tx, in_rx) = mpsc::channel(options.incoming_capacity.max(1));
-    tokio::spawn(run(options, st, stream, req_rx, in_tx));
+    tokio::spawn(run(options, connector, st, stream, req_rx, in_tx));
     Ok((
         Client { requests: req_tx },
         Incoming { rx: in_rx },
@@ -93,8 +96,9 @@ pub(crate) async fn start(options: Options) -> Result<(Client, Incoming, Connect
 
 async fn run(
     options: Options,
+    connector: Connector,
     mut st: State,
-    mut stream: TcpStream,
+    mut stream: Stream,
     mut requests: mpsc::UnboundedReceiver<Request>,
     incoming: mpsc::Sender<Message>,
 ) {
@@ -109,6 +113,8 @@ async fn run(
                 st.out.clear();
                 st.put(&Packet::Disconnect(Disconnect::new(ReasonCode::Success)));
                 let _ = st.flush(&mut stream).await;
+                // TLS close_notify, WebSocket Close, then FIN.
+                let _ = stream.shutdown().await;
                 return;
             }
             End::Lost(e) => {
@@ -123,7 +129,7 @@ async fn run(
                     if requests.is_closed() {
                         return;
                     }
-                    match st.establish(&options, false).await {
+                    match st.establish(&connector, &options, false).await {
                         Ok((s, ack)) => {
                             stream = s;
                             st.resume(ack.session_present);
@@ -164,16 +170,14 @@ impl State {
     }
 
     /// Opens a connection and completes CONNECT/CONNACK.
-    async fn establish(&mut self, o: &Options, first: bool) -> Result<(TcpStream, ConnAck), Error> {
+    async fn establish(
+        &mut self,
+        connector: &Connector,
+        o: &Options,
+        first: bool,
+    ) -> Result<(Stream, ConnAck), Error> {
         let attempt = async {
-            let mut stream =
-                TcpStream::connect(&o.address)
-                    .await
-                    .map_err(|source| Error::Connect {
-                        address: o.address.clone(),
-                        source,
-                    })?;
-            stream.set_nodelay(true)?;
+            let mut stream = connector.connect().await?;
             let mut c = Connect::new(
                 o.protocol,
                 MqttStr::try_from(o.client_id.as_str()).map_err(|e| Error::Invalid {
@@ -205,7 +209,9 @@ impl State {
             self.out.clear();
             self.rbuf.clear();
             self.put(&Packet::Connect(Box::new(c)));
-            self.flush(&mut stream).await?;
+            self.flush(&mut stream)
+                .await
+                .map_err(|e| connector.refusal(e))?;
             loop {
                 if let Some(p) =
                     decode(&mut self.rbuf, self.protocol, strata_codec::MAX_PACKET_SIZE)?
@@ -220,7 +226,11 @@ impl State {
                     }
                     return Ok((stream, *ack));
                 }
-                if stream.read_buf(&mut self.rbuf).await? == 0 {
+                let n = stream
+                    .read_buf(&mut self.rbuf)
+                    .await
+                    .map_err(|e| connector.refusal(Error::Io(e)))?;
+                if n == 0 {
                     return Err(Error::Closed);
                 }
             }
@@ -277,7 +287,7 @@ impl State {
     /// Runs one connection until it ends.
     async fn serve(
         &mut self,
-        stream: &mut TcpStream,
+        stream: &mut Stream,
         requests: &mut mpsc::UnboundedReceiver<Request>,
         incoming: &mpsc::Sender<Message>,
     ) -> End {
@@ -591,9 +601,12 @@ impl State {
         }
     }
 
-    async fn flush(&mut self, stream: &mut TcpStream) -> Result<(), Error> {
+    async fn flush(&mut self, stream: &mut Stream) -> Result<(), Error> {
         if !self.out.is_empty() {
             stream.write_all(&self.out).await?;
+            // TLS and WebSocket may keep written bytes until flushed; on
+            // TCP this returns at once.
+            stream.flush().await?;
             self.out.clear();
             self.last_write = Instant::now();
         }

@@ -14,6 +14,16 @@
 //! (Clean Start 0 after the first connection) and retransmits unacknowledged
 //! PUBLISH and PUBREL packets with DUP set [MQTT-4.4.0-1].
 //!
+//! [`Options::transport`] picks what carries MQTT: TCP (the default), TLS,
+//! WebSocket or WebSocket over TLS ([`Transport`]); TLS verifies the
+//! server against the CA file of [`TlsOptions`] and may present a client
+//! certificate.
+//!
+//! Modules: `client` (the handle, [`Incoming`], [`Error`]), `conn` (the
+//! connection task), `options`, `transport` (opening a connection over
+//! each transport, and the stream the task uses), `tls` (the rustls
+//! configuration), `ws` (MQTT bytes in WebSocket messages).
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), strata_client::Error> {
 //! use strata_client::{Client, Options, QoS};
@@ -29,7 +39,11 @@
 mod client;
 mod conn;
 mod options;
+mod tls;
+mod transport;
+mod ws;
 
 pub use client::{Client, Connected, Error, Incoming, Message, PublishHandle};
-pub use options::{Options, Reconnect};
+pub use options::{Options, Reconnect, TlsOptions, Transport};
 pub use strata_codec::{Protocol, QoS, ReasonCode};
+pub use transport::{Connector, Stream};

@@ -3,23 +3,14 @@
 //! session resume through a proxy the test can cut.
 #![allow(clippy::unwrap_used)]
 
-use std::future::Future;
+mod common;
+
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::{Proxy, within};
 use strata_client::{Client, Error, Options, Protocol, QoS, ReasonCode, Reconnect};
 use strata_testkit::TestBroker;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
-
-const WAIT: Duration = Duration::from_secs(10);
-
-async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, f)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: nothing within {WAIT:?}"))
-}
 
 fn options(addr: SocketAddr, id: &str, protocol: Protocol) -> Options {
     let mut o = Options::new(addr.to_string(), id);
@@ -133,45 +124,6 @@ async fn publishing_from_inside_the_receive_loop_does_not_deadlock() {
         assert_eq!(m.payload, i.to_string().as_bytes(), "in order");
     }
     within("echo loop", echo_loop).await.unwrap();
-}
-
-/// A TCP proxy whose connections the test can cut, as a network fault
-/// would.
-struct Proxy {
-    addr: SocketAddr,
-    links: Arc<Mutex<Vec<JoinHandle<()>>>>,
-    _accept: JoinHandle<()>,
-}
-
-impl Proxy {
-    async fn start(target: SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let l = links.clone();
-        let accept = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let link = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                l.lock().unwrap().push(link);
-            }
-        });
-        Proxy {
-            addr,
-            links,
-            _accept: accept,
-        }
-    }
-
-    /// Drops every open connection on both sides.
-    fn cut(&self) {
-        for link in self.links.lock().unwrap().drain(..) {
-            link.abort();
-        }
-    }
 }
 
 #[tokio::test]
