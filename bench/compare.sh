@@ -9,11 +9,16 @@
 # The paced latency scenarios run five times, alternating brokers, and the
 # table gives the median of each figure.
 #
-# Usage: bench/compare.sh [--quick] [--durable] [--ab STRATA_BINARY] [--rounds N]
+# Usage: bench/compare.sh [--quick] [--durable | --tls] [--ab STRATA_BINARY] [--rounds N]
 #   --quick    3 s runs, 1k connections, fewer paced publishers
 #   --durable  the durable path instead: QoS 1 fan-in to persistent
 #              subscribers, Strata with a data directory (fsync always, then
 #              never) against Mosquitto with persistence on
+#   --tls      the transports instead: every broker's listener is TLS (an
+#              ECDSA P-256 certificate from `strata ca`), with QoS 1 fan-in
+#              and QoS 0 fan-out at a fixed load and full handshakes at 500
+#              new connections per second, then the same fan-in over plain
+#              TCP beside it, against Mosquitto with a TLS listener
 #   --ab BIN   this Strata against another Strata binary (an earlier build)
 #              instead of the peers: every scenario runs --rounds times
 #              (default 5), alternating the two, and the table gives medians
@@ -31,6 +36,7 @@ PACED=1000
 FLEET=5000
 FLEET_RATE=50000
 DURABLE=0
+TLS=0
 AB=
 ROUNDS=1
 ONLY=
@@ -43,6 +49,7 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick) DURATION=3; CONNS=1000; PACED=200; FLEET=1000; FLEET_RATE=10000; LATENCY_ROUNDS=3 ;;
     --durable) DURABLE=1 ;;
+    --tls) TLS=1 ;;
     --ab) AB=$(realpath "$2"); shift; LATENCY_ROUNDS=0; [[ $ROUNDS == 1 ]] && ROUNDS=5 ;;
     --rounds) ROUNDS=$2; shift ;;
     --only) ONLY=$2; shift ;;
@@ -73,6 +80,8 @@ STRATA=target/release/strata
 
 PORT=21883
 BENCH=(taskset -c 1 "$STRATA" bench -h 127.0.0.1 -p "$PORT" --json)
+# The TLS listeners' port, beside the plain one.
+TLS_PORT=28883
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 conf_dir=$(mktemp -d)
@@ -123,6 +132,14 @@ for policy in always never; do
     > "$conf_dir/strata-$policy.toml"
 done
 sed -e 's/^persistence false/persistence true/' "$conf_dir/mosquitto.conf" > "$conf_dir/mosquitto-persist.conf"
+# The TLS variants: the plain listener, and a TLS one with a certificate
+# from `strata ca` (ECDSA P-256), the same files for every broker.
+"$STRATA" ca init "$conf_dir/ca" >/dev/null
+"$STRATA" ca issue --ca "$conf_dir/ca" --server localhost,127.0.0.1 >/dev/null
+{ cat "$conf_dir/strata.toml"; printf '[[listener]]\nbind = "127.0.0.1:%s"\ntransport = "tls"\ncertfile = "%s"\nkeyfile = "%s"\n' \
+    "$TLS_PORT" "$conf_dir/ca/localhost.pem" "$conf_dir/ca/localhost.key"; } > "$conf_dir/strata-tls.toml"
+{ cat "$conf_dir/mosquitto.conf"; printf 'listener %s 127.0.0.1\ncertfile %s\nkeyfile %s\n' \
+    "$TLS_PORT" "$conf_dir/ca/localhost.pem" "$conf_dir/ca/localhost.key"; } > "$conf_dir/mosquitto-tls.conf"
 echo "persistence_location $conf_dir/" >> "$conf_dir/mosquitto-persist.conf"
 
 start_broker() {
@@ -138,6 +155,9 @@ start_broker() {
     strata-base-fsync-always) taskset -c 0 "$AB" serve -q --config "$conf_dir/strata-always.toml" >/dev/null 2>&1 & ;;
     strata-fsync-never) taskset -c 0 "$STRATA" serve -q --config "$conf_dir/strata-never.toml" >/dev/null 2>&1 & ;;
     mosquitto-persist) taskset -c 0 "$MOSQUITTO" -c "$conf_dir/mosquitto-persist.conf" >/dev/null 2>&1 & ;;
+    strata-tls) taskset -c 0 "$STRATA" serve -q --in-memory --config "$conf_dir/strata-tls.toml" >/dev/null 2>&1 & ;;
+    strata-base-tls) taskset -c 0 "$AB" serve -q --in-memory --config "$conf_dir/strata-tls.toml" >/dev/null 2>&1 & ;;
+    mosquitto-tls) taskset -c 0 "$MOSQUITTO" -c "$conf_dir/mosquitto-tls.conf" >/dev/null 2>&1 & ;;
   esac
   BROKER_PID=$!
   for _ in $(seq 1 200); do
@@ -193,6 +213,20 @@ if [[ $DURABLE == 1 ]]; then
     "durable fan-in qos1, 10 publishers|--writes batched --scenario fan-in -n 10 -q 1 -s 64 -d $DURATION --persistent --inflight 1024"
     "durable fan-in qos1, 50 publishers|--writes batched --scenario fan-in -n 50 -q 1 -s 64 -d $DURATION --persistent --inflight 1024"
     "durable fan-in qos1 @ 20k/s, $PACED clients|--scenario fan-in -n $PACED -q 1 -s 64 -r 20000 -d $DURATION --persistent"
+  )
+  latency=()
+fi
+if [[ $TLS == 1 ]]; then
+  brokers=(strata-tls mosquitto-tls)
+  [[ -n $AB ]] && brokers=(strata-tls strata-base-tls)
+  tls="-p $TLS_PORT --transport tls --cafile $conf_dir/ca/ca.pem --tls-name localhost"
+  scenarios=(
+    "tls fan-in qos1 @ 20k/s, 10 clients|$tls --scenario fan-in -n 10 -q 1 -s 64 -r 20000 -d $DURATION"
+    "tls fan-in qos0 @ 20k/s, 10 clients|$tls --scenario fan-in -n 10 -q 0 -s 64 -r 20000 -d $DURATION"
+    "tls fan-out qos0 @ 100k/s, 100 subscribers|$tls --scenario fan-out -n 100 -q 0 -s 64 -r 1000 -d $DURATION"
+    "tls handshakes @ 500/s|$tls --scenario connect -r 500 -d $DURATION"
+    "tcp fan-in qos1 @ 20k/s, 10 clients|--scenario fan-in -n 10 -q 1 -s 64 -r 20000 -d $DURATION"
+    "tcp fan-out qos0 @ 100k/s, 100 subscribers|--scenario fan-out -n 100 -q 0 -s 64 -r 1000 -d $DURATION"
   )
   latency=()
 fi

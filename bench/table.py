@@ -32,6 +32,9 @@ def main(path, brokers):
             if res.get("broker_sys_s") is not None:
                 # Of it, outside the kernel: the broker's own code.
                 res["user_pct"] = 100.0 * (res["broker_cpu_s"] - res["broker_sys_s"]) / res["seconds"]
+        if res and res.get("scenario") == "Connect" and res.get("broker_cpu_s") is not None and res.get("delivered"):
+            # A connection's handshakes, CONNECT and close, on the broker.
+            res["cpu_us_per_conn"] = 1e6 * res["broker_cpu_s"] / res["delivered"]
         if res and res.get("broker_rss") is not None:
             res["rss_mib"] = res["broker_rss"] / 1048576.0
         runs.setdefault(r["name"], {}).setdefault(r["broker"], []).append(r["result"])
@@ -80,6 +83,13 @@ def main(path, brokers):
             return [("p50 us", "p50_us", False), ("p99 us", "p99_us", False),
                     ("p99 us, read", "read_p99_us", False),
                     ("msg/s", "msg_per_s", True)]
+        if "handshakes" in name:
+            return [("cpu us/conn", "cpu_us_per_conn", False), ("cpu %", "cpu_pct", False),
+                    ("p99 us", "p99_us", False), ("conn/s", "msg_per_s", True)]
+        if " @ " in name and name.startswith(("tls ", "tcp ", "ws ")):
+            # The transports' rows: messages per broker CPU-second too.
+            return [("msg/cpu-s", "msg_per_cpu_s", True), ("cpu %", "cpu_pct", False),
+                    ("p99 us", "p99_us", False), ("msg/s", "msg_per_s", True)]
         if " @ " in name:
             # A fixed offered load: what it costs the broker, and how late
             # its messages are.

@@ -53,6 +53,22 @@ pub enum Scenario {
     Pairs,
     Idle,
     Subscriptions,
+    /// Connections opened and closed at --rate per second for --duration:
+    /// the TCP (and TLS) handshake, CONNECT, CONNACK, DISCONNECT; the
+    /// broker's CPU per connection.
+    Connect,
+}
+
+/// What the clients' connections run over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TransportArg {
+    Tcp,
+    /// TLS, trusting --cafile, verifying the broker as --tls-name.
+    Tls,
+    /// WebSocket at --ws-path.
+    Ws,
+    /// WebSocket over TLS.
+    Wss,
 }
 
 /// `strata bench`.
@@ -107,6 +123,23 @@ pub struct BenchArgs {
     /// Whose client code publishes and subscribes.
     #[arg(long, value_enum, default_value = "raw")]
     client: ClientKind,
+    /// What the connections run over (raw and strata clients; rumqttc
+    /// speaks TCP only).
+    #[arg(long, value_enum, default_value = "tcp")]
+    transport: TransportArg,
+    /// The CA certificates (PEM) a TLS transport trusts.
+    #[arg(long, value_name = "FILE")]
+    cafile: Option<std::path::PathBuf>,
+    /// The name a TLS transport verifies the broker's certificate
+    /// against (default: --host).
+    #[arg(long, value_name = "NAME")]
+    tls_name: Option<String>,
+    /// The HTTP path of a WebSocket transport.
+    #[arg(long, value_name = "PATH", default_value = "/mqtt")]
+    ws_path: String,
+    /// Made from --transport, once.
+    #[arg(skip)]
+    dial: Option<wire::Dial>,
     /// Subscribers keep persistent sessions (3.1.1 Clean Session 0; 5.0 a
     /// Session Expiry Interval of an hour), so a broker with persistence
     /// stores their QoS 1/2 messages: the durable path.
@@ -140,6 +173,7 @@ const KEEP_ALIVE_S: u16 = 600;
 
 mod raw;
 mod rumq;
+mod wire;
 
 fn qos_of(v: u8) -> QoS {
     match v {
@@ -324,6 +358,7 @@ fn setup(a: &BenchArgs, client_id: String, persistent: bool) -> raw::Setup {
         session_expiry: if persistent { 3600 } else { 0 },
         keep_alive: KEEP_ALIVE_S,
         per_packet: a.writes == Writes::PerPacket,
+        dial: a.dial.clone().unwrap_or(wire::Dial::Tcp),
     }
 }
 
@@ -343,6 +378,22 @@ fn options(a: &BenchArgs, id: String) -> Options {
     };
     o.keep_alive = Duration::from_secs(u64::from(KEEP_ALIVE_S));
     o.connect_timeout = Duration::from_secs(30);
+    let tls = || strata_client::TlsOptions {
+        cafile: a.cafile.clone(),
+        server_name: a.tls_name.clone(),
+        ..Default::default()
+    };
+    o.transport = match a.transport {
+        TransportArg::Tcp => strata_client::Transport::Tcp,
+        TransportArg::Tls => strata_client::Transport::Tls(tls()),
+        TransportArg::Ws => strata_client::Transport::Ws {
+            path: a.ws_path.clone(),
+        },
+        TransportArg::Wss => strata_client::Transport::Wss {
+            path: a.ws_path.clone(),
+            tls: tls(),
+        },
+    };
     o
 }
 
@@ -352,7 +403,15 @@ async fn ramp_pause(a: &BenchArgs) {
     }
 }
 
-async fn bench(a: BenchArgs) -> Result<(), String> {
+async fn bench(mut a: BenchArgs) -> Result<(), String> {
+    if a.transport != TransportArg::Tcp {
+        if a.client == ClientKind::Rumqttc {
+            return Err("--client rumqttc speaks TCP only: leave --transport out".into());
+        }
+        let connector = strata_client::Connector::new(&options(&a, String::new()))
+            .map_err(|e| e.to_string())?;
+        a.dial = Some(wire::Dial::Client(Arc::new(connector)));
+    }
     if a.size < HEADER {
         return Err(format!("--size must be at least {HEADER} (the header)"));
     }
@@ -364,6 +423,7 @@ async fn bench(a: BenchArgs) -> Result<(), String> {
     let n = a.clients.max(1);
     match a.scenario {
         Scenario::Idle | Scenario::Subscriptions => return connections(&a, &tag, qos, n).await,
+        Scenario::Connect => return connect_rate(&a, &tag).await,
         _ => {}
     }
     // Who publishes where, and who listens.
@@ -711,6 +771,70 @@ async fn connections(a: &BenchArgs, tag: &str, qos: QoS, n: usize) -> Result<(),
     Ok(())
 }
 
+/// Connections at a fixed rate, each CONNECT, CONNACK, DISCONNECT and
+/// closed: the handshakes' cost to the broker.
+async fn connect_rate(a: &BenchArgs, tag: &str) -> Result<(), String> {
+    if a.rate == 0 {
+        return Err("--scenario connect needs --rate (connections per second)".into());
+    }
+    let before = sample(a.pid);
+    let t0 = Instant::now();
+    let end = t0 + Duration::from_secs(a.duration);
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut opened = 0u64;
+    loop {
+        let due = t0 + Duration::from_secs_f64(opened as f64 / a.rate as f64);
+        if due >= end {
+            break;
+        }
+        tokio::time::sleep_until(due.into()).await;
+        let s = setup(a, format!("b-{tag}-k{opened}"), false);
+        tasks.spawn(async move {
+            let started = Instant::now();
+            raw::connect_once(&s).await.map(|()| started.elapsed())
+        });
+        opened += 1;
+    }
+    let mut times = Vec::new();
+    let mut failed = 0u64;
+    while let Some(r) = tasks.join_next().await {
+        match r {
+            Ok(Ok(t)) => times.push(t.as_nanos() as u64),
+            _ => failed += 1,
+        }
+    }
+    let seconds = t0.elapsed().as_secs_f64();
+    let after = sample(a.pid);
+    let done = times.len() as u64;
+    let [p50, p99, p999, max] = percentiles(times);
+    let cpu = before.zip(after).map(|(b, a)| a.cpu_s - b.cpu_s);
+    let report = Report {
+        scenario: format!("{:?}", a.scenario),
+        clients: opened as usize,
+        seconds,
+        publish_seconds: seconds,
+        // A connection counts as a message: msg_per_cpu_s is connections
+        // per broker CPU-second.
+        delivered: done,
+        msg_per_s: done as f64 / seconds,
+        p50_us: p50,
+        p99_us: p99,
+        p999_us: p999,
+        max_us: max,
+        lost: failed,
+        broker_cpu_s: cpu,
+        broker_sys_s: before.zip(after).map(|(b, a)| a.sys_s - b.sys_s),
+        msg_per_cpu_s: cpu.map(|c| done as f64 / c.max(1e-9)),
+        broker_rss: after.map(|s| s.rss),
+        ..Report::default()
+    };
+    report.print(a.json);
+    if failed > 0 {
+        return Err(format!("{failed} of {opened} connections failed"));
+    }
+    Ok(())
+}
+
 /// `ns`, one number per line.
 fn write_latencies(path: &std::path::Path, ns: &[u64]) -> std::io::Result<()> {
     use std::io::Write;
@@ -796,6 +920,23 @@ impl Report {
                 opt(self.broker_rss),
                 opt(self.rss_per_connection.map(|v| format!("{v:.1}"))),
             );
+            return;
+        }
+        if self.scenario == "Connect" {
+            println!(
+                "Connect: {} connections in {:.2}s ({:.0}/s), {} failed",
+                self.delivered, self.seconds, self.msg_per_s, self.lost
+            );
+            println!(
+                "  connect to CONNACK us: p50 {:.0} p99 {:.0} max {:.0}",
+                self.p50_us, self.p99_us, self.max_us
+            );
+            if let Some(cpu) = self.broker_cpu_s {
+                println!(
+                    "  broker cpu {cpu:.2}s: {:.0} us per connection",
+                    cpu * 1e6 / (self.delivered.max(1) as f64)
+                );
+            }
             return;
         }
         println!(

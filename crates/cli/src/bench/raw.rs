@@ -25,6 +25,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use super::wire::{Dial, Wire};
 use super::{Collector, HEADER};
 
 /// The largest packet accepted from the broker.
@@ -47,12 +48,14 @@ pub(super) struct Setup {
     pub keep_alive: u16,
     /// Every packet in a `write` of its own, as device clients send.
     pub per_packet: bool,
+    /// TCP, or TLS over it.
+    pub dial: Dial,
 }
 
 /// A connection past its CONNACK.
 #[derive(Debug)]
 struct Link {
-    stream: TcpStream,
+    stream: Wire,
     protocol: Protocol,
     rbuf: BytesMut,
     wbuf: BytesMut,
@@ -74,10 +77,9 @@ fn bad(what: impl Into<String>) -> io::Error {
 impl Link {
     /// Connects and waits for a successful CONNACK.
     async fn connect(s: &Setup, room: usize) -> io::Result<Link> {
-        let stream = tokio::time::timeout(Duration::from_secs(30), TcpStream::connect(&s.addr))
+        let stream = tokio::time::timeout(Duration::from_secs(30), s.dial.open(&s.addr))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
-        stream.set_nodelay(true)?;
         let mut me = Link {
             stream,
             protocol: s.protocol,
@@ -125,7 +127,9 @@ impl Link {
         let mut out = BytesMut::new();
         p.encode(self.protocol, &mut out)
             .map_err(|e| bad(e.to_string()))?;
-        self.stream.write_all(&out).await
+        self.stream.write_all(&out).await?;
+        // TLS and WebSocket send what a write took on flush (TCP: no-op).
+        self.stream.flush().await
     }
 
     async fn next_packet(&mut self) -> io::Result<Packet> {
@@ -159,10 +163,18 @@ impl Link {
     /// the kernel received the newest of it (ns since the epoch), if the
     /// socket stamps arrivals (see [`stamp_arrivals`]).
     async fn fill_stamped(&mut self) -> io::Result<Option<u64>> {
+        if self.stream.tcp().is_none() {
+            // TLS, WebSocket: no kernel stamp of the message itself.
+            self.fill().await?;
+            return Ok(None);
+        }
         self.make_room();
         loop {
-            self.stream.readable().await?;
-            let (stream, rbuf) = (&self.stream, &mut self.rbuf);
+            let Some(stream) = self.stream.tcp() else {
+                return Ok(None);
+            };
+            stream.readable().await?;
+            let rbuf = &mut self.rbuf;
             match stream.try_io(Interest::READABLE, || recv_stamped(stream, rbuf)) {
                 Ok((0, _)) => return Err(closed()),
                 Ok((_, stamp)) => return Ok(stamp),
@@ -193,10 +205,12 @@ impl Link {
                     .ok_or_else(|| bad("a queued packet has no length"))?;
                 let end = (at + 1 + n + len).min(self.wbuf.len());
                 self.stream.write_all(&self.wbuf[at..end]).await?;
+                self.stream.flush().await?;
                 at = end;
             }
         } else {
             self.stream.write_all(&self.wbuf).await?;
+            self.stream.flush().await?;
         }
         self.wbuf.clear();
         Ok(())
@@ -207,8 +221,17 @@ impl Link {
     async fn disconnect(mut self) -> io::Result<()> {
         self.wbuf.put_slice(&[0xE0, 0]);
         self.flush().await?;
-        self.stream.shutdown().await
+        // The broker may close first, once it has the DISCONNECT: then a
+        // TLS close_notify or WebSocket Close meets a closed socket.
+        let _ = self.stream.shutdown().await;
+        Ok(())
     }
+}
+
+/// One connection: the transport's handshake, CONNECT, CONNACK,
+/// DISCONNECT, closed.
+pub(super) async fn connect_once(s: &Setup) -> io::Result<()> {
+    Link::connect(s, ACK_ROOM).await?.disconnect().await
 }
 
 /// A connected, subscribed subscriber.
@@ -239,7 +262,9 @@ impl Subscriber {
                 Packet::SubAck(a) if a.packet_id == 1 => {
                     return match a.codes.first() {
                         Some(c) if !c.is_error() => {
-                            stamp_arrivals(&link.stream);
+                            if let Some(tcp) = link.stream.tcp() {
+                                stamp_arrivals(tcp);
+                            }
                             Ok(Subscriber { link })
                         }
                         c => Err(bad(format!("subscription refused: {c:?}"))),
@@ -736,7 +761,7 @@ mod tests {
     ) -> Publisher {
         Publisher {
             link: Link {
-                stream: TcpStream::connect(addr).await.unwrap(),
+                stream: Wire::Tcp(TcpStream::connect(addr).await.unwrap()),
                 protocol,
                 rbuf: BytesMut::new(),
                 wbuf: BytesMut::new(),
