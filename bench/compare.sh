@@ -17,8 +17,11 @@
 #   --tls      the transports instead: every broker's listener is TLS (an
 #              ECDSA P-256 certificate from `strata ca`), with QoS 1 fan-in
 #              and QoS 0 fan-out at a fixed load and full handshakes at 500
-#              new connections per second, then the same fan-in over plain
-#              TCP beside it, against Mosquitto with a TLS listener
+#              new connections per second, idle TLS connections, then the
+#              same fan-in and fan-out over plain TCP beside them, against
+#              Mosquitto with a TLS listener; and fan-in over WebSocket
+#              beside TCP (Strata only: Debian's Mosquitto 2.0.11 is built
+#              without WebSocket support)
 #   --ab BIN   this Strata against another Strata binary (an earlier build)
 #              instead of the peers: every scenario runs --rounds times
 #              (default 5), alternating the two, and the table gives medians
@@ -79,9 +82,11 @@ cargo build --release -p strata >/dev/null 2>&1 || cargo build --release -p stra
 STRATA=target/release/strata
 
 PORT=21883
-BENCH=(taskset -c 1 "$STRATA" bench -h 127.0.0.1 -p "$PORT" --json)
-# The TLS listeners' port, beside the plain one.
+# The port is $PORT unless a scenario names its own (-p).
+BENCH=(taskset -c 1 "$STRATA" bench -h 127.0.0.1 --json)
+# The TLS and WebSocket listeners' ports, beside the plain one.
 TLS_PORT=28883
+WS_PORT=28080
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 conf_dir=$(mktemp -d)
@@ -137,9 +142,13 @@ sed -e 's/^persistence false/persistence true/' "$conf_dir/mosquitto.conf" > "$c
 "$STRATA" ca init "$conf_dir/ca" >/dev/null
 "$STRATA" ca issue --ca "$conf_dir/ca" --server localhost,127.0.0.1 >/dev/null
 { cat "$conf_dir/strata.toml"; printf '[[listener]]\nbind = "127.0.0.1:%s"\ntransport = "tls"\ncertfile = "%s"\nkeyfile = "%s"\n' \
-    "$TLS_PORT" "$conf_dir/ca/localhost.pem" "$conf_dir/ca/localhost.key"; } > "$conf_dir/strata-tls.toml"
+    "$TLS_PORT" "$conf_dir/ca/localhost.pem" "$conf_dir/ca/localhost.key"
+  printf '[[listener]]\nbind = "127.0.0.1:%s"\ntransport = "ws"\n' "$WS_PORT"; } > "$conf_dir/strata-tls.toml"
 { cat "$conf_dir/mosquitto.conf"; printf 'listener %s 127.0.0.1\ncertfile %s\nkeyfile %s\n' \
-    "$TLS_PORT" "$conf_dir/ca/localhost.pem" "$conf_dir/ca/localhost.key"; } > "$conf_dir/mosquitto-tls.conf"
+    "$TLS_PORT" "$conf_dir/ca/localhost.pem" "$conf_dir/ca/localhost.key"
+  # Started as root, Mosquitto drops to its own user, which cannot read
+  # the 0600 key in this 0700 directory.
+  [[ $(id -u) -eq 0 ]] && echo "user root"; } > "$conf_dir/mosquitto-tls.conf"
 echo "persistence_location $conf_dir/" >> "$conf_dir/mosquitto-persist.conf"
 
 start_broker() {
@@ -225,8 +234,13 @@ if [[ $TLS == 1 ]]; then
     "tls fan-in qos0 @ 20k/s, 10 clients|$tls --scenario fan-in -n 10 -q 0 -s 64 -r 20000 -d $DURATION"
     "tls fan-out qos0 @ 100k/s, 100 subscribers|$tls --scenario fan-out -n 100 -q 0 -s 64 -r 1000 -d $DURATION"
     "tls handshakes @ 500/s|$tls --scenario connect -r 500 -d $DURATION"
+    "tls $CONNS idle connections|$tls --scenario idle -n $CONNS --ramp 0"
     "tcp fan-in qos1 @ 20k/s, 10 clients|--scenario fan-in -n 10 -q 1 -s 64 -r 20000 -d $DURATION"
+    "tcp fan-in qos0 @ 20k/s, 10 clients|--scenario fan-in -n 10 -q 0 -s 64 -r 20000 -d $DURATION"
     "tcp fan-out qos0 @ 100k/s, 100 subscribers|--scenario fan-out -n 100 -q 0 -s 64 -r 1000 -d $DURATION"
+    "ws fan-in qos0 @ 20k/s, 10 clients|-p $WS_PORT --transport ws --scenario fan-in -n 10 -q 0 -s 64 -r 20000 -d $DURATION"
+    "ws fan-in qos0, 10 -> 1|-p $WS_PORT --transport ws --scenario fan-in -n 10 -q 0 -s 64 -d $DURATION"
+    "tcp fan-in qos0, 10 -> 1|--scenario fan-in -n 10 -q 0 -s 64 -d $DURATION"
   )
   latency=()
 fi
@@ -240,10 +254,14 @@ fi
 # One scenario against one broker: start it, run, record, stop it.
 run_one() {
   local broker=$1 name=${2%%|*} args=${2#*|}
+  # Debian's Mosquitto has no WebSocket listener.
+  [[ $broker == mosquitto* && $name == ws* ]] && return 0
   start_broker "$broker"
   echo "== $broker: $name" >&2
+  local port=(-p "$PORT")
+  [[ " $args " == *" -p "* ]] && port=()
   # shellcheck disable=SC2086
-  if line=$("${BENCH[@]}" --pid "$BROKER_PID" $args 2>/dev/null); then
+  if line=$("${BENCH[@]}" "${port[@]}" --pid "$BROKER_PID" $args 2>/dev/null); then
     echo "{\"broker\":\"$broker\",\"name\":\"$name\",\"result\":$line}" >> "$out"
   else
     echo "{\"broker\":\"$broker\",\"name\":\"$name\",\"result\":null}" >> "$out"

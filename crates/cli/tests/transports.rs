@@ -429,3 +429,69 @@ fn bench_counts_every_message_over_tls_ws_and_wss() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("cafile"), "{}", stderr(&out));
 }
+
+#[test]
+fn sighup_reloads_certificates_and_a_bad_file_keeps_the_old_ones() {
+    let dir = scratch("reload");
+    let first = Ca::new("First CA", 30).unwrap();
+    let second = Ca::new("Second CA", 30).unwrap();
+    std::fs::write(dir.join("first.pem"), first.cert_pem()).unwrap();
+    std::fs::write(dir.join("second.pem"), second.cert_pem()).unwrap();
+    let local = ["localhost".to_owned(), "127.0.0.1".to_owned()];
+    let old = first.issue_server(&local, 30).unwrap();
+    let new = second.issue_server(&local, 30).unwrap();
+    std::fs::write(dir.join("server.pem"), &old.cert_pem).unwrap();
+    std::fs::write(dir.join("server.key"), &old.key_pem).unwrap();
+    // Relative file names are read from the configuration's directory.
+    std::fs::write(
+        dir.join("strata.toml"),
+        "[[listener]]\nbind = \"127.0.0.1:0\"\ntransport = \"tls\"\ncertfile = \"server.pem\"\nkeyfile = \"server.key\"\n",
+    )
+    .unwrap();
+    let s = Server::start(&["--config".into(), arg(&dir, "strata.toml")], 1);
+    let port = s.port("tls://");
+    let publish = |ca: &str| {
+        run(&[
+            "pub",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "--cafile",
+            &arg(&dir, ca),
+            "-t",
+            "t",
+            "-m",
+            "m",
+        ])
+        .status
+        .success()
+    };
+    assert!(publish("first.pem") && !publish("second.pem"));
+    let hangup = || {
+        let pid = s._child.0.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-HUP", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    // New files, then SIGHUP: new handshakes use them.
+    std::fs::write(dir.join("server.pem"), &new.cert_pem).unwrap();
+    std::fs::write(dir.join("server.key"), &new.key_pem).unwrap();
+    hangup();
+    let deadline = std::time::Instant::now() + WAIT;
+    while !publish("second.pem") {
+        assert!(std::time::Instant::now() < deadline, "not reloaded");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!publish("first.pem"));
+    // A file that cannot be used: the broker keeps what it has.
+    std::fs::write(dir.join("server.pem"), "not a certificate").unwrap();
+    hangup();
+    assert!(publish("second.pem"));
+    // Still serving after both signals.
+    assert!(publish("second.pem"));
+}
