@@ -44,6 +44,7 @@ mod stats;
 mod testing;
 mod tls;
 mod tls_identity;
+mod tls_stream;
 pub mod transport;
 mod util;
 mod ws;

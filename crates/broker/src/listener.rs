@@ -18,6 +18,7 @@ use crate::connection;
 use crate::proxy;
 use crate::shared::Shared;
 use crate::tls::{self, Tls};
+use crate::tls_stream;
 use crate::transport::{BoxedStream, Io, Origin, Stream};
 use crate::ws;
 
@@ -153,11 +154,10 @@ async fn setup(
         Box::new(tcp)
     };
     if let Some(t) = &endpoint.tls {
-        let s = tokio_rustls::TlsAcceptor::from(t.config())
-            .accept(io)
+        let s = tls_stream::accept(io, t.config())
             .await
             .map_err(|e| format!("TLS handshake failed: {e}"))?;
-        origin.certificate = tls::peer_identity(s.get_ref().1);
+        origin.certificate = tls::peer_identity(s.peer_certificates());
         if t.identity_is_username() {
             if origin.certificate.is_none() {
                 return Err(

@@ -267,8 +267,8 @@ impl ClientCertVerifier for Logged {
     }
 }
 
-/// The identity of the certificate a finished handshake verified.
-pub(crate) fn peer_identity(conn: &rustls::ServerConnection) -> Option<Arc<str>> {
-    let cert = conn.peer_certificates()?.first()?;
-    certificate_identity(cert).map(Arc::from)
+/// The identity of the certificate a finished handshake verified (the
+/// chain's first, the client's own).
+pub(crate) fn peer_identity(certs: Option<&[CertificateDer<'static>]>) -> Option<Arc<str>> {
+    certificate_identity(certs?.first()?).map(Arc::from)
 }
