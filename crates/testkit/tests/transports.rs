@@ -845,3 +845,40 @@ async fn an_unmasked_client_frame_closes_the_websocket() {
     assert!(closes(&mut tcp).await);
     assert!(recorder.seen().is_empty());
 }
+
+#[tokio::test]
+async fn ciphers_limit_the_suites_and_an_unknown_name_is_refused() {
+    let pki = Pki::new();
+    let files = TlsFiles {
+        ciphers: vec!["TLS13_CHACHA20_POLY1305_SHA256".into()],
+        ..pki.tls()
+    };
+    let (broker, _) = start(vec![listener(TransportKind::Tls, Some(files))]).await;
+    let tls = tls_connect(
+        broker.local_addrs()[0],
+        client_config(&pki.ca.cert_pem(), None, rustls::DEFAULT_VERSIONS, &[]),
+        "localhost",
+    )
+    .await
+    .unwrap();
+    let suite = tls.get_ref().1.negotiated_cipher_suite().unwrap();
+    assert_eq!(
+        suite.suite().as_str(),
+        Some("TLS13_CHACHA20_POLY1305_SHA256")
+    );
+    let files = TlsFiles {
+        ciphers: vec!["TLS_RSA_WITH_RC4_128_MD5".into()],
+        ..pki.tls()
+    };
+    let err = Broker::start(BrokerConfig {
+        listeners: vec![listener(TransportKind::Tls, Some(files))],
+        ..BrokerConfig::default()
+    })
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with("listener.ciphers: \"TLS_RSA_WITH_RC4_128_MD5\""),
+        "{err}"
+    );
+}
