@@ -193,16 +193,29 @@ def test_paho_mutual_tls_needs_a_certificate(tmp_path, pki):
         while 'username=Some("alice")' not in s.log.read_text() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert 'username=Some("alice")' in s.log.read_text()
-        # Without a certificate the handshake is refused.
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=unique("nocert"))
-        client.tls_set(ca_certs=str(pki.ca))
-        with pytest.raises((ssl.SSLError, OSError)):
-            client.connect("localhost", port)
-            # TLS 1.3: the refusal may come with the first read.
-            for _ in range(100):
-                rc = client.loop(timeout=0.1)
-                if rc != mqtt.MQTT_ERR_SUCCESS:
-                    raise OSError(f"connection lost: {rc}")
+        # Without a certificate, or with one from another CA, the handshake
+        # is refused; the log names the stranger's certificate and why.
+        other = tmp_path / "other-ca"
+        for args in (["init", str(other)], ["issue", "--ca", str(other), "--client", "eve"]):
+            assert subprocess.run([str(STRATA_BIN), "ca", *args], capture_output=True, timeout=TIMEOUT).returncode == 0
+        for cert in (None, (other / "eve.pem", other / "eve.key")):
+            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=unique("refused"))
+            if cert is None:
+                client.tls_set(ca_certs=str(pki.ca))
+            else:
+                client.tls_set(ca_certs=str(pki.ca), certfile=str(cert[0]), keyfile=str(cert[1]))
+            with pytest.raises((ssl.SSLError, OSError)):
+                client.connect("localhost", port)
+                # TLS 1.3: the refusal may come with the first read.
+                for _ in range(100):
+                    rc = client.loop(timeout=0.1)
+                    if rc != mqtt.MQTT_ERR_SUCCESS:
+                        raise OSError(f"connection lost: {rc}")
+        deadline = time.monotonic() + TIMEOUT
+        while "client certificate refused" not in s.log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        refusal = next(l for l in s.log.read_text().splitlines() if "client certificate refused" in l)
+        assert "subject=eve" in refusal and "reason=invalid peer certificate" in refusal, refusal
 
 
 def mosquitto(tool: str) -> str:
