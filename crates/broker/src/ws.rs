@@ -1,6 +1,6 @@
 //! MQTT over WebSocket (RFC 6455) for the `ws` and `wss` listeners, on
-//! tokio-tungstenite: [`accept`] answers the HTTP upgrade, and [`WsIo`] is
-//! the MQTT byte stream inside the connection, which a
+//! tokio-tungstenite: [`accept`] answers the HTTP upgrade, and
+//! `strata_wsio::WsIo` is the MQTT byte stream inside the connection, which a
 //! [`crate::transport::Stream`] carries like any other stream.
 //!
 //! MQTT packets travel in binary messages only, and packet and message
@@ -13,18 +13,16 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use bytes::{Buf, Bytes};
-use futures_core::Stream as _;
-use futures_sink::Sink as _;
+use strata_wsio::WsIo;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
+use tokio_tungstenite::tungstenite;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::handshake::server::{
     ErrorResponse, Request, Response, write_response,
 };
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode, header};
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{self, Message};
 
 /// Limits of one WebSocket connection.
 #[derive(Debug, Clone, Copy)]
@@ -363,164 +361,6 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Bounded<'_, S> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut *self.get_mut().io).poll_shutdown(cx)
-    }
-}
-
-/// MQTT bytes over WebSocket binary messages.
-///
-/// A read hands out the binary messages' bytes in order; a Close from the
-/// client is the end of input, once the close handshake is answered;
-/// pings are answered while reading. A write sends its bytes as one
-/// binary message; a shutdown sends a Close frame, then closes the
-/// stream's sending side.
-#[derive(Debug)]
-pub(crate) struct WsIo<S> {
-    ws: WebSocketStream<S>,
-    /// What is left of the binary message being read.
-    input: Bytes,
-    /// No more input: the client closed, or reading failed.
-    eof: bool,
-    /// The Close frame of a shutdown went out.
-    closed: bool,
-}
-
-impl<S> WsIo<S> {
-    fn new(ws: WebSocketStream<S>) -> WsIo<S> {
-        WsIo {
-            ws,
-            input: Bytes::new(),
-            eof: false,
-            closed: false,
-        }
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsIo<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        loop {
-            if !this.input.is_empty() {
-                let n = this.input.len().min(buf.remaining());
-                buf.put_slice(&this.input[..n]);
-                this.input.advance(n);
-                return Poll::Ready(Ok(()));
-            }
-            if this.eof || buf.remaining() == 0 {
-                return Poll::Ready(Ok(()));
-            }
-            // Each poll first sends what tungstenite owes the client (a
-            // pong, the answer to a Close), so it goes out while the
-            // broker only reads.
-            match ready!(Pin::new(&mut this.ws).poll_next(cx)) {
-                Some(Ok(Message::Binary(b))) => this.input = b,
-                Some(Ok(Message::Text(_))) => {
-                    // Only binary messages carry MQTT [MQTT-6.0.0-1].
-                    this.eof = true;
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "a text WebSocket message: MQTT is carried in binary messages only",
-                    )));
-                }
-                // After a Close, polled on until the answer is out and
-                // the stream ends. (A raw frame is never read.)
-                Some(Ok(
-                    Message::Close(_) | Message::Ping(_) | Message::Pong(_) | Message::Frame(_),
-                )) => {}
-                Some(Err(e)) => {
-                    this.eof = true;
-                    return Poll::Ready(Err(io_error(e)));
-                }
-                None => this.eof = true,
-            }
-        }
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsIo<S> {
-    /// Sends `buf` as one binary message: the broker's writes are whole
-    /// batches of packets, and each becomes one message.
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        if buf.is_empty() {
-            return Poll::Ready(Ok(0));
-        }
-        ready!(Pin::new(&mut this.ws).poll_ready(cx)).map_err(io_error)?;
-        Pin::new(&mut this.ws)
-            .start_send(Message::Binary(Bytes::copy_from_slice(buf)))
-            .map_err(io_error)?;
-        Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().ws)
-            .poll_flush(cx)
-            .map_err(io_error)
-    }
-
-    /// The close handshake from this side: a Close frame, then the end of
-    /// the stream's sending side. A client already gone is no error.
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if !this.closed {
-            match ready!(Pin::new(&mut this.ws).poll_close(cx)) {
-                Ok(()) => {}
-                Err(e) if peer_gone(&e) => {}
-                Err(e) => return Poll::Ready(Err(io_error(e))),
-            }
-            this.closed = true;
-        }
-        match ready!(Pin::new(this.ws.get_mut()).poll_shutdown(cx)) {
-            Err(e) if gone(e.kind()) => Poll::Ready(Ok(())),
-            r => Poll::Ready(r),
-        }
-    }
-}
-
-/// Whether `e` says only that the client is gone or closed already.
-fn peer_gone(e: &tungstenite::Error) -> bool {
-    match e {
-        tungstenite::Error::ConnectionClosed
-        | tungstenite::Error::AlreadyClosed
-        | tungstenite::Error::Protocol(ProtocolError::SendAfterClosing) => true,
-        tungstenite::Error::Io(e) => gone(e.kind()),
-        _ => false,
-    }
-}
-
-fn gone(kind: io::ErrorKind) -> bool {
-    matches!(
-        kind,
-        io::ErrorKind::BrokenPipe
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::NotConnected
-            | io::ErrorKind::UnexpectedEof
-    )
-}
-
-/// An error of the WebSocket layer as the stream's error, its message
-/// the reason.
-fn io_error(e: tungstenite::Error) -> io::Error {
-    match e {
-        tungstenite::Error::Io(e) => e,
-        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
-            io::Error::new(io::ErrorKind::BrokenPipe, "the WebSocket is closed")
-        }
-        tungstenite::Error::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("a WebSocket message of {size} bytes, over the limit of {max_size}"),
-            )
-        }
-        e => io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
     }
 }
 

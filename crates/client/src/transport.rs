@@ -19,7 +19,8 @@ use tokio_rustls::client::TlsStream;
 use crate::client::Error;
 use crate::options::{Options, Transport};
 use crate::tls;
-use crate::ws::{self, WsIo};
+use crate::ws;
+use strata_wsio::WsIo;
 
 /// TLS settings of one client: the configuration and the name to verify.
 #[derive(Debug, Clone)]

@@ -1,6 +1,6 @@
 //! MQTT over WebSocket (RFC 6455), the client side, on tokio-tungstenite:
-//! [`upgrade`] asks for the `mqtt` subprotocol, and [`WsIo`] is the MQTT
-//! byte stream inside the connection.
+//! [`upgrade`] asks for the `mqtt` subprotocol, and `strata_wsio::WsIo` is
+//! the MQTT byte stream inside the connection.
 //!
 //! MQTT travels in binary messages only, and packet and message boundaries
 //! need not meet [MQTT-6.0.0-1] [MQTT-6.0.0-2]: received messages are
@@ -8,20 +8,13 @@
 //! each write of the connection task (a batch of packets) goes out as one
 //! message.
 
-use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll, ready};
-
-use bytes::{Buf, Bytes};
-use futures_core::Stream as _;
-use futures_sink::Sink as _;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio_tungstenite::WebSocketStream;
+use strata_wsio::WsIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError, SubProtocolError};
+use tokio_tungstenite::tungstenite::error::{ProtocolError, SubProtocolError};
 use tokio_tungstenite::tungstenite::http::{HeaderValue, header};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{self, Message};
 
 use crate::client::Error;
 
@@ -99,136 +92,18 @@ fn shown(s: &str) -> String {
     out
 }
 
-/// MQTT bytes over WebSocket binary messages.
-///
-/// A read hands out the binary messages' bytes in order; the server's
-/// Close is the end of input; pings are answered while reading. A write
-/// sends its bytes as one binary message (a flush puts it on the wire);
-/// a shutdown sends a Close frame, then closes the sending side.
-#[derive(Debug)]
-pub(crate) struct WsIo<S> {
-    ws: WebSocketStream<S>,
-    /// What is left of the binary message being read.
-    input: Bytes,
-    /// No more input: the server closed, or reading failed.
-    eof: bool,
-    /// The Close frame of a shutdown went out.
-    closed: bool,
-}
-
-impl<S> WsIo<S> {
-    pub(crate) fn new(ws: WebSocketStream<S>) -> WsIo<S> {
-        WsIo {
-            ws,
-            input: Bytes::new(),
-            eof: false,
-            closed: false,
-        }
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsIo<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        loop {
-            if !this.input.is_empty() {
-                let n = this.input.len().min(buf.remaining());
-                buf.put_slice(&this.input[..n]);
-                this.input.advance(n);
-                return Poll::Ready(Ok(()));
-            }
-            if this.eof || buf.remaining() == 0 {
-                return Poll::Ready(Ok(()));
-            }
-            match ready!(Pin::new(&mut this.ws).poll_next(cx)) {
-                Some(Ok(Message::Binary(b))) => this.input = b,
-                Some(Ok(Message::Text(_))) => {
-                    this.eof = true;
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "a text WebSocket message: MQTT is carried in binary messages only",
-                    )));
-                }
-                // tungstenite answers pings and a Close itself; after a
-                // Close the stream ends.
-                Some(Ok(
-                    Message::Close(_) | Message::Ping(_) | Message::Pong(_) | Message::Frame(_),
-                )) => {}
-                Some(Err(e)) => {
-                    this.eof = true;
-                    return Poll::Ready(Err(io_error(e)));
-                }
-                None => this.eof = true,
-            }
-        }
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsIo<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        if buf.is_empty() {
-            return Poll::Ready(Ok(0));
-        }
-        ready!(Pin::new(&mut this.ws).poll_ready(cx)).map_err(io_error)?;
-        Pin::new(&mut this.ws)
-            .start_send(Message::Binary(Bytes::copy_from_slice(buf)))
-            .map_err(io_error)?;
-        Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().ws)
-            .poll_flush(cx)
-            .map_err(io_error)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if !this.closed {
-            match ready!(Pin::new(&mut this.ws).poll_close(cx)) {
-                // The server may be gone already: nothing left to close.
-                Ok(())
-                | Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
-                }
-                Err(e) => return Poll::Ready(Err(io_error(e))),
-            }
-            this.closed = true;
-        }
-        Pin::new(this.ws.get_mut()).poll_shutdown(cx)
-    }
-}
-
-/// An error of the WebSocket layer as the stream's error.
-fn io_error(e: tungstenite::Error) -> io::Error {
-    match e {
-        tungstenite::Error::Io(e) => e,
-        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
-            io::Error::new(io::ErrorKind::BrokenPipe, "the WebSocket is closed")
-        }
-        tungstenite::Error::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("a WebSocket message of {size} bytes, over the limit of {max_size}"),
-            )
-        }
-        e => io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::future::poll_fn;
+    use std::io;
+    use std::pin::Pin;
 
+    use bytes::Bytes;
+    use futures_core::Stream as _;
+    use futures_sink::Sink as _;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_tungstenite::WebSocketStream;
+    use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::tungstenite::protocol::Role;
 
     use super::*;

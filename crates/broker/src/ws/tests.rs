@@ -3,8 +3,11 @@ use super::*;
 use std::future::poll_fn;
 use std::time::Duration;
 
+use bytes::Bytes;
+use futures_core::Stream as _;
 use futures_sink::Sink;
 use tokio::io::{AsyncReadExt, DuplexStream, duplex};
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::client::Response as ClientResponse;
 
