@@ -4,7 +4,8 @@
 //! publisher, N subscribers), pairs (N publisher/subscriber pairs on their
 //! own topics), idle (N connections that do nothing: broker memory per
 //! connection), subscriptions (N connections with one QoS 1 subscription
-//! each, then one publisher cycling over their topics).
+//! each, then one publisher cycling over their topics), connect (whole
+//! connections at a fixed rate: the broker's CPU per handshake).
 //!
 //! Every payload starts with a 20-byte header: publisher index (u32),
 //! sequence number (u64) and the send time (u64 ns since the bench
@@ -19,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
-use strata_client::{Client, Options, Protocol, QoS};
+use strata_client::{Options, Protocol, QoS};
 use tokio::sync::Mutex;
 
 use crate::tools::Version;
@@ -171,6 +172,7 @@ const STALL: Duration = Duration::from_secs(5);
 /// Keep Alive of every bench connection, seconds.
 const KEEP_ALIVE_S: u16 = 600;
 
+mod conns;
 mod raw;
 mod rumq;
 mod wire;
@@ -422,8 +424,10 @@ async fn bench(mut a: BenchArgs) -> Result<(), String> {
     let qos = qos_of(a.qos);
     let n = a.clients.max(1);
     match a.scenario {
-        Scenario::Idle | Scenario::Subscriptions => return connections(&a, &tag, qos, n).await,
-        Scenario::Connect => return connect_rate(&a, &tag).await,
+        Scenario::Idle | Scenario::Subscriptions => {
+            return conns::connections(&a, &tag, qos, n).await;
+        }
+        Scenario::Connect => return conns::connect_rate(&a, &tag).await,
         _ => {}
     }
     // Who publishes where, and who listens.
@@ -726,113 +730,6 @@ impl Pub {
             Pub::Rumqttc(p) => p.run(plan, published).await,
         }
     }
-}
-
-/// Idle connections, or connections with one subscription each.
-async fn connections(a: &BenchArgs, tag: &str, qos: QoS, n: usize) -> Result<(), String> {
-    let before = sample(a.pid);
-    let t0 = Instant::now();
-    let mut clients = Vec::with_capacity(n);
-    for i in 0..n {
-        let (client, inbox, _) = Client::connect(options(a, format!("b-{tag}-c{i}")))
-            .await
-            .map_err(|e| format!("connection {i}: {e}"))?;
-        if a.scenario == Scenario::Subscriptions {
-            client
-                .subscribe(&[(format!("bench/{tag}/s/{i}").as_str(), qos)])
-                .await
-                .map_err(|e| format!("subscribe {i}: {e}"))?;
-        }
-        clients.push((client, inbox));
-        if !a.json && (i + 1) % 1000 == 0 {
-            eprintln!("{:>5.1}s {} connections", t0.elapsed().as_secs_f64(), i + 1);
-        }
-        ramp_pause(a).await;
-    }
-    // Let the broker settle what the connections cost it.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let after = sample(a.pid);
-    let mut report = Report {
-        scenario: format!("{:?}", a.scenario),
-        clients: n,
-        qos: a.qos,
-        size: a.size,
-        seconds: t0.elapsed().as_secs_f64(),
-        ..Report::default()
-    };
-    if let (Some(b), Some(af)) = (before, after) {
-        report.broker_rss = Some(af.rss);
-        report.rss_per_connection = Some((af.rss as f64 - b.rss as f64) / n as f64);
-    }
-    report.print(a.json);
-    for (client, _) in clients {
-        let _ = client.disconnect().await;
-    }
-    Ok(())
-}
-
-/// Connections at a fixed rate, each CONNECT, CONNACK, DISCONNECT and
-/// closed: the handshakes' cost to the broker.
-async fn connect_rate(a: &BenchArgs, tag: &str) -> Result<(), String> {
-    if a.rate == 0 {
-        return Err("--scenario connect needs --rate (connections per second)".into());
-    }
-    let before = sample(a.pid);
-    let t0 = Instant::now();
-    let end = t0 + Duration::from_secs(a.duration);
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut opened = 0u64;
-    loop {
-        let due = t0 + Duration::from_secs_f64(opened as f64 / a.rate as f64);
-        if due >= end {
-            break;
-        }
-        tokio::time::sleep_until(due.into()).await;
-        let s = setup(a, format!("b-{tag}-k{opened}"), false);
-        tasks.spawn(async move {
-            let started = Instant::now();
-            raw::connect_once(&s).await.map(|()| started.elapsed())
-        });
-        opened += 1;
-    }
-    let mut times = Vec::new();
-    let mut failed = 0u64;
-    while let Some(r) = tasks.join_next().await {
-        match r {
-            Ok(Ok(t)) => times.push(t.as_nanos() as u64),
-            _ => failed += 1,
-        }
-    }
-    let seconds = t0.elapsed().as_secs_f64();
-    let after = sample(a.pid);
-    let done = times.len() as u64;
-    let [p50, p99, p999, max] = percentiles(times);
-    let cpu = before.zip(after).map(|(b, a)| a.cpu_s - b.cpu_s);
-    let report = Report {
-        scenario: format!("{:?}", a.scenario),
-        clients: opened as usize,
-        seconds,
-        publish_seconds: seconds,
-        // A connection counts as a message: msg_per_cpu_s is connections
-        // per broker CPU-second.
-        delivered: done,
-        msg_per_s: done as f64 / seconds,
-        p50_us: p50,
-        p99_us: p99,
-        p999_us: p999,
-        max_us: max,
-        lost: failed,
-        broker_cpu_s: cpu,
-        broker_sys_s: before.zip(after).map(|(b, a)| a.sys_s - b.sys_s),
-        msg_per_cpu_s: cpu.map(|c| done as f64 / c.max(1e-9)),
-        broker_rss: after.map(|s| s.rss),
-        ..Report::default()
-    };
-    report.print(a.json);
-    if failed > 0 {
-        return Err(format!("{failed} of {opened} connections failed"));
-    }
-    Ok(())
 }
 
 /// `ns`, one number per line.
