@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{BIN, lines_of};
+use common::{BIN, field, lines_of};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -36,25 +36,7 @@ impl Server {
 
 /// Runs a command to its end, within the bound.
 fn run(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    if let Some(s) = stdin {
-        input.write_all(s.as_bytes()).unwrap();
-    }
-    drop(input);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    rx.recv_timeout(WAIT)
-        .unwrap_or_else(|_| panic!("strata {args:?} did not finish within {WAIT:?}"))
-        .unwrap()
+    common::run(args, stdin, WAIT)
 }
 
 #[test]
@@ -229,19 +211,6 @@ fn usage_and_connection_errors_have_their_exit_codes() {
     );
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("refused"));
-}
-
-/// The value of `key` in the bench's one-line JSON.
-fn field(json: &str, key: &str) -> String {
-    let at = json
-        .find(&format!("\"{key}\":"))
-        .unwrap_or_else(|| panic!("{key} in {json}"));
-    json[at + key.len() + 3..]
-        .split([',', '}'])
-        .next()
-        .unwrap()
-        .trim_matches('"')
-        .to_string()
 }
 
 /// One bench run of 100 messages per publisher that must deliver

@@ -9,10 +9,9 @@ mod common;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{BIN, lines_of};
+use common::{BIN, field, lines_of};
 use strata_ca::Ca;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -100,21 +99,7 @@ impl Server {
 
 /// Runs a command to its end, within the bound.
 fn run(args: &[&str]) -> Output {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdin.take());
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    rx.recv_timeout(WAIT)
-        .unwrap_or_else(|_| panic!("strata {args:?} did not finish within {WAIT:?}"))
-        .unwrap()
+    common::run(args, None, WAIT)
 }
 
 fn stderr(out: &Output) -> String {
@@ -359,17 +344,6 @@ fn transport_flag_mistakes_are_usage_errors() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
         assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
     }
-}
-
-/// The value of `"name":` in a one-line JSON object.
-fn field<'a>(json: &'a str, name: &str) -> &'a str {
-    let at = json
-        .find(&format!("\"{name}\":"))
-        .unwrap_or_else(|| panic!("no {name} in {json}"))
-        + name.len()
-        + 3;
-    let rest = &json[at..];
-    &rest[..rest.find([',', '}']).unwrap()]
 }
 
 #[test]

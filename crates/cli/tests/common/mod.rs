@@ -88,3 +88,41 @@ pub fn serve_in<S: AsRef<OsStr>>(
         .unwrap();
     (child, addr.port())
 }
+
+/// Runs `strata` with `args` (and `stdin`, if given) to its end; fails
+/// the test after `wait`.
+pub fn run(args: &[&str], stdin: Option<&str>, wait: Duration) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(s) = stdin {
+        input.write_all(s.as_bytes()).unwrap();
+    }
+    drop(input);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    rx.recv_timeout(wait)
+        .unwrap_or_else(|_| panic!("strata {args:?} did not finish within {wait:?}"))
+        .unwrap()
+}
+
+/// The value of `"key":` in a one-line JSON object, without quotes.
+pub fn field(json: &str, key: &str) -> String {
+    let at = json
+        .find(&format!("\"{key}\":"))
+        .unwrap_or_else(|| panic!("{key} in {json}"));
+    json[at + key.len() + 3..]
+        .split([',', '}'])
+        .next()
+        .unwrap()
+        .trim_matches('"')
+        .to_owned()
+}
