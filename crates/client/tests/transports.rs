@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::{Proxy, within};
-use strata_broker::config::{CertFiles, TlsFiles, TlsVersion};
+use strata_broker::config::{CertFiles, TlsFiles};
 use strata_broker::{Broker, BrokerConfig, Listener, TransportKind};
 use strata_ca::Ca;
 use strata_client::{Client, Error, Options, Protocol, QoS, Reconnect, TlsOptions, Transport};
@@ -58,19 +58,10 @@ impl Pki {
 
     /// A listener's files, serving `server` (`server` or `impostor`).
     fn served(&self, server: &str) -> TlsFiles {
-        TlsFiles {
-            cert: CertFiles {
-                certfile: self.path(&format!("{server}.pem")),
-                keyfile: self.path(&format!("{server}.key")),
-            },
-            sni: Vec::new(),
-            cafile: None,
-            crlfile: None,
-            require_certificate: false,
-            use_identity_as_username: false,
-            min_version: TlsVersion::V1_2,
-            ciphers: Vec::new(),
-        }
+        TlsFiles::new(CertFiles {
+            certfile: self.path(&format!("{server}.pem")),
+            keyfile: self.path(&format!("{server}.key")),
+        })
     }
 
     /// Mutual TLS: a certificate from the CA is required.

@@ -78,19 +78,10 @@ impl Pki {
     }
 
     fn tls(&self) -> TlsFiles {
-        TlsFiles {
-            cert: CertFiles {
-                certfile: self.path("server.pem"),
-                keyfile: self.path("server.key"),
-            },
-            sni: Vec::new(),
-            cafile: None,
-            crlfile: None,
-            require_certificate: false,
-            use_identity_as_username: false,
-            min_version: TlsVersion::V1_2,
-            ciphers: Vec::new(),
-        }
+        TlsFiles::new(CertFiles {
+            certfile: self.path("server.pem"),
+            keyfile: self.path("server.key"),
+        })
     }
 
     /// Mutual TLS: client certificates required, checked against the CA.
@@ -461,6 +452,17 @@ async fn garbage_and_stalled_handshakes_are_closed() {
     connect_ok(&mut RawClient::over(tls), "after").await;
 }
 
+/// Why a broker with one TLS listener on `files` does not start.
+async fn refused_start(files: TlsFiles) -> String {
+    Broker::start(BrokerConfig {
+        listeners: vec![listener(TransportKind::Tls, Some(files))],
+        ..BrokerConfig::default()
+    })
+    .await
+    .unwrap_err()
+    .to_string()
+}
+
 #[tokio::test]
 async fn a_bad_certificate_file_stops_the_start_naming_the_file() {
     let pki = Pki::new();
@@ -472,13 +474,7 @@ async fn a_bad_certificate_file_stops_the_start_naming_the_file() {
         },
         ..pki.tls()
     };
-    let err = Broker::start(BrokerConfig {
-        listeners: vec![listener(TransportKind::Tls, Some(files))],
-        ..BrokerConfig::default()
-    })
-    .await
-    .unwrap_err()
-    .to_string();
+    let err = refused_start(files).await;
     assert!(err.starts_with("listener.certfile = "), "{err}");
     assert!(err.contains("broken.pem"), "{err}");
     let missing = Path::new("/nonexistent/strata.pem");
@@ -489,13 +485,7 @@ async fn a_bad_certificate_file_stops_the_start_naming_the_file() {
         },
         ..pki.tls()
     };
-    let err = Broker::start(BrokerConfig {
-        listeners: vec![listener(TransportKind::Tls, Some(files))],
-        ..BrokerConfig::default()
-    })
-    .await
-    .unwrap_err()
-    .to_string();
+    let err = refused_start(files).await;
     assert!(err.contains("/nonexistent/strata.pem"), "{err}");
 }
 
@@ -870,13 +860,7 @@ async fn ciphers_limit_the_suites_and_an_unknown_name_is_refused() {
         ciphers: vec!["TLS_RSA_WITH_RC4_128_MD5".into()],
         ..pki.tls()
     };
-    let err = Broker::start(BrokerConfig {
-        listeners: vec![listener(TransportKind::Tls, Some(files))],
-        ..BrokerConfig::default()
-    })
-    .await
-    .unwrap_err()
-    .to_string();
+    let err = refused_start(files).await;
     assert!(
         err.starts_with("listener.ciphers: \"TLS_RSA_WITH_RC4_128_MD5\""),
         "{err}"

@@ -109,6 +109,24 @@ pub struct TlsFiles {
     pub ciphers: Vec<String>,
 }
 
+impl TlsFiles {
+    /// Serving `cert`, asking nothing of clients, TLS 1.2 and 1.3 with
+    /// rustls's cipher suites: what a listener gets from `certfile` and
+    /// `keyfile` alone.
+    pub fn new(cert: CertFiles) -> TlsFiles {
+        TlsFiles {
+            cert,
+            sni: Vec::new(),
+            cafile: None,
+            crlfile: None,
+            require_certificate: false,
+            use_identity_as_username: false,
+            min_version: TlsVersion::V1_2,
+            ciphers: Vec::new(),
+        }
+    }
+}
+
 /// A validated listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listener {
@@ -386,16 +404,7 @@ pub fn parse_listen_url(url: &str, cert: Option<&CertFiles>) -> Result<Listener,
     let tls = if transport.is_tls() {
         let cert =
             cert.ok_or_else(|| format!("{url}: a TLS listener needs --certfile and --keyfile"))?;
-        Some(TlsFiles {
-            cert: cert.clone(),
-            sni: Vec::new(),
-            cafile: None,
-            crlfile: None,
-            require_certificate: false,
-            use_identity_as_username: false,
-            min_version: TlsVersion::V1_2,
-            ciphers: Vec::new(),
-        })
+        Some(TlsFiles::new(cert.clone()))
     } else {
         None
     };
