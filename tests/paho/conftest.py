@@ -35,24 +35,15 @@ def _pump(stream, lines: queue.Queue) -> None:
 
 
 @contextlib.contextmanager
-def _strata(directory: Path, config: str | None = None):
-    """Runs `strata serve` on a free port (with `config` as its TOML file when
-    given) and yields the port; fails the test if the broker crashed."""
+def strata_serve(args: list[str], stderr_path: Path, listeners: int = 1):
+    """Runs `strata serve ARGS` until it has printed `listeners` lines of
+    "listening on ..." and yields those lines; stops it afterwards and fails
+    the test if it crashed, or never listened."""
     if not STRATA_BIN.is_file():
         pytest.fail(f"{STRATA_BIN} not found: run `cargo build -p strata` first")
-    directory.mkdir(parents=True, exist_ok=True)
-    args = [str(STRATA_BIN), "serve", "--listen", "127.0.0.1:0", "-q"]
-    if config is None or "data_dir" not in config:
-        # Nothing on disk unless the test asks: brokers run side by side.
-        args.append("--in-memory")
-    if config is not None:
-        config_path = directory / "strata.toml"
-        config_path.write_text(config)
-        args += ["--config", str(config_path)]
-    stderr_path = directory / "strata.stderr"
     with open(stderr_path, "wb") as stderr:
         proc = subprocess.Popen(
-            args,
+            [str(STRATA_BIN), "serve", *args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=stderr,
@@ -65,23 +56,42 @@ def _strata(directory: Path, config: str | None = None):
         return stderr_path.read_text(errors="replace")
 
     try:
-        port = None
-        while port is None:
+        listening: list[str] = []
+        while len(listening) < listeners:
             try:
                 line = lines.get(timeout=STARTUP_TIMEOUT)
             except queue.Empty:
                 pytest.fail(f"no 'listening on' line within {STARTUP_TIMEOUT} s; stderr:\n{stderr_text()}")
             if line is None:
                 pytest.fail(f"strata exited before listening (code {proc.wait()}); stderr:\n{stderr_text()}")
-            match = LISTENING.match(line)
-            if match:
-                port = int(match.group(1))
-        yield port
+            if line.startswith("listening on "):
+                listening.append(line)
+        yield listening
         crashed = proc.poll()
     finally:
         _stop(proc)
     if crashed is not None:
         pytest.fail(f"strata exited during the test (code {crashed}); stderr:\n{stderr_text()}")
+
+
+@contextlib.contextmanager
+def _strata(directory: Path, config: str | None = None):
+    """Runs `strata serve` on a free port (with `config` as its TOML file when
+    given) and yields the port; fails the test if the broker crashed."""
+    directory.mkdir(parents=True, exist_ok=True)
+    args = ["--listen", "127.0.0.1:0", "-q"]
+    if config is None or "data_dir" not in config:
+        # Nothing on disk unless the test asks: brokers run side by side.
+        args.append("--in-memory")
+    if config is not None:
+        config_path = directory / "strata.toml"
+        config_path.write_text(config)
+        args += ["--config", str(config_path)]
+    with strata_serve(args, directory / "strata.stderr") as listening:
+        match = LISTENING.match(listening[0])
+        if not match:
+            pytest.fail(f"not a TCP listener on 127.0.0.1: {listening[0]}")
+        yield int(match.group(1))
 
 
 @pytest.fixture

@@ -10,14 +10,12 @@ machine.
 from __future__ import annotations
 
 import contextlib
-import queue
 import re
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +23,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from conftest import STARTUP_TIMEOUT, STRATA_BIN, _pump, _stop
+from conftest import STRATA_BIN, strata_serve
 from mqttprobe import PROTOCOLS, Probe, unique
 
 TIMEOUT = 10.0
@@ -84,37 +82,14 @@ def serving(directory: Path, config: str):
     path = directory / "strata.toml"
     path.write_text(config)
     log = directory / "strata.stderr"
-    expected = config.count("[[listener]]")
-    with open(log, "wb") as stderr:
-        proc = subprocess.Popen(
-            [str(STRATA_BIN), "serve", "--in-memory", "-v", "--config", str(path)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-        )
-    lines: queue.Queue = queue.Queue()
-    threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
-    try:
+    args = ["--in-memory", "-v", "--config", str(path)]
+    with strata_serve(args, log, listeners=config.count("[[listener]]")) as listening:
         ports: dict[str, list[int]] = {}
-        found = 0
-        while found < expected:
-            try:
-                line = lines.get(timeout=STARTUP_TIMEOUT)
-            except queue.Empty:
-                pytest.fail(f"listeners did not start; stderr:\n{log.read_text()}")
-            if line is None:
-                pytest.fail(f"strata exited (code {proc.wait()}); stderr:\n{log.read_text()}")
+        for line in listening:
             m = LISTENING.match(line)
-            if m:
-                ports.setdefault(m.group(1) or "tcp", []).append(int(m.group(2)))
-                found += 1
+            assert m, f"not a listener on 127.0.0.1: {line}"
+            ports.setdefault(m.group(1) or "tcp", []).append(int(m.group(2)))
         yield Served(ports, log)
-        crashed = proc.poll()
-    finally:
-        _stop(proc)
-    if crashed is not None:
-        pytest.fail(f"strata exited during the test (code {crashed})")
 
 
 def tls_listener(pki: Pki, transport: str = "tls", extra: str = "") -> str:
