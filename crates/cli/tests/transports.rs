@@ -9,6 +9,7 @@ mod common;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use common::{BIN, field, lines_of};
@@ -57,6 +58,8 @@ fn arg(dir: &Path, file: &str) -> String {
 struct Server {
     _child: common::Server,
     names: Vec<String>,
+    /// Its log (stderr), line by line.
+    log: mpsc::Receiver<String>,
 }
 
 impl Server {
@@ -66,10 +69,12 @@ impl Server {
                 .args(["serve", "-q", "--in-memory"])
                 .args(args)
                 .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
                 .spawn()
                 .unwrap(),
         );
         let lines = lines_of(child.stdout.take().unwrap());
+        let log = lines_of(child.stderr.take().unwrap());
         let names = (0..listeners)
             .map(|_| {
                 let line = lines.recv_timeout(WAIT).expect("the broker listens");
@@ -81,6 +86,7 @@ impl Server {
         Server {
             _child: child,
             names,
+            log,
         }
     }
 
@@ -462,9 +468,19 @@ fn sighup_reloads_certificates_and_a_bad_file_keeps_the_old_ones() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(!publish("first.pem"));
-    // A file that cannot be used: the broker keeps what it has.
+    // A file that cannot be used: the broker says so and keeps what it has.
     std::fs::write(dir.join("server.pem"), "not a certificate").unwrap();
     hangup();
+    let line = loop {
+        let line = s
+            .log
+            .recv_timeout(WAIT)
+            .expect("a log line on the failed reload");
+        if line.contains("certificates not reloaded") {
+            break line;
+        }
+    };
+    assert!(line.contains("server.pem"), "{line}");
     assert!(publish("second.pem"));
     // Still serving after both signals.
     assert!(publish("second.pem"));
