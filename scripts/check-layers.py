@@ -5,7 +5,7 @@
   circle (a module is a file under crates/broker/src, with its children:
   connection/attach.rs belongs to `connection`);
 - no file of strata-broker is over 800 lines;
-- the pure crates (codec, session, router, store, journal) do not depend on
+- the pure crates (codec, session, router, store, journal, auth) do not depend on
   tokio.
 
 Exits 1 naming what broke the rule.
@@ -17,7 +17,7 @@ import sys
 root = pathlib.Path(__file__).resolve().parent.parent
 src = root / "crates/broker/src"
 MAX_LINES = 800
-PURE = ["codec", "session", "router", "store", "journal"]
+PURE = ["codec", "session", "router", "store", "journal", "auth"]
 
 failures = []
 

@@ -1,0 +1,31 @@
+//! `strata-auth`: the files that say who may connect to Strata and what
+//! they may touch, read and decided without I/O (the broker reads the
+//! files, hashes off its connection tasks, and reloads on SIGHUP).
+//!
+//! Modules:
+//! - `password`: [`PasswordFile`] and [`Hash`]: Mosquitto's password files
+//!   (`$6$`, `$7$`, `$argon2id$`), read and written.
+//! - `acl`: [`Acl`]: Mosquitto's ACL files; [`Acl::for_client`] resolves
+//!   one client's rules into a [`ClientAcl`] that decides each publish,
+//!   subscription and delivery.
+//! - `ban`: [`Bans`]: client ids, user names and address ranges refused.
+//! - `topic`: filters against topics and against each other.
+//!
+//! Every parse error is a [`FileError`] naming the line.
+
+pub mod acl;
+pub mod ban;
+pub mod password;
+pub mod topic;
+
+pub use acl::{Access, Acl, ClientAcl};
+pub use ban::{Banned, Bans};
+pub use password::{Hash, HashKind, PasswordFile};
+
+/// A line of a file that could not be read, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {reason}")]
+pub struct FileError {
+    pub line: usize,
+    pub reason: String,
+}
