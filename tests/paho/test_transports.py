@@ -280,7 +280,7 @@ def free_port() -> int:
 def test_haproxy_in_front_passes_the_clients_address(tmp_path, send_proxy):
     haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
     assert Path(haproxy).exists(), "haproxy not found: scripts/test installs it"
-    config = '\n[[listener]]\nbind = "127.0.0.1:0"\nproxy_protocol = true\n'
+    config = '\n[[listener]]\nbind = "127.0.0.1:0"\nproxy_protocol = true\nallow_anonymous = true\n'
     with serving(tmp_path, config) as s:
         front = free_port()
         cfg = tmp_path / "haproxy.cfg"

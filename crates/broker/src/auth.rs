@@ -32,6 +32,10 @@ pub struct ConnectInfo<'a> {
     pub password: Option<&'a [u8]>,
     /// The client's address, where the transport knows it.
     pub peer: Option<SocketAddr>,
+    /// The listener it came in on, as an index into
+    /// [`crate::BrokerConfig::listeners`]; `None` for an in-process
+    /// connection ([`crate::Handle::serve`]).
+    pub listener: Option<usize>,
     /// The identity of a verified client certificate (mutual TLS).
     pub certificate: Option<&'a str>,
     pub protocol: Protocol,

@@ -15,6 +15,7 @@ use crate::durable::Durable;
 use crate::embed::{self, EmbedError, Publication, Subscription};
 use crate::journal::Journal;
 use crate::listener::Endpoint;
+use crate::security::Security;
 use crate::shared::Shared;
 use crate::transport::{Io, Stream};
 use crate::{background, connection, listener, restore};
@@ -71,6 +72,7 @@ impl Handle {
             Stream::new(io, peer),
             permit,
             crate::clock::now(),
+            connection::IN_PROCESS,
         ));
         Ok(())
     }
@@ -87,11 +89,26 @@ impl Handle {
 impl Broker {
     /// Binds every listener and starts serving.
     pub async fn start(config: BrokerConfig) -> io::Result<Broker> {
+        // The security files first: a bad line is reported before any port
+        // is taken.
+        let security = Security::load(&config.auth, &config.listeners)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        if config.authenticator.is_none() && !config.auth.authenticates() {
+            for (i, l) in config.listeners.iter().enumerate() {
+                let by_certificate = l.tls.as_ref().is_some_and(|t| t.require_certificate);
+                if !security.anonymous(Some(i)) && !by_certificate {
+                    tracing::warn!(
+                        listener = %l.describe(l.bind),
+                        "anonymous clients are refused here and nothing else authenticates: set [auth] password_file, or allow_anonymous = true on the listener to open it"
+                    );
+                }
+            }
+        }
         let mut listeners = Vec::new();
-        for l in &config.listeners {
+        for (i, l) in config.listeners.iter().enumerate() {
             // Certificates first: a bad file is reported before any port
             // is taken.
-            let endpoint = Arc::new(Endpoint::new(l.clone())?);
+            let endpoint = Arc::new(Endpoint::new(l.clone(), i)?);
             let addr = l.bind;
             let socket = TcpListener::bind(addr)
                 .await
@@ -113,7 +130,11 @@ impl Broker {
             }
             None => (None, Recovered::default()),
         };
-        let shared = Arc::new(Shared::new(config, Journal::new(durable)));
+        let shared = Arc::new(Shared::new(
+            config,
+            Journal::new(durable),
+            Arc::new(security),
+        ));
         restore::restore(&shared, recovered);
         let mut local_addrs = Vec::new();
         let mut tasks = Vec::new();
@@ -186,6 +207,26 @@ impl Broker {
                 }
                 out.push((name, r));
             }
+        }
+        out
+    }
+
+    /// Reloads what can change while the broker runs: every TLS
+    /// listener's certificates (as [`Broker::reload_certificates`]) and the
+    /// files of `[auth]` (password file, ACL, bans). Whatever cannot be
+    /// read keeps its old version; each error is logged and returned,
+    /// naming the file (and line).
+    pub fn reload(&self) -> Vec<(String, io::Result<()>)> {
+        let mut out = self.reload_certificates();
+        if let Some(s) = self.shared.security().filter(|s| s.has_files()) {
+            let r = s.reload();
+            match &r {
+                Ok(()) => tracing::info!("[auth] files reloaded"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "[auth] files not reloaded; the old rules stay")
+                }
+            }
+            out.push(("auth".to_owned(), r.map_err(io::Error::other)));
         }
         out
     }

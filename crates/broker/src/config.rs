@@ -46,6 +46,18 @@ pub struct RawConfig {
     pub sys: RawSys,
     #[serde(default)]
     pub storage: RawStorage,
+    #[serde(default)]
+    pub auth: RawAuth,
+}
+
+/// `[auth]`: who may connect and what they may touch.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    pub allow_anonymous: Option<bool>,
+    pub password_file: Option<String>,
+    pub acl_file: Option<String>,
+    pub ban_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -127,6 +139,30 @@ impl Default for StorageConfig {
     }
 }
 
+/// The security files of `[auth]` and the anonymous default; the broker
+/// reads the files at start and again on [`crate::Broker::reload`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// Whether clients without credentials may connect, on listeners that
+    /// do not say; `None`: only on loopback listeners without PROXY
+    /// headers, and only while nothing authenticates clients.
+    pub allow_anonymous: Option<bool>,
+    /// Mosquitto's password file format (`strata passwd`).
+    pub password_file: Option<std::path::PathBuf>,
+    /// Mosquitto's ACL file format.
+    pub acl_file: Option<std::path::PathBuf>,
+    /// `client ID`, `user NAME` and `address CIDR` lines.
+    pub ban_file: Option<std::path::PathBuf>,
+}
+
+impl AuthConfig {
+    /// Whether clients can prove who they are other than by a client
+    /// certificate: then anonymous clients are refused unless allowed.
+    pub fn authenticates(&self) -> bool {
+        self.password_file.is_some()
+    }
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -145,10 +181,15 @@ pub struct BrokerConfig {
     /// here; the data directory is then a path inside it, with no lock
     /// file.
     pub storage_backend: Option<std::sync::Arc<dyn strata_store::Storage>>,
-    /// Who may connect ([`crate::auth`]); everyone by default.
-    pub authenticator: std::sync::Arc<dyn crate::auth::Authenticator>,
-    /// What a connected client may do; everything by default.
-    pub authorizer: std::sync::Arc<dyn crate::auth::Authorizer>,
+    /// The broker's own authentication and authorization: `[auth]`.
+    pub auth: AuthConfig,
+    /// Who may connect ([`crate::auth`]): an application's own
+    /// authenticator replaces the broker's (`auth` and the listeners'
+    /// `allow_anonymous` then mean nothing).
+    pub authenticator: Option<std::sync::Arc<dyn crate::auth::Authenticator>>,
+    /// What a connected client may do: an application's own authorizer
+    /// replaces the broker's ACL file.
+    pub authorizer: Option<std::sync::Arc<dyn crate::auth::Authorizer>>,
 }
 
 impl Default for BrokerConfig {
@@ -162,8 +203,9 @@ impl Default for BrokerConfig {
             queue_qos0_messages: false,
             storage: StorageConfig::default(),
             storage_backend: None,
-            authenticator: std::sync::Arc::new(crate::auth::AllowAll),
-            authorizer: std::sync::Arc::new(crate::auth::AllowAll),
+            auth: AuthConfig::default(),
+            authenticator: None,
+            authorizer: None,
         }
     }
 }
@@ -318,6 +360,20 @@ impl RawConfig {
             }
             c.max_connections = v;
         }
+        let a = self.auth;
+        c.auth.allow_anonymous = a.allow_anonymous;
+        let file = |key: &'static str, v: Option<String>| match v {
+            Some(p) if p.is_empty() => Err(invalid(
+                key,
+                "\"\"",
+                "give the file's path, or remove the key",
+            )),
+            Some(p) => Ok(Some(listen::resolve(base, &p))),
+            None => Ok(None),
+        };
+        c.auth.password_file = file("auth.password_file", a.password_file)?;
+        c.auth.acl_file = file("auth.acl_file", a.acl_file)?;
+        c.auth.ban_file = file("auth.ban_file", a.ban_file)?;
         if let Some(name) = self.shared_subscriptions.strategy {
             c.share_strategy = match name.as_str() {
                 "round_robin" => ShareStrategy::RoundRobin,
@@ -492,5 +548,35 @@ mod tests {
         assert!(!BrokerConfig::from_toml("").unwrap().queue_qos0_messages);
         let c = BrokerConfig::from_toml("[limits]\nqueue_qos0_messages = true\n").unwrap();
         assert!(c.queue_qos0_messages);
+    }
+
+    #[test]
+    fn auth_files_are_read_from_the_config_directory() {
+        let text = "[auth]\nallow_anonymous = true\npassword_file = \"passwd\"\nacl_file = \"/abs/acl\"\nban_file = \"sub/bans\"\n\n[[listener]]\nbind = \"0.0.0.0:1883\"\nallow_anonymous = false\n";
+        let c = BrokerConfig::from_toml_in(text, Some(Path::new("/etc/strata"))).unwrap();
+        assert_eq!(c.auth.allow_anonymous, Some(true));
+        assert_eq!(
+            c.auth.password_file.as_deref(),
+            Some(Path::new("/etc/strata/passwd"))
+        );
+        assert_eq!(c.auth.acl_file.as_deref(), Some(Path::new("/abs/acl")));
+        assert_eq!(
+            c.auth.ban_file.as_deref(),
+            Some(Path::new("/etc/strata/sub/bans"))
+        );
+        assert_eq!(c.listeners[0].allow_anonymous, Some(false));
+        assert!(c.auth.authenticates());
+        assert!(!BrokerConfig::from_toml("").unwrap().auth.authenticates());
+    }
+
+    #[test]
+    fn an_empty_auth_path_is_refused() {
+        let e = BrokerConfig::from_toml("[auth]\nacl_file = \"\"\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "auth.acl_file = \"\": give the file's path, or remove the key"
+        );
+        let e = BrokerConfig::from_toml("[auth]\nacl = \"x\"\n").unwrap_err();
+        assert!(e.to_string().contains("acl_file"), "{e}");
     }
 }

@@ -167,7 +167,13 @@ struct Conn {
     /// found no more mail than it began with (one publisher to many
     /// subscribers, say) is not tried again for `LATER_SKIP` wakes.
     later_skip: u8,
+    /// The listener the client came in on (its index in the
+    /// configuration), or [`IN_PROCESS`].
+    listener: u16,
 }
+
+/// The listener of a connection served in process ([`crate::Handle`]).
+pub(crate) const IN_PROCESS: u16 = u16::MAX;
 
 /// What the session's events ask the task to await before it handles
 /// more: the authenticator, and for a CONNECT the registry.
@@ -233,6 +239,7 @@ pub(crate) fn run<T: Transport>(
     mut stream: T,
     permit: OwnedSemaphorePermit,
     accepted: Instant,
+    listener: u16,
 ) -> impl Future<Output = ()> + Send {
     // Made before the block, so that `accepted` is not kept in the task.
     let mut conn = Conn {
@@ -247,6 +254,7 @@ pub(crate) fn run<T: Transport>(
         alarm: Alarm::default(),
         deferred: 0,
         later_skip: 0,
+        listener,
     };
     async move {
         let stream = &mut stream;
@@ -643,6 +651,11 @@ impl Conn {
         }
     }
 
+    /// The listener's index in the configuration; `None` in process.
+    fn listener(&self) -> Option<usize> {
+        (self.listener != IN_PROCESS).then_some(usize::from(self.listener))
+    }
+
     /// A CONNECT or AUTH through the authenticator, and a CONNECT through
     /// the registry (a takeover waits for the old connection), then the
     /// events after it.
@@ -700,7 +713,7 @@ impl Conn {
         } else {
             self.later_skip = self.later_skip.saturating_sub(1);
         }
-        if self.shared.config().authorizer.checks_deliveries() {
+        if self.shared.authorizer().checks_deliveries() {
             self.authorize_deliveries();
         }
         let n = self.deliveries.len() as u64;
@@ -716,7 +729,7 @@ mod tests {
     use super::*;
 
     /// The size of what `f` returns, without calling it.
-    fn output_size<A, B, C, D, F>(_: fn(A, B, C, D) -> F) -> usize {
+    fn output_size<A, B, C, D, E, F>(_: fn(A, B, C, D, E) -> F) -> usize {
         std::mem::size_of::<F>()
     }
 

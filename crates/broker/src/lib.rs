@@ -38,6 +38,7 @@ mod proxy;
 mod registry;
 mod restore;
 mod routing;
+mod security;
 mod shared;
 mod stats;
 #[cfg(test)]

@@ -28,13 +28,20 @@ use crate::ws;
 pub(crate) struct Endpoint {
     pub config: Listener,
     pub tls: Option<Tls>,
+    /// Its place in the configuration's listeners (what the authenticator
+    /// is told).
+    pub index: u16,
 }
 
 impl Endpoint {
     /// Reads the listener's certificate files.
-    pub fn new(config: Listener) -> std::io::Result<Endpoint> {
+    pub fn new(config: Listener, index: usize) -> std::io::Result<Endpoint> {
         let tls = config.tls.as_ref().map(Tls::load).transpose()?;
-        Ok(Endpoint { config, tls })
+        let index = u16::try_from(index)
+            .ok()
+            .filter(|&i| i != connection::IN_PROCESS)
+            .ok_or_else(|| std::io::Error::other("more than 65534 listeners"))?;
+        Ok(Endpoint { config, tls, index })
     }
 
     /// Plain TCP: the connection task runs on the socket itself.
@@ -64,7 +71,13 @@ pub(crate) async fn accept_loop(
                 // Small packets must not wait for Nagle's algorithm.
                 let _ = stream.set_nodelay(true);
                 if endpoint.is_plain() {
-                    tokio::spawn(connection::run(shared.clone(), stream, permit, accepted));
+                    tokio::spawn(connection::run(
+                        shared.clone(),
+                        stream,
+                        permit,
+                        accepted,
+                        endpoint.index,
+                    ));
                 } else {
                     tokio::spawn(wrapped(
                         shared.clone(),
@@ -110,7 +123,13 @@ async fn wrapped(
     };
     match r {
         Ok(stream) => {
-            tokio::spawn(connection::run(shared, stream, permit, accepted));
+            tokio::spawn(connection::run(
+                shared,
+                stream,
+                permit,
+                accepted,
+                endpoint.index,
+            ));
         }
         Err(reason) => {
             tracing::info!(%peer, transport = %endpoint.config.transport, %reason, "connection closed before MQTT");

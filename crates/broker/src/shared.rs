@@ -12,12 +12,14 @@ use strata_journal::Entry;
 use strata_session::Message;
 
 use crate::alarm::Alarms;
+use crate::auth::{Authenticator, Authorizer};
 use crate::config::BrokerConfig;
 use crate::gate::ConnectGate;
 use crate::journal::Journal;
 use crate::lifecycle::Lifecycle;
 use crate::registry::{Fallout, Registry};
 use crate::routing::{Published, Routes};
+use crate::security::Security;
 use crate::stats::{Counters, Gauges, Stats};
 use crate::util::lock;
 
@@ -35,14 +37,33 @@ pub(crate) struct Shared {
     /// Connection ids and router keys: never repeated in this process.
     next_id: AtomicU64,
     started: Instant,
+    /// The application's, or the broker's own ([`Security`]).
+    authenticator: Arc<dyn Authenticator>,
+    authorizer: Arc<dyn Authorizer>,
+    /// The broker's own, when either of the two above is it: what a reload
+    /// reloads.
+    security: Option<Arc<Security>>,
 }
 
 impl Shared {
-    pub fn new(config: BrokerConfig, journal: Journal) -> Shared {
+    /// `security` is the broker's own authentication, used where the
+    /// configuration names no authenticator or authorizer of an
+    /// application's.
+    pub fn new(config: BrokerConfig, journal: Journal, security: Arc<Security>) -> Shared {
         let seed = std::process::id() as u64 ^ 0x9E37_79B9_7F4A_7C15;
+        let authenticator: Arc<dyn Authenticator> = match &config.authenticator {
+            Some(a) => a.clone(),
+            None => security.clone(),
+        };
+        let authorizer: Arc<dyn Authorizer> = match &config.authorizer {
+            Some(a) => a.clone(),
+            None => security.clone(),
+        };
+        let security =
+            (config.authenticator.is_none() || config.authorizer.is_none()).then_some(security);
         Shared {
             session_config: Arc::new(strata_session::Config {
-                enhanced_auth: config.authenticator.enhanced(),
+                enhanced_auth: authenticator.enhanced(),
                 ..config.session.clone()
             }),
             routes: Routes::new(config.share_strategy, seed),
@@ -55,7 +76,22 @@ impl Shared {
             next_id: AtomicU64::new(1),
             started: crate::clock::now(),
             config,
+            authenticator,
+            authorizer,
+            security,
         }
+    }
+
+    pub fn authenticator(&self) -> &Arc<dyn Authenticator> {
+        &self.authenticator
+    }
+
+    pub fn authorizer(&self) -> &Arc<dyn Authorizer> {
+        &self.authorizer
+    }
+
+    pub fn security(&self) -> Option<&Arc<Security>> {
+        self.security.as_ref()
     }
 
     pub fn config(&self) -> &BrokerConfig {

@@ -429,6 +429,7 @@ impl Session {
                     | ServerBusy
                     | BadUserNameOrPassword
                     | NotAuthorized
+                    | Banned
             )
         };
         if send {

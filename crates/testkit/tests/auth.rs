@@ -197,8 +197,8 @@ impl Authorizer for TestAuthorizer {
 async fn broker() -> TestBroker {
     TestBroker::start(BrokerConfig {
         sys_interval: None,
-        authenticator: Arc::new(TestAuthenticator),
-        authorizer: Arc::new(TestAuthorizer),
+        authenticator: Some(Arc::new(TestAuthenticator)),
+        authorizer: Some(Arc::new(TestAuthorizer)),
         ..BrokerConfig::default()
     })
     .await

@@ -115,7 +115,7 @@ async fn start(listeners: Vec<Listener>) -> (Broker, Arc<Recorder>) {
         listeners,
         session,
         sys_interval: None,
-        authenticator: recorder.clone(),
+        authenticator: Some(recorder.clone()),
         ..BrokerConfig::default()
     })
     .await

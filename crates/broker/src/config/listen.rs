@@ -29,6 +29,7 @@ pub struct RawListener {
     pub ciphers: Option<Vec<String>>,
     #[serde(default)]
     pub sni: Vec<RawSni>,
+    pub allow_anonymous: Option<bool>,
 }
 
 /// A `[[listener.sni]]` table: a further certificate, chosen when the
@@ -138,6 +139,10 @@ pub struct Listener {
     pub proxy_protocol: bool,
     /// Present exactly for `tls` and `wss`.
     pub tls: Option<TlsFiles>,
+    /// Whether clients without credentials may connect here; `None`:
+    /// `[auth] allow_anonymous`, else the default (see
+    /// [`Listener::anonymous_by_default`]).
+    pub allow_anonymous: Option<bool>,
 }
 
 /// The WebSocket path unless a listener says otherwise.
@@ -152,7 +157,15 @@ impl Listener {
             path: DEFAULT_WS_PATH.to_owned(),
             proxy_protocol: false,
             tls: None,
+            allow_anonymous: None,
         }
+    }
+
+    /// Whether anonymous clients may connect when nothing says: only on a
+    /// loopback address that takes no PROXY header (a PROXY header says
+    /// the client is somewhere else).
+    pub fn anonymous_by_default(&self) -> bool {
+        self.bind.ip().is_loopback() && !self.proxy_protocol
     }
 
     /// How the start-up line names it, with `addr` (the bound address):
@@ -183,7 +196,7 @@ fn quoted(s: &Option<String>) -> Option<String> {
 }
 
 /// Reads `path` relative to `base` (the config file's directory).
-fn resolve(base: Option<&Path>, path: &str) -> PathBuf {
+pub(super) fn resolve(base: Option<&Path>, path: &str) -> PathBuf {
     let p = Path::new(path);
     match base {
         Some(b) if p.is_relative() => b.join(p),
@@ -245,6 +258,7 @@ impl RawListener {
             path,
             proxy_protocol: self.proxy_protocol.unwrap_or(false),
             tls,
+            allow_anonymous: self.allow_anonymous,
         })
     }
 
@@ -418,6 +432,7 @@ pub fn parse_listen_url(url: &str, cert: Option<&CertFiles>) -> Result<Listener,
         },
         proxy_protocol: false,
         tls,
+        allow_anonymous: None,
     })
 }
 

@@ -50,8 +50,7 @@ impl Conn {
         // it now, as on any publish.
         if let Some(w) = &c.will
             && !shared
-                .config()
-                .authorizer
+                .authorizer()
                 .publish(&identity, &w.topic, w.qos, w.retain)
         {
             self.session.reject(crate::auth::DENIED);

@@ -57,12 +57,13 @@ impl Conn {
             username,
             password,
             peer: origin.peer,
+            listener: self.listener(),
             certificate: origin.certificate.as_deref(),
             protocol: c.protocol,
             method: c.properties.authentication_method.as_deref(),
             data: c.properties.authentication_data.as_deref(),
         };
-        let decision = within_wait(shared.config().authenticator.connect(info)).await;
+        let decision = within_wait(shared.authenticator().connect(info)).await;
         self.decided(Some(c), origin.clone(), decision).await;
     }
 
@@ -79,7 +80,7 @@ impl Conn {
             None if reauth => {
                 let Some(a) = &self.attached else { return };
                 let who = a.identity.clone();
-                let a = &shared.config().authenticator;
+                let a = shared.authenticator();
                 let decision = within_wait(a.reauthenticate(&who, &method, data.as_deref())).await;
                 let origin = Origin {
                     peer: who.peer,

@@ -33,7 +33,7 @@ impl Conn {
                     self.shared.counters().message_received();
                     let qos = message.qos;
                     if let Some(a) = &self.attached
-                        && !self.shared.config().authorizer.publish(
+                        && !self.shared.authorizer().publish(
                             &a.identity,
                             &message.topic,
                             qos,
@@ -227,7 +227,7 @@ impl Conn {
     ) {
         let journaled = self.journaled().map(|a| a.client_id().clone());
         let Some(a) = &self.attached else { return };
-        let authorizer = &self.shared.config().authorizer;
+        let authorizer = &self.shared.authorizer();
         let granted = filters
             .iter()
             .zip(granted)
@@ -278,7 +278,7 @@ impl Conn {
     /// copy is journaled as dropped, or a restart would bring it back.
     pub(super) fn authorize_deliveries(&mut self) {
         let Some(a) = &self.attached else { return };
-        let authorizer = &self.shared.config().authorizer;
+        let authorizer = &self.shared.authorizer();
         let who = a.identity.clone();
         let mut denied = Vec::new();
         self.deliveries.retain(|d| {

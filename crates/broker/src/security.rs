@@ -1,0 +1,300 @@
+//! The broker's own [`Authenticator`] and [`Authorizer`]: the files of
+//! `[auth]` (a Mosquitto password file, ACL file and ban list, read by
+//! `strata-auth`) and each listener's `allow_anonymous`.
+//!
+//! The rules are one immutable [`Rules`] value behind a lock, swapped
+//! whole on reload, with a generation counter beside it. Each connection's
+//! [`Grants`] resolve the ACL for its user name and client id once per
+//! generation and remember their decisions by topic, so the hot path is an
+//! atomic load, an uncontended lock and a hash lookup, whatever the ACL's
+//! size. Password hashes are checked on tokio's blocking threads: a CONNECT
+//! waits for its own hash without holding up any other connection.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use strata_auth::{Access, Acl, Bans, ClientAcl, PasswordFile};
+use strata_codec::{QoS, ReasonCode};
+
+use crate::auth::{AuthDecision, AuthFuture, Authenticator, Authorizer, ConnectInfo, Identity};
+use crate::config::{AuthConfig, Listener};
+use crate::util::lock;
+
+/// Decisions a connection remembers before it starts over (a client
+/// publishing to ever new topics costs a lookup and a resolve per topic,
+/// and no more memory than this).
+const CACHE_TOPICS: usize = 1024;
+
+/// What the files say, read at once.
+#[derive(Debug, Default)]
+struct Rules {
+    passwords: Option<PasswordFile>,
+    acl: Option<Acl>,
+    bans: Bans,
+}
+
+fn read(key: &str, path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("{key} = {:?}: {e}", path.display()))
+}
+
+impl Rules {
+    /// Reads every file `config` names; an error names the key, the file
+    /// and the line.
+    fn load(config: &AuthConfig) -> Result<Rules, String> {
+        let at = |key: &str, path: &Path, e: strata_auth::FileError| {
+            format!("{key} = {:?}: {e}", path.display())
+        };
+        let mut rules = Rules::default();
+        if let Some(p) = &config.password_file {
+            let text = read("auth.password_file", p)?;
+            rules.passwords =
+                Some(PasswordFile::parse(&text).map_err(|e| at("auth.password_file", p, e))?);
+        }
+        if let Some(p) = &config.acl_file {
+            let text = read("auth.acl_file", p)?;
+            rules.acl = Some(Acl::parse(&text).map_err(|e| at("auth.acl_file", p, e))?);
+        }
+        if let Some(p) = &config.ban_file {
+            let text = read("auth.ban_file", p)?;
+            rules.bans = Bans::parse(&text).map_err(|e| at("auth.ban_file", p, e))?;
+        }
+        Ok(rules)
+    }
+}
+
+/// The broker's security: see the module's docs.
+#[derive(Debug)]
+pub(crate) struct Security {
+    config: AuthConfig,
+    /// Whether anonymous clients may connect, per listener in the
+    /// configuration's order.
+    anonymous: Vec<bool>,
+    /// The same for in-process connections ([`crate::Handle::serve`]).
+    anonymous_in_process: bool,
+    rules: RwLock<Arc<Rules>>,
+    generation: AtomicU64,
+    /// Whether `rules` has an ACL (asked on every delivery round).
+    acl_on: AtomicBool,
+}
+
+impl Security {
+    /// Reads the files; an error names the key, file and line.
+    pub fn load(config: &AuthConfig, listeners: &[Listener]) -> Result<Security, String> {
+        let rules = Rules::load(config)?;
+        // Once something authenticates clients, anonymous ones are refused
+        // unless a key allows them; before that, only where the network
+        // cannot reach.
+        let default = |l: Option<&Listener>| {
+            config
+                .allow_anonymous
+                .unwrap_or(!config.authenticates() && l.is_none_or(Listener::anonymous_by_default))
+        };
+        let anonymous = listeners
+            .iter()
+            .map(|l| l.allow_anonymous.unwrap_or_else(|| default(Some(l))))
+            .collect();
+        Ok(Security {
+            config: config.clone(),
+            anonymous,
+            anonymous_in_process: default(None),
+            acl_on: AtomicBool::new(rules.acl.is_some()),
+            rules: RwLock::new(Arc::new(rules)),
+            generation: AtomicU64::new(1),
+        })
+    }
+
+    /// Whether anonymous clients may connect on listener `i`.
+    pub fn anonymous(&self, listener: Option<usize>) -> bool {
+        match listener {
+            Some(i) => self.anonymous.get(i).copied().unwrap_or(false),
+            None => self.anonymous_in_process,
+        }
+    }
+
+    /// Reads the files again; on an error the old rules stay. Open
+    /// connections decide by the new rules from their next check on.
+    pub fn reload(&self) -> Result<(), String> {
+        let rules = Rules::load(&self.config)?;
+        let acl_on = rules.acl.is_some();
+        *self.rules.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(rules);
+        self.generation.fetch_add(1, Ordering::Release);
+        self.acl_on.store(acl_on, Ordering::Release);
+        Ok(())
+    }
+
+    fn rules(&self) -> Arc<Rules> {
+        self.rules.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Whether the configuration names any file to reload.
+    pub fn has_files(&self) -> bool {
+        let c = &self.config;
+        c.password_file.is_some() || c.acl_file.is_some() || c.ban_file.is_some()
+    }
+
+    /// Whether an ACL is in force.
+    fn has_acl(&self) -> bool {
+        self.acl_on.load(Ordering::Acquire)
+    }
+
+    /// `who`'s decision on `topic`, from its cache when this generation
+    /// decided it before.
+    fn check(&self, who: &Identity, topic: &str, access: Access) -> bool {
+        let generation = self.generation.load(Ordering::Acquire);
+        let Some(grants) = who.grants.as_ref().and_then(|g| g.downcast_ref::<Grants>()) else {
+            // Not one of ours (cannot happen): decide without a cache.
+            let rules = self.rules();
+            return rules.acl.as_ref().is_none_or(|acl| {
+                let username = who.username.as_deref();
+                acl.for_client(username, &who.client_id)
+                    .check(topic, access)
+            });
+        };
+        let mut cache = lock(&grants.cache);
+        if cache.generation != generation {
+            let rules = self.rules();
+            let username = who.username.as_deref();
+            cache.acl = rules
+                .acl
+                .as_ref()
+                .map(|acl| Arc::new(acl.for_client(username, &who.client_id)));
+            cache.decisions.clear();
+            cache.generation = generation;
+        }
+        let Some(acl) = cache.acl.clone() else {
+            return true;
+        };
+        let bit = match access {
+            Access::Read => READ,
+            Access::Write => WRITE,
+        };
+        let known = bit << 2;
+        if let Some(&d) = cache.decisions.get(topic)
+            && d & known != 0
+        {
+            return d & bit != 0;
+        }
+        let allowed = acl.check(topic, access);
+        if cache.decisions.len() >= CACHE_TOPICS {
+            cache.decisions.clear();
+        }
+        let d = cache.decisions.entry(topic.into()).or_insert(0);
+        *d |= known | if allowed { bit } else { 0 };
+        allowed
+    }
+}
+
+const READ: u8 = 1;
+const WRITE: u8 = 2;
+
+/// What a connection authenticated by [`Security`] carries: its resolved
+/// ACL and remembered decisions.
+#[derive(Debug, Default)]
+struct Grants {
+    cache: Mutex<Cache>,
+}
+
+#[derive(Debug, Default)]
+struct Cache {
+    /// The generation of the rules `acl` and `decisions` come from; 0:
+    /// none yet.
+    generation: u64,
+    acl: Option<Arc<ClientAcl>>,
+    /// By topic: bits READ and WRITE (allowed), shifted left by 2 (known).
+    decisions: HashMap<Box<str>, u8>,
+}
+
+fn allow(username: Option<&str>) -> AuthDecision {
+    let grants: Arc<dyn Any + Send + Sync> = Arc::new(Grants::default());
+    AuthDecision::Allow {
+        identity: Identity::user(username.map(Arc::from), Some(grants)),
+        data: None,
+    }
+}
+
+impl Authenticator for Security {
+    fn connect<'a>(&'a self, client: ConnectInfo<'a>) -> AuthFuture<'a> {
+        Box::pin(async move {
+            let rules = self.rules();
+            let ip = client.peer.map(|p| p.ip());
+            if let Some(ban) = rules.bans.check(client.client_id, client.username, ip) {
+                tracing::info!(client_id = client.client_id, peer = ?client.peer, %ban, "refused: banned");
+                return AuthDecision::Deny(ReasonCode::Banned);
+            }
+            // A listener with `use_identity_as_username` made the verified
+            // certificate's identity the username.
+            let by_certificate =
+                client.certificate.is_some() && client.username == client.certificate;
+            if by_certificate {
+                return allow(client.username);
+            }
+            if let (Some(user), Some(_)) = (client.username, &rules.passwords) {
+                let (name, password) = (
+                    user.to_owned(),
+                    client.password.unwrap_or_default().to_vec(),
+                );
+                let held = rules.clone();
+                let ok = tokio::task::spawn_blocking(move || {
+                    held.passwords
+                        .as_ref()
+                        .is_some_and(|p| p.verify(&name, &password))
+                })
+                .await
+                .unwrap_or(false);
+                if ok {
+                    return allow(Some(user));
+                }
+                tracing::info!(client_id = client.client_id, peer = ?client.peer, username = user, "refused: bad user name or password");
+                return AuthDecision::Deny(ReasonCode::BadUserNameOrPassword);
+            }
+            // Nothing proved a name: a verified client certificate, or a
+            // listener open to anonymous clients, lets it in.
+            if client.certificate.is_some() || self.anonymous(client.listener) {
+                return allow(client.username);
+            }
+            tracing::info!(
+                client_id = client.client_id,
+                peer = ?client.peer,
+                "refused: anonymous clients are not allowed on this listener (allow_anonymous)"
+            );
+            AuthDecision::Deny(ReasonCode::NotAuthorized)
+        })
+    }
+}
+
+/// `$share/GROUP/FILTER` is decided on FILTER.
+fn unshared(filter: &str) -> &str {
+    filter
+        .strip_prefix("$share/")
+        .and_then(|rest| rest.split_once('/'))
+        .map_or(filter, |(_, f)| f)
+}
+
+impl Authorizer for Security {
+    fn publish(&self, who: &Identity, topic: &str, _: QoS, _: bool) -> bool {
+        self.check(who, topic, Access::Write)
+    }
+
+    fn subscribe(&self, who: &Identity, filter: &str, _: QoS) -> bool {
+        let rules = self.rules();
+        let Some(acl) = &rules.acl else {
+            return true;
+        };
+        acl.for_client(who.username.as_deref(), &who.client_id)
+            .may_subscribe(unshared(filter))
+    }
+
+    fn checks_deliveries(&self) -> bool {
+        self.has_acl()
+    }
+
+    fn deliver(&self, who: &Identity, topic: &str) -> bool {
+        self.check(who, topic, Access::Read)
+    }
+}
+
+#[cfg(test)]
+mod tests;
