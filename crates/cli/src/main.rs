@@ -1,8 +1,10 @@
 //! `strata`: the broker and its tools: `strata serve`, `strata pub`,
-//! `strata sub`, `strata bench`, `strata ca`, `strata inspect`.
+//! `strata sub`, `strata bench`, `strata ca`, `strata passwd`,
+//! `strata inspect`.
 
 mod bench;
 mod ca;
+mod passwd;
 mod tools;
 
 use std::path::PathBuf;
@@ -67,6 +69,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// A certificate authority for TLS listeners and client certificates.
     Ca(ca::CaArgs),
+    /// Add, change or delete users of a password file (flags as in
+    /// mosquitto_passwd).
+    Passwd(passwd::PasswdArgs),
     /// Print a data directory's log, record by record (never changes it).
     Inspect {
         /// A data directory (as given to --data-dir) or its log/ directory.
@@ -124,6 +129,7 @@ fn main() -> ExitCode {
         Command::Sub(args) => tools::run_sub(args),
         Command::Bench(args) => bench::run_bench(args),
         Command::Ca(args) => ca::run_ca(args),
+        Command::Passwd(args) => passwd::run_passwd(args),
         Command::Inspect { path } => {
             let mut out = std::io::stdout().lock();
             match strata_broker::inspect::inspect(&path, &mut out) {
@@ -192,7 +198,7 @@ fn serve(
 }
 
 /// Waits for SIGINT or SIGTERM; SIGHUP meanwhile reloads what can be
-/// reloaded (certificates and keys).
+/// reloaded (certificates and keys, the files of `[auth]`).
 async fn wait_for_signal(broker: &Broker) {
     #[cfg(unix)]
     {
@@ -206,9 +212,9 @@ async fn wait_for_signal(broker: &Broker) {
                     _ = tokio::signal::ctrl_c() => return,
                     _ = term.recv() => return,
                     _ = hup.recv() => {
-                        tracing::info!("SIGHUP: reloading certificates");
-                        // Each listener's outcome is logged.
-                        broker.reload_certificates();
+                        tracing::info!("SIGHUP: reloading certificates and [auth] files");
+                        // Each outcome is logged.
+                        broker.reload();
                     }
                 }
             },
