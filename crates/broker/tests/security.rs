@@ -250,6 +250,25 @@ async fn the_acl_decides_publish_subscribe_and_delivery() {
     assert_eq!(before_marker(addr, &mut bob2).await, ["a/1", "a/3"]);
 }
 
+/// [MQTT-3.3.5-2]: a 3.1.1 client's denied QoS 1 and 2 PUBLISH packets
+/// are acknowledged as usual (the flow completes) and go nowhere.
+#[tokio::test]
+async fn a_denied_publish_is_acknowledged_as_usual_in_3_1_1() {
+    let files = Files::new();
+    let (_b, addr) = broker(files.auth()).await;
+    let mut bob = v4(login4(addr, "bob-d", "bob", "builder")).await;
+    bob.subscribe("#", rumqttc::QoS::AtLeastOnce).await;
+    let mut eve = v4(login4(addr, "eve-d", "eve", "dropper")).await;
+    eve.publish_acked("a/from-eve", [b"1".to_vec()]).await;
+    eve.client
+        .publish("a/from-eve", rumqttc::QoS::ExactlyOnce, false, "2")
+        .await
+        .unwrap();
+    eve.next_matching(|p| matches!(p, rumqttc::Packet::PubComp(_)))
+        .await;
+    assert_eq!(before_marker(addr, &mut bob).await, Vec::<String>::new());
+}
+
 #[tokio::test]
 async fn retained_messages_and_wills_go_through_the_acl() {
     let files = Files::new();
