@@ -11,7 +11,8 @@
 //!   the first line matching with the access allows; nothing matching
 //!   refuses.
 //! - A user name or client id with `+` or `#` gets nothing from patterns
-//!   (it could widen them); nobody may write to `$SYS/...`.
+//!   (it could widen them); nobody may write to `$SYS/...` but the bridge
+//!   status topics `$SYS/broker/connection/+/state`.
 //!
 //! Subscriptions are Strata's own addition: Mosquitto 2.0 grants every
 //! SUBSCRIBE and only filters deliveries. Strata refuses a filter that no
@@ -110,7 +111,7 @@ pub struct Acl {
 
 /// Whether `topic` is a valid filter for an ACL line: `#` alone and last,
 /// `+` alone in its level.
-fn valid_filter(topic: &str) -> Result<(), &'static str> {
+pub(crate) fn valid_filter(topic: &str) -> Result<(), &'static str> {
     if topic.is_empty() {
         return Err("the topic is empty");
     }
@@ -162,14 +163,21 @@ impl Acl {
                     user = Some(rest.to_owned());
                 }
                 "topic" | "pattern" => {
-                    let (access, topic) = match rest.split_once([' ', '\t']) {
-                        Some((w, t)) if grant(w).is_some() => (grant(w), t.trim_start()),
-                        _ if grant(rest).is_some() => {
+                    // As Mosquitto reads it: one word is the topic
+                    // (readwrite); with more, the first is the access and
+                    // the rest the topic.
+                    let (grant, topic) = match rest.split_once([' ', '\t']) {
+                        Some((w, t)) => (
+                            grant(w).ok_or_else(|| {
+                                err("the access is read, write, readwrite or deny (a topic with spaces needs one before it)")
+                            })?,
+                            t.trim_start(),
+                        ),
+                        None if grant(rest).is_some() => {
                             return Err(err("no topic after the access word"));
                         }
-                        _ => (Some(Grant::ReadWrite), rest),
+                        None => (Grant::ReadWrite, rest),
                     };
-                    let grant = access.unwrap_or(Grant::ReadWrite);
                     if topic.is_empty() {
                         return Err(err("a rule is `topic [read|write|readwrite|deny] TOPIC`"));
                     }
@@ -229,6 +237,13 @@ impl Acl {
     }
 }
 
+/// Whether a client may ever write to `topic`: not to `$SYS/...`, but for
+/// the bridge status topics `$SYS/broker/connection/+/state` (Mosquitto's
+/// one exception, which the ACL must still grant).
+pub(crate) fn sys_writable(topic: &str) -> bool {
+    !topic.starts_with("$SYS") || matches("$SYS/broker/connection/+/state", topic)
+}
+
 /// `%c` and `%u` replaced, read left to right.
 fn substitute(topic: &str, username: &str, client_id: &str) -> String {
     let mut out = String::with_capacity(topic.len());
@@ -265,7 +280,7 @@ impl ClientAcl {
     /// Whether the client may publish to (`Write`) or receive from
     /// (`Read`) the topic name `topic`.
     pub fn check(&self, topic: &str, access: Access) -> bool {
-        if access == Access::Write && topic.starts_with("$SYS") {
+        if access == Access::Write && !sys_writable(topic) {
             return false;
         }
         self.own

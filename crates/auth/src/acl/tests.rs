@@ -84,6 +84,12 @@ fn deny_wins_wherever_it_stands() {
 fn nobody_writes_sys_topics() {
     let a = acl().for_client(Some("alice"), "a1");
     assert!(!a.check("$SYS/broker/x", Access::Write));
+    // But for bridge status topics, when the ACL grants them.
+    let bridge = Acl::parse("topic write $SYS/broker/connection/#\n").unwrap();
+    let b = bridge.for_client(None, "b");
+    assert!(b.check("$SYS/broker/connection/b1/state", Access::Write));
+    assert!(!b.check("$SYS/broker/connection/b1/other", Access::Write));
+    assert!(!a.check("$SYS/broker/connection/b1/state", Access::Write));
     let r = Acl::parse("topic read $SYS/#\n")
         .unwrap()
         .for_client(None, "x");
