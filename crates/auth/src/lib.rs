@@ -9,17 +9,22 @@
 //!   one client's rules into a [`ClientAcl`] that decides each publish,
 //!   subscription and delivery.
 //! - `ban`: [`Bans`]: client ids, user names and address ranges refused.
+//! - `jwt`: [`Verifier`]: JSON Web Tokens in the password field (HMAC,
+//!   RSA and EC signatures on ring; keys from a secret, a PEM public key
+//!   or a JWKS file) and the claims they carry, an ACL among them.
 //! - `topic`: filters against topics and against each other.
 //!
 //! Every parse error is a [`FileError`] naming the line.
 
 pub mod acl;
 pub mod ban;
+pub mod jwt;
 pub mod password;
 pub mod topic;
 
 pub use acl::{Access, Acl, ClientAcl};
 pub use ban::{Banned, Bans};
+pub use jwt::{Claims, JwtError, JwtSettings, TokenAcl, Verifier};
 pub use password::{Hash, HashKind, PasswordFile};
 
 /// A line of a file that could not be read, and why.

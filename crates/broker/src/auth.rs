@@ -59,6 +59,10 @@ pub struct Identity {
     /// What the authenticator wants its authorizer to have (the claims of a
     /// token, say).
     pub grants: Option<Arc<dyn Any + Send + Sync>>,
+    /// When the credentials run out (a token's `exp`): the connection then
+    /// ends, 0x87 Not authorized (3.1.1: closed), unless it
+    /// re-authenticated meanwhile.
+    pub valid_until: Option<std::time::SystemTime>,
 }
 
 impl Identity {
@@ -85,6 +89,7 @@ impl fmt::Debug for Identity {
             .field("peer", &self.peer)
             .field("certificate", &self.certificate)
             .field("grants", &self.grants.is_some())
+            .field("valid_until", &self.valid_until)
             .finish()
     }
 }

@@ -58,6 +58,20 @@ pub struct RawAuth {
     pub password_file: Option<String>,
     pub acl_file: Option<String>,
     pub ban_file: Option<String>,
+    pub jwt: Option<RawJwt>,
+}
+
+/// `[auth.jwt]`: JSON Web Tokens in the password field.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJwt {
+    pub secret_file: Option<String>,
+    pub public_key_file: Option<String>,
+    pub jwks_file: Option<String>,
+    pub algorithms: Option<Vec<String>>,
+    pub username_claim: Option<String>,
+    pub clientid_claim: Option<String>,
+    pub acl_claim: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -153,13 +167,35 @@ pub struct AuthConfig {
     pub acl_file: Option<std::path::PathBuf>,
     /// `client ID`, `user NAME` and `address CIDR` lines.
     pub ban_file: Option<std::path::PathBuf>,
+    /// JSON Web Tokens in the password field.
+    pub jwt: Option<JwtConfig>,
+}
+
+/// `[auth.jwt]`, validated: at least one key file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JwtConfig {
+    /// An HMAC secret (the file's bytes, less a trailing newline).
+    pub secret_file: Option<std::path::PathBuf>,
+    /// A PEM public key (RSA, P-256 or P-384).
+    pub public_key_file: Option<std::path::PathBuf>,
+    /// A JWKS document.
+    pub jwks_file: Option<std::path::PathBuf>,
+    /// JOSE names accepted; empty: every one the keys can check.
+    pub algorithms: Vec<String>,
+    /// The claim that names the user (default `sub`).
+    pub username_claim: String,
+    /// A claim the client id must equal, if set.
+    pub clientid_claim: Option<String>,
+    /// A claim `{"pub": [filters], "sub": [filters]}` that is the client's
+    /// ACL, if set.
+    pub acl_claim: Option<String>,
 }
 
 impl AuthConfig {
     /// Whether clients can prove who they are other than by a client
     /// certificate: then anonymous clients are refused unless allowed.
     pub fn authenticates(&self) -> bool {
-        self.password_file.is_some()
+        self.password_file.is_some() || self.jwt.is_some()
     }
 }
 
@@ -374,6 +410,37 @@ impl RawConfig {
         c.auth.password_file = file("auth.password_file", a.password_file)?;
         c.auth.acl_file = file("auth.acl_file", a.acl_file)?;
         c.auth.ban_file = file("auth.ban_file", a.ban_file)?;
+        if let Some(j) = a.jwt {
+            let jwt = JwtConfig {
+                secret_file: file("auth.jwt.secret_file", j.secret_file)?,
+                public_key_file: file("auth.jwt.public_key_file", j.public_key_file)?,
+                jwks_file: file("auth.jwt.jwks_file", j.jwks_file)?,
+                algorithms: j.algorithms.unwrap_or_default(),
+                username_claim: j.username_claim.unwrap_or_else(|| "sub".to_owned()),
+                clientid_claim: j.clientid_claim,
+                acl_claim: j.acl_claim,
+            };
+            if jwt.secret_file.is_none() && jwt.public_key_file.is_none() && jwt.jwks_file.is_none()
+            {
+                return Err(invalid(
+                    "auth.jwt",
+                    "a table without keys",
+                    "set secret_file (HMAC), public_key_file (PEM) or jwks_file",
+                ));
+            }
+            if jwt
+                .algorithms
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case("none"))
+            {
+                return Err(invalid(
+                    "auth.jwt.algorithms",
+                    format!("{:?}", jwt.algorithms),
+                    "remove \"none\": unsigned tokens are never accepted",
+                ));
+            }
+            c.auth.jwt = Some(jwt);
+        }
         if let Some(name) = self.shared_subscriptions.strategy {
             c.share_strategy = match name.as_str() {
                 "round_robin" => ShareStrategy::RoundRobin,
@@ -578,5 +645,32 @@ mod tests {
         );
         let e = BrokerConfig::from_toml("[auth]\nacl = \"x\"\n").unwrap_err();
         assert!(e.to_string().contains("acl_file"), "{e}");
+    }
+
+    #[test]
+    fn jwt_needs_a_key_and_never_takes_none() {
+        let c = BrokerConfig::from_toml_in(
+            "[auth.jwt]\nsecret_file = \"jwt.secret\"\nacl_claim = \"acl\"\n",
+            Some(Path::new("/etc/strata")),
+        )
+        .unwrap();
+        let j = c.auth.jwt.as_ref().unwrap();
+        assert_eq!(
+            j.secret_file.as_deref(),
+            Some(Path::new("/etc/strata/jwt.secret"))
+        );
+        assert_eq!(j.username_claim, "sub");
+        assert_eq!(j.acl_claim.as_deref(), Some("acl"));
+        assert!(c.auth.authenticates());
+        let e = BrokerConfig::from_toml("[auth.jwt]\nalgorithms = [\"HS256\"]\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("auth.jwt = a table without keys: set secret_file"),
+            "{e}"
+        );
+        let e =
+            BrokerConfig::from_toml("[auth.jwt]\nsecret_file = \"s\"\nalgorithms = [\"none\"]\n")
+                .unwrap_err();
+        assert!(e.to_string().contains("never accepted"), "{e}");
     }
 }

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use strata_auth::{Access, Acl, Bans, ClientAcl, PasswordFile};
+use strata_auth::{Access, Acl, Bans, ClientAcl, JwtSettings, PasswordFile, TokenAcl, Verifier};
 use strata_codec::{QoS, ReasonCode};
 
 use crate::auth::{AuthDecision, AuthFuture, Authenticator, Authorizer, ConnectInfo, Identity};
@@ -34,6 +34,7 @@ struct Rules {
     passwords: Option<PasswordFile>,
     acl: Option<Acl>,
     bans: Bans,
+    jwt: Option<Verifier>,
 }
 
 fn read(key: &str, path: &Path) -> Result<String, String> {
@@ -41,6 +42,12 @@ fn read(key: &str, path: &Path) -> Result<String, String> {
 }
 
 impl Rules {
+    /// Whether deliveries need checking: an ACL file, or tokens that may
+    /// carry one.
+    fn checks_deliveries(&self, config: &AuthConfig) -> bool {
+        self.acl.is_some() || config.jwt.as_ref().is_some_and(|j| j.acl_claim.is_some())
+    }
+
     /// Reads every file `config` names; an error names the key, the file
     /// and the line.
     fn load(config: &AuthConfig) -> Result<Rules, String> {
@@ -60,6 +67,44 @@ impl Rules {
         if let Some(p) = &config.ban_file {
             let text = read("auth.ban_file", p)?;
             rules.bans = Bans::parse(&text).map_err(|e| at("auth.ban_file", p, e))?;
+        }
+        if let Some(j) = &config.jwt {
+            let bytes = |key: &str, p: &Option<std::path::PathBuf>| {
+                p.as_ref()
+                    .map(|p| {
+                        std::fs::read(p).map_err(|e| format!("{key} = {:?}: {e}", p.display()))
+                    })
+                    .transpose()
+            };
+            let secret = bytes("auth.jwt.secret_file", &j.secret_file)?;
+            let secret = secret.as_deref().map(|s| {
+                let end = s.len()
+                    - s.iter()
+                        .rev()
+                        .take_while(|b| matches!(b, b'\n' | b'\r'))
+                        .count();
+                &s[..end]
+            });
+            let pem = j
+                .public_key_file
+                .as_ref()
+                .map(|p| read("auth.jwt.public_key_file", p))
+                .transpose()?;
+            let jwks = j
+                .jwks_file
+                .as_ref()
+                .map(|p| read("auth.jwt.jwks_file", p))
+                .transpose()?;
+            let settings = JwtSettings {
+                secret,
+                public_key_pem: pem.as_deref(),
+                jwks: jwks.as_deref(),
+                algorithms: &j.algorithms,
+                username_claim: &j.username_claim,
+                clientid_claim: j.clientid_claim.as_deref(),
+                acl_claim: j.acl_claim.as_deref(),
+            };
+            rules.jwt = Some(Verifier::new(&settings).map_err(|e| format!("auth.jwt: {e}"))?);
         }
         Ok(rules)
     }
@@ -100,7 +145,7 @@ impl Security {
             config: config.clone(),
             anonymous,
             anonymous_in_process: default(None),
-            acl_on: AtomicBool::new(rules.acl.is_some()),
+            acl_on: AtomicBool::new(rules.checks_deliveries(config)),
             rules: RwLock::new(Arc::new(rules)),
             generation: AtomicU64::new(1),
         })
@@ -118,7 +163,7 @@ impl Security {
     /// connections decide by the new rules from their next check on.
     pub fn reload(&self) -> Result<(), String> {
         let rules = Rules::load(&self.config)?;
-        let acl_on = rules.acl.is_some();
+        let acl_on = rules.checks_deliveries(&self.config);
         *self.rules.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(rules);
         self.generation.fetch_add(1, Ordering::Release);
         self.acl_on.store(acl_on, Ordering::Release);
@@ -153,6 +198,9 @@ impl Security {
                     .check(topic, access)
             });
         };
+        if let Some(acl) = &grants.token {
+            return acl.check(topic, access);
+        }
         let mut cache = lock(&grants.cache);
         if cache.generation != generation {
             let rules = self.rules();
@@ -191,10 +239,12 @@ const READ: u8 = 1;
 const WRITE: u8 = 2;
 
 /// What a connection authenticated by [`Security`] carries: its resolved
-/// ACL and remembered decisions.
+/// ACL and remembered decisions, or the ACL its token carries.
 #[derive(Debug, Default)]
 struct Grants {
     cache: Mutex<Cache>,
+    /// A token's own ACL, which stands for the ACL file.
+    token: Option<TokenAcl>,
 }
 
 #[derive(Debug, Default)]
@@ -215,6 +265,27 @@ fn allow(username: Option<&str>) -> AuthDecision {
     }
 }
 
+fn allow_token(claims: strata_auth::Claims) -> AuthDecision {
+    let grants: Arc<dyn Any + Send + Sync> = Arc::new(Grants {
+        token: claims.acl,
+        ..Grants::default()
+    });
+    let mut identity = Identity::user(Some(Arc::from(claims.username)), Some(grants));
+    identity.valid_until = claims
+        .expires
+        .map(|s| std::time::UNIX_EPOCH + std::time::Duration::from_secs(s));
+    AuthDecision::Allow {
+        identity,
+        data: None,
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 impl Authenticator for Security {
     fn connect<'a>(&'a self, client: ConnectInfo<'a>) -> AuthFuture<'a> {
         Box::pin(async move {
@@ -230,6 +301,11 @@ impl Authenticator for Security {
                 client.certificate.is_some() && client.username == client.certificate;
             if by_certificate {
                 return allow(client.username);
+            }
+            if let (Some(jwt), Some(token)) = (&rules.jwt, client.password)
+                && strata_auth::jwt::looks_like_token(token)
+            {
+                return self.token(&rules, jwt, client, token);
             }
             if let (Some(user), Some(_)) = (client.username, &rules.passwords) {
                 let (name, password) = (
@@ -265,6 +341,54 @@ impl Authenticator for Security {
     }
 }
 
+impl Security {
+    /// A token in the password field: valid, for the username sent (if
+    /// any) and the client id (if the configuration binds one), and its
+    /// user not banned.
+    fn token(
+        &self,
+        rules: &Rules,
+        jwt: &Verifier,
+        client: ConnectInfo<'_>,
+        token: &[u8],
+    ) -> AuthDecision {
+        let token = std::str::from_utf8(token).unwrap_or_default();
+        let refuse = |code: ReasonCode, why: &str| {
+            tracing::info!(client_id = client.client_id, peer = ?client.peer, reason = why, "refused: token");
+            AuthDecision::Deny(code)
+        };
+        let claims = match jwt.verify(token, unix_now()) {
+            Ok(c) => c,
+            Err(e) => return refuse(ReasonCode::BadUserNameOrPassword, &e.to_string()),
+        };
+        if client.username.is_some_and(|u| u != claims.username) {
+            return refuse(
+                ReasonCode::BadUserNameOrPassword,
+                "the token names another user",
+            );
+        }
+        if claims
+            .client_id
+            .as_deref()
+            .is_some_and(|id| id != client.client_id)
+        {
+            return refuse(
+                ReasonCode::NotAuthorized,
+                "the token is for another client id",
+            );
+        }
+        let ip = client.peer.map(|p| p.ip());
+        if let Some(ban) = rules
+            .bans
+            .check(client.client_id, Some(&claims.username), ip)
+        {
+            tracing::info!(client_id = client.client_id, %ban, "refused: banned");
+            return AuthDecision::Deny(ReasonCode::Banned);
+        }
+        allow_token(claims)
+    }
+}
+
 /// `$share/GROUP/FILTER` is decided on FILTER.
 fn unshared(filter: &str) -> &str {
     filter
@@ -279,6 +403,10 @@ impl Authorizer for Security {
     }
 
     fn subscribe(&self, who: &Identity, filter: &str, _: QoS) -> bool {
+        let token = who.grants.as_ref().and_then(|g| g.downcast_ref::<Grants>());
+        if let Some(acl) = token.and_then(|g| g.token.as_ref()) {
+            return acl.may_subscribe(unshared(filter));
+        }
         let rules = self.rules();
         let Some(acl) = &rules.acl else {
             return true;

@@ -425,3 +425,133 @@ async fn broker_err(auth: AuthConfig) -> String {
     .unwrap_err()
     .to_string()
 }
+
+/// An HS256 token for these claims, signed with `secret`.
+fn hs256(claims: &str, secret: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let signing = format!(
+        "{}.{}",
+        b64(br#"{"alg":"HS256","typ":"JWT"}"#),
+        b64(claims.as_bytes())
+    );
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
+    let sig = ring::hmac::sign(&key, signing.as_bytes());
+    format!("{signing}.{}", b64(sig.as_ref()))
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+const JWT_SECRET: &[u8] = b"a secret of more than thirty-two bytes, for HS256";
+
+async fn jwt_broker(files: &Files) -> (Broker, SocketAddr) {
+    std::fs::write(files.path("jwt.secret"), [JWT_SECRET, b"\n"].concat()).unwrap();
+    let mut auth = files.auth();
+    auth.jwt = Some(strata_broker::config::JwtConfig {
+        secret_file: Some(files.path("jwt.secret")),
+        algorithms: vec!["HS256".to_owned()],
+        username_claim: "sub".to_owned(),
+        clientid_claim: Some("cid".to_owned()),
+        acl_claim: Some("acl".to_owned()),
+        ..Default::default()
+    });
+    broker(auth).await
+}
+
+#[tokio::test]
+async fn tokens_in_the_password_field() {
+    use rumqttc::v5::mqttbytes::v5::ConnectReturnCode as R5;
+    let files = Files::new();
+    let (_b, addr) = jwt_broker(&files).await;
+    let exp = unix_now() + 600;
+    let claims = |sub: &str, cid: &str, exp: u64| {
+        format!(
+            r#"{{"sub":"{sub}","cid":"{cid}","exp":{exp},"acl":{{"pub":["t/{cid}/#"],"sub":["c/{cid}"]}}}}"#
+        )
+    };
+    let good = hs256(&claims("dev", "dev-1", exp), JWT_SECRET);
+    // The token's ACL stands for the file's: dev may publish under its
+    // own prefix only.
+    let mut dev = v5(login5(addr, "dev-1", "dev", &good)).await;
+    for (topic, ok) in [("t/dev-1/x", true), ("t/dev-2/x", false), ("a/x", false)] {
+        dev.client
+            .publish(topic, rumqttc::v5::mqttbytes::QoS::AtLeastOnce, false, "p")
+            .await
+            .unwrap();
+        let P5::PubAck(ack) = dev.next_matching(|p| matches!(p, P5::PubAck(_))).await else {
+            unreachable!()
+        };
+        assert_eq!(
+            ack.reason != PubAckReason::NotAuthorized,
+            ok,
+            "{topic}: {:?}",
+            ack.reason
+        );
+    }
+    let forged = hs256(
+        &claims("dev", "dev-1", exp),
+        b"another secret, just as long as the first one",
+    );
+    assert_eq!(
+        refused5(login5(addr, "dev-1", "dev", &forged)).await,
+        R5::BadUserNamePassword
+    );
+    let expired = hs256(&claims("dev", "dev-1", unix_now() - 1), JWT_SECRET);
+    assert_eq!(
+        refused5(login5(addr, "dev-1", "dev", &expired)).await,
+        R5::BadUserNamePassword
+    );
+    assert_eq!(
+        refused5(login5(addr, "dev-1", "root", &good)).await,
+        R5::BadUserNamePassword
+    );
+    assert_eq!(
+        refused5(login5(addr, "dev-2", "dev", &good)).await,
+        R5::NotAuthorized
+    );
+    // Passwords that are not tokens still go to the password file.
+    v5(login5(addr, "alice-j", "alice", "wonderland")).await;
+}
+
+#[tokio::test]
+async fn a_connection_ends_when_its_token_expires() {
+    let files = Files::new();
+    let (_b, addr) = jwt_broker(&files).await;
+    let claims = |cid: &str| format!(r#"{{"sub":"dev","cid":"{cid}","exp":{}}}"#, unix_now() + 2);
+    let v5c = v5(login5(
+        addr,
+        "dev-5",
+        "dev",
+        &hs256(&claims("dev-5"), JWT_SECRET),
+    ))
+    .await;
+    let mut v4c = v4(login4(
+        addr,
+        "dev-4",
+        "dev",
+        &hs256(&claims("dev-4"), JWT_SECRET),
+    ))
+    .await;
+    // rumqttc ends its event loop on the server's DISCONNECT, with the
+    // reason in the error.
+    let mut v5c = v5c;
+    tokio::time::timeout(WAIT, async { while v5c.rx.recv().await.is_some() {} })
+        .await
+        .expect("the connection ends");
+    let ended = tokio::time::timeout(WAIT, &mut v5c.task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(ended.contains("NotAuthorized"), "{ended}");
+    // 3.1.1 has no DISCONNECT from the server: the connection is closed.
+    v4c.until_closed_without(
+        |p| matches!(p, rumqttc::Packet::Publish(_)),
+        "nothing after expiry",
+    )
+    .await;
+}

@@ -383,6 +383,8 @@ impl Session {
                     self.close_silently(ReasonCode::KeepAliveTimeout)
                 }
                 Timer::KeepAlive => self.protocol_error(ReasonCode::KeepAliveTimeout, ""),
+                // 5.0: DISCONNECT 0x87; 3.1.1: close.
+                Timer::Credentials => self.disconnect(ReasonCode::NotAuthorized),
             }
         }
     }
@@ -593,6 +595,17 @@ impl Session {
     /// The server ends the connection: DISCONNECT with `reason` in 5.0
     /// (0x8B shutting down, 0x8E session taken over, ...), then close. The
     /// Will Message is published, as for any close the client did not ask for.
+    /// The client's credentials are good until `at` (a token's expiry):
+    /// then the connection ends as [`Session::disconnect`] with 0x87 Not
+    /// authorized. `None` lifts the limit (a re-authentication without
+    /// one).
+    pub fn credentials_expire(&mut self, at: Option<Instant>) {
+        match at {
+            Some(at) => self.timers.set(Timer::Credentials, at),
+            None => self.timers.clear(Timer::Credentials),
+        }
+    }
+
     pub fn disconnect(&mut self, reason: ReasonCode) {
         if self.phase == Phase::Connected {
             self.protocol_error(reason, "");

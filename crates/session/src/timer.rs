@@ -13,14 +13,17 @@ pub enum Timer {
     /// One and a half Keep Alive periods after the last packet from the
     /// client [MQTT-3.1.2-22].
     KeepAlive = 1,
+    /// The client's credentials (a token's `exp`) run out: the connection
+    /// ends with 0x87 Not authorized.
+    Credentials = 2,
 }
 
-const ALL: [Timer; 2] = [Timer::Connect, Timer::KeepAlive];
+const ALL: [Timer; 3] = [Timer::Connect, Timer::KeepAlive, Timer::Credentials];
 
 /// The deadline table.
 #[derive(Debug, Clone, Default)]
 pub struct Timers {
-    deadlines: [Option<Instant>; 2],
+    deadlines: [Option<Instant>; 3],
 }
 
 impl Timers {

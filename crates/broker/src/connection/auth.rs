@@ -107,6 +107,13 @@ impl Conn {
         let now = crate::clock::now();
         match decision {
             AuthDecision::Allow { mut identity, data } => {
+                // Credentials that run out (a token's `exp`) end the
+                // connection then, unless a re-authentication moves it.
+                let left = identity.valid_until.map(|t| {
+                    t.duration_since(std::time::SystemTime::now())
+                        .unwrap_or_default()
+                });
+                self.session.credentials_expire(left.map(|d| now + d));
                 identity.peer = origin.peer;
                 if origin.certificate_is_username {
                     identity.username = origin.certificate.clone();
