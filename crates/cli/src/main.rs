@@ -186,28 +186,50 @@ fn serve(
                 return ExitCode::FAILURE;
             }
         };
+        let signals = Signals::new();
         for name in broker.listening() {
             // Scripts wait for this line to know the port.
             println!("listening on {name}");
         }
-        wait_for_signal(&broker).await;
+        signals.wait(&broker).await;
         tracing::info!("shutting down");
         broker.shutdown(Duration::from_secs(5)).await;
         ExitCode::SUCCESS
     })
 }
 
-/// Waits for SIGINT or SIGTERM; SIGHUP meanwhile reloads what can be
-/// reloaded (certificates and keys, the files of `[auth]`).
-async fn wait_for_signal(broker: &Broker) {
+/// SIGINT, SIGTERM and SIGHUP, listened for from before the start-up
+/// lines are printed: a SIGHUP sent as soon as a script sees `listening on`
+/// reloads instead of killing the process (its default action).
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::hangup()),
-        ) {
-            (Ok(mut term), Ok(mut hup)) => loop {
+    term_hup: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    fn new() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let term_hup = match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::hangup()),
+            ) {
+                (Ok(t), Ok(h)) => Some((t, h)),
+                _ => None,
+            };
+            Signals { term_hup }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    /// Waits for SIGINT or SIGTERM; SIGHUP meanwhile reloads what can be
+    /// reloaded (certificates and keys, the files of `[auth]`).
+    async fn wait(self, broker: &Broker) {
+        #[cfg(unix)]
+        if let Some((mut term, mut hup)) = self.term_hup {
+            loop {
                 tokio::select! {
                     _ = tokio::signal::ctrl_c() => return,
                     _ = term.recv() => return,
@@ -217,14 +239,8 @@ async fn wait_for_signal(broker: &Broker) {
                         broker.reload();
                     }
                 }
-            },
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
             }
         }
-    }
-    #[cfg(not(unix))]
-    {
         let _ = broker;
         let _ = tokio::signal::ctrl_c().await;
     }
