@@ -71,6 +71,9 @@ class Probe:
     transport: str = "tcp"
     ws_path: str = "/mqtt"
     tls: dict | None = None
+    # CONNECT's User Name and Password (a token, say).
+    username: str | None = None
+    password: str | None = None
 
     def __post_init__(self) -> None:
         self._connacks: queue.Queue = queue.Queue()
@@ -113,6 +116,8 @@ class Probe:
             client.ws_set_options(path=self.ws_path)
         if self.tls is not None:
             client.tls_set(**self.tls)
+        if self.username is not None or self.password is not None:
+            client.username_pw_set(self.username, self.password)
         client.on_connect = self._on_connect
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
