@@ -22,6 +22,7 @@
 //! still decided topic by topic, so a granted `#` leaks nothing.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::FileError;
 use crate::topic::{covers, intersects, matches};
@@ -56,47 +57,117 @@ impl Grant {
 struct Rule {
     grant: Grant,
     topic: String,
+    /// A pattern's topic holds `%u` or `%c`.
+    placeholders: bool,
+    /// It holds `%u`: skipped for clients without a user name.
+    username: bool,
 }
 
-/// Rules in the order they are looked at: `deny` lines first.
+/// Who a pattern is filled in for.
+#[derive(Clone, Copy)]
+struct Subject<'a> {
+    username: Option<&'a str>,
+    client_id: &'a str,
+}
+
+/// One list of lines (a user's section, the anonymous one, the patterns),
+/// indexed by the topic's first level where that is spelt out, so a check
+/// looks only at lines that could match. Which lines match decides, not
+/// their order: a matching `deny` refuses, else a matching line with the
+/// access allows (Mosquitto looks at `deny` lines first, and at the rest in
+/// order until one allows: the same answer).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Rules(Vec<Rule>);
+struct Rules {
+    by_first: HashMap<String, Vec<Rule>>,
+    /// Lines whose first level is a wildcard or holds a placeholder.
+    other: Vec<Rule>,
+}
 
 impl Rules {
     fn push(&mut self, rule: Rule) {
-        if rule.grant == Grant::Deny {
-            let at = self.0.iter().take_while(|r| r.grant == Grant::Deny).count();
-            self.0.insert(at, rule);
+        let first = rule.topic.split('/').next().unwrap_or("");
+        if first == "+" || first == "#" || first.contains('%') {
+            self.other.push(rule);
         } else {
-            self.0.push(rule);
+            self.by_first
+                .entry(first.to_owned())
+                .or_default()
+                .push(rule);
         }
     }
 
-    /// `Some(allowed)` once a rule decides.
-    fn decide(&self, topic: &str, access: Access) -> Option<bool> {
-        for r in &self.0 {
-            if matches(&r.topic, topic) {
-                if r.grant == Grant::Deny {
-                    return Some(false);
+    fn all(&self) -> impl Iterator<Item = &Rule> {
+        self.by_first.values().flatten().chain(&self.other)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.by_first.is_empty() && self.other.is_empty()
+    }
+
+    /// Each line that applies to `who` (all of them without one), with its
+    /// topic filled in.
+    fn each<'r>(
+        rules: impl Iterator<Item = &'r Rule>,
+        who: Option<Subject<'_>>,
+        mut f: impl FnMut(Grant, &str) -> bool,
+    ) -> bool {
+        let mut buf = String::new();
+        for r in rules {
+            let topic = match who {
+                Some(w) if r.placeholders => {
+                    if r.username && w.username.is_none() {
+                        continue;
+                    }
+                    buf.clear();
+                    substitute_into(&mut buf, &r.topic, w.username.unwrap_or(""), w.client_id);
+                    buf.as_str()
                 }
-                if r.grant.allows(access) {
-                    return Some(true);
-                }
+                _ => r.topic.as_str(),
+            };
+            if f(r.grant, topic) {
+                return true;
             }
         }
-        None
+        false
     }
 
-    fn may_read_under(&self, filter: &str) -> bool {
-        self.0
-            .iter()
-            .any(|r| r.grant.allows(Access::Read) && intersects(&r.topic, filter))
+    /// `Some(allowed)` once a line decides.
+    fn decide(&self, topic: &str, access: Access, who: Option<Subject<'_>>) -> Option<bool> {
+        let first = topic.split('/').next().unwrap_or("");
+        let candidates = self
+            .by_first
+            .get(first)
+            .into_iter()
+            .flatten()
+            .chain(&self.other);
+        let (mut deny, mut allow) = (false, false);
+        Rules::each(candidates, who, |grant, t| {
+            if matches(t, topic) {
+                if grant == Grant::Deny {
+                    deny = true;
+                    return true;
+                }
+                allow |= grant.allows(access);
+            }
+            false
+        });
+        if deny {
+            Some(false)
+        } else {
+            allow.then_some(true)
+        }
+    }
+
+    fn may_read_under(&self, filter: &str, who: Option<Subject<'_>>) -> bool {
+        Rules::each(self.all(), who, |grant, t| {
+            grant.allows(Access::Read) && intersects(t, filter)
+        })
     }
 
     fn denies_all_of(&self, filter: &str) -> bool {
-        self.0
-            .iter()
-            .any(|r| r.grant == Grant::Deny && covers(&r.topic, filter))
+        Rules::each(self.all(), None, |grant, t| {
+            grant == Grant::Deny && covers(t, filter)
+        })
     }
 }
 
@@ -182,12 +253,15 @@ impl Acl {
                         return Err(err("a rule is `topic [read|write|readwrite|deny] TOPIC`"));
                     }
                     valid_filter(topic).map_err(err)?;
+                    let pattern = word == "pattern";
                     let rule = Rule {
                         grant,
                         topic: topic.to_owned(),
+                        placeholders: pattern && (topic.contains("%u") || topic.contains("%c")),
+                        username: pattern && topic.contains("%u"),
                     };
                     acl.lines += 1;
-                    if word == "pattern" {
+                    if pattern {
                         acl.patterns.push(rule);
                     } else {
                         match &user {
@@ -212,28 +286,18 @@ impl Acl {
     }
 
     /// One client's rules: its section (the anonymous one without a user
-    /// name) and the patterns, with `%u` and `%c` filled in.
-    pub fn for_client(&self, username: Option<&str>, client_id: &str) -> ClientAcl {
-        let own = match username {
-            Some(u) => self.users.get(u).cloned().unwrap_or_default(),
-            None => self.anonymous.clone(),
-        };
+    /// name) and the patterns, with `%u` and `%c` filled in as they are
+    /// looked at. Nothing is copied but the two names.
+    pub fn for_client(self: &Arc<Acl>, username: Option<&str>, client_id: &str) -> ClientAcl {
         let unsafe_name = |s: &str| s.contains(['+', '#']);
-        let patterns_refused = !self.patterns.0.is_empty()
+        let patterns_refused = !self.patterns.is_empty()
             && (username.is_some_and(unsafe_name) || unsafe_name(client_id));
-        let mut patterns = Rules::default();
-        if !patterns_refused {
-            for r in &self.patterns.0 {
-                if r.topic.contains("%u") && username.is_none() {
-                    continue;
-                }
-                patterns.push(Rule {
-                    grant: r.grant,
-                    topic: substitute(&r.topic, username.unwrap_or(""), client_id),
-                });
-            }
+        ClientAcl {
+            acl: self.clone(),
+            username: username.map(Box::from),
+            client_id: client_id.into(),
+            patterns_refused,
         }
-        ClientAcl { own, patterns }
     }
 }
 
@@ -245,8 +309,14 @@ pub(crate) fn sys_writable(topic: &str) -> bool {
 }
 
 /// `%c` and `%u` replaced, read left to right.
+#[cfg(test)]
 fn substitute(topic: &str, username: &str, client_id: &str) -> String {
     let mut out = String::with_capacity(topic.len());
+    substitute_into(&mut out, topic, username, client_id);
+    out
+}
+
+fn substitute_into(out: &mut String, topic: &str, username: &str, client_id: &str) {
     let mut chars = topic.chars().peekable();
     while let Some(c) = chars.next() {
         if c == '%' {
@@ -266,36 +336,62 @@ fn substitute(topic: &str, username: &str, client_id: &str) -> String {
         }
         out.push(c);
     }
-    out
 }
 
-/// One client's rules, resolved.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// One client's rules: the file's, and the names that fill its patterns.
+#[derive(Debug, Clone)]
 pub struct ClientAcl {
-    own: Rules,
-    patterns: Rules,
+    acl: Arc<Acl>,
+    username: Option<Box<str>>,
+    client_id: Box<str>,
+    /// A name with `+` or `#`: the patterns give nothing.
+    patterns_refused: bool,
 }
 
 impl ClientAcl {
+    fn own(&self) -> Option<&Rules> {
+        match &self.username {
+            Some(u) => self.acl.users.get(&**u),
+            None => Some(&self.acl.anonymous),
+        }
+    }
+
+    fn subject(&self) -> Subject<'_> {
+        Subject {
+            username: self.username.as_deref(),
+            client_id: &self.client_id,
+        }
+    }
+
+    fn patterns(&self) -> Option<&Rules> {
+        (!self.patterns_refused).then_some(&self.acl.patterns)
+    }
+
     /// Whether the client may publish to (`Write`) or receive from
     /// (`Read`) the topic name `topic`.
     pub fn check(&self, topic: &str, access: Access) -> bool {
         if access == Access::Write && !sys_writable(topic) {
             return false;
         }
-        self.own
-            .decide(topic, access)
-            .or_else(|| self.patterns.decide(topic, access))
+        self.own()
+            .and_then(|r| r.decide(topic, access, None))
+            .or_else(|| {
+                self.patterns()
+                    .and_then(|p| p.decide(topic, access, Some(self.subject())))
+            })
             .unwrap_or(false)
     }
 
     /// Whether a subscription to `filter` could deliver anything (see the
     /// module's docs).
     pub fn may_subscribe(&self, filter: &str) -> bool {
-        if self.own.denies_all_of(filter) {
+        if self.own().is_some_and(|r| r.denies_all_of(filter)) {
             return false;
         }
-        self.own.may_read_under(filter) || self.patterns.may_read_under(filter)
+        self.own().is_some_and(|r| r.may_read_under(filter, None))
+            || self
+                .patterns()
+                .is_some_and(|p| p.may_read_under(filter, Some(self.subject())))
     }
 }
 

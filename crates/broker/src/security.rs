@@ -32,7 +32,7 @@ const CACHE_TOPICS: usize = 1024;
 #[derive(Debug, Default)]
 struct Rules {
     passwords: Option<PasswordFile>,
-    acl: Option<Acl>,
+    acl: Option<Arc<Acl>>,
     bans: Bans,
     jwt: Option<Verifier>,
 }
@@ -62,7 +62,9 @@ impl Rules {
         }
         if let Some(p) = &config.acl_file {
             let text = read("auth.acl_file", p)?;
-            rules.acl = Some(Acl::parse(&text).map_err(|e| at("auth.acl_file", p, e))?);
+            rules.acl = Some(Arc::new(
+                Acl::parse(&text).map_err(|e| at("auth.acl_file", p, e))?,
+            ));
         }
         if let Some(p) = &config.ban_file {
             let text = read("auth.ban_file", p)?;

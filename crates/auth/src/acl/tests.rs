@@ -19,8 +19,12 @@ pattern readwrite users/%u/#
 pattern deny users/%u/locked
 ";
 
-fn acl() -> Acl {
-    Acl::parse(FILE).unwrap()
+fn parse(text: &str) -> Arc<Acl> {
+    Arc::new(Acl::parse(text).unwrap())
+}
+
+fn acl() -> Arc<Acl> {
+    parse(FILE)
 }
 
 #[test]
@@ -73,7 +77,7 @@ fn deny_wins_wherever_it_stands() {
         "pattern deny before pattern allow"
     );
     // A user's own allow is decided before the patterns' deny.
-    let own = Acl::parse("user e\ntopic users/e/locked\npattern deny users/%u/locked\n").unwrap();
+    let own = parse("user e\ntopic users/e/locked\npattern deny users/%u/locked\n");
     assert!(
         own.for_client(Some("e"), "e")
             .check("users/e/locked", Access::Read)
@@ -85,16 +89,14 @@ fn nobody_writes_sys_topics() {
     let a = acl().for_client(Some("alice"), "a1");
     assert!(!a.check("$SYS/broker/x", Access::Write));
     // But for bridge status topics, when the ACL grants them.
-    let bridge = Acl::parse("topic write $SYS/broker/connection/#\n").unwrap();
+    let bridge = parse("topic write $SYS/broker/connection/#\n");
     let b = bridge.for_client(None, "b");
     assert!(b.check("$SYS/broker/connection/b1/state", Access::Write));
     assert!(!b.check("$SYS/broker/connection/b1/other", Access::Write));
     assert!(!a.check("$SYS/broker/connection/b1/state", Access::Write));
-    let r = Acl::parse("topic read $SYS/#\n")
-        .unwrap()
-        .for_client(None, "x");
+    let r = parse("topic read $SYS/#\n").for_client(None, "x");
     assert!(r.check("$SYS/broker/uptime", Access::Read));
-    let wide = Acl::parse("topic read #\n").unwrap().for_client(None, "x");
+    let wide = parse("topic read #\n").for_client(None, "x");
     assert!(
         !wide.check("$SYS/broker/uptime", Access::Read),
         "# does not reach $ topics"
@@ -158,7 +160,7 @@ fn bad_lines_name_the_line() {
 
 #[test]
 fn access_words_and_topics_with_spaces() {
-    let acl = Acl::parse("topic readwrite a b/c\ntopic read\ttabs/x\ntopic write/x\n").unwrap();
+    let acl = parse("topic readwrite a b/c\ntopic read\ttabs/x\ntopic write/x\n");
     assert_eq!(acl.rules(), 3);
     let c = acl.for_client(None, "x");
     assert!(c.check("a b/c", Access::Write));
@@ -167,4 +169,139 @@ fn access_words_and_topics_with_spaces() {
         c.check("write/x", Access::Write),
         "no access word: readwrite on the whole rest"
     );
+}
+
+mod model {
+    //! The indexed decision against a plain reading of Mosquitto's: each
+    //! list scanned in file order with `deny` lines first.
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    struct Line {
+        kind: &'static str,
+        access: &'static str,
+        topic: String,
+    }
+
+    fn naive(
+        lines: &[Line],
+        user: Option<&str>,
+        client: &str,
+        topic: &str,
+        access: Access,
+    ) -> bool {
+        if access == Access::Write && !sys_writable(topic) {
+            return false;
+        }
+        let mut section: Option<&str> = None;
+        let (mut own, mut pats) = (Vec::new(), Vec::new());
+        for l in lines {
+            match l.kind {
+                "user" => section = Some(&l.topic),
+                "pattern" => pats.push(l),
+                _ if section == user => own.push(l),
+                _ => {}
+            }
+        }
+        let scan = |list: Vec<&Line>, fill: bool| -> Option<bool> {
+            let mut ordered: Vec<&Line> = list
+                .iter()
+                .copied()
+                .filter(|l| l.access == "deny")
+                .collect();
+            ordered.extend(list.iter().copied().filter(|l| l.access != "deny"));
+            for l in ordered {
+                if fill && l.topic.contains("%u") && user.is_none() {
+                    continue;
+                }
+                let t = if fill {
+                    substitute(&l.topic, user.unwrap_or(""), client)
+                } else {
+                    l.topic.clone()
+                };
+                if matches(&t, topic) {
+                    let g = grant(l.access).unwrap();
+                    if g == Grant::Deny {
+                        return Some(false);
+                    }
+                    if g.allows(access) {
+                        return Some(true);
+                    }
+                }
+            }
+            None
+        };
+        let refused = !pats.is_empty()
+            && (user.is_some_and(|u| u.contains(['+', '#'])) || client.contains(['+', '#']));
+        scan(own, false)
+            .or_else(|| if refused { None } else { scan(pats, true) })
+            .unwrap_or(false)
+    }
+
+    fn level() -> impl Strategy<Value = &'static str> {
+        proptest::sample::select(vec!["a", "b", "+", "#", "%u", "%c", "$SYS"])
+    }
+
+    fn line() -> impl Strategy<Value = Line> {
+        (
+            proptest::sample::select(vec!["topic", "topic", "pattern", "user"]),
+            proptest::sample::select(vec!["read", "write", "readwrite", "deny"]),
+            proptest::collection::vec(level(), 1..4),
+            proptest::sample::select(vec!["u1", "u2"]),
+        )
+            .prop_filter_map("valid", |(kind, access, levels, name)| {
+                if kind == "user" {
+                    return Some(Line {
+                        kind,
+                        access,
+                        topic: name.to_owned(),
+                    });
+                }
+                let hash = levels.iter().position(|l| *l == "#");
+                if hash.is_some_and(|i| i + 1 != levels.len()) {
+                    return None;
+                }
+                let topic = levels.join("/");
+                if kind == "topic" && topic.contains('%') {
+                    return None;
+                }
+                Some(Line {
+                    kind,
+                    access,
+                    topic,
+                })
+            })
+    }
+
+    fn text(lines: &[Line]) -> String {
+        lines
+            .iter()
+            .map(|l| match l.kind {
+                "user" => format!("user {}\n", l.topic),
+                k => format!("{k} {} {}\n", l.access, l.topic),
+            })
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn indexed_decisions_are_mosquittos(
+            lines in proptest::collection::vec(line(), 0..12),
+            user in proptest::sample::select(vec![None, Some("u1"), Some("u2"), Some("a+")]),
+            client in proptest::sample::select(vec!["a", "b", "c#"]),
+            topic in proptest::collection::vec(proptest::sample::select(vec!["a", "b", "u1", "$SYS"]), 1..4),
+        ) {
+            let topic = topic.join("/");
+            let acl = parse(&text(&lines));
+            let c = acl.for_client(user, client);
+            for access in [Access::Read, Access::Write] {
+                prop_assert_eq!(
+                    c.check(&topic, access),
+                    naive(&lines, user, client, &topic, access),
+                    "{:?} {} {:?}\n{}", user, topic, access, text(&lines)
+                );
+            }
+        }
+    }
 }
