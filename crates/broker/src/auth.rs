@@ -211,3 +211,12 @@ impl Authorizer for AllowAll {
 /// the one place a denial becomes a code (the session turns it into what
 /// the client's protocol version can carry).
 pub(crate) const DENIED: ReasonCode = ReasonCode::NotAuthorized;
+
+/// A filter without its `$share/GROUP/` prefix: what a shared
+/// subscription is authorized and limited on.
+pub(crate) fn unshared(filter: &str) -> &str {
+    filter
+        .strip_prefix("$share/")
+        .and_then(|rest| rest.split_once('/'))
+        .map_or(filter, |(_, f)| f)
+}

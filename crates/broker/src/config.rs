@@ -93,6 +93,15 @@ pub struct RawLimits {
     pub max_queued_bytes: Option<usize>,
     pub queue_qos0_messages: Option<bool>,
     pub max_connections: Option<usize>,
+    pub max_connections_per_address: Option<usize>,
+    pub connect_rate_per_address: Option<u32>,
+    pub max_failed_logins: Option<u32>,
+    pub failed_login_block_secs: Option<u64>,
+    pub max_subscriptions: Option<usize>,
+    pub max_topic_length: Option<usize>,
+    pub max_topic_levels: Option<usize>,
+    pub publish_rate: Option<u32>,
+    pub publish_bytes_rate: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -199,6 +208,56 @@ impl AuthConfig {
     }
 }
 
+/// Limits on what one address or one client may take; 0 is no limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientLimits {
+    /// MQTT connections (past CONNECT) from one source address.
+    pub max_connections_per_address: usize,
+    /// CONNECT attempts per second from one source address.
+    pub connect_rate_per_address: u32,
+    /// Failed logins from one address within a minute before the address
+    /// is refused for `failed_login_block`.
+    pub max_failed_logins: u32,
+    pub failed_login_block: Duration,
+    /// Subscriptions one session may hold.
+    pub max_subscriptions: usize,
+    /// Bytes of a topic name or filter.
+    pub max_topic_length: usize,
+    /// Levels of a topic name or filter.
+    pub max_topic_levels: usize,
+    /// Inbound PUBLISH packets per second per client; past it the broker
+    /// reads the client's input slower.
+    pub publish_rate: u32,
+    /// Inbound topic and payload bytes per second per client, likewise.
+    pub publish_bytes_rate: u64,
+}
+
+impl Default for ClientLimits {
+    fn default() -> ClientLimits {
+        ClientLimits {
+            max_connections_per_address: 0,
+            connect_rate_per_address: 0,
+            max_failed_logins: 0,
+            failed_login_block: Duration::from_secs(300),
+            max_subscriptions: 0,
+            max_topic_length: 65535,
+            max_topic_levels: 0,
+            publish_rate: 0,
+            publish_bytes_rate: 0,
+        }
+    }
+}
+
+impl ClientLimits {
+    /// Whether a topic name or filter (`$share/g/` taken off) is within
+    /// the length and level limits.
+    pub fn topic_fits(&self, topic: &str) -> bool {
+        topic.len() <= self.max_topic_length
+            && (self.max_topic_levels == 0
+                || topic.bytes().filter(|&b| b == b'/').count() < self.max_topic_levels)
+    }
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -208,6 +267,8 @@ pub struct BrokerConfig {
     /// How often `$SYS/broker/...` is published; `None` turns it off.
     pub sys_interval: Option<Duration>,
     pub max_connections: usize,
+    /// Per address and per client limits of `[limits]`.
+    pub limits: ClientLimits,
     /// Offline persistent sessions queue QoS 0 messages too (Mosquitto's
     /// `queue_qos0_messages`); by default they are dropped.
     pub queue_qos0_messages: bool,
@@ -236,6 +297,7 @@ impl Default for BrokerConfig {
             share_strategy: ShareStrategy::RoundRobin,
             sys_interval: Some(Duration::from_secs(10)),
             max_connections: 100_000,
+            limits: ClientLimits::default(),
             queue_qos0_messages: false,
             storage: StorageConfig::default(),
             storage_backend: None,
@@ -441,6 +503,34 @@ impl RawConfig {
             }
             c.auth.jwt = Some(jwt);
         }
+        let cl = &mut c.limits;
+        cl.max_connections_per_address = l.max_connections_per_address.unwrap_or(0);
+        cl.connect_rate_per_address = l.connect_rate_per_address.unwrap_or(0);
+        cl.max_failed_logins = l.max_failed_logins.unwrap_or(0);
+        if let Some(v) = l.failed_login_block_secs {
+            if v == 0 {
+                return Err(invalid(
+                    "limits.failed_login_block_secs",
+                    v,
+                    "use a positive number of seconds, or max_failed_logins = 0 to block nobody",
+                ));
+            }
+            cl.failed_login_block = Duration::from_secs(v);
+        }
+        cl.max_subscriptions = l.max_subscriptions.unwrap_or(0);
+        if let Some(v) = l.max_topic_length {
+            if v == 0 || v > 65535 {
+                return Err(invalid(
+                    "limits.max_topic_length",
+                    v,
+                    "use 1 to 65535 bytes (MQTT's own limit)",
+                ));
+            }
+            cl.max_topic_length = v;
+        }
+        cl.max_topic_levels = l.max_topic_levels.unwrap_or(0);
+        cl.publish_rate = l.publish_rate.unwrap_or(0);
+        cl.publish_bytes_rate = l.publish_bytes_rate.unwrap_or(0);
         if let Some(name) = self.shared_subscriptions.strategy {
             c.share_strategy = match name.as_str() {
                 "round_robin" => ShareStrategy::RoundRobin,
@@ -516,161 +606,4 @@ impl RawConfig {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn empty_file_gives_defaults() {
-        let c = BrokerConfig::from_toml("").unwrap();
-        assert_eq!(
-            c.listeners,
-            vec![Listener::tcp("127.0.0.1:1883".parse().unwrap())]
-        );
-        assert_eq!(c.session, strata_session::Config::default());
-    }
-
-    #[test]
-    fn storage_section() {
-        // A file's defaults are durable; the library's (embedding, tests)
-        // keep state in memory.
-        let c = BrokerConfig::from_toml("").unwrap();
-        assert_eq!(
-            c.storage,
-            StorageConfig {
-                data_dir: Some(DEFAULT_DATA_DIR.into()),
-                ..StorageConfig::default()
-            }
-        );
-        assert_eq!(StorageConfig::default().data_dir, None);
-        let c = BrokerConfig::from_toml(
-            "[storage]\ndata_dir = \"/var/lib/strata\"\nfsync = \"interval\"\nfsync_interval_ms = 5\n",
-        )
-        .unwrap();
-        assert_eq!(
-            c.storage.data_dir.as_deref(),
-            Some(Path::new("/var/lib/strata"))
-        );
-        assert_eq!(c.storage.fsync, Fsync::Interval(Duration::from_millis(5)));
-        let e = BrokerConfig::from_toml("[storage]\nfsync = \"sometimes\"\n").unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "storage.fsync = \"sometimes\": use \"always\", \"interval\" or \"never\""
-        );
-        let e = BrokerConfig::from_toml("[storage]\ndata_dir = \"\"\n").unwrap_err();
-        assert!(e.to_string().starts_with("storage.data_dir"), "{e}");
-        // Durable by default; in memory only when asked, and not both.
-        let c = BrokerConfig::from_toml("").unwrap();
-        assert_eq!(c.storage.data_dir.as_deref(), Some(Path::new("./data")));
-        let c = BrokerConfig::from_toml("[storage]\nin_memory = true\n").unwrap();
-        assert_eq!(c.storage.data_dir, None);
-        let e =
-            BrokerConfig::from_toml("[storage]\nin_memory = true\ndata_dir = \"d\"\n").unwrap_err();
-        assert!(
-            e.to_string()
-                .starts_with("storage.in_memory = true: remove"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn errors_name_the_key_and_the_fix() {
-        let e = BrokerConfig::from_toml("[limits]\nmaximum_qos = 3\n").unwrap_err();
-        assert_eq!(e.to_string(), "limits.maximum_qos = 3: use 0, 1 or 2");
-        let e = BrokerConfig::from_toml("[[listener]]\nbind = \"localhost\"\n").unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "listener.bind = \"localhost\": use HOST:PORT with a numeric address, e.g. \"127.0.0.1:1883\" or \"[::1]:1883\""
-        );
-        let e =
-            BrokerConfig::from_toml("[shared_subscriptions]\nstrategy = \"fair\"\n").unwrap_err();
-        assert!(
-            e.to_string()
-                .starts_with("shared_subscriptions.strategy = \"fair\"")
-        );
-        let e = BrokerConfig::from_toml("[storage]\ncompact_after_records = 0\n").unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "storage.compact_after_records = 0: use a positive number of records, e.g. 1000000"
-        );
-        let c = BrokerConfig::from_toml("[storage]\ncompact_after_records = 5000\n").unwrap();
-        assert_eq!(c.storage.compact_after_records, 5000);
-    }
-
-    #[test]
-    fn unknown_keys_are_refused() {
-        let e = BrokerConfig::from_toml("[limits]\nmax_packet = 10\n").unwrap_err();
-        let msg = e.to_string();
-        assert!(msg.contains("unknown field `max_packet`"), "{msg}");
-        assert!(msg.contains("max_packet_size"), "{msg}");
-    }
-
-    #[test]
-    fn reference_file_parses() {
-        let text = include_str!("../../../strata.toml");
-        BrokerConfig::from_toml(text).unwrap();
-    }
-
-    #[test]
-    fn queue_qos0_messages_is_off_unless_set() {
-        assert!(!BrokerConfig::from_toml("").unwrap().queue_qos0_messages);
-        let c = BrokerConfig::from_toml("[limits]\nqueue_qos0_messages = true\n").unwrap();
-        assert!(c.queue_qos0_messages);
-    }
-
-    #[test]
-    fn auth_files_are_read_from_the_config_directory() {
-        let text = "[auth]\nallow_anonymous = true\npassword_file = \"passwd\"\nacl_file = \"/abs/acl\"\nban_file = \"sub/bans\"\n\n[[listener]]\nbind = \"0.0.0.0:1883\"\nallow_anonymous = false\n";
-        let c = BrokerConfig::from_toml_in(text, Some(Path::new("/etc/strata"))).unwrap();
-        assert_eq!(c.auth.allow_anonymous, Some(true));
-        assert_eq!(
-            c.auth.password_file.as_deref(),
-            Some(Path::new("/etc/strata/passwd"))
-        );
-        assert_eq!(c.auth.acl_file.as_deref(), Some(Path::new("/abs/acl")));
-        assert_eq!(
-            c.auth.ban_file.as_deref(),
-            Some(Path::new("/etc/strata/sub/bans"))
-        );
-        assert_eq!(c.listeners[0].allow_anonymous, Some(false));
-        assert!(c.auth.authenticates());
-        assert!(!BrokerConfig::from_toml("").unwrap().auth.authenticates());
-    }
-
-    #[test]
-    fn an_empty_auth_path_is_refused() {
-        let e = BrokerConfig::from_toml("[auth]\nacl_file = \"\"\n").unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "auth.acl_file = \"\": give the file's path, or remove the key"
-        );
-        let e = BrokerConfig::from_toml("[auth]\nacl = \"x\"\n").unwrap_err();
-        assert!(e.to_string().contains("acl_file"), "{e}");
-    }
-
-    #[test]
-    fn jwt_needs_a_key_and_never_takes_none() {
-        let c = BrokerConfig::from_toml_in(
-            "[auth.jwt]\nsecret_file = \"jwt.secret\"\nacl_claim = \"acl\"\n",
-            Some(Path::new("/etc/strata")),
-        )
-        .unwrap();
-        let j = c.auth.jwt.as_ref().unwrap();
-        assert_eq!(
-            j.secret_file.as_deref(),
-            Some(Path::new("/etc/strata/jwt.secret"))
-        );
-        assert_eq!(j.username_claim, "sub");
-        assert_eq!(j.acl_claim.as_deref(), Some("acl"));
-        assert!(c.auth.authenticates());
-        let e = BrokerConfig::from_toml("[auth.jwt]\nalgorithms = [\"HS256\"]\n").unwrap_err();
-        assert!(
-            e.to_string()
-                .starts_with("auth.jwt = a table without keys: set secret_file"),
-            "{e}"
-        );
-        let e =
-            BrokerConfig::from_toml("[auth.jwt]\nsecret_file = \"s\"\nalgorithms = [\"none\"]\n")
-                .unwrap_err();
-        assert!(e.to_string().contains("never accepted"), "{e}");
-    }
-}
+mod tests;

@@ -32,6 +32,7 @@ mod auth;
 mod events;
 mod hold;
 mod output;
+mod rate;
 mod round;
 
 /// How long a takeover waits for the old connection to hand back its
@@ -137,6 +138,9 @@ struct More {
     /// An enhanced-authentication exchange waiting for the client's next
     /// AUTH.
     auth: Option<Box<auth::Exchange>>,
+    /// The client's inbound publish rate, with `limits.publish_rate` or
+    /// `publish_bytes_rate` set.
+    rate: Option<rate::PublishRate>,
     /// Output the socket did not take yet (the client reads slower than
     /// the server writes, or not at all): it goes first once the socket is
     /// writable. Meanwhile the task goes on with everything else (reading,
@@ -422,6 +426,7 @@ pub(crate) fn run<T: Transport>(
             }
         }
         conn.alarm.clear(conn.shared.alarms(), conn.id);
+        let listener = conn.listener;
         if conn.unsent() > 0 {
             // Boxed: a rare wait, kept out of every connection's task.
             Box::pin(conn.finish_then_write(stream)).await;
@@ -429,6 +434,7 @@ pub(crate) fn run<T: Transport>(
             conn.finish();
         }
         let _ = std::future::poll_fn(|cx| stream.poll_shutdown(cx)).await;
+        shared.listener_left(listener);
         drop(permit);
         shared.life().task_ended();
     }

@@ -170,6 +170,8 @@ pub(crate) fn subscribe(
         Subscriber {
             key,
             journaled: None,
+            // The broker's own subscriptions are not a client's to limit.
+            max_subscriptions: 0,
         },
         None,
         &wanted,

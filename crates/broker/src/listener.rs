@@ -64,6 +64,10 @@ pub(crate) async fn accept_loop(
         match listener.accept().await {
             Ok((stream, peer)) => {
                 backoff = Duration::from_millis(5);
+                if !shared.listener_admit(endpoint.index) {
+                    tracing::info!(%peer, listener = %endpoint.config.describe(endpoint.config.bind), "refused: the listener's max_connections are open");
+                    continue;
+                }
                 let accepted = crate::clock::now();
                 shared.life().task_started();
                 tracing::debug!(%peer, "connection");
@@ -133,6 +137,7 @@ async fn wrapped(
         }
         Err(reason) => {
             tracing::info!(%peer, transport = %endpoint.config.transport, %reason, "connection closed before MQTT");
+            shared.listener_left(endpoint.index);
             drop(permit);
             shared.life().task_ended();
         }

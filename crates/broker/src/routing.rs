@@ -42,6 +42,9 @@ pub(crate) struct Subscriber<'a> {
     /// Its client id, when the journal keeps its subscriptions (a
     /// persistent session with a data directory).
     pub journaled: Option<&'a MqttStr>,
+    /// How many subscriptions it may hold (`limits.max_subscriptions`; 0:
+    /// no limit). A SUBSCRIBE past it is refused filter by filter.
+    pub max_subscriptions: usize,
 }
 
 /// What a SUBSCRIBE did ([`Routes::subscribe`]).
@@ -237,7 +240,11 @@ impl Routes {
     pub fn subscribe(
         &self,
         journal: &Journal,
-        Subscriber { key, journaled }: Subscriber<'_>,
+        Subscriber {
+            key,
+            journaled,
+            max_subscriptions,
+        }: Subscriber<'_>,
         subscription_id: Option<u32>,
         filters: &[Subscription],
         granted: Vec<Result<QoS, ReasonCode>>,
@@ -257,6 +264,15 @@ impl Routes {
                     continue;
                 }
             };
+            // A session at its limit may replace its subscriptions, not add
+            // one (0x97 Quota exceeded; 3.1.1: 0x80).
+            if max_subscriptions > 0 {
+                let (held, replaces) = router.subscriptions_held(key, &f.filter);
+                if held >= max_subscriptions && !replaces {
+                    codes.push(ReasonCode::QuotaExceeded);
+                    continue;
+                }
+            }
             let opts = SubOptions {
                 qos,
                 no_local: f.options.no_local,
@@ -336,7 +352,7 @@ impl Routes {
     pub fn unsubscribe(
         &self,
         journal: &Journal,
-        Subscriber { key, journaled }: Subscriber<'_>,
+        Subscriber { key, journaled, .. }: Subscriber<'_>,
         filters: &[MqttStr],
     ) -> (Vec<ReasonCode>, Option<oneshot::Receiver<bool>>) {
         let mut entries = Vec::new();

@@ -19,7 +19,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use strata_auth::{Access, Acl, Bans, ClientAcl, JwtSettings, PasswordFile, TokenAcl, Verifier};
 use strata_codec::{QoS, ReasonCode};
 
-use crate::auth::{AuthDecision, AuthFuture, Authenticator, Authorizer, ConnectInfo, Identity};
+use crate::auth::{
+    AuthDecision, AuthFuture, Authenticator, Authorizer, ConnectInfo, Identity, unshared,
+};
 use crate::config::{AuthConfig, Listener};
 use crate::util::lock;
 
@@ -389,14 +391,6 @@ impl Security {
         }
         allow_token(claims)
     }
-}
-
-/// `$share/GROUP/FILTER` is decided on FILTER.
-fn unshared(filter: &str) -> &str {
-    filter
-        .strip_prefix("$share/")
-        .and_then(|rest| rest.split_once('/'))
-        .map_or(filter, |(_, f)| f)
 }
 
 impl Authorizer for Security {

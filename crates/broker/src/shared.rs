@@ -3,7 +3,7 @@
 //! the session registry and the CONNECT gate, the journal handle, the
 //! counters, the alarm clock and the broker's lifecycle.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -11,6 +11,7 @@ use strata_codec::MqttStr;
 use strata_journal::Entry;
 use strata_session::Message;
 
+use crate::admission::Admission;
 use crate::alarm::Alarms;
 use crate::auth::{Authenticator, Authorizer};
 use crate::config::BrokerConfig;
@@ -43,6 +44,11 @@ pub(crate) struct Shared {
     /// The broker's own, when either of the two above is it: what a reload
     /// reloads.
     security: Option<Arc<Security>>,
+    /// Per address limits: connections, CONNECT rate, failed logins.
+    admission: Admission,
+    /// Connections open on each listener (by its index), for listeners
+    /// with a `max_connections` of their own.
+    listener_open: Vec<AtomicUsize>,
 }
 
 impl Shared {
@@ -75,10 +81,51 @@ impl Shared {
             life: Lifecycle::default(),
             next_id: AtomicU64::new(1),
             started: crate::clock::now(),
+            admission: Admission::new(&config.limits),
+            listener_open: config
+                .listeners
+                .iter()
+                .map(|_| AtomicUsize::new(0))
+                .collect(),
             config,
             authenticator,
             authorizer,
             security,
+        }
+    }
+
+    pub fn admission(&self) -> &Admission {
+        &self.admission
+    }
+
+    /// A connection accepted on listener `i`: whether its own
+    /// `max_connections` has room (then it counts until
+    /// [`Shared::listener_left`]).
+    pub fn listener_admit(&self, i: u16) -> bool {
+        let Some(max) = self
+            .config
+            .listeners
+            .get(usize::from(i))
+            .and_then(|l| l.max_connections)
+        else {
+            return true;
+        };
+        let open = &self.listener_open[usize::from(i)];
+        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .is_ok()
+    }
+
+    /// A connection that [`Shared::listener_admit`] counted ended.
+    pub fn listener_left(&self, i: u16) {
+        let counted = self
+            .config
+            .listeners
+            .get(usize::from(i))
+            .is_some_and(|l| l.max_connections.is_some());
+        if counted {
+            self.listener_open[usize::from(i)].fetch_sub(1, Ordering::AcqRel);
         }
     }
 

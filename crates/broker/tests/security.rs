@@ -116,31 +116,12 @@ async fn refused5(o: rumqttc::v5::MqttOptions) -> rumqttc::v5::mqttbytes::v5::Co
 /// 0x8A Banned.
 const BANNED: u8 = 0x8A;
 
-/// The reason code of the CONNACK a 5.0 CONNECT with this login gets, by
-/// hand (rumqttc 0.25 reports a refusal with 0x8A as a lost connection).
+/// The reason code of the CONNACK a 5.0 CONNECT with this login gets
+/// (rumqttc 0.25 reports a refusal with 0x8A as a lost connection).
 async fn connack5(addr: SocketAddr, id: &str, user: &str, password: &str) -> u8 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let field = |s: &str| {
-        let mut v = (s.len() as u16).to_be_bytes().to_vec();
-        v.extend_from_slice(s.as_bytes());
-        v
-    };
-    let mut body = field("MQTT");
-    body.extend([5, 0xC2, 0, 30, 0]);
-    body.extend(field(id));
-    body.extend(field(user));
-    body.extend(field(password));
-    let mut packet = vec![0x10, body.len() as u8];
-    packet.extend(body);
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(&packet).await.unwrap();
-    let mut head = [0u8; 4];
-    tokio::time::timeout(WAIT, s.read_exact(&mut head))
+    raw_connack(addr, 5, id, Some((user, password)))
         .await
         .expect("a CONNACK")
-        .unwrap();
-    assert_eq!(head[0], 0x20, "a CONNACK: {head:?}");
-    head[3]
 }
 
 /// Publishes `marker` to `marker/go` as alice and reads `sub`'s messages

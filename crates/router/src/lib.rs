@@ -238,6 +238,15 @@ impl<K: Copy + Eq + Hash + Ord, M: Clone> Router<K, M> {
         })
     }
 
+    /// How many subscriptions `key` holds, and whether `filter` (with any
+    /// `$share/g/`) is one of them: a SUBSCRIBE to it replaces it rather
+    /// than adding one.
+    pub fn subscriptions_held(&self, key: K, filter: &str) -> (usize, bool) {
+        self.by_key
+            .get(&key)
+            .map_or((0, false), |f| (f.len(), f.contains_key(filter)))
+    }
+
     /// Subscriptions held, over all keys (a key's overlapping filters count
     /// once each).
     pub fn subscription_count(&self) -> usize {

@@ -30,6 +30,7 @@ pub struct RawListener {
     #[serde(default)]
     pub sni: Vec<RawSni>,
     pub allow_anonymous: Option<bool>,
+    pub max_connections: Option<usize>,
 }
 
 /// A `[[listener.sni]]` table: a further certificate, chosen when the
@@ -143,6 +144,9 @@ pub struct Listener {
     /// `[auth] allow_anonymous`, else the default (see
     /// [`Listener::anonymous_by_default`]).
     pub allow_anonymous: Option<bool>,
+    /// Connections open on this listener at once, beside the broker's
+    /// `limits.max_connections`; `None`: no limit of its own.
+    pub max_connections: Option<usize>,
 }
 
 /// The WebSocket path unless a listener says otherwise.
@@ -158,6 +162,7 @@ impl Listener {
             proxy_protocol: false,
             tls: None,
             allow_anonymous: None,
+            max_connections: None,
         }
     }
 
@@ -259,6 +264,16 @@ impl RawListener {
             proxy_protocol: self.proxy_protocol.unwrap_or(false),
             tls,
             allow_anonymous: self.allow_anonymous,
+            max_connections: match self.max_connections {
+                Some(0) => {
+                    return Err(invalid(
+                        "listener.max_connections",
+                        0,
+                        "use a positive number of connections, or remove the key for no limit of the listener's own",
+                    ));
+                }
+                m => m,
+            },
         })
     }
 
@@ -433,6 +448,7 @@ pub fn parse_listen_url(url: &str, cert: Option<&CertFiles>) -> Result<Listener,
         proxy_protocol: false,
         tls,
         allow_anonymous: None,
+        max_connections: None,
     })
 }
 

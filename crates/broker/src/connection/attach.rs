@@ -83,6 +83,18 @@ impl Conn {
         if let Some(done) = kicked {
             let _ = tokio::time::timeout(TAKEOVER_WAIT, done).await;
         }
+        // Counted once the session this one takes over has let go of its
+        // own connection: a client that reconnects from the same address
+        // does not count twice.
+        if let Some(ip) = identity.peer.map(|p| p.ip())
+            && let Err(code) = shared
+                .admission()
+                .connect(ip, crate::clock::now(), c.protocol)
+        {
+            tracing::info!(client_id = %client_id, peer = ?identity.peer, "refused: max_connections_per_address");
+            self.session.reject(code);
+            return;
+        }
 
         let mut fallout = Fallout::default();
         let persistent = self.session.session_expiry() > 0;
@@ -206,6 +218,9 @@ impl Conn {
         let Some(a) = self.attached.take() else {
             return;
         };
+        if let Some(ip) = a.identity.peer.map(|p| p.ip()) {
+            self.shared.admission().disconnect(ip);
+        }
         let (expiry, will) = self
             .more
             .as_mut()

@@ -45,6 +45,16 @@ impl Conn {
     /// Asks the authenticator about a CONNECT.
     pub(super) async fn on_connect(&mut self, c: Box<Connect>, origin: &Origin) {
         let shared = self.shared.clone();
+        let ip = origin.peer.map(|p| p.ip());
+        if let Some(ip) = ip
+            && let Err(code) = shared
+                .admission()
+                .attempt(ip, crate::clock::now(), c.protocol)
+        {
+            tracing::info!(peer = ?origin.peer, ?code, "CONNECT refused: connect rate or failed logins of the address");
+            self.session.reject(code);
+            return;
+        }
         // A listener with `use_identity_as_username` names the client by
         // its certificate, whatever username and password it sent.
         let (username, password) = if origin.certificate_is_username {
@@ -64,6 +74,19 @@ impl Conn {
             data: c.properties.authentication_data.as_deref(),
         };
         let decision = within_wait(shared.authenticator().connect(info)).await;
+        // A failed login slows the next refusal of its address down, and
+        // enough of them block it for a while.
+        if let (AuthDecision::Deny(code), Some(ip)) = (&decision, ip)
+            && matches!(
+                code,
+                ReasonCode::BadUserNameOrPassword | ReasonCode::NotAuthorized
+            )
+        {
+            let wait = shared.admission().failed(ip, crate::clock::now());
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+        }
         self.decided(Some(c), origin.clone(), decision).await;
     }
 

@@ -7,7 +7,7 @@ use strata_session::Event;
 use tokio::sync::mpsc;
 
 use super::{AuthStep, Awaited, Conn, PendingAck};
-use crate::auth::DENIED;
+use crate::auth::{DENIED, unshared};
 use crate::routing::Subscriber;
 
 impl Conn {
@@ -32,6 +32,13 @@ impl Conn {
                 Event::Publish { message, packet_id } => {
                     self.shared.counters().message_received();
                     let qos = message.qos;
+                    self.count_publish(&message);
+                    // A topic past the limits: 0x90 Topic Name invalid
+                    // (3.1.1: acknowledged and dropped).
+                    if !self.shared.config().limits.topic_fits(&message.topic) {
+                        self.denied_publish(packet_id, qos, ReasonCode::TopicNameInvalid);
+                        continue;
+                    }
                     if let Some(a) = &self.attached
                         && !self.shared.authorizer().publish(
                             &a.identity,
@@ -42,7 +49,7 @@ impl Conn {
                     {
                         // Dropped; QoS 1 and 2 are answered with the
                         // denial, in order with the other answers.
-                        self.denied_publish(packet_id, qos);
+                        self.denied_publish(packet_id, qos, DENIED);
                         continue;
                     }
                     let key = self.attached.as_ref().map(|a| a.key);
@@ -125,6 +132,7 @@ impl Conn {
                         Subscriber {
                             key: a.key,
                             journaled: journaled.as_ref(),
+                            max_subscriptions: 0,
                         },
                         &filters,
                     );
@@ -228,10 +236,15 @@ impl Conn {
         let journaled = self.journaled().map(|a| a.client_id().clone());
         let Some(a) = &self.attached else { return };
         let authorizer = &self.shared.authorizer();
+        let limits = &self.shared.config().limits;
         let granted = filters
             .iter()
             .zip(granted)
             .map(|(f, g)| match g {
+                // Past the topic limits: 0x8F Topic Filter invalid.
+                Ok(_) if !limits.topic_fits(unshared(&f.filter)) => {
+                    Err(ReasonCode::TopicFilterInvalid)
+                }
                 Ok(qos) if !authorizer.subscribe(&a.identity, &f.filter, qos) => Err(DENIED),
                 g => g,
             })
@@ -243,6 +256,7 @@ impl Conn {
             Subscriber {
                 key: a.key,
                 journaled: journaled.as_ref(),
+                max_subscriptions: limits.max_subscriptions,
             },
             subscription_id,
             &filters,
@@ -257,9 +271,28 @@ impl Conn {
         }
     }
 
-    /// A PUBLISH the authorizer denied: a QoS 1 or 2 one is answered with
-    /// the denial, after the answers before it.
-    fn denied_publish(&mut self, packet_id: Option<u16>, qos: QoS) {
+    /// Counts an inbound PUBLISH against the client's rates: past them,
+    /// reading pauses until the next one is due (see `rate.rs`).
+    fn count_publish(&mut self, message: &strata_session::Message) {
+        let limits = &self.shared.config().limits;
+        if limits.publish_rate == 0 && limits.publish_bytes_rate == 0 {
+            return;
+        }
+        let limits = limits.clone();
+        let now = crate::clock::now();
+        let more = self.more();
+        let wait = more
+            .rate
+            .get_or_insert_with(|| super::rate::PublishRate::new(now, &limits))
+            .take(now, message.topic.len() + message.payload.len(), &limits);
+        if !wait.is_zero() && more.paused.is_none() {
+            more.paused = Some(Box::pin(tokio::time::sleep(wait)));
+        }
+    }
+
+    /// A PUBLISH the authorizer or a limit denied: a QoS 1 or 2 one is
+    /// answered with `reason`, after the answers before it.
+    fn denied_publish(&mut self, packet_id: Option<u16>, qos: QoS, reason: ReasonCode) {
         let Some(packet_id) = packet_id else { return };
         let answers = self.more();
         let seq = answers.next_seq;
@@ -268,7 +301,7 @@ impl Conn {
             seq,
             packet_id,
             qos,
-            reason: DENIED,
+            reason,
             waiting: false,
         });
         self.release_acks();

@@ -294,3 +294,49 @@ impl V5 {
         }
     }
 }
+
+/// A CONNECT written by hand (clean, keep-alive 30 s, at protocol level
+/// `level`: 4 for 3.1.1, 5 for 5.0) and the CONNACK's code it gets (its
+/// return code or reason code); `None` when the server closes without one.
+/// For refusals rumqttc does not report as such.
+pub async fn raw_connack(
+    addr: SocketAddr,
+    level: u8,
+    id: &str,
+    login: Option<(&str, &str)>,
+) -> Option<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let field = |s: &str| {
+        let mut v = (s.len() as u16).to_be_bytes().to_vec();
+        v.extend_from_slice(s.as_bytes());
+        v
+    };
+    let mut body = field("MQTT");
+    body.push(level);
+    body.push(if login.is_some() { 0xC2 } else { 0x02 });
+    body.extend([0, 30]);
+    if level == 5 {
+        body.push(0);
+    }
+    body.extend(field(id));
+    if let Some((user, password)) = login {
+        body.extend(field(user));
+        body.extend(field(password));
+    }
+    assert!(body.len() < 128, "a short CONNECT");
+    let mut packet = vec![0x10, body.len() as u8];
+    packet.extend(body);
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(&packet).await.unwrap();
+    let mut head = [0u8; 4];
+    match tokio::time::timeout(WAIT, s.read_exact(&mut head))
+        .await
+        .expect("an answer or a close")
+    {
+        Ok(_) => {
+            assert_eq!(head[0], 0x20, "a CONNACK: {head:?}");
+            Some(head[3])
+        }
+        Err(_) => None,
+    }
+}

@@ -1,0 +1,255 @@
+//! Limits per source address (`[limits]`): MQTT connections held, CONNECT
+//! attempts per second, and failed logins (each one slows the next refusal
+//! down; past `max_failed_logins` in a minute, the address is refused for
+//! `failed_login_block_secs`). They apply whatever the authenticator, an
+//! application's included.
+//!
+//! One table, keyed by address, holds only addresses that something is
+//! counted for; entries with nothing left to count go when it grows.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use strata_codec::{Protocol, ReasonCode};
+
+use crate::config::ClientLimits;
+use crate::util::lock;
+
+/// Past this many addresses, idle entries are dropped on the next insert.
+const TIDY_AT: usize = 16 * 1024;
+/// Failed logins are counted over this window.
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// Each failed login of an address delays its next refusal by this much
+/// more, up to `MAX_BACKOFF`.
+const BACKOFF_STEP: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+#[derive(Debug)]
+struct PerAddress {
+    /// MQTT connections past CONNECT.
+    connections: u32,
+    /// CONNECT attempts it may still make now (a token bucket holding a
+    /// second's worth).
+    tokens: f64,
+    refilled: Instant,
+    failures: u32,
+    failures_since: Instant,
+    blocked_until: Option<Instant>,
+}
+
+impl PerAddress {
+    fn new(now: Instant, rate: u32) -> PerAddress {
+        PerAddress {
+            connections: 0,
+            tokens: f64::from(rate),
+            refilled: now,
+            failures: 0,
+            failures_since: now,
+            blocked_until: None,
+        }
+    }
+
+    /// Nothing to remember: no connection, no block, no recent failure, a
+    /// full bucket.
+    fn idle(&self, now: Instant, rate: u32) -> bool {
+        self.connections == 0
+            && self.blocked_until.is_none_or(|t| t <= now)
+            && (self.failures == 0 || now.duration_since(self.failures_since) > FAILURE_WINDOW)
+            && (rate == 0 || now.duration_since(self.refilled).as_secs_f64() >= 1.0)
+    }
+}
+
+/// The table and the limits it keeps.
+#[derive(Debug)]
+pub(crate) struct Admission {
+    limits: ClientLimits,
+    table: Mutex<HashMap<IpAddr, PerAddress>>,
+}
+
+/// Why a CONNECT is refused before its credentials are looked at.
+fn refusal(protocol: Protocol, v5: ReasonCode) -> ReasonCode {
+    // 3.1.1 has no code for these: 3 Server unavailable.
+    if protocol.is_v5() {
+        v5
+    } else {
+        ReasonCode::ServerUnavailable
+    }
+}
+
+impl Admission {
+    pub fn new(limits: &ClientLimits) -> Admission {
+        Admission {
+            limits: limits.clone(),
+            table: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn with<T>(&self, ip: IpAddr, now: Instant, f: impl FnOnce(&mut PerAddress) -> T) -> T {
+        let rate = self.limits.connect_rate_per_address;
+        let mut table = lock(&self.table);
+        if table.len() >= TIDY_AT && !table.contains_key(&ip) {
+            table.retain(|_, a| !a.idle(now, rate));
+        }
+        let entry = table
+            .entry(ip.to_canonical())
+            .or_insert_with(|| PerAddress::new(now, rate));
+        f(entry)
+    }
+
+    /// A CONNECT from `ip` arrives: refused (with the code to send) while
+    /// the address is blocked for failed logins or past its CONNECT rate.
+    pub fn attempt(&self, ip: IpAddr, now: Instant, protocol: Protocol) -> Result<(), ReasonCode> {
+        let rate = self.limits.connect_rate_per_address;
+        if rate == 0 && self.limits.max_failed_logins == 0 {
+            return Ok(());
+        }
+        self.with(ip, now, |a| {
+            if a.blocked_until.is_some_and(|t| t > now) {
+                return Err(refusal(protocol, ReasonCode::Banned));
+            }
+            if rate > 0 {
+                let elapsed = now.duration_since(a.refilled).as_secs_f64();
+                a.tokens = (a.tokens + elapsed * f64::from(rate)).min(f64::from(rate));
+                a.refilled = now;
+                if a.tokens < 1.0 {
+                    return Err(refusal(protocol, ReasonCode::ConnectionRateExceeded));
+                }
+                a.tokens -= 1.0;
+            }
+            Ok(())
+        })
+    }
+
+    /// A login from `ip` failed: how long to wait before saying so.
+    pub fn failed(&self, ip: IpAddr, now: Instant) -> Duration {
+        let max = self.limits.max_failed_logins;
+        if max == 0 {
+            return Duration::ZERO;
+        }
+        let block = self.limits.failed_login_block;
+        self.with(ip, now, |a| {
+            if now.duration_since(a.failures_since) > FAILURE_WINDOW {
+                a.failures = 0;
+                a.failures_since = now;
+            }
+            a.failures += 1;
+            if a.failures >= max {
+                a.blocked_until = Some(now + block);
+                tracing::warn!(address = %ip, failures = a.failures, ?block, "address blocked for failed logins");
+            }
+            (BACKOFF_STEP * a.failures).min(MAX_BACKOFF)
+        })
+    }
+
+    /// A connection from `ip` passed CONNECT: whether the address may hold
+    /// one more (the code to refuse it with if not).
+    pub fn connect(&self, ip: IpAddr, now: Instant, protocol: Protocol) -> Result<(), ReasonCode> {
+        let max = self.limits.max_connections_per_address;
+        if max == 0 {
+            return Ok(());
+        }
+        self.with(ip, now, |a| {
+            if a.connections as usize >= max {
+                return Err(refusal(protocol, ReasonCode::QuotaExceeded));
+            }
+            a.connections += 1;
+            Ok(())
+        })
+    }
+
+    /// A connection that [`Admission::connect`] let in ended.
+    pub fn disconnect(&self, ip: IpAddr) {
+        if self.limits.max_connections_per_address == 0 {
+            return;
+        }
+        if let Some(a) = lock(&self.table).get_mut(&ip.to_canonical()) {
+            a.connections = a.connections.saturating_sub(1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> ClientLimits {
+        ClientLimits {
+            max_connections_per_address: 2,
+            connect_rate_per_address: 3,
+            max_failed_logins: 3,
+            failed_login_block: Duration::from_secs(60),
+            ..ClientLimits::default()
+        }
+    }
+
+    const V5: Protocol = Protocol::V5;
+    const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
+    const OTHER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 2));
+
+    #[test]
+    fn connections_per_address() {
+        let a = Admission::new(&limits());
+        let now = Instant::now();
+        assert!(a.connect(IP, now, V5).is_ok());
+        assert!(a.connect(IP, now, V5).is_ok());
+        assert_eq!(a.connect(IP, now, V5), Err(ReasonCode::QuotaExceeded));
+        assert_eq!(
+            a.connect(IP, now, Protocol::V3_1_1),
+            Err(ReasonCode::ServerUnavailable)
+        );
+        assert!(a.connect(OTHER, now, V5).is_ok());
+        a.disconnect(IP);
+        assert!(a.connect(IP, now, V5).is_ok());
+    }
+
+    #[test]
+    fn connect_rate_refills_over_time() {
+        let a = Admission::new(&limits());
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            assert!(a.attempt(IP, t0, V5).is_ok());
+        }
+        assert_eq!(
+            a.attempt(IP, t0, V5),
+            Err(ReasonCode::ConnectionRateExceeded)
+        );
+        assert!(a.attempt(OTHER, t0, V5).is_ok());
+        // A third of a second later: one more.
+        let later = t0 + Duration::from_millis(340);
+        assert!(a.attempt(IP, later, V5).is_ok());
+        assert!(a.attempt(IP, later, V5).is_err());
+    }
+
+    #[test]
+    fn failed_logins_back_off_then_block() {
+        let a = Admission::new(&ClientLimits {
+            connect_rate_per_address: 0,
+            ..limits()
+        });
+        let t0 = Instant::now();
+        assert_eq!(a.failed(IP, t0), BACKOFF_STEP);
+        assert_eq!(a.failed(IP, t0), BACKOFF_STEP * 2);
+        assert!(a.attempt(IP, t0, V5).is_ok());
+        a.failed(IP, t0);
+        assert_eq!(a.attempt(IP, t0, V5), Err(ReasonCode::Banned));
+        assert!(a.attempt(OTHER, t0, V5).is_ok());
+        // The block ends; the count starts over after the window.
+        let after = t0 + Duration::from_secs(61);
+        assert!(a.attempt(IP, after, V5).is_ok());
+        assert_eq!(a.failed(IP, after), BACKOFF_STEP);
+    }
+
+    #[test]
+    fn nothing_is_kept_without_limits() {
+        let a = Admission::new(&ClientLimits::default());
+        let now = Instant::now();
+        for _ in 0..100 {
+            assert!(a.attempt(IP, now, V5).is_ok());
+            assert!(a.connect(IP, now, V5).is_ok());
+            assert_eq!(a.failed(IP, now), Duration::ZERO);
+        }
+        assert!(lock(&a.table).is_empty());
+    }
+}
