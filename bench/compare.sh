@@ -27,6 +27,9 @@
 #              (default 5), alternating the two, and the table gives medians
 #   --rounds N rounds of every scenario (default 1; the paced latency
 #              scenarios always run at least LATENCY_ROUNDS times)
+#   --acl      Strata with a 1,000-line ACL file against Strata without one
+#              (fan-in and fan-out at fixed rates; five alternating rounds
+#              unless --rounds says otherwise): the cost of authorization
 #   --only RE  only the scenarios whose name matches the regular expression
 # Results (JSON lines) are kept in bench/results/.
 set -euo pipefail
@@ -40,6 +43,7 @@ FLEET=5000
 FLEET_RATE=50000
 DURABLE=0
 TLS=0
+ACL=0
 AB=
 ROUNDS=1
 ONLY=
@@ -53,6 +57,7 @@ while [[ $# -gt 0 ]]; do
     --quick) DURATION=3; CONNS=1000; PACED=200; FLEET=1000; FLEET_RATE=10000; LATENCY_ROUNDS=3 ;;
     --durable) DURABLE=1 ;;
     --tls) TLS=1 ;;
+    --acl) ACL=1; LATENCY_ROUNDS=0; [[ $ROUNDS == 1 ]] && ROUNDS=5 ;;
     --ab) AB=$(realpath "$2"); shift; LATENCY_ROUNDS=0; [[ $ROUNDS == 1 ]] && ROUNDS=5 ;;
     --rounds) ROUNDS=$2; shift ;;
     --only) ONLY=$2; shift ;;
@@ -68,12 +73,12 @@ run_id=$(date -u +%Y%m%dT%H%M%SZ)
 out="$results/$run_id.jsonl"
 
 need_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
-if [[ -z $AB ]] && ! command -v mosquitto >/dev/null && [[ ! -x /usr/sbin/mosquitto ]]; then
+if [[ -z $AB && $ACL == 0 ]] && ! command -v mosquitto >/dev/null && [[ ! -x /usr/sbin/mosquitto ]]; then
   need_root apt-get update -qq
   need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null
 fi
 MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
-if [[ -z $AB && ! -x "$tools/bin/rumqttd" ]]; then
+if [[ -z $AB && $ACL == 0 && ! -x "$tools/bin/rumqttd" ]]; then
   # Not --locked: its lock file pins a metrics release that rustc 1.95 refuses.
   cargo install rumqttd --version 0.20.0 --root "$tools" >/dev/null
 fi
@@ -150,6 +155,21 @@ sed -e 's/^persistence false/persistence true/' "$conf_dir/mosquitto.conf" > "$c
   # the 0600 key in this 0700 directory.
   [[ $(id -u) -eq 0 ]] && echo "user root"; } > "$conf_dir/mosquitto-tls.conf"
 echo "persistence_location $conf_dir/" >> "$conf_dir/mosquitto-persist.conf"
+# The ACL variant: 1,000 rule lines in Mosquitto's syntax. The bench's
+# clients are anonymous: ten deny lines and 300 lines that do not match
+# come before the one that lets them publish and read bench/#, then 200
+# users' sections and 489 patterns (which every client is checked against
+# when its own lines do not decide).
+{
+  for i in $(seq 1 10); do echo "topic deny other/secret/$i"; done
+  for i in $(seq 1 300); do echo "topic readwrite other/$i/#"; done
+  echo "topic readwrite bench/#"
+  for i in $(seq 1 200); do printf 'user u%s
+topic readwrite users/u%s/#
+' "$i" "$i"; done
+  for i in $(seq 1 489); do echo "pattern read devices/%c/$i/#"; done
+} > "$conf_dir/acl"
+{ cat "$conf_dir/strata.toml"; printf '[auth]\nacl_file = "%s"\n' "$conf_dir/acl"; } > "$conf_dir/strata-acl.toml"
 
 start_broker() {
   # Every run starts from an empty data directory.
@@ -164,6 +184,7 @@ start_broker() {
     strata-base-fsync-always) taskset -c 0 "$AB" serve -q --config "$conf_dir/strata-always.toml" >/dev/null 2>&1 & ;;
     strata-fsync-never) taskset -c 0 "$STRATA" serve -q --config "$conf_dir/strata-never.toml" >/dev/null 2>&1 & ;;
     mosquitto-persist) taskset -c 0 "$MOSQUITTO" -c "$conf_dir/mosquitto-persist.conf" >/dev/null 2>&1 & ;;
+    strata-acl) taskset -c 0 "$STRATA" serve -q --in-memory --config "$conf_dir/strata-acl.toml" >/dev/null 2>&1 & ;;
     strata-tls) taskset -c 0 "$STRATA" serve -q --in-memory --config "$conf_dir/strata-tls.toml" >/dev/null 2>&1 & ;;
     strata-base-tls) taskset -c 0 "$AB" serve -q --in-memory --config "$conf_dir/strata-tls.toml" >/dev/null 2>&1 & ;;
     mosquitto-tls) taskset -c 0 "$MOSQUITTO" -c "$conf_dir/mosquitto-tls.conf" >/dev/null 2>&1 & ;;
@@ -241,6 +262,16 @@ if [[ $TLS == 1 ]]; then
     "ws fan-in qos0 @ 20k/s, 10 clients|-p $WS_PORT --transport ws --scenario fan-in -n 10 -q 0 -s 64 -r 20000 -d $DURATION"
     "ws fan-in qos0, 10 -> 1|-p $WS_PORT --transport ws --scenario fan-in -n 10 -q 0 -s 64 -d $DURATION"
     "tcp fan-in qos0, 10 -> 1|--scenario fan-in -n 10 -q 0 -s 64 -d $DURATION"
+  )
+  latency=()
+fi
+
+if [[ $ACL == 1 ]]; then
+  brokers=(strata strata-acl)
+  scenarios=(
+    "fan-in qos1 @ 20k/s, 10 clients|--scenario fan-in -n 10 -q 1 -s 64 -r 20000 -d $DURATION"
+    "fan-in qos1 @ 20k/s, $PACED clients|--scenario fan-in -n $PACED -q 1 -s 64 -r 20000 -d $DURATION"
+    "fan-out qos0 @ 100k/s, 100 subscribers|--scenario fan-out -n 100 -q 0 -s 64 -r 1000 -d $DURATION"
   )
   latency=()
 fi
