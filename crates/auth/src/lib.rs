@@ -12,6 +12,8 @@
 //! - `jwt`: [`Verifier`]: JSON Web Tokens in the password field (HMAC,
 //!   RSA and EC signatures on ring; keys from a secret, a PEM public key
 //!   or a JWKS file) and the claims they carry, an ACL among them.
+//! - `scram`: SCRAM-SHA-256/512 exchanges (the server's side) and
+//!   [`ScramFile`], the credentials they are checked against.
 //! - `topic`: filters against topics and against each other.
 //!
 //! Every parse error is a [`FileError`] naming the line.
@@ -20,12 +22,14 @@ pub mod acl;
 pub mod ban;
 pub mod jwt;
 pub mod password;
+pub mod scram;
 pub mod topic;
 
 pub use acl::{Access, Acl, ClientAcl};
 pub use ban::{Banned, Bans};
 pub use jwt::{Claims, JwtError, JwtSettings, TokenAcl, Verifier};
 pub use password::{Hash, HashKind, PasswordFile};
+pub use scram::{Mechanism, ScramFile};
 
 /// A line of a file that could not be read, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -82,7 +82,7 @@ fn unb64(text: &str) -> Option<Vec<u8>> {
         .ok()
 }
 
-fn salt<const N: usize>() -> [u8; N] {
+pub(crate) fn salt<const N: usize>() -> [u8; N] {
     let mut s = [0u8; N];
     // The system's random source failing is not something to go on from.
     #[allow(clippy::expect_used)]

@@ -58,6 +58,7 @@ pub struct RawAuth {
     pub password_file: Option<String>,
     pub acl_file: Option<String>,
     pub ban_file: Option<String>,
+    pub scram_file: Option<String>,
     pub jwt: Option<RawJwt>,
 }
 
@@ -176,6 +177,9 @@ pub struct AuthConfig {
     pub acl_file: Option<std::path::PathBuf>,
     /// `client ID`, `user NAME` and `address CIDR` lines.
     pub ban_file: Option<std::path::PathBuf>,
+    /// SCRAM-SHA-256/512 credentials (`strata passwd --scram`), for MQTT 5
+    /// enhanced authentication.
+    pub scram_file: Option<std::path::PathBuf>,
     /// JSON Web Tokens in the password field.
     pub jwt: Option<JwtConfig>,
 }
@@ -204,7 +208,7 @@ impl AuthConfig {
     /// Whether clients can prove who they are other than by a client
     /// certificate: then anonymous clients are refused unless allowed.
     pub fn authenticates(&self) -> bool {
-        self.password_file.is_some() || self.jwt.is_some()
+        self.password_file.is_some() || self.jwt.is_some() || self.scram_file.is_some()
     }
 }
 
@@ -472,6 +476,7 @@ impl RawConfig {
         c.auth.password_file = file("auth.password_file", a.password_file)?;
         c.auth.acl_file = file("auth.acl_file", a.acl_file)?;
         c.auth.ban_file = file("auth.ban_file", a.ban_file)?;
+        c.auth.scram_file = file("auth.scram_file", a.scram_file)?;
         if let Some(j) = a.jwt {
             let jwt = JwtConfig {
                 secret_file: file("auth.jwt.secret_file", j.secret_file)?,

@@ -16,7 +16,10 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use strata_auth::{Access, Acl, Bans, ClientAcl, JwtSettings, PasswordFile, TokenAcl, Verifier};
+use strata_auth::{
+    Access, Acl, Bans, ClientAcl, JwtSettings, Mechanism, PasswordFile, ScramFile, TokenAcl,
+    Verifier,
+};
 use strata_codec::{QoS, ReasonCode};
 
 use crate::auth::{
@@ -37,6 +40,7 @@ struct Rules {
     acl: Option<Arc<Acl>>,
     bans: Bans,
     jwt: Option<Verifier>,
+    scram: Option<ScramFile>,
 }
 
 fn read(key: &str, path: &Path) -> Result<String, String> {
@@ -71,6 +75,10 @@ impl Rules {
         if let Some(p) = &config.ban_file {
             let text = read("auth.ban_file", p)?;
             rules.bans = Bans::parse(&text).map_err(|e| at("auth.ban_file", p, e))?;
+        }
+        if let Some(p) = &config.scram_file {
+            let text = read("auth.scram_file", p)?;
+            rules.scram = Some(ScramFile::parse(&text).map_err(|e| at("auth.scram_file", p, e))?);
         }
         if let Some(j) = &config.jwt {
             let bytes = |key: &str, p: &Option<std::path::PathBuf>| {
@@ -127,6 +135,9 @@ pub(crate) struct Security {
     generation: AtomicU64,
     /// Whether `rules` has an ACL (asked on every delivery round).
     acl_on: AtomicBool,
+    /// Made-up SCRAM salts for unknown users come from it: random, kept
+    /// for the process's life.
+    scram_secret: [u8; 32],
 }
 
 impl Security {
@@ -152,6 +163,7 @@ impl Security {
             acl_on: AtomicBool::new(rules.checks_deliveries(config)),
             rules: RwLock::new(Arc::new(rules)),
             generation: AtomicU64::new(1),
+            scram_secret: strata_auth::scram::new_secret(),
         })
     }
 
@@ -262,10 +274,15 @@ struct Cache {
 }
 
 fn allow(username: Option<&str>) -> AuthDecision {
+    allow_with(username, None)
+}
+
+/// Allowed, with Authentication Data for the CONNACK or AUTH success.
+fn allow_with(username: Option<&str>, data: Option<bytes::Bytes>) -> AuthDecision {
     let grants: Arc<dyn Any + Send + Sync> = Arc::new(Grants::default());
     AuthDecision::Allow {
         identity: Identity::user(username.map(Arc::from), Some(grants)),
-        data: None,
+        data,
     }
 }
 
@@ -291,6 +308,22 @@ fn unix_now() -> u64 {
 }
 
 impl Authenticator for Security {
+    fn enhanced(&self) -> bool {
+        self.config.scram_file.is_some()
+    }
+
+    fn reauthenticate<'a>(
+        &'a self,
+        who: &'a Identity,
+        method: &'a str,
+        data: Option<&'a [u8]>,
+    ) -> AuthFuture<'a> {
+        Box::pin(async move {
+            let rules = self.rules();
+            self.scram(&rules, method, data, who.username.as_deref(), true)
+        })
+    }
+
     fn connect<'a>(&'a self, client: ConnectInfo<'a>) -> AuthFuture<'a> {
         Box::pin(async move {
             let rules = self.rules();
@@ -298,6 +331,9 @@ impl Authenticator for Security {
             if let Some(ban) = rules.bans.check(client.client_id, client.username, ip) {
                 tracing::info!(client_id = client.client_id, peer = ?client.peer, %ban, "refused: banned");
                 return AuthDecision::Deny(ReasonCode::Banned);
+            }
+            if let Some(method) = client.method {
+                return self.scram(&rules, method, client.data, client.username, false);
             }
             // A listener with `use_identity_as_username` made the verified
             // certificate's identity the username.
@@ -345,7 +381,86 @@ impl Authenticator for Security {
     }
 }
 
+/// A SCRAM exchange between the server's first message and the client's
+/// final one.
+#[derive(Debug)]
+struct ScramStep {
+    exchange: strata_auth::scram::Exchange,
+    /// Re-authentication: the user the connection already is.
+    must_be: Option<Arc<str>>,
+}
+
+impl crate::auth::AuthExchange for ScramStep {
+    fn step<'a>(&'a mut self, data: Option<&'a [u8]>) -> AuthFuture<'a> {
+        Box::pin(async move {
+            let user = self.exchange.username().to_owned();
+            match self.exchange.finish(data.unwrap_or_default()) {
+                Ok(last) => {
+                    if self.must_be.as_deref().is_some_and(|u| u != user) {
+                        tracing::info!(
+                            username = user,
+                            "refused: re-authenticated as another user"
+                        );
+                        return AuthDecision::Deny(ReasonCode::NotAuthorized);
+                    }
+                    allow_with(Some(&user), Some(last.into()))
+                }
+                Err(e) => {
+                    tracing::info!(username = user, reason = %e, "refused: SCRAM");
+                    AuthDecision::Deny(ReasonCode::BadUserNameOrPassword)
+                }
+            }
+        })
+    }
+}
+
 impl Security {
+    /// The start of a SCRAM exchange (CONNECT, or AUTH 0x19 for a
+    /// re-authentication, which must name the connection's user).
+    fn scram(
+        &self,
+        rules: &Arc<Rules>,
+        method: &str,
+        data: Option<&[u8]>,
+        username: Option<&str>,
+        reauth: bool,
+    ) -> AuthDecision {
+        let (Some(mech), Some(file)) = (Mechanism::from_name(method), &rules.scram) else {
+            // [MQTT-4.12.0-1]: a method the server does not support.
+            return AuthDecision::Deny(ReasonCode::BadAuthenticationMethod);
+        };
+        let nonce = strata_auth::scram::server_nonce();
+        let started = strata_auth::scram::Exchange::start(
+            mech,
+            data.unwrap_or_default(),
+            |u| file.get(u, mech).cloned(),
+            &self.scram_secret,
+            &nonce,
+        );
+        let (exchange, first) = match started {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::info!(reason = %e, "refused: SCRAM");
+                return AuthDecision::Deny(ReasonCode::NotAuthorized);
+            }
+        };
+        // A CONNECT that names a user must name the one SCRAM proves.
+        if !reauth && username.is_some_and(|u| u != exchange.username()) {
+            return AuthDecision::Deny(ReasonCode::BadUserNameOrPassword);
+        }
+        if let Some(ban) = rules.bans.check("", Some(exchange.username()), None) {
+            tracing::info!(%ban, "refused: banned");
+            return AuthDecision::Deny(ReasonCode::Banned);
+        }
+        AuthDecision::Continue {
+            data: Some(first.into()),
+            exchange: Box::new(ScramStep {
+                exchange,
+                must_be: username.filter(|_| reauth).map(Arc::from),
+            }),
+        }
+    }
+
     /// A token in the password field: valid, for the username sent (if
     /// any) and the client id (if the configuration binds one), and its
     /// user not banned.

@@ -1,6 +1,7 @@
 //! `strata passwd`: Mosquitto's `mosquitto_passwd`, with its flags, for the
 //! password files of `[auth] password_file`. Writes argon2id by default,
-//! `-H sha512-pbkdf2` for files Mosquitto 2.0 must read too.
+//! `-H sha512-pbkdf2` for files Mosquitto 2.0 must read too; `--scram`
+//! writes the SCRAM credentials of `[auth] scram_file` instead.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use strata_auth::{Hash, HashKind, PasswordFile};
 
 #[derive(Debug, Args)]
 #[command(
-    override_usage = "strata passwd [-H HASH] [-c | -D] FILE USER\n       strata passwd [-H HASH] [-c] -b FILE USER PASSWORD\n       strata passwd [-H HASH] -U FILE"
+    override_usage = "strata passwd [-H HASH] [-c | -D] FILE USER\n       strata passwd [-H HASH] [-c] -b FILE USER PASSWORD\n       strata passwd [-H HASH] -U FILE\n       strata passwd --scram [-c | -D] [-b] FILE USER [PASSWORD]"
 )]
 pub struct PasswdArgs {
     /// Create a new file (replacing one that exists).
@@ -30,6 +31,10 @@ pub struct PasswdArgs {
     /// Mosquitto 2.0 reads).
     #[arg(short = 'H', value_name = "HASH", default_value = "argon2id")]
     hash: String,
+    /// FILE is a SCRAM credentials file (`[auth] scram_file`): the user
+    /// gets SCRAM-SHA-256 and SCRAM-SHA-512 keys.
+    #[arg(long, conflicts_with = "upgrade")]
+    scram: bool,
     /// The password file.
     file: PathBuf,
     /// The user to add, change or delete.
@@ -83,6 +88,9 @@ fn passwd(a: PasswdArgs) -> Result<(), Failed> {
         (false, Some(_)) => return Err(usage("a password on the command line needs -b")),
         _ => {}
     }
+    if a.scram {
+        return scram(&a.file, &user, a.create, a.delete, a.password);
+    }
     let mut file = if a.create {
         PasswordFile::default()
     } else {
@@ -109,6 +117,42 @@ fn passwd(a: PasswdArgs) -> Result<(), Failed> {
     write(&a.file, &file)
 }
 
+/// `--scram`: the same operations on a SCRAM credentials file.
+fn scram(
+    path: &Path,
+    user: &str,
+    create: bool,
+    delete: bool,
+    password: Option<String>,
+) -> Result<(), Failed> {
+    use strata_auth::scram::{Credentials, Mechanism, ScramFile};
+    let mut file = if create {
+        ScramFile::default()
+    } else {
+        ScramFile::parse(&read(path)?).map_err(|e| Failed(1, format!("{}: {e}", path.display())))?
+    };
+    if delete {
+        if !file.remove(user) {
+            return Err(Failed(
+                1,
+                format!("user {user} is not in {}", path.display()),
+            ));
+        }
+    } else {
+        let password = match password {
+            Some(p) => p,
+            None => ask()?,
+        };
+        if password.is_empty() {
+            return Err(Failed(1, "the password is empty".to_owned()));
+        }
+        for m in Mechanism::ALL {
+            file.set(user, m, Credentials::new(m, password.as_bytes()));
+        }
+    }
+    replace(path, &file.to_text())
+}
+
 fn read(path: &Path) -> Result<String, Failed> {
     std::fs::read_to_string(path).map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::NotFound {
@@ -120,9 +164,13 @@ fn read(path: &Path) -> Result<String, Failed> {
     })
 }
 
+fn write(path: &Path, file: &PasswordFile) -> Result<(), Failed> {
+    replace(path, &file.to_text())
+}
+
 /// Replaces the file whole: a temporary file beside it (0600), synced,
 /// renamed over it, so a crash leaves the old file or the new one.
-fn write(path: &Path, file: &PasswordFile) -> Result<(), Failed> {
+fn replace(path: &Path, text: &str) -> Result<(), Failed> {
     let fail = |e: std::io::Error| Failed(1, format!("cannot write {}: {e}", path.display()));
     let dir = path
         .parent()
@@ -137,7 +185,7 @@ fn write(path: &Path, file: &PasswordFile) -> Result<(), Failed> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut f = options.open(&tmp).map_err(fail)?;
-    f.write_all(file.to_text().as_bytes()).map_err(fail)?;
+    f.write_all(text.as_bytes()).map_err(fail)?;
     f.sync_all().map_err(fail)?;
     std::fs::rename(&tmp, path).map_err(fail)?;
     if let Ok(d) = std::fs::File::open(dir) {

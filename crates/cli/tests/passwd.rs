@@ -127,3 +127,31 @@ fn mistakes_say_what_to_do() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("user nobody is not in"));
     assert!(Path::new(&f).exists());
 }
+
+#[test]
+fn scram_credentials_for_both_mechanisms() {
+    use strata_auth::scram::{Mechanism, ScramFile};
+    let d = Dir::new("scram");
+    let f = d.file();
+    ok(&passwd(
+        &["--scram", "-c", "-b", &f, "alice", "correct-horse-battery"],
+        None,
+    ));
+    ok(&passwd(&["--scram", &f, "bob"], Some("two\n")));
+    let file = ScramFile::parse(&std::fs::read_to_string(&f).unwrap()).unwrap();
+    for user in ["alice", "bob"] {
+        for m in Mechanism::ALL {
+            assert!(file.get(user, m).is_some(), "{user} {m:?}");
+        }
+    }
+    // The password itself is nowhere in the file.
+    assert!(
+        !std::fs::read_to_string(&f)
+            .unwrap()
+            .contains("correct-horse")
+    );
+    ok(&passwd(&["--scram", "-D", &f, "alice"], None));
+    let file = ScramFile::parse(&std::fs::read_to_string(&f).unwrap()).unwrap();
+    assert!(file.get("alice", Mechanism::Sha256).is_none());
+    assert!(file.get("bob", Mechanism::Sha512).is_some());
+}
