@@ -536,3 +536,80 @@ async fn a_connection_ends_when_its_token_expires() {
     )
     .await;
 }
+
+/// A 3.1.1 CONNECT with a will (QoS 0) and a login, by hand; the socket is
+/// returned once the CONNACK (return code 0) came, to be dropped without a
+/// DISCONNECT.
+async fn connect_with_will(
+    addr: SocketAddr,
+    id: &str,
+    login: (&str, &str),
+    will_topic: &str,
+) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let field = |s: &[u8]| {
+        let mut v = (s.len() as u16).to_be_bytes().to_vec();
+        v.extend_from_slice(s);
+        v
+    };
+    let mut body = field(b"MQTT");
+    body.extend([4, 0xC6, 0, 30]);
+    for f in [
+        id.as_bytes(),
+        will_topic.as_bytes(),
+        b"gone",
+        login.0.as_bytes(),
+        login.1.as_bytes(),
+    ] {
+        body.extend(field(f));
+    }
+    let mut packet = vec![0x10, body.len() as u8];
+    packet.extend(body);
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(&packet).await.unwrap();
+    let mut ack = [0u8; 4];
+    tokio::time::timeout(WAIT, s.read_exact(&mut ack))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ack, [0x20, 2, 0, 0]);
+    s
+}
+
+/// Waits until the broker counts `n` connected clients.
+async fn connected(b: &Broker, n: usize) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while b.connected_clients() != n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} connected, not {n}",
+            b.connected_clients()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_will_is_checked_again_when_it_is_due() {
+    let files = Files::new();
+    let (b, addr) = broker(files.auth()).await;
+    let mut bob = v4(login4(addr, "bob-will", "bob", "builder")).await;
+    bob.subscribe("a/#", rumqttc::QoS::AtLeastOnce).await;
+    bob.subscribe("marker/#", rumqttc::QoS::AtLeastOnce).await;
+    // Allowed: the will comes when the connection is lost.
+    drop(connect_with_will(addr, "alice-w1", ("alice", "wonderland"), "a/will").await);
+    connected(&b, 1).await;
+    assert_eq!(before_marker(addr, &mut bob).await, ["a/will"]);
+    // Allowed at CONNECT, denied by a reload before it is due: dropped.
+    let s = connect_with_will(addr, "alice-w2", ("alice", "wonderland"), "a/will").await;
+    std::fs::write(
+        files.path("acl"),
+        ACL.replace("user alice\n", "user alice\ntopic deny a/will\n"),
+    )
+    .unwrap();
+    assert!(b.reload().iter().all(|(_, r)| r.is_ok()));
+    let before = b.connected_clients();
+    drop(s);
+    connected(&b, before - 1).await;
+    assert_eq!(before_marker(addr, &mut bob).await, Vec::<String>::new());
+}

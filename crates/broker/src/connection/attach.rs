@@ -226,6 +226,19 @@ impl Conn {
             .as_mut()
             .and_then(|m| m.closed.take())
             .unwrap_or((0, None));
+        // The will is checked again when it is due: rules reloaded since
+        // the CONNECT may deny it now.
+        let will = will.filter(|w| {
+            let m = &w.message;
+            let ok = self
+                .shared
+                .authorizer()
+                .publish(&a.identity, &m.topic, m.qos, m.retain);
+            if !ok {
+                tracing::info!(client_id = %a.client_id(), topic = %m.topic, "will dropped: not authorized any more");
+            }
+            ok
+        });
         // A delayed will of a session kept offline waits in the registry;
         // the journal keeps it too. Due at the Will Delay Interval or the
         // session's end, whichever is first [MQTT-3.1.3-9].
