@@ -866,3 +866,69 @@ async fn ciphers_limit_the_suites_and_an_unknown_name_is_refused() {
         "{err}"
     );
 }
+
+/// With `use_identity_as_username`, the certificate's identity is the user
+/// the broker's own ACL file decides for (not the CONNECT's username), and
+/// a client certificate lets a client in where anonymous ones are refused.
+#[tokio::test]
+async fn the_certificate_identity_feeds_the_acl() {
+    let pki = Pki::new();
+    std::fs::write(
+        pki.path("acl"),
+        "user alice\ntopic readwrite alice/#\nuser mallory\ntopic readwrite #\n",
+    )
+    .unwrap();
+    let mut tls = listener(TransportKind::Tls, Some(pki.mutual(true)));
+    // Not loopback-only by default: the certificate is what lets clients in.
+    tls.allow_anonymous = Some(false);
+    let broker = Broker::start(BrokerConfig {
+        listeners: vec![tls, listener(TransportKind::Tcp, None)],
+        sys_interval: None,
+        auth: strata_broker::config::AuthConfig {
+            acl_file: Some(pki.path("acl")),
+            ..Default::default()
+        },
+        ..BrokerConfig::default()
+    })
+    .await
+    .unwrap();
+    let alice = pki.ca.issue_client("alice", 30).unwrap();
+    let config = client_config(
+        &pki.ca.cert_pem(),
+        Some(&alice),
+        rustls::DEFAULT_VERSIONS,
+        &[],
+    );
+    let stream = tls_connect(broker.local_addrs()[0], config, "localhost")
+        .await
+        .unwrap();
+    let mut c = RawClient::over(stream);
+    // It claims to be mallory, who may do anything: the certificate says
+    // alice.
+    c.send(&raw::connect(
+        4,
+        0x02 | 0x80,
+        0,
+        "cert-acl",
+        &raw::field(b"mallory"),
+    ))
+    .await;
+    assert_eq!(c.expect(2).await.body, [0, 0]);
+    // alice/# only: a SUBSCRIBE to mallory's reach is refused (0x80), one
+    // to alice's granted, and her own message comes back.
+    c.send(&raw::subscribe(4, 1, "other/#", 1)).await;
+    assert_eq!(c.expect(9).await.body, [0, 1, 0x80]);
+    c.send(&raw::subscribe(4, 2, "alice/#", 1)).await;
+    assert_eq!(c.expect(9).await.body, [0, 2, 1]);
+    c.send(&raw::publish(4, 1, false, "alice/x", 6, b"yes"))
+        .await;
+    let (mut acked, mut got) = (false, None);
+    while !acked || got.is_none() {
+        match c.read().await {
+            Read::Packet(p) if p.packet_type() == 4 => acked = true,
+            Read::Packet(p) if p.packet_type() == 3 => got = Some(p.publish_parts().1),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(got.unwrap(), b"yes");
+}
