@@ -9,7 +9,6 @@ mosquitto_passwd comes with it).
 from __future__ import annotations
 
 import contextlib
-import functools
 import getpass
 import os
 import shutil
@@ -28,19 +27,16 @@ MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
 INSTALLED = Path(MOSQUITTO).is_file() and Path(MOSQUITTO_PASSWD).is_file()
 
-def _require_mosquitto(test):
-    """Marks a test that runs Debian's mosquitto or mosquitto_passwd: it
-    fails, naming what is missing, when they are not installed (scripts/test
-    installs them), rather than being skipped."""
-
-    def wrapper(*args, **kwargs):
-        assert INSTALLED, f"{MOSQUITTO} or {MOSQUITTO_PASSWD} not found: scripts/test installs Debian's mosquitto"
-        return test(*args, **kwargs)
-
-    return functools.wraps(test)(wrapper)
+@pytest.fixture
+def mosquitto_installed() -> None:
+    """Fails a test that runs Debian's mosquitto or mosquitto_passwd when
+    they are not installed (scripts/test installs them), rather than
+    skipping it."""
+    assert INSTALLED, f"{MOSQUITTO} or {MOSQUITTO_PASSWD} not found: scripts/test installs Debian's mosquitto"
 
 
-requires_mosquitto = _require_mosquitto
+# A mark (usable on pytest.param too); modules using it import the fixture.
+requires_mosquitto = pytest.mark.usefixtures("mosquitto_installed")
 
 
 def free_port() -> int:

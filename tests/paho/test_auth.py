@@ -42,7 +42,13 @@ from pathlib import Path
 import pytest
 
 from conftest import LISTENING, STARTUP_TIMEOUT, STRATA_BIN, _pump, _stop
-from mosquitto import mosquitto_broker, mosquitto_passwd, mosquitto_refuses_to_start, requires_mosquitto
+from mosquitto import (  # noqa: F401 - mosquitto_installed is a fixture requires_mosquitto uses
+    mosquitto_broker,
+    mosquitto_installed,
+    mosquitto_passwd,
+    mosquitto_refuses_to_start,
+    requires_mosquitto,
+)
 from rawmqtt import (
     DISCONNECT,
     PUBACK,
@@ -84,9 +90,11 @@ def version(request) -> int:
     return VERSIONS[request.param]
 
 
-@pytest.fixture(params=[pytest.param("mosquitto", marks=requires_mosquitto), "strata"])
+@pytest.fixture(params=["mosquitto", "strata"])
 def kind(request) -> str:
     """Runs a test once against Mosquitto and once against Strata."""
+    if request.param == "mosquitto":
+        request.getfixturevalue("mosquitto_installed")
     return request.param
 
 
