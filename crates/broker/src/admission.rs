@@ -9,7 +9,8 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use strata_codec::{Protocol, ReasonCode};
@@ -61,11 +62,18 @@ impl PerAddress {
     }
 }
 
-/// The table and the limits it keeps.
+/// The table and the limits it keeps, and the per-client limits the
+/// connections read on every packet (as atomics: a reload changes them
+/// under running connections, and reading one costs a load).
 #[derive(Debug)]
 pub(crate) struct Admission {
-    limits: ClientLimits,
+    limits: RwLock<ClientLimits>,
     table: Mutex<HashMap<IpAddr, PerAddress>>,
+    max_topic_length: AtomicUsize,
+    max_topic_levels: AtomicUsize,
+    max_subscriptions: AtomicUsize,
+    publish_rate: AtomicU32,
+    publish_bytes_rate: AtomicU64,
 }
 
 /// Why a CONNECT is refused before its credentials are looked at.
@@ -80,14 +88,64 @@ fn refusal(protocol: Protocol, v5: ReasonCode) -> ReasonCode {
 
 impl Admission {
     pub fn new(limits: &ClientLimits) -> Admission {
-        Admission {
-            limits: limits.clone(),
+        let a = Admission {
+            limits: RwLock::new(limits.clone()),
             table: Mutex::new(HashMap::new()),
-        }
+            max_topic_length: AtomicUsize::new(0),
+            max_topic_levels: AtomicUsize::new(0),
+            max_subscriptions: AtomicUsize::new(0),
+            publish_rate: AtomicU32::new(0),
+            publish_bytes_rate: AtomicU64::new(0),
+        };
+        a.set_limits(limits);
+        a
+    }
+
+    /// New limits, from a reload: they apply from the next check on.
+    /// Connections per address are counted from when that limit is set.
+    pub fn set_limits(&self, l: &ClientLimits) {
+        *self.limits.write().unwrap_or_else(|e| e.into_inner()) = l.clone();
+        self.max_topic_length.store(l.max_topic_length, Relaxed);
+        self.max_topic_levels.store(l.max_topic_levels, Relaxed);
+        self.max_subscriptions.store(l.max_subscriptions, Relaxed);
+        self.publish_rate.store(l.publish_rate, Relaxed);
+        self.publish_bytes_rate.store(l.publish_bytes_rate, Relaxed);
+    }
+
+    /// The limits in force.
+    pub fn current(&self) -> ClientLimits {
+        self.limits()
+    }
+
+    fn limits(&self) -> ClientLimits {
+        self.limits
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Whether a topic name or filter (`$share/g/` taken off) is within
+    /// `max_topic_length` and `max_topic_levels`.
+    pub fn topic_fits(&self, topic: &str) -> bool {
+        let levels = self.max_topic_levels.load(Relaxed);
+        topic.len() <= self.max_topic_length.load(Relaxed)
+            && (levels == 0 || topic.bytes().filter(|&b| b == b'/').count() < levels)
+    }
+
+    pub fn max_subscriptions(&self) -> usize {
+        self.max_subscriptions.load(Relaxed)
+    }
+
+    /// `publish_rate` and `publish_bytes_rate` (0: none).
+    pub fn publish_rates(&self) -> (u32, u64) {
+        (
+            self.publish_rate.load(Relaxed),
+            self.publish_bytes_rate.load(Relaxed),
+        )
     }
 
     fn with<T>(&self, ip: IpAddr, now: Instant, f: impl FnOnce(&mut PerAddress) -> T) -> T {
-        let rate = self.limits.connect_rate_per_address;
+        let rate = self.limits().connect_rate_per_address;
         let mut table = lock(&self.table);
         if table.len() >= TIDY_AT && !table.contains_key(&ip) {
             table.retain(|_, a| !a.idle(now, rate));
@@ -101,8 +159,9 @@ impl Admission {
     /// A CONNECT from `ip` arrives: refused (with the code to send) while
     /// the address is blocked for failed logins or past its CONNECT rate.
     pub fn attempt(&self, ip: IpAddr, now: Instant, protocol: Protocol) -> Result<(), ReasonCode> {
-        let rate = self.limits.connect_rate_per_address;
-        if rate == 0 && self.limits.max_failed_logins == 0 {
+        let limits = self.limits();
+        let rate = limits.connect_rate_per_address;
+        if rate == 0 && limits.max_failed_logins == 0 {
             return Ok(());
         }
         self.with(ip, now, |a| {
@@ -124,11 +183,12 @@ impl Admission {
 
     /// A login from `ip` failed: how long to wait before saying so.
     pub fn failed(&self, ip: IpAddr, now: Instant) -> Duration {
-        let max = self.limits.max_failed_logins;
+        let limits = self.limits();
+        let max = limits.max_failed_logins;
         if max == 0 {
             return Duration::ZERO;
         }
-        let block = self.limits.failed_login_block;
+        let block = limits.failed_login_block;
         self.with(ip, now, |a| {
             if now.duration_since(a.failures_since) > FAILURE_WINDOW {
                 a.failures = 0;
@@ -146,7 +206,7 @@ impl Admission {
     /// A connection from `ip` passed CONNECT: whether the address may hold
     /// one more (the code to refuse it with if not).
     pub fn connect(&self, ip: IpAddr, now: Instant, protocol: Protocol) -> Result<(), ReasonCode> {
-        let max = self.limits.max_connections_per_address;
+        let max = self.limits().max_connections_per_address;
         if max == 0 {
             return Ok(());
         }
@@ -161,7 +221,7 @@ impl Admission {
 
     /// A connection that [`Admission::connect`] let in ended.
     pub fn disconnect(&self, ip: IpAddr) {
-        if self.limits.max_connections_per_address == 0 {
+        if self.limits().max_connections_per_address == 0 {
             return;
         }
         if let Some(a) = lock(&self.table).get_mut(&ip.to_canonical()) {

@@ -231,6 +231,18 @@ impl Broker {
         out
     }
 
+    /// Applies a configuration's `[limits]` that apply per address and per
+    /// client (`ClientLimits`: connections per address, CONNECT rate,
+    /// failed logins, subscriptions, topic length and levels, publish
+    /// rates) to the running broker: from the next check on, open
+    /// connections included. The rest of `[limits]` takes a restart.
+    pub fn reload_limits(&self, config: &BrokerConfig) {
+        if config.limits != self.shared.admission().current() {
+            self.shared.admission().set_limits(&config.limits);
+            tracing::info!(limits = ?config.limits, "[limits] reloaded");
+        }
+    }
+
     /// Sessions the broker holds, connected or offline.
     pub fn session_count(&self) -> usize {
         self.shared.registry().by_client.len()

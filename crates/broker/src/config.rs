@@ -252,16 +252,6 @@ impl Default for ClientLimits {
     }
 }
 
-impl ClientLimits {
-    /// Whether a topic name or filter (`$share/g/` taken off) is within
-    /// the length and level limits.
-    pub fn topic_fits(&self, topic: &str) -> bool {
-        topic.len() <= self.max_topic_length
-            && (self.max_topic_levels == 0
-                || topic.bytes().filter(|&b| b == b'/').count() < self.max_topic_levels)
-    }
-}
-
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {

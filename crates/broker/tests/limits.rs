@@ -264,3 +264,39 @@ async fn a_fast_publisher_is_slowed_down_not_dropped() {
         assert_eq!(sub.next_publish().await.payload[..], [i]);
     }
 }
+
+#[tokio::test]
+async fn limits_reload_under_open_connections() {
+    let (b, addr) = limited(ClientLimits::default()).await;
+    let mut c = v5(v5_options(addr, "reload")).await;
+    let publish = async |c: &mut V5, topic: &str| {
+        c.client
+            .publish(topic, rumqttc::v5::mqttbytes::QoS::AtLeastOnce, false, "x")
+            .await
+            .unwrap();
+        let P5::PubAck(a) = c.next_matching(|p| matches!(p, P5::PubAck(_))).await else {
+            unreachable!()
+        };
+        a.reason
+    };
+    assert_ne!(
+        publish(&mut c, "a/b/c/d").await,
+        PubAckReason::TopicNameInvalid
+    );
+    b.reload_limits(&BrokerConfig {
+        limits: ClientLimits {
+            max_topic_levels: 3,
+            connect_rate_per_address: 1,
+            ..ClientLimits::default()
+        },
+        ..BrokerConfig::default()
+    });
+    // The open connection is held to the new limit; new connections meet
+    // the new CONNECT rate.
+    assert_eq!(
+        publish(&mut c, "a/b/c/d").await,
+        PubAckReason::TopicNameInvalid
+    );
+    assert_eq!(raw_connack(addr, 5, "n1", None).await, Some(0));
+    assert_eq!(raw_connack(addr, 5, "n2", None).await, Some(RATE_EXCEEDED));
+}

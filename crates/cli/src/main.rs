@@ -151,7 +151,7 @@ fn serve(
     data_dir: Option<PathBuf>,
     in_memory: bool,
 ) -> ExitCode {
-    let mut cfg = match config {
+    let mut cfg = match config.clone() {
         Some(path) => match BrokerConfig::from_file(&path) {
             Ok(c) => c,
             Err(e) => {
@@ -191,7 +191,7 @@ fn serve(
             // Scripts wait for this line to know the port.
             println!("listening on {name}");
         }
-        signals.wait(&broker).await;
+        signals.wait(&broker, config.as_deref()).await;
         tracing::info!("shutting down");
         broker.shutdown(Duration::from_secs(5)).await;
         ExitCode::SUCCESS
@@ -225,8 +225,10 @@ impl Signals {
     }
 
     /// Waits for SIGINT or SIGTERM; SIGHUP meanwhile reloads what can be
-    /// reloaded (certificates and keys, the files of `[auth]`).
-    async fn wait(self, broker: &Broker) {
+    /// reloaded: certificates and keys, the files of `[auth]`, and the
+    /// per-client `[limits]` of the configuration file, read again (a file
+    /// that does not parse keeps the limits in force and says why).
+    async fn wait(self, broker: &Broker, config: Option<&std::path::Path>) {
         #[cfg(unix)]
         if let Some((mut term, mut hup)) = self.term_hup {
             loop {
@@ -234,7 +236,13 @@ impl Signals {
                     _ = tokio::signal::ctrl_c() => return,
                     _ = term.recv() => return,
                     _ = hup.recv() => {
-                        tracing::info!("SIGHUP: reloading certificates and [auth] files");
+                        tracing::info!("SIGHUP: reloading certificates, [auth] files and [limits]");
+                        if let Some(path) = config {
+                            match BrokerConfig::from_file(path) {
+                                Ok(c) => broker.reload_limits(&c),
+                                Err(e) => tracing::warn!(error = %e, "[limits] not reloaded; the old ones stay"),
+                            }
+                        }
                         // Each outcome is logged.
                         broker.reload();
                     }

@@ -485,3 +485,72 @@ fn sighup_reloads_certificates_and_a_bad_file_keeps_the_old_ones() {
     // Still serving after both signals.
     assert!(publish("second.pem"));
 }
+
+/// SIGHUP reads the configuration file again for the per-client
+/// `[limits]`; a file that does not parse keeps those in force.
+#[test]
+fn sighup_reloads_per_client_limits() {
+    let dir = std::env::temp_dir().join(format!("strata-cli-limits-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let listener = "[[listener]]\nbind = \"127.0.0.1:0\"\n";
+    std::fs::write(dir.join("strata.toml"), listener).unwrap();
+    let s = Server::start(&["--config".into(), arg(&dir, "strata.toml")], 1);
+    let port = s.names[0].rsplit_once(':').unwrap().1.to_owned();
+    let publish = || {
+        run(&[
+            "pub", "-p", &port, "-V", "5", "-q", "1", "-t", "a/b/c/d", "-m", "m",
+        ])
+        .status
+        .success()
+    };
+    let hangup = || {
+        let pid = s._child.0.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-HUP", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    assert!(publish());
+    // A file that does not parse: the log says so; nothing changes.
+    std::fs::write(
+        dir.join("strata.toml"),
+        format!("{listener}[limits]\nmax_topic_levels = \"three\"\n"),
+    )
+    .unwrap();
+    hangup();
+    let line = loop {
+        let line = s
+            .log
+            .recv_timeout(WAIT)
+            .expect("a log line on the failed reload");
+        if line.contains("[limits] not reloaded") {
+            break line;
+        }
+    };
+    assert!(line.contains("strata.toml"), "{line}");
+    assert!(publish());
+    std::fs::write(
+        dir.join("strata.toml"),
+        format!("{listener}[limits]\nmax_topic_levels = 3\n"),
+    )
+    .unwrap();
+    hangup();
+    let deadline = std::time::Instant::now() + WAIT;
+    while publish() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "[limits] not reloaded"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Three levels still go: it is the limit, not a broken broker.
+    let three = run(&[
+        "pub", "-p", &port, "-V", "5", "-q", "1", "-t", "a/b/c", "-m", "m",
+    ]);
+    assert!(three.status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}

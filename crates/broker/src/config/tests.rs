@@ -174,7 +174,6 @@ fn client_limits() {
     );
     assert_eq!((l.publish_rate, l.publish_bytes_rate), (10, 1000));
     assert_eq!(c.listeners[0].max_connections, Some(3));
-    assert!(l.topic_fits("a/b/c") && !l.topic_fits("a/b/c/d"));
     for (text, key) in [
         (
             "[limits]\nmax_topic_length = 0\n",

@@ -35,7 +35,7 @@ impl Conn {
                     self.count_publish(&message);
                     // A topic past the limits: 0x90 Topic Name invalid
                     // (3.1.1: acknowledged and dropped).
-                    if !self.shared.config().limits.topic_fits(&message.topic) {
+                    if !self.shared.admission().topic_fits(&message.topic) {
                         self.denied_publish(packet_id, qos, ReasonCode::TopicNameInvalid);
                         continue;
                     }
@@ -236,7 +236,7 @@ impl Conn {
         let journaled = self.journaled().map(|a| a.client_id().clone());
         let Some(a) = &self.attached else { return };
         let authorizer = &self.shared.authorizer();
-        let limits = &self.shared.config().limits;
+        let limits = self.shared.admission();
         let granted = filters
             .iter()
             .zip(granted)
@@ -256,7 +256,7 @@ impl Conn {
             Subscriber {
                 key: a.key,
                 journaled: journaled.as_ref(),
-                max_subscriptions: limits.max_subscriptions,
+                max_subscriptions: limits.max_subscriptions(),
             },
             subscription_id,
             &filters,
@@ -274,17 +274,16 @@ impl Conn {
     /// Counts an inbound PUBLISH against the client's rates: past them,
     /// reading pauses until the next one is due (see `rate.rs`).
     fn count_publish(&mut self, message: &strata_session::Message) {
-        let limits = &self.shared.config().limits;
-        if limits.publish_rate == 0 && limits.publish_bytes_rate == 0 {
+        let rates = self.shared.admission().publish_rates();
+        if rates == (0, 0) {
             return;
         }
-        let limits = limits.clone();
         let now = crate::clock::now();
         let more = self.more();
         let wait = more
             .rate
-            .get_or_insert_with(|| super::rate::PublishRate::new(now, &limits))
-            .take(now, message.topic.len() + message.payload.len(), &limits);
+            .get_or_insert_with(|| super::rate::PublishRate::new(now, rates))
+            .take(now, message.topic.len() + message.payload.len(), rates);
         if !wait.is_zero() && more.paused.is_none() {
             more.paused = Some(Box::pin(tokio::time::sleep(wait)));
         }
