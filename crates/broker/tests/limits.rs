@@ -28,6 +28,23 @@ async fn limited(limits: ClientLimits) -> (Broker, SocketAddr) {
     .await
 }
 
+/// Connects (and drops) clients until one is accepted, within [`WAIT`]:
+/// the broker frees a slot once it has seen a connection go.
+async fn until_accepted(addr: SocketAddr, level: u8, id: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let code = raw_connack(addr, level, id, None).await;
+        if code == Some(0) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still refused: {code:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test]
 async fn subscriptions_per_session() {
     let (_b, addr) = limited(ClientLimits {
@@ -139,15 +156,7 @@ async fn connections_per_address() {
     one.client.disconnect().await.unwrap();
     tokio::time::timeout(WAIT, one.task).await.unwrap().unwrap();
     // Its slot is free once the broker has seen it go.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let code = raw_connack(addr, 5, "three", None).await;
-        if code == Some(0) {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no slot: {code:?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until_accepted(addr, 5, "three").await;
 }
 
 #[tokio::test]
@@ -230,14 +239,7 @@ async fn a_listener_max_connections() {
         .await
         .unwrap()
         .unwrap();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while raw_connack(first, 4, "more", None).await != Some(0) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the listener stays full"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until_accepted(first, 4, "more").await;
 }
 
 #[tokio::test]

@@ -90,6 +90,13 @@ impl Server {
         }
     }
 
+    /// Sends it SIGHUP.
+    fn hangup(&self) {
+        let pid = self._child.0.id().to_string();
+        let sent = Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+        assert!(sent.success());
+    }
+
     /// The port of the listener whose name starts with `scheme` (`tls://`,
     /// `ws://`, ...).
     fn port(&self, scheme: &str) -> String {
@@ -448,20 +455,10 @@ fn sighup_reloads_certificates_and_a_bad_file_keeps_the_old_ones() {
         .success()
     };
     assert!(publish("first.pem") && !publish("second.pem"));
-    let hangup = || {
-        let pid = s._child.0.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-HUP", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-    };
     // New files, then SIGHUP: new handshakes use them.
     std::fs::write(dir.join("server.pem"), &new.cert_pem).unwrap();
     std::fs::write(dir.join("server.key"), &new.key_pem).unwrap();
-    hangup();
+    s.hangup();
     let deadline = std::time::Instant::now() + WAIT;
     while !publish("second.pem") {
         assert!(std::time::Instant::now() < deadline, "not reloaded");
@@ -470,7 +467,7 @@ fn sighup_reloads_certificates_and_a_bad_file_keeps_the_old_ones() {
     assert!(!publish("first.pem"));
     // A file that cannot be used: the broker says so and keeps what it has.
     std::fs::write(dir.join("server.pem"), "not a certificate").unwrap();
-    hangup();
+    s.hangup();
     let line = loop {
         let line = s
             .log
@@ -504,16 +501,6 @@ fn sighup_reloads_per_client_limits() {
         .status
         .success()
     };
-    let hangup = || {
-        let pid = s._child.0.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-HUP", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-    };
     assert!(publish());
     // A file that does not parse: the log says so; nothing changes.
     std::fs::write(
@@ -521,7 +508,7 @@ fn sighup_reloads_per_client_limits() {
         format!("{listener}[limits]\nmax_topic_levels = \"three\"\n"),
     )
     .unwrap();
-    hangup();
+    s.hangup();
     let line = loop {
         let line = s
             .log
@@ -538,7 +525,7 @@ fn sighup_reloads_per_client_limits() {
         format!("{listener}[limits]\nmax_topic_levels = 3\n"),
     )
     .unwrap();
-    hangup();
+    s.hangup();
     let deadline = std::time::Instant::now() + WAIT;
     while publish() {
         assert!(
