@@ -116,10 +116,11 @@ def test_unknown_method_and_3_1_1(scram_broker):
     c = RawClient(scram_broker, V5)
     props = {"AuthenticationMethod": "SCRAM-SHA-1", "AuthenticationData": b"n,,n=alice,r=abc"}
     assert c.connect(unique("m"), properties=props).reason_code == 0x8C
-    # A 3.1.1 client has no AUTH packet: with only SCRAM configured it has
-    # no way in (5: not authorized), and an AUTH packet closes it.
+    # A 3.1.1 client has no AUTH packet: with only SCRAM configured its
+    # user name cannot be proven (4: bad user name or password), and an
+    # AUTH packet closes it.
     old = RawClient(scram_broker, V311)
-    assert old.connect(unique("v3"), username="alice", password=b"wonderland").reason_code == 5
+    assert old.connect(unique("v3"), username="alice", password=b"wonderland").reason_code == 4
     old2 = RawClient(scram_broker, V311)
     old2.send(packet(AUTH, 0, b""))
     with pytest.raises(Closed):

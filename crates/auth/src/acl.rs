@@ -11,8 +11,9 @@
 //!   the first line matching with the access allows; nothing matching
 //!   refuses.
 //! - A user name or client id with `+` or `#` gets nothing from patterns
-//!   (it could widen them); nobody may write to `$SYS/...` but the bridge
-//!   status topics `$SYS/broker/connection/+/state`.
+//!   (it could widen them); nor, unlike Mosquitto, does one with `/`,
+//!   which would reach into other clients' levels. Nobody may write to
+//!   `$SYS/...` but the bridge status topics `$SYS/broker/connection/+/state`.
 //!
 //! Subscriptions are Strata's own addition: Mosquitto 2.0 grants every
 //! SUBSCRIBE and only filters deliveries. Strata refuses a filter that no
@@ -289,7 +290,10 @@ impl Acl {
     /// name) and the patterns, with `%u` and `%c` filled in as they are
     /// looked at. Nothing is copied but the two names.
     pub fn for_client(self: &Arc<Acl>, username: Option<&str>, client_id: &str) -> ClientAcl {
-        let unsafe_name = |s: &str| s.contains(['+', '#']);
+        // A wildcard would widen a pattern (Mosquitto's rule); so would a
+        // '/' (Strata's: client id `dev/commands` would make
+        // `devices/%c/telemetry/#` reach into `devices/dev/commands/...`).
+        let unsafe_name = |s: &str| s.contains(['+', '#', '/']);
         let patterns_refused = !self.patterns.is_empty()
             && (username.is_some_and(unsafe_name) || unsafe_name(client_id));
         ClientAcl {
@@ -344,7 +348,7 @@ pub struct ClientAcl {
     acl: Arc<Acl>,
     username: Option<Box<str>>,
     client_id: Box<str>,
-    /// A name with `+` or `#`: the patterns give nothing.
+    /// A name with `+`, `#` or `/`: the patterns give nothing.
     patterns_refused: bool,
 }
 

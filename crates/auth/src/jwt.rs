@@ -148,6 +148,9 @@ pub enum JwtError {
     Claim(String),
 }
 
+/// The latest `exp` or `nbf` taken (2^40 seconds after 1970).
+const MAX_TIME: f64 = 1_099_511_627_776.0;
+
 fn b64url(part: &str) -> Result<Vec<u8>, JwtError> {
     URL_SAFE_NO_PAD
         .decode(part.trim_end_matches('='))
@@ -262,11 +265,13 @@ impl Verifier {
         let time = |name: &str| -> Result<Option<u64>, JwtError> {
             match claims.get(name) {
                 None | Some(Value::Null) => Ok(None),
+                // Seconds since 1970, up to the year 36812: a time, not
+                // just a number.
                 Some(v) => v
                     .as_f64()
-                    .filter(|t| *t >= 0.0)
+                    .filter(|t| (0.0..=MAX_TIME).contains(t))
                     .map(|t| Some(t as u64))
-                    .ok_or_else(|| JwtError::Claim(format!("{name} is not a number"))),
+                    .ok_or_else(|| JwtError::Claim(format!("{name} is not a time"))),
             }
         };
         let expires = time("exp")?;

@@ -68,12 +68,28 @@ impl PerAddress {
 #[derive(Debug)]
 pub(crate) struct Admission {
     limits: RwLock<ClientLimits>,
-    table: Mutex<HashMap<IpAddr, PerAddress>>,
+    table: Mutex<Table>,
     max_topic_length: AtomicUsize,
     max_topic_levels: AtomicUsize,
     max_subscriptions: AtomicUsize,
     publish_rate: AtomicU32,
     publish_bytes_rate: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Table {
+    entries: HashMap<IpAddr, PerAddress>,
+    /// Idle entries are dropped when an insert finds this many.
+    tidy_at: usize,
+}
+
+/// What an address is counted under: an IPv4 address (an IPv4-mapped IPv6
+/// one too), or an IPv6 address's /64, which one host usually holds whole.
+fn key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        v4 => v4,
+    }
 }
 
 /// Why a CONNECT is refused before its credentials are looked at.
@@ -90,7 +106,10 @@ impl Admission {
     pub fn new(limits: &ClientLimits) -> Admission {
         let a = Admission {
             limits: RwLock::new(limits.clone()),
-            table: Mutex::new(HashMap::new()),
+            table: Mutex::new(Table {
+                entries: HashMap::new(),
+                tidy_at: TIDY_AT,
+            }),
             max_topic_length: AtomicUsize::new(0),
             max_topic_levels: AtomicUsize::new(0),
             max_subscriptions: AtomicUsize::new(0),
@@ -146,12 +165,17 @@ impl Admission {
 
     fn with<T>(&self, ip: IpAddr, now: Instant, f: impl FnOnce(&mut PerAddress) -> T) -> T {
         let rate = self.limits().connect_rate_per_address;
-        let mut table = lock(&self.table);
-        if table.len() >= TIDY_AT && !table.contains_key(&ip) {
-            table.retain(|_, a| !a.idle(now, rate));
+        let key = key(ip);
+        let mut t = lock(&self.table);
+        if t.entries.len() >= t.tidy_at && !t.entries.contains_key(&key) {
+            t.entries.retain(|_, a| !a.idle(now, rate));
+            // The next tidy waits until the table has doubled: a table of
+            // busy addresses is not scanned on every CONNECT.
+            t.tidy_at = (t.entries.len() * 2).max(TIDY_AT);
         }
-        let entry = table
-            .entry(ip.to_canonical())
+        let entry = t
+            .entries
+            .entry(key)
             .or_insert_with(|| PerAddress::new(now, rate));
         f(entry)
     }
@@ -219,12 +243,12 @@ impl Admission {
         })
     }
 
-    /// A connection that [`Admission::connect`] let in ended.
+    /// A connection that [`Admission::connect`] let in ended. Counted
+    /// down whatever the limit is now: one set to 0 and back by reloads
+    /// meanwhile must not leave the count stuck.
     pub fn disconnect(&self, ip: IpAddr) {
-        if self.limits().max_connections_per_address == 0 {
-            return;
-        }
-        if let Some(a) = lock(&self.table).get_mut(&ip.to_canonical()) {
+        let mut t = lock(&self.table);
+        if let Some(a) = t.entries.get_mut(&key(ip)) {
             a.connections = a.connections.saturating_sub(1);
         }
     }
@@ -302,6 +326,39 @@ mod tests {
     }
 
     #[test]
+    fn an_ipv6_host_is_its_64() {
+        let a = Admission::new(&limits());
+        let now = Instant::now();
+        let one: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let other_in_64: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let other_64: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert!(a.connect(one, now, V5).is_ok());
+        assert!(a.connect(other_in_64, now, V5).is_ok());
+        assert_eq!(a.connect(one, now, V5), Err(ReasonCode::QuotaExceeded));
+        assert!(a.connect(other_64, now, V5).is_ok());
+        // An IPv4 client seen on an IPv6 socket is its IPv4 address.
+        let v4: IpAddr = "192.0.2.1".parse().unwrap();
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert!(a.connect(v4, now, V5).is_ok());
+        assert!(a.connect(mapped, now, V5).is_ok());
+        assert!(a.connect(v4, now, V5).is_err());
+    }
+
+    #[test]
+    fn a_count_survives_a_limit_switched_off_and_on() {
+        let a = Admission::new(&limits());
+        let now = Instant::now();
+        assert!(a.connect(IP, now, V5).is_ok());
+        assert!(a.connect(IP, now, V5).is_ok());
+        a.set_limits(&ClientLimits::default());
+        a.disconnect(IP);
+        a.disconnect(IP);
+        a.set_limits(&limits());
+        assert!(a.connect(IP, now, V5).is_ok());
+        assert!(a.connect(IP, now, V5).is_ok());
+    }
+
+    #[test]
     fn nothing_is_kept_without_limits() {
         let a = Admission::new(&ClientLimits::default());
         let now = Instant::now();
@@ -310,6 +367,6 @@ mod tests {
             assert!(a.connect(IP, now, V5).is_ok());
             assert_eq!(a.failed(IP, now), Duration::ZERO);
         }
-        assert!(lock(&a.table).is_empty());
+        assert!(lock(&a.table).entries.is_empty());
     }
 }

@@ -38,6 +38,10 @@ pub struct ConnectInfo<'a> {
     pub listener: Option<usize>,
     /// The identity of a verified client certificate (mutual TLS).
     pub certificate: Option<&'a str>,
+    /// The listener makes that identity the username
+    /// (`use_identity_as_username`): `username` is it, proven by the
+    /// certificate.
+    pub username_is_certificate: bool,
     pub protocol: Protocol,
     /// MQTT 5 enhanced authentication: the Authentication Method and Data.
     pub method: Option<&'a str>,

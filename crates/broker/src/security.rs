@@ -32,6 +32,9 @@ use crate::util::lock;
 /// publishing to ever new topics costs a lookup and a resolve per topic,
 /// and no more memory than this).
 const CACHE_TOPICS: usize = 1024;
+/// Topics longer than this are not remembered (so a connection's cache
+/// holds at most 256 KiB of topics).
+const CACHE_TOPIC_LEN: usize = 256;
 
 /// What the files say, read at once.
 #[derive(Debug, Default)]
@@ -138,6 +141,8 @@ pub(crate) struct Security {
     /// Made-up SCRAM salts for unknown users come from it: random, kept
     /// for the process's life.
     scram_secret: [u8; 32],
+    /// Password hashes checked at once.
+    hashing: tokio::sync::Semaphore,
 }
 
 impl Security {
@@ -164,6 +169,9 @@ impl Security {
             rules: RwLock::new(Arc::new(rules)),
             generation: AtomicU64::new(1),
             scram_secret: strata_auth::scram::new_secret(),
+            hashing: tokio::sync::Semaphore::new(
+                2 * std::thread::available_parallelism().map_or(1, |n| n.get()),
+            ),
         })
     }
 
@@ -193,7 +201,11 @@ impl Security {
     /// Whether the configuration names any file to reload.
     pub fn has_files(&self) -> bool {
         let c = &self.config;
-        c.password_file.is_some() || c.acl_file.is_some() || c.ban_file.is_some()
+        c.password_file.is_some()
+            || c.acl_file.is_some()
+            || c.ban_file.is_some()
+            || c.scram_file.is_some()
+            || c.jwt.is_some()
     }
 
     /// Whether an ACL is in force.
@@ -242,6 +254,10 @@ impl Security {
             return d & bit != 0;
         }
         let allowed = acl.check(topic, access);
+        if topic.len() > CACHE_TOPIC_LEN {
+            // Long topics are decided each time: the cache stays small.
+            return allowed;
+        }
         if cache.decisions.len() >= CACHE_TOPICS {
             cache.decisions.clear();
         }
@@ -294,7 +310,7 @@ fn allow_token(claims: strata_auth::Claims) -> AuthDecision {
     let mut identity = Identity::user(Some(Arc::from(claims.username)), Some(grants));
     identity.valid_until = claims
         .expires
-        .map(|s| std::time::UNIX_EPOCH + std::time::Duration::from_secs(s));
+        .and_then(|s| std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(s)));
     AuthDecision::Allow {
         identity,
         data: None,
@@ -337,9 +353,7 @@ impl Authenticator for Security {
             }
             // A listener with `use_identity_as_username` made the verified
             // certificate's identity the username.
-            let by_certificate =
-                client.certificate.is_some() && client.username == client.certificate;
-            if by_certificate {
+            if client.username_is_certificate {
                 return allow(client.username);
             }
             if let (Some(jwt), Some(token)) = (&rules.jwt, client.password)
@@ -352,6 +366,12 @@ impl Authenticator for Security {
                     user.to_owned(),
                     client.password.unwrap_or_default().to_vec(),
                 );
+                // A hash costs a core for milliseconds and argon2id 19 MiB:
+                // at most a few at once, the rest wait here (cancelled with
+                // their CONNECT), not in the blocking pool.
+                let Ok(_slot) = self.hashing.acquire().await else {
+                    return AuthDecision::Deny(ReasonCode::ServerBusy);
+                };
                 let held = rules.clone();
                 let ok = tokio::task::spawn_blocking(move || {
                     held.passwords
@@ -364,6 +384,16 @@ impl Authenticator for Security {
                     return allow(Some(user));
                 }
                 tracing::info!(client_id = client.client_id, peer = ?client.peer, username = user, "refused: bad user name or password");
+                return AuthDecision::Deny(ReasonCode::BadUserNameOrPassword);
+            }
+            // A name that nothing here can prove is refused once something
+            // authenticates clients (a JWT-only broker, say): it would
+            // pick another user's ACL lines. Without any, it is taken as
+            // sent, as Mosquitto takes it.
+            if let Some(user) = client.username
+                && self.config.authenticates()
+            {
+                tracing::info!(client_id = client.client_id, peer = ?client.peer, username = user, "refused: a user name without credentials that prove it");
                 return AuthDecision::Deny(ReasonCode::BadUserNameOrPassword);
             }
             // Nothing proved a name: a verified client certificate, or a

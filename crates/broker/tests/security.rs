@@ -613,3 +613,33 @@ async fn a_will_is_checked_again_when_it_is_due() {
     connected(&b, before - 1).await;
     assert_eq!(before_marker(addr, &mut bob).await, Vec::<String>::new());
 }
+
+/// With only tokens to authenticate clients, a user name sent with a
+/// password that is not a token proves nothing: refused (it would pick
+/// that user's ACL lines), as is a client without credentials.
+#[tokio::test]
+async fn a_user_name_nothing_proves_is_refused() {
+    use rumqttc::v5::mqttbytes::v5::ConnectReturnCode as R5;
+    let files = Files::new();
+    std::fs::write(files.path("jwt.secret"), JWT_SECRET).unwrap();
+    let auth = AuthConfig {
+        acl_file: Some(files.path("acl")),
+        jwt: Some(strata_broker::config::JwtConfig {
+            secret_file: Some(files.path("jwt.secret")),
+            username_claim: "sub".to_owned(),
+            ..Default::default()
+        }),
+        ..AuthConfig::default()
+    };
+    let (_b, addr) = broker(auth).await;
+    assert_eq!(
+        refused5(login5(addr, "x", "alice", "not a token")).await,
+        R5::BadUserNamePassword
+    );
+    assert_eq!(refused5(v5_options(addr, "anon")).await, R5::NotAuthorized);
+    let token = hs256(
+        &format!(r#"{{"sub":"alice","exp":{}}}"#, unix_now() + 60),
+        JWT_SECRET,
+    );
+    v5(login5(addr, "y", "alice", &token)).await;
+}

@@ -82,6 +82,12 @@ fn bad_tokens_are_refused_with_the_reason() {
         SECRET,
     );
     assert_eq!(v.verify(&early, NOW), Err(JwtError::NotYetValid));
+    let far = hs(
+        "HS256",
+        &serde_json::json!({"sub": "a", "exp": 1e20}),
+        SECRET,
+    );
+    assert!(matches!(v.verify(&far, NOW), Err(JwtError::Claim(_))));
     let nameless = hs("HS256", &serde_json::json!({"name": "a"}), SECRET);
     assert!(matches!(v.verify(&nameless, NOW), Err(JwtError::Claim(_))));
     for junk in ["", "a.b", "a.b.c.d", "!!.!!.!!", "e30.e30.e30"] {

@@ -69,24 +69,13 @@ impl Conn {
             peer: origin.peer,
             listener: self.listener(),
             certificate: origin.certificate.as_deref(),
+            username_is_certificate: origin.certificate_is_username && origin.certificate.is_some(),
             protocol: c.protocol,
             method: c.properties.authentication_method.as_deref(),
             data: c.properties.authentication_data.as_deref(),
         };
         let decision = within_wait(shared.authenticator().connect(info)).await;
-        // A failed login slows the next refusal of its address down, and
-        // enough of them block it for a while.
-        if let (AuthDecision::Deny(code), Some(ip)) = (&decision, ip)
-            && matches!(
-                code,
-                ReasonCode::BadUserNameOrPassword | ReasonCode::NotAuthorized
-            )
-        {
-            let wait = shared.admission().failed(ip, crate::clock::now());
-            if !wait.is_zero() {
-                tokio::time::sleep(wait).await;
-            }
-        }
+        failed_login(&shared, denied(&decision), ip).await;
         self.decided(Some(c), origin.clone(), decision).await;
     }
 
@@ -98,6 +87,11 @@ impl Conn {
         let (connect, origin, decision) = match exchange {
             Some(mut x) => {
                 let decision = within_wait(x.step.step(data.as_deref())).await;
+                // A wrong proof at CONNECT is a failed login like a wrong
+                // password.
+                if x.connect.is_some() {
+                    failed_login(&shared, denied(&decision), x.origin.peer.map(|p| p.ip())).await;
+                }
                 (x.connect, x.origin, decision)
             }
             None if reauth => {
@@ -171,6 +165,34 @@ impl Conn {
             // [MQTT-4.12.0-4] [MQTT-4.12.1-2].
             AuthDecision::Deny(code) => self.session.reject(deny_code(code)),
         }
+    }
+}
+
+/// A login refused for its credentials slows the next refusal of its
+/// address down, and enough of them block the address for a while
+/// (`limits.max_failed_logins`).
+async fn failed_login(
+    shared: &crate::shared::Shared,
+    denied: Option<ReasonCode>,
+    ip: Option<std::net::IpAddr>,
+) {
+    if let (Some(code), Some(ip)) = (denied, ip)
+        && matches!(
+            code,
+            ReasonCode::BadUserNameOrPassword | ReasonCode::NotAuthorized
+        )
+    {
+        let wait = shared.admission().failed(ip, crate::clock::now());
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+fn denied(decision: &AuthDecision) -> Option<ReasonCode> {
+    match decision {
+        AuthDecision::Deny(code) => Some(*code),
+        _ => None,
     }
 }
 
