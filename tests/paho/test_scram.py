@@ -125,3 +125,29 @@ def test_unknown_method_and_3_1_1(scram_broker):
     old2.send(packet(AUTH, 0, b""))
     with pytest.raises(Closed):
         old2.read()
+
+
+def login(port: int, mech: str, user: str, password: str) -> int:
+    """The CONNACK code of a whole SCRAM login."""
+    c, scram, challenge = start(port, mech, user, password)
+    if challenge.type != AUTH:
+        return challenge.reason_code
+    scram.set_server_first(challenge.properties["AuthenticationData"].decode())
+    c.send(auth(0x18, mech, scram.get_client_final().encode()))
+    code = c.expect(CONNACK).reason_code
+    c.sock.close()
+    return code
+
+
+def test_scram_credentials_reload_on_sighup(tmp_path):
+    from test_auth import poll, strata_process
+
+    path = tmp_path / "scram"
+    passwd = [str(STRATA_BIN), "passwd", "--scram", "-b", str(path)]
+    subprocess.run([*passwd[:3], "-c", *passwd[3:], "alice", "wonderland"], check=True, timeout=30)
+    with strata_process(tmp_path / "strata", f'[auth]\nscram_file = "{path}"\n') as s:
+        assert login(s.port, "SCRAM-SHA-256", "carol", "singer") == 0x86
+        subprocess.run([*passwd, "carol", "singer"], check=True, timeout=30)
+        s.hangup()
+        poll("carol's credentials are not reloaded", lambda: login(s.port, "SCRAM-SHA-256", "carol", "singer") == 0)
+        assert login(s.port, "SCRAM-SHA-512", "alice", "wonderland") == 0

@@ -188,3 +188,30 @@ def test_mosquitto_clients_log_in_with_a_password(configured_broker, tmp_path):
     )
     assert wrong.returncode != 0
     assert "bad user name or password" in wrong.stderr.lower(), wrong.stderr
+
+
+def test_jwt_keys_reload_on_sighup(tmp_path):
+    from test_auth import poll, strata_process
+
+    secret = tmp_path / "jwt.secret"
+    secret.write_bytes(SECRET)
+    with strata_process(tmp_path / "strata", f'[auth.jwt]\nsecret_file = "{secret}"\n') as s:
+        old = jwt.encode(claims("u", "x"), SECRET, "HS256")
+        login(s.port, mqtt.MQTTv5, unique("old"), "u", old).connect()
+        # The key is rotated: tokens signed with the old one stop working.
+        rotated = b"a new secret, rotated after the old one leaked!"
+        secret.write_bytes(rotated)
+        s.hangup()
+
+        def old_refused() -> bool:
+            probe = login(s.port, mqtt.MQTTv5, unique("o"), "u", old)
+            try:
+                probe.connect()
+            except AssertionError as refusal:
+                return "user name or password" in str(refusal).lower()
+            finally:
+                probe.close()
+            return False
+
+        poll("the old key is still trusted", old_refused)
+        login(s.port, mqtt.MQTTv5, unique("new"), "u", jwt.encode(claims("u", "x"), rotated, "HS256")).connect()
