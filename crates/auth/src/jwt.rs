@@ -71,6 +71,8 @@ pub struct Verifier {
     username_claim: String,
     clientid_claim: Option<String>,
     acl_claim: Option<String>,
+    audience: Option<String>,
+    issuer: Option<String>,
 }
 
 /// Where the keys come from, and which claims mean what.
@@ -88,6 +90,10 @@ pub struct JwtSettings<'a> {
     pub username_claim: &'a str,
     pub clientid_claim: Option<&'a str>,
     pub acl_claim: Option<&'a str>,
+    /// A token's `aud` (a string or a list) must hold it, when set.
+    pub audience: Option<&'a str>,
+    /// A token's `iss` must be it, when set.
+    pub issuer: Option<&'a str>,
 }
 
 /// What a valid token says.
@@ -228,6 +234,8 @@ impl Verifier {
             username_claim: s.username_claim.to_owned(),
             clientid_claim: s.clientid_claim.map(str::to_owned),
             acl_claim: s.acl_claim.map(str::to_owned),
+            audience: s.audience.map(str::to_owned),
+            issuer: s.issuer.map(str::to_owned),
         })
     }
 
@@ -288,6 +296,21 @@ impl Verifier {
                 .map(str::to_owned)
                 .ok_or_else(|| JwtError::Claim(format!("no {name} claim (a string)")))
         };
+        if let Some(want) = &self.audience {
+            let ok = match claims.get("aud") {
+                Some(Value::String(a)) => a == want,
+                Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(want)),
+                _ => false,
+            };
+            if !ok {
+                return Err(JwtError::Claim(format!("aud does not name {want:?}")));
+            }
+        }
+        if let Some(want) = &self.issuer
+            && claims.get("iss").and_then(Value::as_str) != Some(want)
+        {
+            return Err(JwtError::Claim(format!("iss is not {want:?}")));
+        }
         let username = string(&self.username_claim)?;
         let client_id = self.clientid_claim.as_deref().map(string).transpose()?;
         let acl = match self.acl_claim.as_deref().and_then(|c| claims.get(c)) {

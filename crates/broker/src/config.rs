@@ -73,6 +73,8 @@ pub struct RawJwt {
     pub username_claim: Option<String>,
     pub clientid_claim: Option<String>,
     pub acl_claim: Option<String>,
+    pub audience: Option<String>,
+    pub issuer: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -202,6 +204,10 @@ pub struct JwtConfig {
     /// A claim `{"pub": [filters], "sub": [filters]}` that is the client's
     /// ACL, if set.
     pub acl_claim: Option<String>,
+    /// What a token's `aud` must hold, if set.
+    pub audience: Option<String>,
+    /// What a token's `iss` must be, if set.
+    pub issuer: Option<String>,
 }
 
 impl AuthConfig {
@@ -476,6 +482,8 @@ impl RawConfig {
                 username_claim: j.username_claim.unwrap_or_else(|| "sub".to_owned()),
                 clientid_claim: j.clientid_claim,
                 acl_claim: j.acl_claim,
+                audience: j.audience,
+                issuer: j.issuer,
             };
             if jwt.secret_file.is_none() && jwt.public_key_file.is_none() && jwt.jwks_file.is_none()
             {

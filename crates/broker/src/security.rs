@@ -118,6 +118,8 @@ impl Rules {
                 username_claim: &j.username_claim,
                 clientid_claim: j.clientid_claim.as_deref(),
                 acl_claim: j.acl_claim.as_deref(),
+                audience: j.audience.as_deref(),
+                issuer: j.issuer.as_deref(),
             };
             rules.jwt = Some(Verifier::new(&settings).map_err(|e| format!("auth.jwt: {e}"))?);
         }

@@ -272,3 +272,35 @@ fn bad_key_files_say_what_is_wrong() {
     };
     assert!(Verifier::new(&none).unwrap_err().contains("no key"));
 }
+
+#[test]
+fn audience_and_issuer() {
+    let s = JwtSettings {
+        audience: Some("strata"),
+        issuer: Some("https://idp.example"),
+        ..settings(&[])
+    };
+    let v = Verifier::new(&s).unwrap();
+    let good =
+        serde_json::json!({"sub": "a", "aud": ["other", "strata"], "iss": "https://idp.example"});
+    assert_eq!(
+        v.verify(&hs("HS256", &good, SECRET), NOW).unwrap().username,
+        "a"
+    );
+    let single = serde_json::json!({"sub": "a", "aud": "strata", "iss": "https://idp.example"});
+    assert!(v.verify(&hs("HS256", &single, SECRET), NOW).is_ok());
+    for bad in [
+        serde_json::json!({"sub": "a", "aud": "other", "iss": "https://idp.example"}),
+        serde_json::json!({"sub": "a", "iss": "https://idp.example"}),
+        serde_json::json!({"sub": "a", "aud": "strata", "iss": "https://evil.example"}),
+        serde_json::json!({"sub": "a", "aud": "strata"}),
+    ] {
+        assert!(
+            matches!(
+                v.verify(&hs("HS256", &bad, SECRET), NOW),
+                Err(JwtError::Claim(_))
+            ),
+            "{bad}"
+        );
+    }
+}
