@@ -14,11 +14,13 @@
 //!   or a JWKS file) and the claims they carry, an ACL among them.
 //! - `scram`: SCRAM-SHA-256/512 exchanges (the server's side) and
 //!   [`ScramFile`], the credentials they are checked against.
+//! - `api_key`: [`ApiKeys`], the admin API's keys, kept as SHA-256.
 //! - `topic`: filters against topics and against each other.
 //!
 //! Every parse error is a [`FileError`] naming the line.
 
 pub mod acl;
+pub mod api_key;
 pub mod ban;
 pub mod jwt;
 pub mod password;
@@ -26,6 +28,7 @@ pub mod scram;
 pub mod topic;
 
 pub use acl::{Access, Acl, ClientAcl};
+pub use api_key::ApiKeys;
 pub use ban::{Banned, Bans};
 pub use jwt::{Claims, JwtError, JwtSettings, TokenAcl, Verifier};
 pub use password::{Hash, HashKind, PasswordFile};
