@@ -36,6 +36,8 @@ pub struct Broker {
     /// `max_connections`, shared by every listener and in-process
     /// connection.
     permits: Arc<Semaphore>,
+    /// The admin HTTP listener's address, when there is one.
+    admin_addr: Option<SocketAddr>,
 }
 
 /// Serves connections to a [`Broker`] from other tasks of its tokio runtime
@@ -92,6 +94,12 @@ impl Broker {
         // The security files first: a bad line is reported before any port
         // is taken.
         let security = Security::load(&config.auth, &config.listeners)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let admin_keys = config
+            .admin
+            .bind
+            .map(|bind| crate::admin::keys(&config.admin, bind))
+            .transpose()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         if config.authenticator.is_none() && !config.auth.authenticates() {
             for (i, l) in config.listeners.iter().enumerate() {
@@ -152,6 +160,27 @@ impl Broker {
                 endpoint,
             )));
         }
+        let mut admin_addr = None;
+        if let (Some(bind), Some(keys)) = (shared.config().admin.bind, admin_keys) {
+            let l = TcpListener::bind(bind).await.map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot listen on {bind} (admin.bind): {e}"),
+                )
+            })?;
+            admin_addr = Some(l.local_addr()?);
+            let names = endpoints
+                .iter()
+                .zip(&local_addrs)
+                .map(|(e, a)| e.config.describe(*a))
+                .collect();
+            tasks.push(tokio::spawn(crate::admin::serve(
+                l,
+                shared.clone(),
+                keys,
+                names,
+            )));
+        }
         tasks.push(tokio::spawn(background::sweeper(shared.clone())));
         tasks.push(tokio::spawn(background::alarm_clock(shared.clone())));
         if shared.journal().is_on() {
@@ -169,7 +198,13 @@ impl Broker {
             endpoints,
             tasks,
             permits,
+            admin_addr,
         })
+    }
+
+    /// The admin HTTP listener's address (port 0 resolved), if it has one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     /// The addresses the listeners are bound to (port 0 resolved).

@@ -48,6 +48,16 @@ pub struct RawConfig {
     pub storage: RawStorage,
     #[serde(default)]
     pub auth: RawAuth,
+    #[serde(default)]
+    pub admin: RawAdmin,
+}
+
+/// `[admin]`: the admin HTTP listener.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub bind: Option<String>,
+    pub api_key_file: Option<String>,
 }
 
 /// `[auth]`: who may connect and what they may touch.
@@ -258,6 +268,31 @@ impl Default for ClientLimits {
     }
 }
 
+/// Where a configuration file puts the admin HTTP listener unless it says
+/// otherwise.
+pub const DEFAULT_ADMIN_BIND: &str = "127.0.0.1:8080";
+
+/// The admin HTTP listener: health, readiness, metrics and the API.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdminConfig {
+    /// `None`: no admin listener (`bind = "off"`, and the default of an
+    /// embedded broker).
+    pub bind: Option<SocketAddr>,
+    /// API keys, as `strata admin key create` writes them. Without it the
+    /// API answers only on a loopback address, to localhost names.
+    pub api_key_file: Option<std::path::PathBuf>,
+}
+
+/// Reads an admin `bind` value: `HOST:PORT` or `off`.
+pub fn parse_admin_bind(value: &str) -> Result<Option<SocketAddr>, String> {
+    if value == "off" {
+        return Ok(None);
+    }
+    value.parse().map(Some).map_err(|_| {
+        format!("{value:?}: use HOST:PORT with a numeric address (e.g. 127.0.0.1:8080), or \"off\"")
+    })
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -287,6 +322,9 @@ pub struct BrokerConfig {
     /// What a connected client may do: an application's own authorizer
     /// replaces the broker's ACL file.
     pub authorizer: Option<std::sync::Arc<dyn crate::auth::Authorizer>>,
+    /// The admin HTTP listener; off unless configured (a configuration
+    /// file turns it on at [`DEFAULT_ADMIN_BIND`]).
+    pub admin: AdminConfig,
 }
 
 impl Default for BrokerConfig {
@@ -304,6 +342,7 @@ impl Default for BrokerConfig {
             auth: AuthConfig::default(),
             authenticator: None,
             authorizer: None,
+            admin: AdminConfig::default(),
         }
     }
 }
@@ -534,6 +573,18 @@ impl RawConfig {
         cl.max_topic_levels = l.max_topic_levels.unwrap_or(0);
         cl.publish_rate = l.publish_rate.unwrap_or(0);
         cl.publish_bytes_rate = l.publish_bytes_rate.unwrap_or(0);
+        let ad = self.admin;
+        c.admin.bind = match ad.bind.as_deref() {
+            None => DEFAULT_ADMIN_BIND.parse().ok(),
+            Some(v) => parse_admin_bind(v).map_err(|_| {
+                invalid(
+                    "admin.bind",
+                    format!("{v:?}"),
+                    "use HOST:PORT with a numeric address (e.g. 127.0.0.1:8080), or \"off\"",
+                )
+            })?,
+        };
+        c.admin.api_key_file = file("admin.api_key_file", ad.api_key_file)?;
         if let Some(name) = self.shared_subscriptions.strategy {
             c.share_strategy = match name.as_str() {
                 "round_robin" => ShareStrategy::RoundRobin,

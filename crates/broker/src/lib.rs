@@ -19,6 +19,7 @@
 //! compactor, alarm clock, `$SYS`), `restore`, `embed` (the in-process
 //! API), `mailbox`, `alarm`, `lifecycle`, `stats`, `util`.
 
+mod admin;
 mod admission;
 mod alarm;
 pub mod auth;

@@ -196,3 +196,31 @@ fn client_limits() {
         assert!(e.starts_with(key), "{text}: {e}");
     }
 }
+
+#[test]
+fn admin_listener() {
+    let c = BrokerConfig::from_toml("").unwrap();
+    assert_eq!(c.admin.bind, Some("127.0.0.1:8080".parse().unwrap()));
+    assert_eq!(
+        BrokerConfig::default().admin.bind,
+        None,
+        "embedded: off unless asked"
+    );
+    let c = BrokerConfig::from_toml_in(
+        "[admin]\nbind = \"off\"\napi_key_file = \"keys\"\n",
+        Some(Path::new("/etc/strata")),
+    )
+    .unwrap();
+    assert_eq!(c.admin.bind, None);
+    assert_eq!(
+        c.admin.api_key_file.as_deref(),
+        Some(Path::new("/etc/strata/keys"))
+    );
+    let e = BrokerConfig::from_toml("[admin]\nbind = \"localhost:8080\"\n").unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("admin.bind = \"localhost:8080\": use HOST:PORT"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("\"off\""), "{e}");
+}

@@ -1,0 +1,226 @@
+//! The admin HTTP listener over real sockets: health, readiness, metrics,
+//! the API's door (API keys; without them, localhost names only), and the
+//! error bodies.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+
+use common::*;
+use strata_broker::config::AdminConfig;
+use strata_broker::{Broker, BrokerConfig, Listener};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// One HTTP/1.1 request (Connection: close); the status and the body.
+async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("Content-Length: 0\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8(buf).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, body.to_owned())
+}
+
+async fn with_admin(admin: AdminConfig) -> (Broker, SocketAddr, SocketAddr) {
+    let b = Broker::start(BrokerConfig {
+        sys_interval: None,
+        listeners: vec![Listener::tcp("127.0.0.1:0".parse().unwrap())],
+        admin,
+        ..BrokerConfig::default()
+    })
+    .await
+    .unwrap();
+    let (mqtt, admin) = (b.local_addrs()[0], b.admin_addr().unwrap());
+    (b, mqtt, admin)
+}
+
+fn local() -> AdminConfig {
+    AdminConfig {
+        bind: Some("127.0.0.1:0".parse().unwrap()),
+        ..AdminConfig::default()
+    }
+}
+
+/// A sample's value in Prometheus text.
+fn sample(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics_need_no_credentials() {
+    let (_b, mqtt, admin) = with_admin(local()).await;
+    assert_eq!(
+        http(admin, "GET", "/healthz", &[]).await,
+        (200, "ok\n".into())
+    );
+    assert_eq!(
+        http(admin, "GET", "/readyz", &[]).await,
+        (200, "ready\n".into())
+    );
+    let (status, before) = http(admin, "GET", "/metrics", &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(sample(&before, "strata_connections"), 0);
+    assert!(
+        before.contains("# TYPE strata_messages_received_total counter"),
+        "{before}"
+    );
+    // A client publishes five messages to a subscriber: the counters move.
+    let mut sub = v4(v4_options(mqtt, "m-sub")).await;
+    sub.subscribe("m/#", rumqttc::QoS::AtLeastOnce).await;
+    let mut publisher = v4(v4_options(mqtt, "m-pub")).await;
+    publisher
+        .publish_acked("m/x", (0..5u8).map(|i| vec![i]))
+        .await;
+    for _ in 0..5 {
+        sub.next_publish().await;
+    }
+    let (_, after) = http(admin, "GET", "/metrics", &[]).await;
+    assert_eq!(sample(&after, "strata_connections"), 2);
+    assert_eq!(sample(&after, "strata_subscriptions"), 1);
+    assert_eq!(
+        sample(&after, "strata_messages_received_total")
+            - sample(&before, "strata_messages_received_total"),
+        5
+    );
+    assert!(sample(&after, "strata_messages_sent_total") >= 5);
+}
+
+#[tokio::test]
+async fn without_keys_the_api_answers_only_localhost_names() {
+    let (_b, _, admin) = with_admin(local()).await;
+    let host = format!("127.0.0.1:{}", admin.port());
+    let (status, body) = http(admin, "GET", "/api/v1/status", &[("Host", &host)]).await;
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["clients_connected"], 0);
+    assert!(
+        v["listeners"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
+    let localhost = format!("localhost:{}", admin.port());
+    assert_eq!(
+        http(admin, "GET", "/api/v1/status", &[("Host", &localhost)])
+            .await
+            .0,
+        200
+    );
+    // DNS rebinding: a name that resolves here but is not ours.
+    let rebound = format!("evil.example:{}", admin.port());
+    let (status, body) = http(admin, "GET", "/api/v1/status", &[("Host", &rebound)]).await;
+    assert_eq!(status, 403);
+    assert!(body.contains("\"code\":\"forbidden\""), "{body}");
+    // A page of another site (CSRF).
+    let (status, _) = http(
+        admin,
+        "GET",
+        "/api/v1/status",
+        &[("Host", &host), ("Origin", "http://evil.example")],
+    )
+    .await;
+    assert_eq!(status, 403);
+    let own = format!("http://{host}");
+    assert_eq!(
+        http(
+            admin,
+            "GET",
+            "/api/v1/status",
+            &[("Host", &host), ("Origin", &own)]
+        )
+        .await
+        .0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn api_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, line) = strata_auth::api_key::new_key("test");
+    std::fs::write(dir.path().join("keys"), format!("{line}\n")).unwrap();
+    let (_b, _, admin) = with_admin(AdminConfig {
+        api_key_file: Some(dir.path().join("keys")),
+        ..local()
+    })
+    .await;
+    let (status, body) = http(admin, "GET", "/api/v1/status", &[("Host", "anything")]).await;
+    assert_eq!(status, 401);
+    assert!(body.contains("Bearer"), "{body}");
+    let wrong = http(
+        admin,
+        "GET",
+        "/api/v1/status",
+        &[("Authorization", "Bearer strata_wrong")],
+    )
+    .await;
+    assert_eq!(wrong.0, 401);
+    let bearer = format!("Bearer {key}");
+    // With a key the Host does not matter.
+    let ok = http(
+        admin,
+        "GET",
+        "/api/v1/status",
+        &[("Authorization", &bearer), ("Host", "mqtt.example")],
+    )
+    .await;
+    assert_eq!(ok.0, 200, "{}", ok.1);
+    assert_eq!(http(admin, "GET", "/metrics", &[]).await.0, 200);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_wrong_methods() {
+    let (_b, _, admin) = with_admin(local()).await;
+    let (status, body) = http(admin, "GET", "/nope", &[]).await;
+    assert_eq!(status, 404);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["code"], "not_found");
+    let (status, body) = http(admin, "POST", "/healthz", &[]).await;
+    assert_eq!(status, 405);
+    assert!(body.contains("method_not_allowed"), "{body}");
+}
+
+#[tokio::test]
+async fn off_loopback_without_keys_refuses_to_start() {
+    let e = Broker::start(BrokerConfig {
+        listeners: vec![Listener::tcp("127.0.0.1:0".parse().unwrap())],
+        admin: AdminConfig {
+            bind: Some("0.0.0.0:0".parse().unwrap()),
+            ..AdminConfig::default()
+        },
+        ..BrokerConfig::default()
+    })
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(e.starts_with("admin.bind = \"0.0.0.0:0\""), "{e}");
+    assert!(e.contains("api_key_file"), "{e}");
+    // An embedded broker has none unless asked.
+    let b = Broker::start(BrokerConfig {
+        listeners: vec![Listener::tcp("127.0.0.1:0".parse().unwrap())],
+        ..BrokerConfig::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(b.admin_addr(), None);
+}
