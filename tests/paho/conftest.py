@@ -35,15 +35,17 @@ def _pump(stream, lines: queue.Queue) -> None:
 
 
 @contextlib.contextmanager
-def strata_serve(args: list[str], stderr_path: Path, listeners: int = 1):
+def strata_serve(args: list[str], stderr_path: Path, listeners: int = 1, admin: list[str] | None = None):
     """Runs `strata serve ARGS` until it has printed `listeners` lines of
-    "listening on ..." and yields those lines; stops it afterwards and fails
-    the test if it crashed, or never listened."""
+    "listening on ..." (and, given an `admin` list, its "admin listening on
+    URL" line, whose URL goes into the list) and yields those lines; stops
+    it afterwards and fails the test if it crashed, or never listened."""
     if not STRATA_BIN.is_file():
         pytest.fail(f"{STRATA_BIN} not found: run `cargo build -p strata` first")
     with open(stderr_path, "wb") as stderr:
         proc = subprocess.Popen(
-            [str(STRATA_BIN), "serve", *args],
+            # No admin listener unless a test asks: brokers run side by side.
+            [str(STRATA_BIN), "serve", *([] if "--admin-listen" in args else ["--admin-listen", "off"]), *args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=stderr,
@@ -57,7 +59,7 @@ def strata_serve(args: list[str], stderr_path: Path, listeners: int = 1):
 
     try:
         listening: list[str] = []
-        while len(listening) < listeners:
+        while len(listening) < listeners or (admin is not None and not admin):
             try:
                 line = lines.get(timeout=STARTUP_TIMEOUT)
             except queue.Empty:
@@ -66,6 +68,8 @@ def strata_serve(args: list[str], stderr_path: Path, listeners: int = 1):
                 pytest.fail(f"strata exited before listening (code {proc.wait()}); stderr:\n{stderr_text()}")
             if line.startswith("listening on "):
                 listening.append(line)
+            elif admin is not None and line.startswith("admin listening on "):
+                admin.append(line.removeprefix("admin listening on "))
         yield listening
         crashed = proc.poll()
     finally:

@@ -201,7 +201,7 @@ def strata_process(directory: Path, config: str):
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "strata.toml"
     path.write_text(config)
-    args = [str(STRATA_BIN), "serve", "--in-memory", "--config", str(path)]
+    args = [str(STRATA_BIN), "serve", "--in-memory", "--admin-listen", "off", "--config", str(path)]
     listeners = config.count("[[listener]]")
     if listeners == 0:
         args += ["--listen", "127.0.0.1:0"]
@@ -1014,7 +1014,7 @@ def strata_refuses_to_start(directory: Path, config: str) -> str:
     path = directory / "strata.toml"
     path.write_text(config)
     log = directory / "strata.stderr"
-    args = [str(STRATA_BIN), "serve", "--in-memory", "--listen", "127.0.0.1:0", "--config", str(path)]
+    args = [str(STRATA_BIN), "serve", "--in-memory", "--admin-listen", "off", "--listen", "127.0.0.1:0", "--config", str(path)]
     with open(log, "wb") as stderr:
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr, text=True)
     lines: queue.Queue = queue.Queue()

@@ -1,7 +1,8 @@
 //! `strata`: the broker and its tools: `strata serve`, `strata pub`,
 //! `strata sub`, `strata bench`, `strata ca`, `strata passwd`,
-//! `strata inspect`.
+//! `strata admin`, `strata inspect`.
 
+mod admin;
 mod bench;
 mod ca;
 mod passwd;
@@ -45,6 +46,10 @@ enum Command {
         /// The private key (PEM) of --certfile.
         #[arg(long, value_name = "FILE", requires = "certfile")]
         keyfile: Option<PathBuf>,
+        /// The admin HTTP listener (health, metrics, API) instead of
+        /// [admin] bind: HOST:PORT, or off.
+        #[arg(long, value_name = "HOST:PORT|off")]
+        admin_listen: Option<String>,
         /// Keep sessions, offline messages and retained messages in this
         /// directory across restarts (overrides storage.data_dir; the
         /// default is ./data).
@@ -72,6 +77,8 @@ enum Command {
     /// Add, change or delete users of a password file (flags as in
     /// mosquitto_passwd).
     Passwd(passwd::PasswdArgs),
+    /// The admin API: API keys, status, metrics.
+    Admin(admin::AdminArgs),
     /// Print a data directory's log, record by record (never changes it).
     Inspect {
         /// A data directory (as given to --data-dir) or its log/ directory.
@@ -104,6 +111,7 @@ fn main() -> ExitCode {
             listen,
             certfile,
             keyfile,
+            admin_listen,
             data_dir,
             in_memory,
             verbose,
@@ -123,13 +131,25 @@ fn main() -> ExitCode {
                     }
                 }
             }
-            serve(config, listeners, data_dir, in_memory)
+            let admin = match admin_listen
+                .as_deref()
+                .map(strata_broker::config::parse_admin_bind)
+            {
+                None => None,
+                Some(Ok(a)) => Some(a),
+                Some(Err(e)) => {
+                    eprintln!("strata: --admin-listen {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            serve(config, listeners, admin, data_dir, in_memory)
         }
         Command::Pub(args) => tools::run_pub(args),
         Command::Sub(args) => tools::run_sub(args),
         Command::Bench(args) => bench::run_bench(args),
         Command::Ca(args) => ca::run_ca(args),
         Command::Passwd(args) => passwd::run_passwd(args),
+        Command::Admin(args) => admin::run_admin(args),
         Command::Inspect { path } => {
             let mut out = std::io::stdout().lock();
             match strata_broker::inspect::inspect(&path, &mut out) {
@@ -148,6 +168,7 @@ fn main() -> ExitCode {
 fn serve(
     config: Option<PathBuf>,
     listen: Vec<Listener>,
+    admin: Option<Option<std::net::SocketAddr>>,
     data_dir: Option<PathBuf>,
     in_memory: bool,
 ) -> ExitCode {
@@ -171,6 +192,9 @@ fn serve(
     if !listen.is_empty() {
         cfg.listeners = listen;
     }
+    if let Some(bind) = admin {
+        cfg.admin.bind = bind;
+    }
     if data_dir.is_some() || in_memory {
         cfg.storage.data_dir = data_dir;
     }
@@ -190,6 +214,9 @@ fn serve(
         for name in broker.listening() {
             // Scripts wait for this line to know the port.
             println!("listening on {name}");
+        }
+        if let Some(a) = broker.admin_addr() {
+            println!("admin listening on http://{a}");
         }
         signals.wait(&broker, config.as_deref()).await;
         tracing::info!("shutting down");

@@ -19,7 +19,7 @@ fn bad_config_names_the_key_and_the_fix() {
         .write_all(b"[limits]\nreceive_maximum = 0\n")
         .unwrap();
     let out = Command::new(BIN)
-        .args(["serve", "--config"])
+        .args(["serve", "--admin-listen", "off", "--config"])
         .arg(&path)
         .output()
         .unwrap();

@@ -66,7 +66,7 @@ impl Server {
     fn start(args: &[String], listeners: usize) -> Server {
         let mut child = common::Server(
             Command::new(BIN)
-                .args(["serve", "-q", "--in-memory"])
+                .args(["serve", "-q", "--in-memory", "--admin-listen", "off"])
                 .args(args)
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())

@@ -73,7 +73,7 @@ pub fn serve_in<S: AsRef<OsStr>>(
         cmd.current_dir(dir);
     }
     let mut child = Server(
-        cmd.args(["serve", "-q", "--listen", listen])
+        cmd.args(["serve", "-q", "--admin-listen", "off", "--listen", listen])
             .args(extra)
             .stdout(Stdio::piped())
             .spawn()

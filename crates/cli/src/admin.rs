@@ -1,0 +1,162 @@
+//! `strata admin`: the admin HTTP API from the command line. For now:
+//! `key create` (adds an API key to a key file, no broker needed),
+//! `status` and `metrics` (against a running broker).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// The admin listener.
+    #[arg(long, default_value = "http://127.0.0.1:8080", global = true)]
+    url: String,
+    /// An API key (or set STRATA_ADMIN_KEY).
+    #[arg(long, env = "STRATA_ADMIN_KEY", hide_env_values = true, global = true)]
+    key: Option<String>,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// API keys.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// The broker's status, as JSON.
+    Status,
+    /// The broker's Prometheus metrics.
+    Metrics,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Makes a new key, prints it once, and adds its hash to FILE (the
+    /// broker's `[admin] api_key_file`; created 0600 if missing).
+    Create {
+        #[arg(long)]
+        file: PathBuf,
+        /// A note kept beside the hash (who holds the key).
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+}
+
+pub fn run_admin(args: AdminArgs) -> ExitCode {
+    match args.command {
+        AdminCommand::Key {
+            command: KeyCommand::Create { file, comment },
+        } => key_create(&file, &comment),
+        AdminCommand::Status => get(&args.url, "/api/v1/status", args.key.as_deref()),
+        AdminCommand::Metrics => get(&args.url, "/metrics", args.key.as_deref()),
+    }
+}
+
+fn key_create(file: &std::path::Path, comment: &str) -> ExitCode {
+    if comment.contains('\n') {
+        eprintln!("strata admin key create: --comment is one line");
+        return ExitCode::from(2);
+    }
+    let (key, line) = strata_auth::api_key::new_key(comment);
+    let mut options = std::fs::OpenOptions::new();
+    options.append(true).create(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let written = options.open(file).and_then(|mut f| {
+        f.write_all(format!("{line}\n").as_bytes())?;
+        f.sync_all()
+    });
+    match written {
+        Ok(()) => {
+            println!("{key}");
+            eprintln!(
+                "added to {}: the key is shown only this once (send it as Authorization: Bearer KEY)",
+                file.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!(
+                "strata admin key create: cannot write {}: {e}",
+                file.display()
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// GET `path` from the admin listener at `url` (plain http) and prints the
+/// body; exit 1 on a failure status or no answer.
+fn get(url: &str, path: &str, key: Option<&str>) -> ExitCode {
+    let Some(authority) = url.strip_prefix("http://").map(|a| a.trim_end_matches('/')) else {
+        eprintln!("strata admin: --url {url}: use http://HOST:PORT");
+        return ExitCode::from(2);
+    };
+    let rt = match crate::tools::runtime(false) {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let answer = rt.block_on(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(authority).await?;
+        let auth = key
+            .map(|k| format!("Authorization: Bearer {k}\r\n"))
+            .unwrap_or_default();
+        let req =
+            format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\n{auth}Connection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await?;
+        let mut buf = Vec::new();
+        tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut buf))
+            .await
+            .map_err(|_| std::io::Error::other("no answer within 10 s"))??;
+        Ok::<_, std::io::Error>(buf)
+    });
+    let buf = match answer {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("strata admin: {url}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let text = String::from_utf8_lossy(&buf);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).unwrap_or("");
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    if status.starts_with('2') {
+        print!("{body}");
+        if !body.ends_with('\n') {
+            println!();
+        }
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("strata admin: {path}: HTTP {status}: {body}");
+        ExitCode::FAILURE
+    }
+}
+
+/// A chunked body, joined.
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
