@@ -34,8 +34,17 @@ impl std::error::Error for Utf8Error {}
 /// Other control characters and non-characters are kept: the spec lets a
 /// receiver close on them but does not require it [MQTT-1.5.3-3], and a
 /// U+FEFF is never stripped [MQTT-1.5.4-3].
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct MqttStr(Bytes);
+
+/// Hashed as the `str` it is, as `Borrow<str>` requires: a map keyed by
+/// `MqttStr` is then searched by `&str` too. (Derived, it hashed as a byte
+/// slice, and such a search missed.)
+impl std::hash::Hash for MqttStr {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
 
 impl MqttStr {
     /// The empty string.
@@ -182,6 +191,15 @@ impl fmt::Display for MqttStr {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_map_keyed_by_mqtt_str_is_searched_by_str() {
+        let mut m = std::collections::HashMap::new();
+        m.insert(MqttStr::try_from("sensor-17".to_owned()).unwrap(), 1);
+        assert_eq!(m.get("sensor-17"), Some(&1));
+        assert_eq!(m.get("sensor-18"), None);
+    }
+
     use super::*;
 
     #[test]
