@@ -25,6 +25,7 @@ use tokio::net::TcpListener;
 
 use crate::shared::Shared;
 
+mod clients;
 mod metrics;
 
 /// What the handlers reach.
@@ -87,6 +88,8 @@ pub(crate) async fn serve(
     };
     let api = Router::new()
         .route("/status", get(status))
+        .route("/clients", get(clients::list))
+        .route("/clients/{id}", axum::routing::delete(clients::kick))
         .route_layer(middleware::from_fn_with_state(state.clone(), guard));
     let app = Router::new()
         .route("/healthz", get(healthz))

@@ -295,12 +295,13 @@ pub(crate) fn run<T: Transport>(
                 let mail = match signal {
                     // (Later mail is not passed up: see `poll_wakes`.)
                     Some(Signal::Mail | Signal::MailLater(_)) => true,
-                    Some(Signal::Kicked(done)) => {
+                    Some(Signal::Kicked(done, reason)) => {
                         // Another connection with this client id took over
-                        // [MQTT-3.1.4-3]: 0x8E in 5.0, then close.
+                        // [MQTT-3.1.4-3] (0x8E), or an operator kicked it
+                        // (0x98): that code in 5.0, then close.
                         conn.more().takeover_done = done;
                         conn.end_held(now, stream, &mut rbuf);
-                        conn.session.disconnect(ReasonCode::SessionTakenOver);
+                        conn.session.disconnect(reason);
                         false
                     }
                     Some(Signal::Shutdown) => {

@@ -206,7 +206,7 @@ impl Subscription {
             });
             match signal.await {
                 Signal::Mail | Signal::MailLater(_) => self.mailbox.drain_into(&mut self.queue),
-                Signal::Kicked(_) | Signal::Shutdown => return None,
+                Signal::Kicked(..) | Signal::Shutdown => return None,
             }
         }
     }

@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use strata_codec::{MqttStr, QoS};
+use strata_codec::{MqttStr, QoS, ReasonCode};
 use strata_session::Delivery;
 use tokio::sync::{Notify, oneshot};
 
@@ -108,10 +108,11 @@ pub enum Signal {
     /// Deliveries were queued, this many, and the owner asked to take them
     /// later (see [`Mailbox::poll_signal`]).
     MailLater(u8),
-    /// Another connection took the session over [MQTT-3.1.4-3]; the
-    /// sender, if any, is answered once the session is back in the
-    /// registry.
-    Kicked(Option<oneshot::Sender<()>>),
+    /// Another connection took the session over [MQTT-3.1.4-3] (0x8E), or
+    /// an operator kicked the client (0x98): the connection ends with this
+    /// reason; the sender, if any, is answered once the session is back in
+    /// the registry.
+    Kicked(Option<oneshot::Sender<()>>, ReasonCode),
     /// The broker is shutting down.
     Shutdown,
 }
@@ -128,7 +129,7 @@ struct Inner {
     owner: u64,
     /// A takeover's request to `owner`-to-be-replaced: its connection id
     /// and the sender it answers. Boxed: rare.
-    kick: Option<Box<(u64, oneshot::Sender<()>)>>,
+    kick: Option<Box<(u64, oneshot::Sender<()>, ReasonCode)>>,
     /// The owner's task, woken by a push, kick or shutdown.
     waker: Option<Waker>,
 }
@@ -249,12 +250,15 @@ impl Mailbox {
         if inner.shutdown {
             return Poll::Ready(Signal::Shutdown);
         }
-        if inner.kick.as_ref().is_some_and(|k| k.0 == conn) {
-            return Poll::Ready(Signal::Kicked(inner.kick.take().map(|k| k.1)));
+        if inner.kick.as_ref().is_some_and(|k| k.0 == conn)
+            && let Some(k) = inner.kick.take()
+        {
+            let (_, done, reason) = *k;
+            return Poll::Ready(Signal::Kicked(Some(done), reason));
         }
         if inner.owner != conn {
             // Replaced by a connection that stopped waiting for this one.
-            return Poll::Ready(Signal::Kicked(None));
+            return Poll::Ready(Signal::Kicked(None, ReasonCode::SessionTakenOver));
         }
         if take_mail && inner.rung {
             // The length first: a long queue is never walked.
@@ -299,7 +303,13 @@ impl Mailbox {
     /// registry lock, where the owner also takes an unanswered kick back
     /// at its end ([`Mailbox::take_kick`]).
     pub fn kick(&self, conn: u64, done: oneshot::Sender<()>) {
-        self.lock().kick = Some(Box::new((conn, done)));
+        self.kick_for(conn, done, ReasonCode::SessionTakenOver);
+    }
+
+    /// [`Mailbox::kick`] for another reason (0x98 Administrative action:
+    /// an operator's kick), which the connection's DISCONNECT carries.
+    pub fn kick_for(&self, conn: u64, done: oneshot::Sender<()>, reason: ReasonCode) {
+        self.lock().kick = Some(Box::new((conn, done, reason)));
         self.wake();
     }
 
@@ -463,7 +473,7 @@ mod tests {
         m.kick(7, tx);
         assert_eq!(count.count(), 1, "the owner is woken");
         match poll(&m, &w, 7, true) {
-            Poll::Ready(Signal::Kicked(Some(done))) => done.send(()).unwrap(),
+            Poll::Ready(Signal::Kicked(Some(done), _)) => done.send(()).unwrap(),
             other => panic!("expected a kick with its answer, got {other:?}"),
         }
         assert!(rx.try_recv().is_ok());
@@ -485,7 +495,7 @@ mod tests {
         let (_, w) = waker();
         assert!(matches!(
             poll(&m, &w, 7, true),
-            Poll::Ready(Signal::Kicked(None))
+            Poll::Ready(Signal::Kicked(None, _))
         ));
         assert!(matches!(poll(&m, &w, 9, true), Poll::Ready(Signal::Mail)));
     }

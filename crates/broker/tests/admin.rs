@@ -224,3 +224,91 @@ async fn off_loopback_without_keys_refuses_to_start() {
     .unwrap();
     assert_eq!(b.admin_addr(), None);
 }
+
+async fn api(admin: SocketAddr, method: &str, path: &str) -> (u16, serde_json::Value) {
+    let host = format!("127.0.0.1:{}", admin.port());
+    let (status, body) = http(admin, method, path, &[("Host", &host)]).await;
+    let v = if body.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON: {body}"))
+    };
+    (status, v)
+}
+
+#[tokio::test]
+async fn clients_in_pages_with_filters() {
+    let (_b, mqtt, admin) = with_admin(local()).await;
+    let mut held = Vec::new();
+    for i in 0..5 {
+        held.push(v4(v4_options(mqtt, &format!("dev-{i}"))).await);
+    }
+    // An offline persistent session too.
+    park_subscriber(mqtt, "parked", "p/#").await;
+    let (status, v) = api(admin, "GET", "/api/v1/clients?limit=2&page=2").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["meta"]["count"], 6);
+    assert_eq!(v["meta"]["limit"], 2);
+    let ids: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["client_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["dev-2", "dev-3"], "sorted by id");
+    let (_, v) = api(admin, "GET", "/api/v1/clients?connected=false").await;
+    assert_eq!(
+        v["data"],
+        serde_json::json!([{"client_id": "parked", "connected": false}])
+    );
+    let (_, v) = api(admin, "GET", "/api/v1/clients?id=dev-4").await;
+    assert_eq!(v["meta"]["count"], 1);
+    // Past the end: an empty page; a huge limit is cut.
+    let (_, v) = api(admin, "GET", "/api/v1/clients?page=99").await;
+    assert_eq!(v["data"], serde_json::json!([]));
+    let (_, v) = api(admin, "GET", "/api/v1/clients?limit=1000000").await;
+    assert_eq!(v["meta"]["limit"], 1000);
+    for bad in ["page=0", "limit=x", "connected=maybe"] {
+        let (status, v) = api(admin, "GET", &format!("/api/v1/clients?{bad}")).await;
+        assert_eq!(status, 400, "{bad}");
+        let field = bad.split('=').next().unwrap();
+        assert!(
+            v["message"].as_str().unwrap().starts_with(field),
+            "{bad}: {v}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn kicking_a_client() {
+    let (_b, mqtt, admin) = with_admin(local()).await;
+    let mut watcher = v4(v4_options(mqtt, "watcher")).await;
+    watcher
+        .subscribe("wills/#", rumqttc::QoS::AtLeastOnce)
+        .await;
+    let mut o = v5_options(mqtt, "victim");
+    o.set_last_will(rumqttc::v5::mqttbytes::v5::LastWill::new(
+        "wills/victim",
+        "gone",
+        rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+        false,
+        None,
+    ));
+    let mut victim = v5(o).await;
+    let (status, body) = api(admin, "DELETE", "/api/v1/clients/victim").await;
+    assert_eq!(status, 204, "{body}");
+    // 5.0: DISCONNECT 0x98 (rumqttc ends its loop with it); the will goes
+    // out, as for any connection the server ends.
+    tokio::time::timeout(WAIT, async { while victim.rx.recv().await.is_some() {} })
+        .await
+        .unwrap();
+    let ended = tokio::time::timeout(WAIT, &mut victim.task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(ended.contains("AdministrativeAction"), "{ended}");
+    assert_eq!(watcher.next_publish().await.topic, "wills/victim");
+    let (status, v) = api(admin, "DELETE", "/api/v1/clients/victim").await;
+    assert_eq!(status, 404, "{v}");
+    assert_eq!(v["code"], "not_found");
+}
