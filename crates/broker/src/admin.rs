@@ -26,6 +26,7 @@ use tokio::net::TcpListener;
 use crate::shared::Shared;
 
 mod clients;
+mod messages;
 mod metrics;
 
 /// What the handlers reach.
@@ -90,6 +91,12 @@ pub(crate) async fn serve(
         .route("/status", get(status))
         .route("/clients", get(clients::list))
         .route("/clients/{id}", axum::routing::delete(clients::kick))
+        .route("/publish", axum::routing::post(messages::publish))
+        .route("/retained", get(messages::list))
+        .route(
+            "/retained/{*topic}",
+            get(messages::get_one).delete(messages::delete),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), guard));
     let app = Router::new()
         .route("/healthz", get(healthz))

@@ -19,12 +19,25 @@ async fn http(
     path: &str,
     headers: &[(&str, &str)],
 ) -> (u16, String) {
+    http_body(addr, method, path, headers, "").await
+}
+
+async fn http_body(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
-    req.push_str("Content-Length: 0\r\n\r\n");
+    if !body.is_empty() {
+        req.push_str("Content-Type: application/json\r\n");
+    }
+    req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
     s.write_all(req.as_bytes()).await.unwrap();
     let mut buf = Vec::new();
     tokio::time::timeout(WAIT, s.read_to_end(&mut buf))
@@ -226,8 +239,17 @@ async fn off_loopback_without_keys_refuses_to_start() {
 }
 
 async fn api(admin: SocketAddr, method: &str, path: &str) -> (u16, serde_json::Value) {
+    api_with(admin, method, path, "").await
+}
+
+async fn api_with(
+    admin: SocketAddr,
+    method: &str,
+    path: &str,
+    json: &str,
+) -> (u16, serde_json::Value) {
     let host = format!("127.0.0.1:{}", admin.port());
-    let (status, body) = http(admin, method, path, &[("Host", &host)]).await;
+    let (status, body) = http_body(admin, method, path, &[("Host", &host)], json).await;
     let v = if body.is_empty() {
         serde_json::Value::Null
     } else {
@@ -311,4 +333,72 @@ async fn kicking_a_client() {
     let (status, v) = api(admin, "DELETE", "/api/v1/clients/victim").await;
     assert_eq!(status, 404, "{v}");
     assert_eq!(v["code"], "not_found");
+}
+
+#[tokio::test]
+async fn publish_and_retained_messages() {
+    let (_b, mqtt, admin) = with_admin(local()).await;
+    let mut sub = v4(v4_options(mqtt, "r-sub")).await;
+    sub.subscribe("r/#", rumqttc::QoS::AtLeastOnce).await;
+    // HTTP to MQTT, QoS 1 and retained.
+    let (status, v) = api_with(
+        admin,
+        "POST",
+        "/api/v1/publish",
+        r#"{"topic":"r/a/b","payload":"21.5","qos":1,"retain":true}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["delivered"], 1);
+    let p = sub.next_publish().await;
+    assert_eq!((p.topic.as_str(), &p.payload[..]), ("r/a/b", &b"21.5"[..]));
+    let (_, v) = api_with(
+        admin,
+        "POST",
+        "/api/v1/publish",
+        r#"{"topic":"r/bin","payload_base64":"AP8=","retain":true}"#,
+    )
+    .await;
+    assert_eq!(v["delivered"], 1);
+    sub.next_publish().await;
+    // Listed, and each one whole.
+    let (_, v) = api(admin, "GET", "/api/v1/retained?filter=r/%23").await;
+    assert_eq!(v["meta"]["count"], 2, "{v}");
+    assert_eq!(v["data"][0]["topic"], "r/a/b");
+    let (status, v) = api(admin, "GET", "/api/v1/retained/r/a/b").await;
+    assert_eq!(status, 200);
+    assert_eq!(v["payload"], "21.5");
+    assert_eq!(v["qos"], 1);
+    let (_, v) = api(admin, "GET", "/api/v1/retained/r/bin").await;
+    assert_eq!(v["payload_base64"], "AP8=");
+    // Deleted: gone from the list, and a new subscriber gets nothing.
+    assert_eq!(api(admin, "DELETE", "/api/v1/retained/r/a/b").await.0, 204);
+    assert_eq!(api(admin, "GET", "/api/v1/retained/r/a/b").await.0, 404);
+    assert_eq!(api(admin, "DELETE", "/api/v1/retained/r/a/b").await.0, 404);
+    let (_, v) = api(admin, "GET", "/api/v1/retained").await;
+    assert_eq!(v["meta"]["count"], 1);
+    // Bad input names the field.
+    for (body, field) in [
+        ("nope", "not JSON"),
+        ("[1]", "JSON object"),
+        (r#"{"payload":"x"}"#, "topic"),
+        (r#"{"topic":"a/+","payload":"x"}"#, "topic"),
+        (r#"{"topic":"a","qos":3}"#, "qos"),
+        (r#"{"topic":"a","retain":"yes"}"#, "retain"),
+        (
+            r#"{"topic":"a","payload":"x","payload_base64":"eA=="}"#,
+            "payload",
+        ),
+    ] {
+        let (status, v) = api_with(admin, "POST", "/api/v1/publish", body).await;
+        assert_eq!(status, 400, "{body}: {v}");
+        assert!(
+            v["message"].as_str().unwrap().contains(field),
+            "{body}: {v}"
+        );
+    }
+    assert_eq!(
+        api(admin, "GET", "/api/v1/retained?filter=a/%23/b").await.0,
+        400
+    );
 }
