@@ -23,6 +23,7 @@ use serde_json::json;
 use strata_auth::ApiKeys;
 use tokio::net::TcpListener;
 
+use crate::listener::Endpoint;
 use crate::shared::Shared;
 
 mod clients;
@@ -36,7 +37,8 @@ struct AdminState {
     keys: Arc<ApiKeys>,
     /// The bound address (its port is what Host must carry).
     addr: SocketAddr,
-    listeners: Arc<Vec<String>>,
+    /// The MQTT listeners and their addresses (names, and reloads).
+    bound: Arc<Vec<(Arc<Endpoint>, SocketAddr)>>,
 }
 
 /// An API error body.
@@ -76,7 +78,7 @@ pub(crate) async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
     keys: ApiKeys,
-    listeners: Vec<String>,
+    bound: Vec<(Arc<Endpoint>, SocketAddr)>,
 ) {
     let Ok(addr) = listener.local_addr() else {
         return;
@@ -85,13 +87,14 @@ pub(crate) async fn serve(
         shared,
         keys: Arc::new(keys),
         addr,
-        listeners: Arc::new(listeners),
+        bound: Arc::new(bound),
     };
     let api = Router::new()
         .route("/status", get(status))
         .route("/clients", get(clients::list))
         .route("/clients/{id}", axum::routing::delete(clients::kick))
         .route("/publish", axum::routing::post(messages::publish))
+        .route("/reload", axum::routing::post(reload))
         .route("/retained", get(messages::list))
         .route(
             "/retained/{*topic}",
@@ -212,7 +215,7 @@ async fn status(State(s): State<AdminState>) -> Response {
     axum::Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_secs": s.shared.started().elapsed().as_secs(),
-        "listeners": *s.listeners,
+        "listeners": s.bound.iter().map(|(e, a)| e.config.describe(*a)).collect::<Vec<_>>(),
         "clients_connected": st.clients_connected,
         "sessions": st.sessions,
         "subscriptions": st.subscriptions,
@@ -224,6 +227,28 @@ async fn status(State(s): State<AdminState>) -> Response {
         "bytes_sent": st.bytes_sent,
     }))
     .into_response()
+}
+
+/// `POST /api/v1/reload`: what SIGHUP reloads but `[limits]` (which needs
+/// the configuration file): certificates and the `[auth]` files. 200 with
+/// each part's outcome; 422 when a part kept its old version.
+async fn reload(State(s): State<AdminState>) -> Response {
+    tracing::info!("admin: reload");
+    let results = crate::listener::reload(&s.shared, &s.bound);
+    let ok = results.iter().all(|(_, r)| r.is_ok());
+    let parts: Vec<serde_json::Value> = results
+        .iter()
+        .map(|(name, r)| match r {
+            Ok(()) => json!({"part": name, "reloaded": true}),
+            Err(e) => json!({"part": name, "reloaded": false, "error": e.to_string()}),
+        })
+        .collect();
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    (status, axum::Json(json!({"data": parts}))).into_response()
 }
 
 #[cfg(test)]

@@ -169,16 +169,16 @@ impl Broker {
                 )
             })?;
             admin_addr = Some(l.local_addr()?);
-            let names = endpoints
+            let bound = endpoints
                 .iter()
-                .zip(&local_addrs)
-                .map(|(e, a)| e.config.describe(*a))
+                .cloned()
+                .zip(local_addrs.iter().copied())
                 .collect();
             tasks.push(tokio::spawn(crate::admin::serve(
                 l,
                 shared.clone(),
                 keys,
-                names,
+                bound,
             )));
         }
         tasks.push(tokio::spawn(background::sweeper(shared.clone())));
@@ -229,21 +229,16 @@ impl Broker {
     /// error (naming the file and the reason) is returned with the
     /// listener's name, and logged.
     pub fn reload_certificates(&self) -> Vec<(String, io::Result<()>)> {
-        let mut out = Vec::new();
-        for (e, a) in self.endpoints.iter().zip(&self.local_addrs) {
-            if let Some(tls) = &e.tls {
-                let name = e.config.describe(*a);
-                let r = tls.reload();
-                match &r {
-                    Ok(()) => tracing::info!(listener = %name, "certificates reloaded"),
-                    Err(err) => {
-                        tracing::warn!(listener = %name, error = %err, "certificates not reloaded; the old ones stay")
-                    }
-                }
-                out.push((name, r));
-            }
-        }
-        out
+        listener::reload_certificates(&self.bound())
+    }
+
+    /// Each listener's endpoint with its bound address.
+    fn bound(&self) -> Vec<(Arc<Endpoint>, SocketAddr)> {
+        self.endpoints
+            .iter()
+            .cloned()
+            .zip(self.local_addrs.iter().copied())
+            .collect()
     }
 
     /// Reloads what can change while the broker runs: every TLS
@@ -252,18 +247,7 @@ impl Broker {
     /// read keeps its old version; each error is logged and returned,
     /// naming the file (and line).
     pub fn reload(&self) -> Vec<(String, io::Result<()>)> {
-        let mut out = self.reload_certificates();
-        if let Some(s) = self.shared.security().filter(|s| s.has_files()) {
-            let r = s.reload();
-            match &r {
-                Ok(()) => tracing::info!("[auth] files reloaded"),
-                Err(e) => {
-                    tracing::warn!(error = %e, "[auth] files not reloaded; the old rules stay")
-                }
-            }
-            out.push(("auth".to_owned(), r.map_err(io::Error::other)));
-        }
-        out
+        listener::reload(&self.shared, &self.bound())
     }
 
     /// Applies a configuration's `[limits]` that apply per address and per

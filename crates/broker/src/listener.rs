@@ -267,3 +267,43 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
         Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
+
+/// Reads every TLS listener's certificate, key, CA and CRL files again
+/// (see `Broker::reload_certificates`).
+pub(crate) fn reload_certificates(
+    bound: &[(Arc<Endpoint>, SocketAddr)],
+) -> Vec<(String, std::io::Result<()>)> {
+    let mut out = Vec::new();
+    for (e, a) in bound {
+        if let Some(tls) = &e.tls {
+            let name = e.config.describe(*a);
+            let r = tls.reload();
+            match &r {
+                Ok(()) => tracing::info!(listener = %name, "certificates reloaded"),
+                Err(err) => {
+                    tracing::warn!(listener = %name, error = %err, "certificates not reloaded; the old ones stay")
+                }
+            }
+            out.push((name, r));
+        }
+    }
+    out
+}
+
+/// The one reload path (SIGHUP and the admin API): certificates and the
+/// files of `[auth]` (see `Broker::reload`).
+pub(crate) fn reload(
+    shared: &Shared,
+    bound: &[(Arc<Endpoint>, SocketAddr)],
+) -> Vec<(String, std::io::Result<()>)> {
+    let mut out = reload_certificates(bound);
+    if let Some(s) = shared.security().filter(|s| s.has_files()) {
+        let r = s.reload();
+        match &r {
+            Ok(()) => tracing::info!("[auth] files reloaded"),
+            Err(e) => tracing::warn!(error = %e, "[auth] files not reloaded; the old rules stay"),
+        }
+        out.push(("auth".to_owned(), r.map_err(std::io::Error::other)));
+    }
+    out
+}

@@ -402,3 +402,35 @@ async fn publish_and_retained_messages() {
         400
     );
 }
+
+#[tokio::test]
+async fn reload_through_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let acl = dir.path().join("acl");
+    std::fs::write(&acl, "topic readwrite #\n").unwrap();
+    let b = Broker::start(BrokerConfig {
+        sys_interval: None,
+        listeners: vec![Listener::tcp("127.0.0.1:0".parse().unwrap())],
+        admin: local(),
+        auth: strata_broker::config::AuthConfig {
+            acl_file: Some(acl.clone()),
+            ..Default::default()
+        },
+        ..BrokerConfig::default()
+    })
+    .await
+    .unwrap();
+    let admin = b.admin_addr().unwrap();
+    let (status, v) = api(admin, "POST", "/api/v1/reload").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v["data"],
+        serde_json::json!([{"part": "auth", "reloaded": true}])
+    );
+    std::fs::write(&acl, "topic readwrite #\nfrobnicate\n").unwrap();
+    let (status, v) = api(admin, "POST", "/api/v1/reload").await;
+    assert_eq!(status, 422, "{v}");
+    let e = v["data"][0]["error"].as_str().unwrap();
+    assert!(e.contains("acl") && e.contains("line 2"), "{e}");
+    assert_eq!(api(admin, "GET", "/api/v1/reload").await.0, 405);
+}
