@@ -92,7 +92,7 @@ pub(crate) async fn serve(
     let api = Router::new()
         .route("/status", get(status))
         .route("/clients", get(clients::list))
-        .route("/clients/{id}", axum::routing::delete(clients::kick))
+        .route("/clients/{id}", get(clients::details).delete(clients::kick))
         .route("/publish", axum::routing::post(messages::publish))
         .route("/reload", axum::routing::post(reload))
         .route("/retained", get(messages::list))

@@ -366,6 +366,12 @@ impl Mailbox {
         self.persistent.store(persistent, Ordering::Relaxed);
     }
 
+    /// Deliveries waiting in it, and their bytes.
+    pub fn queued(&self) -> (usize, usize) {
+        let inner = self.lock();
+        (inner.queue.len(), inner.bytes)
+    }
+
     pub fn is_persistent(&self) -> bool {
         self.persistent.load(Ordering::Relaxed)
     }

@@ -290,6 +290,14 @@ async fn clients_in_pages_with_filters() {
     assert_eq!(v["data"], serde_json::json!([]));
     let (_, v) = api(admin, "GET", "/api/v1/clients?limit=1000000").await;
     assert_eq!(v["meta"]["limit"], 1000);
+    // One session whole: the parked one holds its subscription.
+    let (status, v) = api(admin, "GET", "/api/v1/clients/parked").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["connected"], false);
+    assert_eq!(v["persistent"], true);
+    assert_eq!(v["subscriptions"][0]["filter"], "p/#");
+    assert_eq!(v["subscriptions"][0]["qos"], 1);
+    assert_eq!(api(admin, "GET", "/api/v1/clients/nobody").await.0, 404);
     for bad in ["page=0", "limit=x", "connected=maybe"] {
         let (status, v) = api(admin, "GET", &format!("/api/v1/clients?{bad}")).await;
         assert_eq!(status, 400, "{bad}");

@@ -128,3 +128,52 @@ pub(super) async fn kick(State(s): State<AdminState>, Path(id): Path<String>) ->
     let _ = tokio::time::timeout(KICK_WAIT, rx).await;
     StatusCode::NO_CONTENT.into_response()
 }
+
+/// `GET /api/v1/clients/{id}`: one session, connected or offline: its
+/// subscriptions (with their options) and the deliveries queued for it.
+pub(super) async fn details(State(s): State<AdminState>, Path(id): Path<String>) -> Response {
+    let key = strata_codec::MqttStr::try_from(id.clone()).unwrap_or_default();
+    let found = {
+        let reg = s.shared.registry();
+        reg.by_client.get(&key).map(|e| {
+            (
+                e.key,
+                matches!(e.conn, Owner::Conn(_)),
+                e.mailbox.is_persistent(),
+                e.mailbox.queued(),
+            )
+        })
+    };
+    let Some((router_key, connected, persistent, (queued, queued_bytes))) = found else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no session {id:?}"),
+        );
+    };
+    let subscriptions: Vec<serde_json::Value> = s
+        .shared
+        .routes()
+        .router()
+        .subscriptions_of(router_key)
+        .into_iter()
+        .map(|(filter, o)| {
+            json!({
+                "filter": filter,
+                "qos": o.qos as u8,
+                "no_local": o.no_local,
+                "retain_as_published": o.retain_as_published,
+                "subscription_id": o.subscription_id,
+            })
+        })
+        .collect();
+    axum::Json(json!({
+        "client_id": id,
+        "connected": connected,
+        "persistent": persistent,
+        "queued": queued,
+        "queued_bytes": queued_bytes,
+        "subscriptions": subscriptions,
+    }))
+    .into_response()
+}
