@@ -72,3 +72,42 @@ def test_strata_admin_key_create_status_and_metrics(tmp_path):
         assert json.loads(status.stdout)["clients_connected"] == 0
         metrics = strata_admin("--url", url, "metrics")
         assert metrics.returncode == 0 and "strata_uptime_seconds" in metrics.stdout
+
+
+def test_strata_admin_drives_the_api(tmp_path):
+    admin: list[str] = []
+    with strata_serve(serve_args(), tmp_path / "stderr", admin=admin) as listening:
+        url = admin[0]
+        port = int(listening[0].rsplit(":", 1)[1])
+        watcher = Probe(port, unique("watcher"), PROTOCOLS["v5"])
+        watcher.connect()
+        watcher.subscribe("adm/#", 1)
+        victim = Probe(port, "victim-1", PROTOCOLS["v5"])
+        victim.connect()
+
+        def admin_json(*args: str):
+            out = strata_admin("--url", url, *args)
+            assert out.returncode == 0, out.stderr
+            return json.loads(out.stdout) if out.stdout.strip() else None
+
+        clients = admin_json("clients", "--filter", "victim", "--connected", "true")
+        assert clients["data"] == [{"client_id": "victim-1", "connected": True}], clients
+        assert admin_json("client", "victim-1")["connected"] is True
+        # Publish through the API: the watcher gets it; retained, it is listed.
+        assert admin_json("publish", "-t", "adm/temp", "-m", "21.5", "-q", "1", "-r")["delivered"] == 1
+        got = watcher.expect()
+        assert (got.topic, got.payload) == ("adm/temp", b"21.5")
+        listed = admin_json("retained", "--filter", "adm/#")
+        assert [m["topic"] for m in listed["data"]] == ["adm/temp"]
+        assert admin_json("retained", "get", "adm/temp")["payload"] == "21.5"
+        admin_json("retained", "delete", "adm/temp")
+        assert admin_json("retained", "--filter", "adm/#")["meta"]["count"] == 0
+        # Kick: paho hears DISCONNECT 0x98.
+        admin_json("kick", "victim-1")
+        reason = victim._disconnects.get(timeout=10)
+        assert "Administrative action" in str(reason), reason
+        gone = strata_admin("--url", url, "kick", "victim-1")
+        assert gone.returncode == 1 and "404" in gone.stderr
+        assert admin_json("reload")["data"] == []
+        watcher.close()
+        victim.close()

@@ -1,6 +1,8 @@
-//! `strata admin`: the admin HTTP API from the command line. For now:
-//! `key create` (adds an API key to a key file, no broker needed),
-//! `status` and `metrics` (against a running broker).
+//! `strata admin`: the admin HTTP API from the command line: `key create`
+//! (adds an API key to a key file, no broker needed), and against a
+//! running broker `status`, `metrics`, `clients`, `client ID`, `kick ID`,
+//! `publish`, `retained [get|delete TOPIC]` and `reload`. The API's JSON is
+//! printed as it comes, for scripts.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -31,6 +33,49 @@ enum AdminCommand {
     Status,
     /// The broker's Prometheus metrics.
     Metrics,
+    /// Sessions, connected or offline, a page at a time.
+    Clients {
+        /// Only those whose client id holds this.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Only connected (true) or offline (false) ones.
+        #[arg(long)]
+        connected: Option<bool>,
+        #[arg(long, default_value_t = 1)]
+        page: usize,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// One session: its subscriptions and queue.
+    Client { id: String },
+    /// Disconnects a client (5.0: DISCONNECT 0x98).
+    Kick { id: String },
+    /// Publishes a message as the broker.
+    Publish {
+        #[arg(short = 't', long)]
+        topic: String,
+        #[arg(short = 'm', long, default_value = "")]
+        message: String,
+        #[arg(short = 'q', long, default_value_t = 0)]
+        qos: u8,
+        #[arg(short = 'r', long)]
+        retain: bool,
+    },
+    /// Retained messages: a list under a filter, or one to get or delete.
+    Retained {
+        #[arg(long, default_value = "#")]
+        filter: String,
+        #[command(subcommand)]
+        action: Option<RetainedCommand>,
+    },
+    /// Reloads certificates and the [auth] files.
+    Reload,
+}
+
+#[derive(Debug, Subcommand)]
+enum RetainedCommand {
+    Get { topic: String },
+    Delete { topic: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -53,6 +98,78 @@ pub fn run_admin(args: AdminArgs) -> ExitCode {
         } => key_create(&file, &comment),
         AdminCommand::Status => get(&args.url, "/api/v1/status", args.key.as_deref()),
         AdminCommand::Metrics => get(&args.url, "/metrics", args.key.as_deref()),
+        AdminCommand::Clients {
+            filter,
+            connected,
+            page,
+            limit,
+        } => {
+            let mut q = format!("page={page}&limit={limit}");
+            if let Some(f) = filter {
+                q.push_str(&format!("&id={}", encode(&f)));
+            }
+            if let Some(c) = connected {
+                q.push_str(&format!("&connected={c}"));
+            }
+            get(
+                &args.url,
+                &format!("/api/v1/clients?{q}"),
+                args.key.as_deref(),
+            )
+        }
+        AdminCommand::Client { id } => get(
+            &args.url,
+            &format!("/api/v1/clients/{}", encode(&id)),
+            args.key.as_deref(),
+        ),
+        AdminCommand::Kick { id } => request(
+            &args.url,
+            "DELETE",
+            &format!("/api/v1/clients/{}", encode(&id)),
+            args.key.as_deref(),
+            None,
+        ),
+        AdminCommand::Publish {
+            topic,
+            message,
+            qos,
+            retain,
+        } => {
+            let body = serde_json::json!({"topic": topic, "payload": message, "qos": qos, "retain": retain});
+            request(
+                &args.url,
+                "POST",
+                "/api/v1/publish",
+                args.key.as_deref(),
+                Some(body.to_string()),
+            )
+        }
+        AdminCommand::Retained { filter, action } => match action {
+            None => get(
+                &args.url,
+                &format!("/api/v1/retained?filter={}", encode(&filter)),
+                args.key.as_deref(),
+            ),
+            Some(RetainedCommand::Get { topic }) => get(
+                &args.url,
+                &format!("/api/v1/retained/{}", encode_path(&topic)),
+                args.key.as_deref(),
+            ),
+            Some(RetainedCommand::Delete { topic }) => request(
+                &args.url,
+                "DELETE",
+                &format!("/api/v1/retained/{}", encode_path(&topic)),
+                args.key.as_deref(),
+                None,
+            ),
+        },
+        AdminCommand::Reload => request(
+            &args.url,
+            "POST",
+            "/api/v1/reload",
+            args.key.as_deref(),
+            None,
+        ),
     }
 }
 
@@ -89,9 +206,37 @@ fn key_create(file: &std::path::Path, comment: &str) -> ExitCode {
     }
 }
 
-/// GET `path` from the admin listener at `url` (plain http) and prints the
-/// body; exit 1 on a failure status or no answer.
+/// Percent-encodes a query value or path segment.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A topic as a path: its levels encoded, its slashes kept.
+fn encode_path(topic: &str) -> String {
+    topic.split('/').map(encode).collect::<Vec<_>>().join("/")
+}
+
 fn get(url: &str, path: &str, key: Option<&str>) -> ExitCode {
+    request(url, "GET", path, key, None)
+}
+
+/// `method path` on the admin listener at `url` (plain http), with a JSON
+/// body if given; prints the answer's body. Exit 1 on a failure status or
+/// no answer.
+fn request(
+    url: &str,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<String>,
+) -> ExitCode {
     let Some(authority) = url.strip_prefix("http://").map(|a| a.trim_end_matches('/')) else {
         eprintln!("strata admin: --url {url}: use http://HOST:PORT");
         return ExitCode::from(2);
@@ -106,8 +251,16 @@ fn get(url: &str, path: &str, key: Option<&str>) -> ExitCode {
         let auth = key
             .map(|k| format!("Authorization: Bearer {k}\r\n"))
             .unwrap_or_default();
-        let req =
-            format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\n{auth}Connection: close\r\n\r\n");
+        let body = body.unwrap_or_default();
+        let kind = if body.is_empty() {
+            ""
+        } else {
+            "Content-Type: application/json\r\n"
+        };
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {authority}\r\n{auth}{kind}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
         s.write_all(req.as_bytes()).await?;
         let mut buf = Vec::new();
         tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut buf))
@@ -134,9 +287,11 @@ fn get(url: &str, path: &str, key: Option<&str>) -> ExitCode {
         body.to_owned()
     };
     if status.starts_with('2') {
-        print!("{body}");
-        if !body.ends_with('\n') {
-            println!();
+        if !body.is_empty() {
+            print!("{body}");
+            if !body.ends_with('\n') {
+                println!();
+            }
         }
         ExitCode::SUCCESS
     } else {
