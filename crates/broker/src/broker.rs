@@ -38,6 +38,9 @@ pub struct Broker {
     permits: Arc<Semaphore>,
     /// The admin HTTP listener's address, when there is one.
     admin_addr: Option<SocketAddr>,
+    /// Its task: it outlives the others at shutdown, so `/readyz` answers
+    /// 503 while connections drain.
+    admin_task: Option<JoinHandle<()>>,
 }
 
 /// Serves connections to a [`Broker`] from other tasks of its tokio runtime
@@ -161,6 +164,7 @@ impl Broker {
             )));
         }
         let mut admin_addr = None;
+        let mut admin_task = None;
         if let (Some(bind), Some(keys)) = (shared.config().admin.bind, admin_keys) {
             let l = TcpListener::bind(bind).await.map_err(|e| {
                 io::Error::new(
@@ -174,7 +178,7 @@ impl Broker {
                 .cloned()
                 .zip(local_addrs.iter().copied())
                 .collect();
-            tasks.push(tokio::spawn(crate::admin::serve(
+            admin_task = Some(tokio::spawn(crate::admin::serve(
                 l,
                 shared.clone(),
                 keys,
@@ -199,6 +203,7 @@ impl Broker {
             tasks,
             permits,
             admin_addr,
+            admin_task,
         })
     }
 
@@ -323,7 +328,8 @@ impl Broker {
 
     /// Stops accepting, sends DISCONNECT 0x8B (Server shutting down) to every
     /// 5.0 client, closes every connection, and waits up to `grace` for the
-    /// connection tasks to finish.
+    /// connection tasks to finish. The admin listener stays up until then,
+    /// its `/readyz` answering 503.
     pub async fn shutdown(self, grace: Duration) {
         for t in &self.tasks {
             t.abort();
@@ -343,6 +349,11 @@ impl Broker {
                 remaining = self.shared.life().active(),
                 "shutdown grace period over"
             );
+        }
+        // The admin listener answered /readyz with 503 meanwhile.
+        if let Some(t) = self.admin_task {
+            t.abort();
+            let _ = t.await;
         }
         // A finished connection task lets go of the shared state just
         // after it counts itself out; the data directory is free once the

@@ -442,3 +442,48 @@ async fn reload_through_the_api() {
     assert!(e.contains("acl") && e.contains("line 2"), "{e}");
     assert_eq!(api(admin, "GET", "/api/v1/reload").await.0, 405);
 }
+
+/// While connections drain at shutdown, /readyz answers 503 (a load
+/// balancer stops sending clients); the admin listener goes last.
+#[tokio::test]
+async fn readiness_fails_while_draining() {
+    let (b, mqtt, admin) = with_admin(local()).await;
+    // A subscriber that stops reading, with a small receive buffer and
+    // megabytes owed: its connection cannot finish writing at once.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut slow = socket.connect(mqtt).await.unwrap();
+    let connect = [
+        0x10, 14, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 60, 0, 2, b's', b'l',
+    ];
+    slow.write_all(&connect).await.unwrap();
+    let mut ack = [0u8; 4];
+    slow.read_exact(&mut ack).await.unwrap();
+    let subscribe = [0x82, 8, 0, 1, 0, 3, b'b', b'/', b'#', 0];
+    slow.write_all(&subscribe).await.unwrap();
+    let mut suback = [0u8; 5];
+    slow.read_exact(&mut suback).await.unwrap();
+    for _ in 0..64 {
+        let p = strata_broker::Publication::new("b/x", vec![7u8; 64 * 1024]);
+        b.publish(p).await.unwrap();
+    }
+    assert_eq!(http(admin, "GET", "/readyz", &[]).await.0, 200);
+    let draining = tokio::spawn(b.shutdown(std::time::Duration::from_secs(3)));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (status, body) = http(admin, "GET", "/readyz", &[]).await;
+        if status == 503 {
+            assert_eq!(body, "shutting down\n");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/readyz stayed {status}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    drop(slow);
+    tokio::time::timeout(WAIT, draining).await.unwrap().unwrap();
+    // Gone once the drain is over.
+    assert!(tokio::net::TcpStream::connect(admin).await.is_err());
+}

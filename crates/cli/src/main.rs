@@ -50,6 +50,10 @@ enum Command {
         /// [admin] bind: HOST:PORT, or off.
         #[arg(long, value_name = "HOST:PORT|off")]
         admin_listen: Option<String>,
+        /// On SIGTERM or SIGINT, how long connections may take to close
+        /// (5.0 clients hear DISCONNECT 0x8B) before the process exits.
+        #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+        drain_timeout: u64,
         /// Keep sessions, offline messages and retained messages in this
         /// directory across restarts (overrides storage.data_dir; the
         /// default is ./data).
@@ -112,6 +116,7 @@ fn main() -> ExitCode {
             certfile,
             keyfile,
             admin_listen,
+            drain_timeout,
             data_dir,
             in_memory,
             verbose,
@@ -142,7 +147,14 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            serve(config, listeners, admin, data_dir, in_memory)
+            serve(
+                config,
+                listeners,
+                admin,
+                Duration::from_secs(drain_timeout),
+                data_dir,
+                in_memory,
+            )
         }
         Command::Pub(args) => tools::run_pub(args),
         Command::Sub(args) => tools::run_sub(args),
@@ -169,6 +181,7 @@ fn serve(
     config: Option<PathBuf>,
     listen: Vec<Listener>,
     admin: Option<Option<std::net::SocketAddr>>,
+    drain: Duration,
     data_dir: Option<PathBuf>,
     in_memory: bool,
 ) -> ExitCode {
@@ -220,7 +233,7 @@ fn serve(
         }
         signals.wait(&broker, config.as_deref()).await;
         tracing::info!("shutting down");
-        broker.shutdown(Duration::from_secs(5)).await;
+        broker.shutdown(drain).await;
         ExitCode::SUCCESS
     })
 }
