@@ -3,6 +3,11 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use strata_codec::ReasonCode;
+
+/// A CONNACK's failure codes are 0x80 to 0x9F.
+const REFUSAL_CODES: usize = 0xA0 - 0x80;
+
 /// Counters behind `$SYS/broker/...`, bumped from every connection task.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -11,9 +16,34 @@ pub(crate) struct Counters {
     messages_sent: AtomicU64,
     bytes_received: AtomicU64,
     bytes_sent: AtomicU64,
+    /// CONNECTs refused, by the reason code of the refusal.
+    refused: [AtomicU64; REFUSAL_CODES],
 }
 
 impl Counters {
+    /// A CONNECT was refused with `code` (a failure code).
+    pub fn connection_refused(&self, code: ReasonCode) {
+        if let Some(slot) = (code as usize)
+            .checked_sub(0x80)
+            .and_then(|i| self.refused.get(i))
+        {
+            slot.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The refusals so far, by reason code (those with any).
+    pub fn refusals(&self) -> Vec<(ReasonCode, u64)> {
+        self.refused
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| {
+                let n = n.load(Ordering::Relaxed);
+                let code = ReasonCode::from_u8(0x80 + i as u8)?;
+                (n > 0).then_some((code, n))
+            })
+            .collect()
+    }
+
     /// A CONNECT was accepted.
     pub fn client_accepted(&self) {
         self.clients_total.fetch_add(1, Ordering::Relaxed);

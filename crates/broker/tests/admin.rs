@@ -487,3 +487,47 @@ async fn readiness_fails_while_draining() {
     // Gone once the drain is over.
     assert!(tokio::net::TcpStream::connect(admin).await.is_err());
 }
+
+#[tokio::test]
+async fn refused_connections_are_counted_by_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pw = strata_auth::PasswordFile::default();
+    pw.set(
+        "alice",
+        strata_auth::Hash::new(strata_auth::HashKind::Sha512Pbkdf2, b"right"),
+    );
+    std::fs::write(dir.path().join("passwd"), pw.to_text()).unwrap();
+    let b = Broker::start(BrokerConfig {
+        sys_interval: None,
+        listeners: vec![Listener::tcp("127.0.0.1:0".parse().unwrap())],
+        admin: local(),
+        auth: strata_broker::config::AuthConfig {
+            password_file: Some(dir.path().join("passwd")),
+            ..Default::default()
+        },
+        ..BrokerConfig::default()
+    })
+    .await
+    .unwrap();
+    let (mqtt, admin) = (b.local_addrs()[0], b.admin_addr().unwrap());
+    for _ in 0..2 {
+        assert_eq!(
+            raw_connack(mqtt, 5, "a", Some(("alice", "wrong"))).await,
+            Some(0x86)
+        );
+    }
+    assert_eq!(raw_connack(mqtt, 5, "b", None).await, Some(0x87));
+    assert_eq!(
+        raw_connack(mqtt, 5, "c", Some(("alice", "right"))).await,
+        Some(0)
+    );
+    let (_, text) = http(admin, "GET", "/metrics", &[]).await;
+    assert!(
+        text.contains("strata_connections_refused_total{reason=\"bad_user_name_or_password\"} 2\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("strata_connections_refused_total{reason=\"not_authorized\"} 1\n"),
+        "{text}"
+    );
+}

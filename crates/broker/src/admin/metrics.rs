@@ -81,6 +81,18 @@ pub(super) async fn metrics(State(s): State<AdminState>) -> Response {
     for (name, help, v) in counters {
         family(&mut out, name, "counter", help, v);
     }
+    let _ = writeln!(
+        out,
+        "# HELP strata_connections_refused_total CONNECTs refused, by the CONNACK's reason."
+    );
+    let _ = writeln!(out, "# TYPE strata_connections_refused_total counter");
+    for (code, n) in s.shared.counters().refusals() {
+        let _ = writeln!(
+            out,
+            "strata_connections_refused_total{{reason=\"{}\"}} {n}",
+            snake(&format!("{code:?}"))
+        );
+    }
     let _ = writeln!(out, "# HELP strata_info The broker's version, as a label.");
     let _ = writeln!(out, "# TYPE strata_info gauge");
     let _ = writeln!(
@@ -96,4 +108,20 @@ pub(super) async fn metrics(State(s): State<AdminState>) -> Response {
         out,
     )
         .into_response()
+}
+
+/// `BadUserNameOrPassword` as `bad_user_name_or_password`.
+fn snake(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

@@ -53,6 +53,7 @@ impl Conn {
                 .authorizer()
                 .publish(&identity, &w.topic, w.qos, w.retain)
         {
+            shared.counters().connection_refused(crate::auth::DENIED);
             self.session.reject(crate::auth::DENIED);
             return;
         }
@@ -92,6 +93,7 @@ impl Conn {
                 .connect(ip, crate::clock::now(), c.protocol)
         {
             tracing::info!(client_id = %client_id, peer = ?identity.peer, "refused: max_connections_per_address");
+            shared.counters().connection_refused(code);
             self.session.reject(code);
             return;
         }

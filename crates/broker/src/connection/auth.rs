@@ -52,6 +52,7 @@ impl Conn {
                 .attempt(ip, crate::clock::now(), c.protocol)
         {
             tracing::info!(peer = ?origin.peer, ?code, "CONNECT refused: connect rate or failed logins of the address");
+            shared.counters().connection_refused(code);
             self.session.reject(code);
             return;
         }
@@ -163,7 +164,12 @@ impl Conn {
             }
             // A CONNACK before the CONNACK, a DISCONNECT after it
             // [MQTT-4.12.0-4] [MQTT-4.12.1-2].
-            AuthDecision::Deny(code) => self.session.reject(deny_code(code)),
+            AuthDecision::Deny(code) => {
+                if connect.is_some() {
+                    self.shared.counters().connection_refused(deny_code(code));
+                }
+                self.session.reject(deny_code(code));
+            }
         }
     }
 }
