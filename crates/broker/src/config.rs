@@ -350,11 +350,20 @@ impl Default for BrokerConfig {
 impl BrokerConfig {
     /// Reads and validates a TOML file.
     pub fn from_file(path: &Path) -> Result<BrokerConfig, ConfigError> {
+        BrokerConfig::from_file_env(path, std::iter::empty())
+    }
+
+    /// [`BrokerConfig::from_file`] with environment overrides (see
+    /// [`BrokerConfig::from_toml_env`]).
+    pub fn from_file_env(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<BrokerConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
-        BrokerConfig::from_toml_in(&text, path.parent()).map_err(|e| match e {
+        BrokerConfig::from_toml_env(&text, path.parent(), env).map_err(|e| match e {
             ConfigError::Parse { message, .. } => ConfigError::Parse {
                 path: path.display().to_string(),
                 message,
@@ -372,10 +381,61 @@ impl BrokerConfig {
     /// Parses and validates TOML text whose relative file names are
     /// relative to `base` (the directory of the file it came from).
     pub fn from_toml_in(text: &str, base: Option<&Path>) -> Result<BrokerConfig, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        BrokerConfig::from_toml_env(text, base, std::iter::empty())
+    }
+
+    /// [`BrokerConfig::from_toml_in`], with keys set by environment
+    /// variables over the file's: `STRATA_SECTION__KEY=VALUE` sets
+    /// `[section] key` (`STRATA_AUTH__JWT__SECRET_FILE` sets `[auth.jwt]
+    /// secret_file`), the value read as TOML (a number, `true`, an array)
+    /// or else as a string. Other variables are ignored; `[[listener]]`
+    /// tables cannot be set this way (`--listen` can).
+    pub fn from_toml_env(
+        text: &str,
+        base: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<BrokerConfig, ConfigError> {
+        let parse_error = |e: toml::de::Error| ConfigError::Parse {
             path: "config".to_owned(),
             message: e.to_string(),
-        })?;
+        };
+        let mut table: toml::Table = toml::from_str(text).map_err(parse_error)?;
+        for (name, value) in env {
+            let Some(path) = name.strip_prefix("STRATA_").filter(|p| p.contains("__")) else {
+                continue;
+            };
+            let keys: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
+            if keys[0] == "listener" {
+                return Err(invalid(
+                    "environment",
+                    name,
+                    "[[listener]] tables cannot be set from the environment: use --listen URL",
+                ));
+            }
+            let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or(toml::Value::String(value));
+            let (last, sections) = keys.split_last().unwrap_or((&keys[0], &[]));
+            let mut at = &mut table;
+            for section in sections {
+                let entry = at
+                    .entry(section.clone())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                at = match entry {
+                    toml::Value::Table(t) => t,
+                    _ => {
+                        return Err(invalid(
+                            "environment",
+                            name,
+                            "names a key that is not a table in the file",
+                        ));
+                    }
+                };
+            }
+            at.insert(last.clone(), parsed);
+        }
+        let raw: RawConfig = toml::Value::Table(table).try_into().map_err(parse_error)?;
         raw.validate_in(base)
     }
 }

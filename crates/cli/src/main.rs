@@ -185,8 +185,9 @@ fn serve(
     data_dir: Option<PathBuf>,
     in_memory: bool,
 ) -> ExitCode {
+    // STRATA_SECTION__KEY variables override the file's keys (containers).
     let mut cfg = match config.clone() {
-        Some(path) => match BrokerConfig::from_file(&path) {
+        Some(path) => match BrokerConfig::from_file_env(&path, std::env::vars()) {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("strata: configuration error: {e}");
@@ -194,11 +195,11 @@ fn serve(
             }
         },
         // The defaults of a configuration file: durable in ./data.
-        None => match BrokerConfig::from_toml("") {
+        None => match BrokerConfig::from_toml_env("", None, std::env::vars()) {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("strata: {e}");
-                return ExitCode::FAILURE;
+                eprintln!("strata: configuration error: {e}");
+                return ExitCode::from(2);
             }
         },
     };
@@ -278,7 +279,7 @@ impl Signals {
                     _ = hup.recv() => {
                         tracing::info!("SIGHUP: reloading certificates, [auth] files and [limits]");
                         if let Some(path) = config {
-                            match BrokerConfig::from_file(path) {
+                            match BrokerConfig::from_file_env(path, std::env::vars()) {
                                 Ok(c) => broker.reload_limits(&c),
                                 Err(e) => tracing::warn!(error = %e, "[limits] not reloaded; the old ones stay"),
                             }

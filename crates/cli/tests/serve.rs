@@ -33,6 +33,22 @@ fn bad_config_names_the_key_and_the_fix() {
 }
 
 #[test]
+fn environment_variables_set_keys() {
+    // STRATA_SECTION__KEY, checked as the file's key would be.
+    let out = Command::new(BIN)
+        .args(["serve", "--admin-listen", "off", "--in-memory"])
+        .env("STRATA_LIMITS__MAX_PACKET_SIZE", "10")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("limits.max_packet_size = 10: use at least 64"),
+        "{err}"
+    );
+}
+
+#[test]
 fn serves_on_the_given_address_and_stops_on_sigterm() {
     // No flags beyond the address: the defaults, durable state in ./data
     // of the working directory.

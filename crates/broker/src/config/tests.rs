@@ -224,3 +224,49 @@ fn admin_listener() {
     );
     assert!(e.to_string().contains("\"off\""), "{e}");
 }
+
+#[test]
+fn environment_variables_override_keys() {
+    let env = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let c = BrokerConfig::from_toml_env(
+        "[admin]\nbind = \"127.0.0.1:8080\"\n[limits]\nmax_inflight = 10\n",
+        Some(Path::new("/etc/strata")),
+        env(&[
+            ("STRATA_ADMIN__BIND", "off"),
+            ("STRATA_LIMITS__MAX_INFLIGHT", "20"),
+            ("STRATA_LIMITS__RETAIN_AVAILABLE", "false"),
+            ("STRATA_AUTH__JWT__SECRET_FILE", "jwt.secret"),
+            ("STRATA_AUTH__JWT__ALGORITHMS", "[\"HS256\"]"),
+            ("PATH", "/usr/bin"),
+            ("STRATA_NO_SEPARATOR", "x"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.admin.bind, None);
+    assert_eq!(c.session.max_inflight, 20);
+    assert!(!c.session.retain_available);
+    let jwt = c.auth.jwt.unwrap();
+    assert_eq!(
+        jwt.secret_file.as_deref(),
+        Some(Path::new("/etc/strata/jwt.secret"))
+    );
+    assert_eq!(jwt.algorithms, ["HS256"]);
+    // A value is checked as the file's would be.
+    let e = BrokerConfig::from_toml_env("", None, env(&[("STRATA_LIMITS__MAX_PACKET_SIZE", "10")]))
+        .unwrap_err();
+    assert!(
+        e.to_string().starts_with("limits.max_packet_size = 10"),
+        "{e}"
+    );
+    let e = BrokerConfig::from_toml_env("", None, env(&[("STRATA_LIMITS__MAX_PACKT", "10")]))
+        .unwrap_err();
+    assert!(e.to_string().contains("max_packt"), "{e}");
+    let e = BrokerConfig::from_toml_env("", None, env(&[("STRATA_LISTENER__BIND", "0.0.0.0:1")]))
+        .unwrap_err();
+    assert!(e.to_string().contains("--listen"), "{e}");
+}
