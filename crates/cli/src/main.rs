@@ -69,6 +69,9 @@ enum Command {
         /// Only warnings and errors.
         #[arg(short, long)]
         quiet: bool,
+        /// Log lines as text, or as one JSON object per line.
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: LogFormat,
     },
     /// Publish messages (flags as in mosquitto_pub).
     Pub(tools::PubArgs),
@@ -90,7 +93,7 @@ enum Command {
     },
 }
 
-fn init_logging(verbose: u8, quiet: bool) {
+fn init_logging(verbose: u8, quiet: bool, json: bool) {
     let level = match (quiet, verbose) {
         (true, _) => "warn",
         (false, 0) => "info",
@@ -99,12 +102,25 @@ fn init_logging(verbose: u8, quiet: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    // Colours only on a terminal: a log file or pipe gets plain text.
-    tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if json {
+        // One JSON object per line, the event's fields flattened in: what
+        // a log collector reads.
+        fmt.json().flatten_event(true).init();
+    } else {
+        // Colours only on a terminal: a log file or pipe gets plain text.
+        fmt.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 fn main() -> ExitCode {
@@ -121,8 +137,9 @@ fn main() -> ExitCode {
             in_memory,
             verbose,
             quiet,
+            log_format,
         } => {
-            init_logging(verbose, quiet);
+            init_logging(verbose, quiet, log_format == LogFormat::Json);
             let cert = certfile
                 .zip(keyfile)
                 .map(|(certfile, keyfile)| CertFiles { certfile, keyfile });

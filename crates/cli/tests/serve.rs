@@ -49,6 +49,32 @@ fn environment_variables_set_keys() {
 }
 
 #[test]
+fn json_log_lines() {
+    let mut child = common::Server(
+        Command::new(BIN)
+            .args(["serve", "--admin-listen", "off", "--in-memory"])
+            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let log = common::lines_of(child.stderr.take().unwrap());
+    let line = log
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a log line");
+    let v: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(v["level"], "INFO", "{line}");
+    assert_eq!(v["message"], "listening", "{line}");
+    assert!(
+        v["listener"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{line}"
+    );
+    assert!(v["timestamp"].is_string(), "{line}");
+}
+
+#[test]
 fn serves_on_the_given_address_and_stops_on_sigterm() {
     // No flags beyond the address: the defaults, durable state in ./data
     // of the working directory.
