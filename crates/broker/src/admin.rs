@@ -34,7 +34,9 @@ mod metrics;
 #[derive(Clone)]
 struct AdminState {
     shared: Arc<Shared>,
-    keys: Arc<ApiKeys>,
+    /// `None` without `api_key_file`; with one, the API wants a key even
+    /// while the file holds none (it is then closed).
+    keys: Option<Arc<ApiKeys>>,
     /// The bound address (its port is what Host must carry).
     addr: SocketAddr,
     /// The MQTT listeners and their addresses (names, and reloads).
@@ -50,22 +52,24 @@ fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response
         .into_response()
 }
 
-/// Reads the key file; refuses a listener that anyone could reach without
-/// credentials.
+/// Reads the key file, if there is one; refuses a listener that anyone
+/// could reach without one.
 pub(crate) fn keys(
     config: &crate::config::AdminConfig,
     bind: SocketAddr,
-) -> Result<ApiKeys, String> {
+) -> Result<Option<ApiKeys>, String> {
     let keys = match &config.api_key_file {
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .map_err(|e| format!("admin.api_key_file = {:?}: {e}", p.display()))?;
-            ApiKeys::parse(&text)
-                .map_err(|e| format!("admin.api_key_file = {:?}: {e}", p.display()))?
+            Some(
+                ApiKeys::parse(&text)
+                    .map_err(|e| format!("admin.api_key_file = {:?}: {e}", p.display()))?,
+            )
         }
-        None => ApiKeys::default(),
+        None => None,
     };
-    if keys.is_empty() && !bind.ip().is_loopback() {
+    if keys.is_none() && !bind.ip().is_loopback() {
         return Err(format!(
             "admin.bind = \"{bind}\": an admin listener off loopback needs credentials: set [admin] api_key_file (`strata admin key create --file FILE` adds a key), or bind it to 127.0.0.1"
         ));
@@ -77,7 +81,7 @@ pub(crate) fn keys(
 pub(crate) async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
-    keys: ApiKeys,
+    keys: Option<ApiKeys>,
     bound: Vec<(Arc<Endpoint>, SocketAddr)>,
 ) {
     let Ok(addr) = listener.local_addr() else {
@@ -85,7 +89,7 @@ pub(crate) async fn serve(
     };
     let state = AdminState {
         shared,
-        keys: Arc::new(keys),
+        keys: keys.map(Arc::new),
         addr,
         bound: Arc::new(bound),
     };
@@ -165,13 +169,13 @@ async fn guard(
     req: Request,
     next: Next,
 ) -> Response {
-    if !s.keys.is_empty() {
+    if let Some(keys) = &s.keys {
         let key = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
         return match key {
-            Some(k) if s.keys.verify(k.trim()) => next.run(req).await,
+            Some(k) if keys.verify(k.trim()) => next.run(req).await,
             _ => error(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",

@@ -531,3 +531,26 @@ async fn refused_connections_are_counted_by_reason() {
         "{text}"
     );
 }
+
+/// A key file with no key yet (a container's default) lets the listener
+/// off loopback start with the API closed: probes and metrics answer.
+#[tokio::test]
+async fn an_empty_key_file_keeps_the_api_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("keys"), "# none yet\n").unwrap();
+    let (_b, _, admin) = with_admin(AdminConfig {
+        bind: Some("0.0.0.0:0".parse().unwrap()),
+        api_key_file: Some(dir.path().join("keys")),
+    })
+    .await;
+    let admin = SocketAddr::from(([127, 0, 0, 1], admin.port()));
+    let host = format!("127.0.0.1:{}", admin.port());
+    assert_eq!(
+        http(admin, "GET", "/api/v1/status", &[("Host", &host)])
+            .await
+            .0,
+        401
+    );
+    assert_eq!(http(admin, "GET", "/healthz", &[]).await.0, 200);
+    assert_eq!(http(admin, "GET", "/metrics", &[]).await.0, 200);
+}

@@ -33,6 +33,11 @@ enum AdminCommand {
     Status,
     /// The broker's Prometheus metrics.
     Metrics,
+    /// Exit 0 if the broker answers /healthz (a container's health check).
+    Health,
+    /// Exit 0 if the broker is ready (/readyz): replayed, listening, not
+    /// draining.
+    Ready,
     /// Sessions, connected or offline, a page at a time.
     Clients {
         /// Only those whose client id holds this.
@@ -98,6 +103,8 @@ pub fn run_admin(args: AdminArgs) -> ExitCode {
         } => key_create(&file, &comment),
         AdminCommand::Status => get(&args.url, "/api/v1/status", args.key.as_deref()),
         AdminCommand::Metrics => get(&args.url, "/metrics", args.key.as_deref()),
+        AdminCommand::Health => get(&args.url, "/healthz", None),
+        AdminCommand::Ready => get(&args.url, "/readyz", None),
         AdminCommand::Clients {
             filter,
             connected,
