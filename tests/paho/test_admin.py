@@ -67,7 +67,7 @@ def test_strata_admin_key_create_status_and_metrics(tmp_path):
         assert urllib.request.urlopen(f"{url}/healthz", timeout=10).read() == b"ok\n"
         refused = strata_admin("--url", url, "status")
         assert refused.returncode == 1 and "401" in refused.stderr, refused.stderr
-        status = strata_admin("--url", url, "--key", key, "status")
+        status = strata_admin("--url", url, "--key", key, "--json", "status")
         assert status.returncode == 0, status.stderr
         assert json.loads(status.stdout)["clients_connected"] == 0
         metrics = strata_admin("--url", url, "metrics")
@@ -86,10 +86,18 @@ def test_strata_admin_drives_the_api(tmp_path):
         victim.connect()
 
         def admin_json(*args: str):
-            out = strata_admin("--url", url, *args)
+            out = strata_admin("--url", url, "--json", *args)
             assert out.returncode == 0, out.stderr
             return json.loads(out.stdout) if out.stdout.strip() else None
 
+        # For a person: a table.
+        table = strata_admin("--url", url, "clients", "--filter", "victim")
+        assert table.returncode == 0, table.stderr
+        assert table.stdout.splitlines()[0].split() == ["CLIENT_ID", "CONNECTED"], table.stdout
+        assert table.stdout.splitlines()[1].split() == ["victim-1", "true"], table.stdout
+        assert "1 in all" in table.stdout
+        status_lines = strata_admin("--url", url, "status").stdout
+        assert "clients_connected: 2" in status_lines, status_lines
         clients = admin_json("clients", "--filter", "victim", "--connected", "true")
         assert clients["data"] == [{"client_id": "victim-1", "connected": True}], clients
         assert admin_json("client", "victim-1")["connected"] is True

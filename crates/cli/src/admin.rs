@@ -18,6 +18,9 @@ pub struct AdminArgs {
     /// An API key (or set STRATA_ADMIN_KEY).
     #[arg(long, env = "STRATA_ADMIN_KEY", hide_env_values = true, global = true)]
     key: Option<String>,
+    /// Print the API's JSON as it comes (for scripts) instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: AdminCommand,
 }
@@ -97,6 +100,7 @@ enum KeyCommand {
 }
 
 pub fn run_admin(args: AdminArgs) -> ExitCode {
+    JSON.set(args.json).ok();
     match args.command {
         AdminCommand::Key {
             command: KeyCommand::Create { file, comment },
@@ -213,6 +217,72 @@ fn key_create(file: &std::path::Path, comment: &str) -> ExitCode {
     }
 }
 
+/// `--json`: print bodies as they come.
+static JSON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// A JSON answer as text for a person: a page of objects as a table with a
+/// header, an object as `key: value` lines, anything else as it is.
+fn human(body: &str) -> String {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(body) else {
+        return body.to_owned();
+    };
+    let cell = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "-".to_owned(),
+        other => other.to_string(),
+    };
+    if let Some(rows) = v.get("data").and_then(serde_json::Value::as_array) {
+        let Some(first) = rows.first().and_then(serde_json::Value::as_object) else {
+            return "(none)\n".to_owned();
+        };
+        let cols: Vec<&String> = first.keys().collect();
+        let table: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| cols.iter().map(|c| cell(&r[c.as_str()])).collect())
+            .collect();
+        let widths: Vec<usize> = cols
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                table
+                    .iter()
+                    .map(|r| r[i].len())
+                    .chain([c.len()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let line = |cells: Vec<String>| {
+            let padded: Vec<String> = cells
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
+            padded.join("  ").trim_end().to_owned() + "\n"
+        };
+        let mut out = line(cols.iter().map(|c| c.to_uppercase()).collect());
+        for r in table {
+            out.push_str(&line(r));
+        }
+        if let Some(meta) = v.get("meta") {
+            out.push_str(&format!(
+                "page {} of {} per page, {} in all\n",
+                cell(&meta["page"]),
+                cell(&meta["limit"]),
+                cell(&meta["count"])
+            ));
+        }
+        return out;
+    }
+    match v.as_object() {
+        Some(o) => o
+            .iter()
+            .map(|(k, v)| format!("{k}: {}\n", cell(v)))
+            .collect(),
+        None => body.to_owned(),
+    }
+}
+
 /// Percent-encodes a query value or path segment.
 fn encode(s: &str) -> String {
     s.bytes()
@@ -294,6 +364,14 @@ fn request(
         body.to_owned()
     };
     if status.starts_with('2') {
+        let json_body = head
+            .to_ascii_lowercase()
+            .contains("content-type: application/json");
+        let body = if json_body && !JSON.get().copied().unwrap_or(false) {
+            human(&body)
+        } else {
+            body
+        };
         if !body.is_empty() {
             print!("{body}");
             if !body.ends_with('\n') {
