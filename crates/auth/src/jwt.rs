@@ -14,6 +14,7 @@ use ring::signature::{self, UnparsedPublicKey};
 use serde_json::Value;
 
 use crate::acl::Access;
+use crate::der::Der;
 use crate::topic::{intersects, matches};
 
 /// A signature algorithm a token may use.
@@ -397,23 +398,6 @@ const EC_OID: &[u8] = &[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x02, 0x01];
 const P256_OID: &[u8] = &[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07];
 const P384_OID: &[u8] = &[0x2B, 0x81, 0x04, 0x00, 0x22];
 
-/// One DER element: (tag, contents, rest).
-fn der(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (first as usize, rest)
-    } else {
-        let n = (first & 0x7F) as usize;
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        let len = rest[..n].iter().fold(0usize, |a, &b| (a << 8) | b as usize);
-        (len, &rest[n..])
-    };
-    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
-}
-
 fn pem_key(pem: &str) -> Result<Key, String> {
     let bad = |why: &str| format!("the public key file: {why}");
     let label = pem
@@ -443,29 +427,17 @@ fn pem_key(pem: &str) -> Result<Key, String> {
 
 /// A SubjectPublicKeyInfo's key, for RSA and the NIST curves.
 fn spki(bytes: &[u8]) -> Option<Key> {
-    let (0x30, inner, _) = der(bytes)? else {
+    let mut spki = Der::new(Der::new(bytes).expect(0x30)?);
+    let mut algorithm = Der::new(spki.expect(0x30)?);
+    let (&0, key) = spki.expect(0x03)?.split_first()? else {
         return None;
     };
-    let (0x30, algorithm, rest) = der(inner)? else {
-        return None;
-    };
-    let (0x03, bits, _) = der(rest)? else {
-        return None;
-    };
-    let (&0, key) = bits.split_first()? else {
-        return None;
-    };
-    let (0x06, oid, params) = der(algorithm)? else {
-        return None;
-    };
+    let oid = algorithm.expect(0x06)?;
     if oid == RSA_OID {
         return Some(Key::Rsa(key.to_vec()));
     }
     if oid == EC_OID {
-        let (0x06, curve, _) = der(params)? else {
-            return None;
-        };
-        let p384 = match curve {
+        let p384 = match algorithm.expect(0x06)? {
             c if c == P256_OID => false,
             c if c == P384_OID => true,
             _ => return None,

@@ -9,6 +9,7 @@
 //!   one client's rules into a [`ClientAcl`] that decides each publish,
 //!   subscription and delivery.
 //! - `ban`: [`Bans`]: client ids, user names and address ranges refused.
+//! - `der`: [`der::Der`], a cursor over DER elements (certificates, keys).
 //! - `jwt`: [`Verifier`]: JSON Web Tokens in the password field (HMAC,
 //!   RSA and EC signatures on ring; keys from a secret, a PEM public key
 //!   or a JWKS file) and the claims they carry, an ACL among them.
@@ -22,6 +23,7 @@
 pub mod acl;
 pub mod api_key;
 pub mod ban;
+pub mod der;
 pub mod jwt;
 pub mod password;
 pub mod scram;

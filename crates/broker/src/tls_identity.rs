@@ -13,6 +13,8 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use strata_auth::der::Der;
+
 /// The identity of a client certificate: its subject's Common Name or,
 /// when the subject has none, its first subjectAltName that is a dNSName,
 /// rfc822Name, URI or iPAddress (an address as text: "192.0.2.7",
@@ -182,66 +184,6 @@ fn ascii(value: &[u8]) -> Option<String> {
 /// `name` if it can stand as an identity: not empty, no control character.
 fn usable(name: String) -> Option<String> {
     (!name.is_empty() && !name.chars().any(char::is_control)).then_some(name)
-}
-
-/// A cursor over DER elements: each read takes one element off the front
-/// and returns its contents.
-#[derive(Debug, Clone, Copy)]
-struct Der<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Der<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
-        Self { rest: bytes }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.rest.is_empty()
-    }
-
-    fn peek_tag(&self) -> Option<u8> {
-        self.rest.first().copied()
-    }
-
-    /// The next element's tag and contents; `None` if it is not there
-    /// whole, or uses an encoding DER does not allow or a certificate does
-    /// not need: tag numbers over 30 (two or more tag bytes), indefinite
-    /// lengths, lengths of more than 4 bytes.
-    fn next(&mut self) -> Option<(u8, &'a [u8])> {
-        let (&tag, rest) = self.rest.split_first()?;
-        if tag & 0x1f == 0x1f {
-            return None;
-        }
-        let (&first, rest) = rest.split_first()?;
-        let (len, rest) = match first {
-            0..=0x7f => (usize::from(first), rest),
-            0x81..=0x84 => {
-                let (len, rest) = rest.split_at_checked(usize::from(first & 0x7f))?;
-                let len = len.iter().fold(0u32, |n, &b| (n << 8) | u32::from(b));
-                (usize::try_from(len).ok()?, rest)
-            }
-            _ => return None,
-        };
-        let (contents, rest) = rest.split_at_checked(len)?;
-        self.rest = rest;
-        Some((tag, contents))
-    }
-
-    /// The contents of the next element, if it has tag `tag`.
-    fn expect(&mut self, tag: u8) -> Option<&'a [u8]> {
-        let (found, contents) = self.next()?;
-        (found == tag).then_some(contents)
-    }
-
-    /// Skips the next element if it has tag `tag` (an OPTIONAL or DEFAULT
-    /// field); `None` if it has but cannot be read.
-    fn skip_if(&mut self, tag: u8) -> Option<()> {
-        if self.peek_tag() == Some(tag) {
-            self.next()?;
-        }
-        Some(())
-    }
 }
 
 #[cfg(test)]
@@ -489,7 +431,7 @@ mod tests {
         let mut fields = Der::new(Der::new(tbs).expect(SEQUENCE).unwrap());
         fields.expect(VERSION).unwrap();
         let algorithm = seq(&[tlv(OID, &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02])]);
-        let v1 = seq(&[tlv(SEQUENCE, fields.rest), algorithm, tlv(0x03, &[0x00])]);
+        let v1 = seq(&[tlv(SEQUENCE, fields.rest()), algorithm, tlv(0x03, &[0x00])]);
         assert_eq!(identity(&v1).as_deref(), Some("old"));
     }
 
