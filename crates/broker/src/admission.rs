@@ -132,11 +132,7 @@ impl Admission {
     }
 
     /// The limits in force.
-    pub fn current(&self) -> ClientLimits {
-        self.limits()
-    }
-
-    fn limits(&self) -> ClientLimits {
+    pub fn limits(&self) -> ClientLimits {
         self.limits
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -163,8 +159,15 @@ impl Admission {
         )
     }
 
-    fn with<T>(&self, ip: IpAddr, now: Instant, f: impl FnOnce(&mut PerAddress) -> T) -> T {
-        let rate = self.limits().connect_rate_per_address;
+    /// `f` on `ip`'s entry (made if missing); `rate` is the CONNECT rate
+    /// in force, which tells idle entries.
+    fn with<T>(
+        &self,
+        ip: IpAddr,
+        now: Instant,
+        rate: u32,
+        f: impl FnOnce(&mut PerAddress) -> T,
+    ) -> T {
         let key = key(ip);
         let mut t = lock(&self.table);
         if t.entries.len() >= t.tidy_at && !t.entries.contains_key(&key) {
@@ -188,7 +191,7 @@ impl Admission {
         if rate == 0 && limits.max_failed_logins == 0 {
             return Ok(());
         }
-        self.with(ip, now, |a| {
+        self.with(ip, now, rate, |a| {
             if a.blocked_until.is_some_and(|t| t > now) {
                 return Err(refusal(protocol, ReasonCode::Banned));
             }
@@ -213,7 +216,7 @@ impl Admission {
             return Duration::ZERO;
         }
         let block = limits.failed_login_block;
-        self.with(ip, now, |a| {
+        self.with(ip, now, limits.connect_rate_per_address, |a| {
             if now.duration_since(a.failures_since) > FAILURE_WINDOW {
                 a.failures = 0;
                 a.failures_since = now;
@@ -230,11 +233,12 @@ impl Admission {
     /// A connection from `ip` passed CONNECT: whether the address may hold
     /// one more (the code to refuse it with if not).
     pub fn connect(&self, ip: IpAddr, now: Instant, protocol: Protocol) -> Result<(), ReasonCode> {
-        let max = self.limits().max_connections_per_address;
+        let limits = self.limits();
+        let max = limits.max_connections_per_address;
         if max == 0 {
             return Ok(());
         }
-        self.with(ip, now, |a| {
+        self.with(ip, now, limits.connect_rate_per_address, |a| {
             if a.connections as usize >= max {
                 return Err(refusal(protocol, ReasonCode::QuotaExceeded));
             }

@@ -261,7 +261,7 @@ impl Broker {
     /// rates) to the running broker: from the next check on, open
     /// connections included. The rest of `[limits]` takes a restart.
     pub fn reload_limits(&self, config: &BrokerConfig) {
-        if config.limits != self.shared.admission().current() {
+        if config.limits != self.shared.admission().limits() {
             self.shared.admission().set_limits(&config.limits);
             tracing::info!(limits = ?config.limits, "[limits] reloaded");
         }
