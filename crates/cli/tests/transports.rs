@@ -110,6 +110,22 @@ impl Server {
     }
 }
 
+/// `strata serve` on these `--listen` URLs, the TLS ones serving
+/// DIR/CERT.pem with DIR/CERT.key.
+fn serve_tls(dir: &Path, cert: &str, urls: &[&str]) -> Server {
+    let mut args = Vec::new();
+    for url in urls {
+        args.extend(["--listen".to_owned(), (*url).to_owned()]);
+    }
+    args.extend([
+        "--certfile".to_owned(),
+        arg(dir, &format!("{cert}.pem")),
+        "--keyfile".to_owned(),
+        arg(dir, &format!("{cert}.key")),
+    ]);
+    Server::start(&args, urls.len())
+}
+
 /// Runs a command to its end, within the bound.
 fn run(args: &[&str]) -> Output {
     common::run(args, None, WAIT)
@@ -141,17 +157,7 @@ fn round_trip(pub_args: &[&str], sub_args: &[&str], topic: &str, payload: &str) 
 fn pub_and_sub_over_tls_with_cafile() {
     let dir = scratch("tls");
     pki(&dir);
-    let s = Server::start(
-        &[
-            "--listen".into(),
-            "tls://127.0.0.1:0".into(),
-            "--certfile".into(),
-            arg(&dir, "server.pem"),
-            "--keyfile".into(),
-            arg(&dir, "server.key"),
-        ],
-        1,
-    );
+    let s = serve_tls(&dir, "server", &["tls://127.0.0.1:0"]);
     let port = s.port("tls://");
     let ca = arg(&dir, "ca.pem");
     // -h/-p with --cafile: TLS, as with Mosquitto.
@@ -184,17 +190,7 @@ fn pub_and_sub_over_tls_with_cafile() {
 fn insecure_accepts_a_broker_certificate_for_another_name() {
     let dir = scratch("insecure");
     pki(&dir);
-    let s = Server::start(
-        &[
-            "--listen".into(),
-            "tls://127.0.0.1:0".into(),
-            "--certfile".into(),
-            arg(&dir, "elsewhere.pem"),
-            "--keyfile".into(),
-            arg(&dir, "elsewhere.key"),
-        ],
-        1,
-    );
+    let s = serve_tls(&dir, "elsewhere", &["tls://127.0.0.1:0"]);
     let url = format!("mqtts://localhost:{}/t", s.port("tls://"));
     let ca = arg(&dir, "ca.pem");
     let out = run(&["pub", "-L", &url, "--cafile", &ca, "-m", "x"]);
@@ -208,18 +204,10 @@ fn insecure_accepts_a_broker_certificate_for_another_name() {
 fn pub_and_sub_over_ws_and_wss() {
     let dir = scratch("ws");
     pki(&dir);
-    let s = Server::start(
-        &[
-            "--listen".into(),
-            "ws://127.0.0.1:0/mqtt".into(),
-            "--listen".into(),
-            "wss://127.0.0.1:0/secure".into(),
-            "--certfile".into(),
-            arg(&dir, "server.pem"),
-            "--keyfile".into(),
-            arg(&dir, "server.key"),
-        ],
-        2,
+    let s = serve_tls(
+        &dir,
+        "server",
+        &["ws://127.0.0.1:0/mqtt", "wss://127.0.0.1:0/secure"],
     );
     let ws = format!("ws://127.0.0.1:{}/mqtt", s.port("ws://"));
     round_trip(
@@ -363,20 +351,14 @@ fn transport_flag_mistakes_are_usage_errors() {
 fn bench_counts_every_message_over_tls_ws_and_wss() {
     let dir = scratch("bench");
     pki(&dir);
-    let s = Server::start(
+    let s = serve_tls(
+        &dir,
+        "server",
         &[
-            "--listen".into(),
-            "tls://127.0.0.1:0".into(),
-            "--listen".into(),
-            "ws://127.0.0.1:0/mqtt".into(),
-            "--listen".into(),
-            "wss://127.0.0.1:0/mqtt".into(),
-            "--certfile".into(),
-            arg(&dir, "server.pem"),
-            "--keyfile".into(),
-            arg(&dir, "server.key"),
+            "tls://127.0.0.1:0",
+            "ws://127.0.0.1:0/mqtt",
+            "wss://127.0.0.1:0/mqtt",
         ],
-        3,
     );
     let ca = arg(&dir, "ca.pem");
     for (scheme, transport) in [("tls://", "tls"), ("ws://", "ws"), ("wss://", "wss")] {
