@@ -35,11 +35,18 @@ def _pump(stream, lines: queue.Queue) -> None:
 
 
 @contextlib.contextmanager
-def strata_serve(args: list[str], stderr_path: Path, listeners: int = 1, admin: list[str] | None = None):
+def strata_serve(
+    args: list[str],
+    stderr_path: Path,
+    listeners: int = 1,
+    admin: list[str] | None = None,
+    process: list | None = None,
+):
     """Runs `strata serve ARGS` until it has printed `listeners` lines of
     "listening on ..." (and, given an `admin` list, its "admin listening on
     URL" line, whose URL goes into the list) and yields those lines; stops
-    it afterwards and fails the test if it crashed, or never listened."""
+    it afterwards and fails the test if it crashed, or never listened.
+    Given a `process` list, the Popen goes into it (for signals)."""
     if not STRATA_BIN.is_file():
         pytest.fail(f"{STRATA_BIN} not found: run `cargo build -p strata` first")
     with open(stderr_path, "wb") as stderr:
@@ -51,6 +58,8 @@ def strata_serve(args: list[str], stderr_path: Path, listeners: int = 1, admin: 
             stderr=stderr,
             text=True,
         )
+    if process is not None:
+        process.append(proc)
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
 

@@ -30,19 +30,17 @@ import hashlib
 import itertools
 import json
 import os
-import queue
 import re
 import signal
 import socket
 import subprocess
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from conftest import LISTENING, STARTUP_TIMEOUT, STRATA_BIN, _pump, _stop
+from conftest import LISTENING, STRATA_BIN, strata_serve
 from mosquitto import (  # noqa: F401 - mosquitto_installed is a fixture requires_mosquitto uses
     mosquitto_broker,
     mosquitto_installed,
@@ -196,40 +194,23 @@ def strata_process(directory: Path, config: str):
     """Runs `strata serve` with this configuration: on its [[listener]]
     tables, or on a free port of 127.0.0.1 when it has none. Like
     conftest.strata_serve, but yields the process id with the ports."""
-    if not STRATA_BIN.is_file():
-        pytest.fail(f"{STRATA_BIN} not found: run `cargo build -p strata` first")
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "strata.toml"
     path.write_text(config)
-    args = [str(STRATA_BIN), "serve", "--in-memory", "--admin-listen", "off", "--config", str(path)]
+    args = ["--in-memory", "--admin-listen", "off", "--config", str(path)]
     listeners = config.count("[[listener]]")
     if listeners == 0:
         args += ["--listen", "127.0.0.1:0"]
         listeners = 1
     log = directory / "strata.stderr"
-    with open(log, "wb") as stderr:
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr, text=True)
-    lines: queue.Queue = queue.Queue()
-    threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
-    try:
+    process: list = []
+    with strata_serve(args, log, listeners=listeners, process=process) as listening:
         ports: list[int] = []
-        while len(ports) < listeners:
-            try:
-                line = lines.get(timeout=STARTUP_TIMEOUT)
-            except queue.Empty:
-                pytest.fail(f"no 'listening on' line within {STARTUP_TIMEOUT} s; stderr:\n{log.read_text()}")
-            if line is None:
-                pytest.fail(f"strata exited before listening (code {proc.wait()}); stderr:\n{log.read_text()}")
-            if line.startswith("listening on "):
-                match = LISTENING.match(line)
-                assert match, f"not a TCP listener on 127.0.0.1: {line}"
-                ports.append(int(match.group(1)))
-        yield Strata(ports, proc.pid, log)
-        crashed = proc.poll()
-    finally:
-        _stop(proc)
-    if crashed is not None:
-        pytest.fail(f"strata exited during the test (code {crashed}); stderr:\n{log.read_text()}")
+        for line in listening:
+            match = LISTENING.match(line)
+            assert match, f"not a TCP listener on 127.0.0.1: {line}"
+            ports.append(int(match.group(1)))
+        yield Strata(ports, process[0].pid, log)
 
 
 @pytest.fixture
@@ -1013,20 +994,11 @@ def strata_refuses_to_start(directory: Path, config: str) -> str:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "strata.toml"
     path.write_text(config)
-    log = directory / "strata.stderr"
     args = [str(STRATA_BIN), "serve", "--in-memory", "--admin-listen", "off", "--listen", "127.0.0.1:0", "--config", str(path)]
-    with open(log, "wb") as stderr:
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr, text=True)
-    lines: queue.Queue = queue.Queue()
-    threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
-    try:
-        # Its first line of output, or None when it exits without one.
-        first = lines.get(timeout=STARTUP_TIMEOUT)
-        assert first is None, f"strata started ({first}) with:\n{config}"
-        assert proc.wait(timeout=TIMEOUT) != 0, log.read_text()
-    finally:
-        _stop(proc)
-    return log.read_text()
+    out = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT)
+    assert "listening on" not in out.stdout, f"strata started ({out.stdout}) with:\n{config}"
+    assert out.returncode != 0, out.stderr
+    return out.stderr
 
 
 @pytest.mark.parametrize(
